@@ -1,0 +1,42 @@
+"""Remembers what each build step was last built from, so re-runs skip unchanged work."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable digest of JSON-serialisable parts (files are represented by size and mtime)."""
+    normalised = [
+        {"file": str(p), "size": p.stat().st_size, "mtime": p.stat().st_mtime_ns}
+        if isinstance(p, Path) and p.exists() else p
+        for p in parts
+    ]
+    payload = json.dumps(normalised, sort_keys=True, default=str).encode("utf-8")
+    return hashlib.sha256(payload).hexdigest()[:16]
+
+
+class BuildState:
+    """A JSON file in the data dir: step name -> fingerprint of its inputs when it last succeeded."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._path = data_dir / "build_state.json"
+
+    def _read(self) -> dict[str, str]:
+        try:
+            return json.loads(self._path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def is_fresh(self, step: str, digest: str) -> bool:
+        return self._read().get(step) == digest
+
+    def mark(self, step: str, digest: str) -> None:
+        state = self._read()
+        state[step] = digest
+        tmp = self._path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+        os.replace(tmp, self._path)

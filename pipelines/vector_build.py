@@ -1,0 +1,67 @@
+"""Embed every catalogue movie's content text and load the vectors into the Qdrant collection."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipelines.embeddings import EmbeddingBackend, content_text, embed_cached
+from pipelines.state import BuildState
+from services.stores.catalog import Catalog
+from services.stores.embedding_cache import EmbeddingCache, text_hash
+from services.stores.vectors import VectorStore
+
+
+@dataclass(frozen=True)
+class VectorBuildResult:
+    points: int
+    newly_embedded: int
+    upserted: bool
+
+
+def build_vectors(
+    catalog: Catalog,
+    store: VectorStore,
+    backend: EmbeddingBackend,
+    cache: EmbeddingCache,
+    state: BuildState,
+    *,
+    state_key: str = "vectors",
+    recreate: bool = False,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> VectorBuildResult:
+    """Embed (through the cache) and upsert; skips the upsert when nothing changed since the last build."""
+    rows = list(catalog.content_rows())
+    texts = [content_text(r) for r in rows]
+    ids = [int(r["movie_id"]) for r in rows]
+    payloads = [
+        {
+            "series_id": r["series_id"],
+            "genres": [g for g in (r["genres"] or "").split("|") if g],
+            "year": r["release_date"].year if r["release_date"] else None,
+        }
+        for r in rows
+    ]
+    digest = hashlib.sha256(
+        repr((backend.name, backend.model, ids, [text_hash(t) for t in texts], payloads)).encode()
+    ).hexdigest()[:16]
+    info = store.info()
+    if (
+        not recreate and info is not None and info.points == len(ids)
+        and info.model == backend.model and state.is_fresh(state_key, digest)
+    ):
+        return VectorBuildResult(points=info.points, newly_embedded=0, upserted=False)
+
+    vectors, fresh = embed_cached(backend, cache, texts, batch_size=batch_size, progress=progress)
+    stale = info is not None and bool(set(store.ids().tolist()) - set(ids))
+    if recreate or stale:
+        store.recreate(backend.dim, backend.model)
+    else:
+        store.ensure(backend.dim, backend.model)
+    store.upsert(ids, np.asarray(vectors, dtype=np.float32), payloads)
+    store.finalize()
+    state.mark(state_key, digest)
+    return VectorBuildResult(points=len(ids), newly_embedded=fresh, upserted=True)
+

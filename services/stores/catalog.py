@@ -1,0 +1,272 @@
+"""The relational movie/series catalog (SQLAlchemy Core): seed 002's Oracle tables plus a few columns.
+
+SQLite is the embedded default; PostgreSQL and Oracle run the same statements. This is the only
+module that speaks SQL to the catalog.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    CHAR,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+metadata = MetaData()
+
+series_table = Table(
+    "series",
+    metadata,
+    Column("series_id", Integer, primary_key=True, autoincrement=False),
+    Column("series_title", String(500), nullable=False),
+    Column("inferred", CHAR(1), nullable=False, server_default="N"),
+    Column("useyn", CHAR(1), nullable=False, server_default="Y"),
+    Column("regtime", DateTime, nullable=False),
+    CheckConstraint("useyn IN ('Y', 'N')", name="ck_series_useyn"),
+    CheckConstraint("inferred IN ('Y', 'N')", name="ck_series_inferred"),
+)
+
+movie_table = Table(
+    "movie",
+    metadata,
+    Column("movie_id", Integer, primary_key=True, autoincrement=False),
+    Column("movie_title", String(500), nullable=False),
+    Column("original_language", String(16)),
+    Column("original_title", String(500)),
+    Column("poster_path", String(200)),
+    Column("overview", Text),
+    Column("overview_language", String(16)),
+    Column("series_id", Integer, ForeignKey("series.series_id", name="fk_movie_series")),
+    Column("release_date", Date),
+    Column("runtime", Integer),
+    Column("tagline", String(1000)),
+    Column("imdb_id", String(20)),
+    Column("adult", CHAR(1), nullable=False, server_default="N"),
+    Column("useyn", CHAR(1), nullable=False, server_default="Y"),
+    Column("regtime", DateTime, nullable=False),
+    Column("tmdb_id", Integer),
+    Column("genres", String(500)),
+    Column("rating_count", Integer, nullable=False, server_default="0"),
+    Column("rating_avg", Float),
+    CheckConstraint("adult IN ('Y', 'N')", name="ck_movie_adult"),
+    CheckConstraint("useyn IN ('Y', 'N')", name="ck_movie_useyn"),
+    Index("ix_movie_series_id", "series_id"),
+    Index("ix_movie_title", "movie_title"),
+)
+
+MOVIE_COLUMNS: tuple[str, ...] = tuple(c.name for c in movie_table.columns)
+SERIES_COLUMNS: tuple[str, ...] = tuple(c.name for c in series_table.columns)
+_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class MovieFacts:
+    """The per-movie facts the recommender keeps in memory (loaded once, in one query)."""
+
+    movie_ids: list[int]
+    series_ids: list[int | None]
+    release_dates: list[date | None]
+    rating_counts: list[int]
+    adult: list[bool]
+    genres: list[str]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+class Catalog:
+    """Reads and writes the `movie` and `series` tables through one SQLAlchemy engine."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.engine: Engine = create_engine(url, **engine_kwargs)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    def create_schema(self) -> None:
+        """Create the tables and indexes when missing (never drops anything)."""
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- writes ------------------------------------------------------------------------
+
+    def upsert_series(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert or update series rows by series_id; returns how many rows were written."""
+        return self._upsert(series_table, "series_id", rows)
+
+    def upsert_movies(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert or update movie rows by movie_id; returns how many rows were written."""
+        return self._upsert(movie_table, "movie_id", rows)
+
+    def set_series(self, assignments: Mapping[int, int | None]) -> None:
+        """Point movies at a series (or none) by id."""
+        stmt = (
+            movie_table.update()
+            .where(movie_table.c.movie_id == _bind("b_movie_id"))
+            .values(series_id=_bind("b_series_id"))
+        )
+        params = [{"b_movie_id": m, "b_series_id": s} for m, s in assignments.items()]
+        with self.engine.begin() as conn:
+            for chunk in _chunks(params, _BATCH):
+                conn.execute(stmt, chunk)
+
+    def delete_series(self, series_ids: Sequence[int]) -> None:
+        """Detach movies from the given series and delete those series rows."""
+        if not series_ids:
+            return
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(series_ids), 500):
+                conn.execute(
+                    movie_table.update().where(movie_table.c.series_id.in_(chunk)).values(series_id=None)
+                )
+                conn.execute(series_table.delete().where(series_table.c.series_id.in_(chunk)))
+
+    def _upsert(self, table: Table, key: str, rows: Iterable[Mapping[str, Any]]) -> int:
+        dialect = self.engine.dialect.name
+        written = 0
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(rows), _BATCH):
+                columns = list(chunk[0].keys())
+                if dialect in ("sqlite", "postgresql"):
+                    insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
+                    updates = {c: insert.excluded[c] for c in columns if c != key}
+                    conn.execute(insert.on_conflict_do_update(index_elements=[key], set_=updates), chunk)
+                else:
+                    existing = set(
+                        conn.scalars(select(table.c[key]).where(table.c[key].in_([r[key] for r in chunk])))
+                    )
+                    new = [r for r in chunk if r[key] not in existing]
+                    old = [{**r, "b_key": r[key]} for r in chunk if r[key] in existing]
+                    if new:
+                        conn.execute(table.insert(), new)
+                    if old:
+                        values = {c: _bind(c) for c in columns if c != key}
+                        conn.execute(table.update().where(table.c[key] == _bind("b_key")).values(values), old)
+                written += len(chunk)
+        return written
+
+    # ---- reads -------------------------------------------------------------------------
+
+    def count_movies(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(movie_table)) or 0)
+
+    def get_movie(self, movie_id: int) -> dict[str, Any] | None:
+        """One movie row with its series title, or None."""
+        rows = self.get_movies([movie_id])
+        return rows[0] if rows else None
+
+    def get_movies(self, movie_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """Movie rows (with `series_title`) for the ids that exist, in the order asked."""
+        if not movie_ids:
+            return []
+        stmt = (
+            select(movie_table, series_table.c.series_title, series_table.c.inferred.label("series_inferred"))
+            .select_from(movie_table.outerjoin(series_table))
+        )
+        found: dict[int, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(int(m) for m in movie_ids)), 500):
+                for row in conn.execute(stmt.where(movie_table.c.movie_id.in_(chunk))).mappings():
+                    found[row["movie_id"]] = dict(row)
+        return [found[m] for m in movie_ids if m in found]
+
+    def titles(self, movie_ids: Sequence[int]) -> dict[int, str]:
+        """movie_id -> movie_title for the ids that exist."""
+        out: dict[int, str] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(int(m) for m in movie_ids)), 500):
+                stmt = select(movie_table.c.movie_id, movie_table.c.movie_title).where(
+                    movie_table.c.movie_id.in_(chunk)
+                )
+                out.update({m: t for m, t in conn.execute(stmt)})
+        return out
+
+    def series_members(self, series_id: int) -> list[dict[str, Any]]:
+        """Movies of one series, newest release first (seed 002's ORDER BY release_date DESC)."""
+        stmt = (
+            select(movie_table)
+            .where(movie_table.c.series_id == series_id)
+            .order_by(movie_table.c.release_date.desc(), movie_table.c.movie_id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def series_ids(self, inferred: bool | None = None) -> list[int]:
+        stmt = select(series_table.c.series_id)
+        if inferred is not None:
+            stmt = stmt.where(series_table.c.inferred == ("Y" if inferred else "N"))
+        with self.engine.connect() as conn:
+            return list(conn.scalars(stmt))
+
+    def content_rows(self) -> Iterator[dict[str, Any]]:
+        """Every active movie's id and the fields its content text is built from."""
+        c = movie_table.c
+        stmt = (
+            select(c.movie_id, c.movie_title, c.original_title, c.overview, c.release_date, c.genres,
+                   c.series_id)
+            .where(c.useyn == "Y")
+            .order_by(c.movie_id)
+        )
+        with self.engine.connect() as conn:
+            for row in conn.execute(stmt).mappings():
+                yield dict(row)
+
+    def movie_facts(self) -> MovieFacts:
+        """Ids, series, release dates, rating counts, adult flags and genres of all active movies."""
+        c = movie_table.c
+        stmt = (
+            select(c.movie_id, c.series_id, c.release_date, c.rating_count, c.adult, c.genres)
+            .where(c.useyn == "Y")
+            .order_by(c.movie_id)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return MovieFacts(
+            movie_ids=[r[0] for r in rows],
+            series_ids=[r[1] for r in rows],
+            release_dates=[r[2] for r in rows],
+            rating_counts=[int(r[3] or 0) for r in rows],
+            adult=[r[4] == "Y" for r in rows],
+            genres=[r[5] or "" for r in rows],
+        )
+
+
+def now() -> datetime:
+    """Registration timestamp for new rows (UTC, no tz: Oracle DATE/TIMESTAMP friendly)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def _bind(name: str) -> Any:
+    return bindparam(name)
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

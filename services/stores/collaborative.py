@@ -1,0 +1,106 @@
+"""ALS artifacts (npz + json, no pickle) and the item/user lookups the recommender needs."""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.sparse import csr_matrix
+
+
+@dataclass(frozen=True)
+class ALSParams:
+    """Hyperparameters and data choices an ALS model was trained with."""
+
+    factors: int = 64
+    iterations: int = 15
+    regularization: float = 0.01
+    alpha: float = 1.0
+    min_rating: float = 3.0
+    seed: int = 42
+
+
+class CollaborativeModel:
+    """Item factors of a trained implicit ALS model, keyed by movieId."""
+
+    def __init__(self, item_ids: np.ndarray, item_factors: np.ndarray, params: ALSParams, info: dict | None = None):
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        self.item_ids = np.asarray(item_ids, dtype=np.int64)
+        self.params = params
+        self.info = info or {}
+        self._index = {int(m): i for i, m in enumerate(self.item_ids)}
+        self._als = AlternatingLeastSquares(
+            factors=params.factors, regularization=params.regularization, alpha=params.alpha,
+            iterations=params.iterations, random_state=params.seed,
+        )
+        self._als.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+        self._als.user_factors = np.zeros((1, self._als.item_factors.shape[1]), dtype=np.float32)
+
+    @property
+    def item_factors(self) -> np.ndarray:
+        return self._als.item_factors
+
+    def __contains__(self, movie_id: int) -> bool:
+        return int(movie_id) in self._index
+
+    def similar(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]:
+        """Nearest items by ALS factors for each movie (itself excluded); [] for unknown movies."""
+        out: list[list[tuple[int, float]]] = [[] for _ in movie_ids]
+        known = [(pos, self._index[int(m)]) for pos, m in enumerate(movie_ids) if int(m) in self._index]
+        if not known or k <= 0:
+            return out
+        rows = np.array([i for _, i in known], dtype=np.int64)
+        n = min(k + 1, len(self.item_ids))
+        ids, scores = self._als.similar_items(rows, N=n)
+        for (pos, own), row_ids, row_scores in zip(known, np.atleast_2d(ids), np.atleast_2d(scores)):
+            picked = [(int(self.item_ids[i]), float(s)) for i, s in zip(row_ids, row_scores) if i != own]
+            out[pos] = picked[:k]
+        return out
+
+    def recommend_for_ratings(self, ratings: Mapping[int, float], k: int) -> list[tuple[int, float]]:
+        """User-based: recompute a user from ad-hoc ratings and rank unseen items."""
+        row = self._user_row(ratings)
+        if row.nnz == 0:
+            return []
+        ids, scores = self._als.recommend(
+            0, row, N=min(k, len(self.item_ids)), recalculate_user=True, filter_already_liked_items=True
+        )
+        return [(int(self.item_ids[i]), float(s)) for i, s in zip(ids, scores)]
+
+    def _user_row(self, ratings: Mapping[int, float]) -> csr_matrix:
+        cols, vals = [], []
+        for movie_id, rating in ratings.items():
+            idx = self._index.get(int(movie_id))
+            if idx is not None and rating >= self.params.min_rating:
+                cols.append(idx)
+                vals.append(float(rating))
+        return csr_matrix(
+            (np.array(vals, np.float32), (np.zeros(len(cols), np.int32), np.array(cols, np.int32))),
+            shape=(1, len(self.item_ids)),
+        )
+
+    # ---- persistence -------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """Write item factors (npz) and params (json) atomically."""
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / "model.tmp.npz"
+        np.savez(tmp, item_ids=self.item_ids, item_factors=self.item_factors)
+        os.replace(tmp, directory / "model.npz")
+        meta = {"params": asdict(self.params), "info": self.info}
+        (directory / "model.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> "CollaborativeModel":
+        """Load a model saved by `save`; FileNotFoundError when none was trained."""
+        meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+        with np.load(directory / "model.npz", allow_pickle=False) as data:
+            return cls(data["item_ids"], data["item_factors"], ALSParams(**meta["params"]), meta.get("info"))
+
+    @staticmethod
+    def exists(directory: Path) -> bool:
+        return (directory / "model.npz").is_file() and (directory / "model.json").is_file()

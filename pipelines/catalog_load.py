@@ -55,7 +55,7 @@ def load_catalog(catalog: Catalog, movies: pd.DataFrame, ratings: pd.DataFrame) 
                 "adult": "N", "useyn": "Y", "regtime": stamp,
             })
     catalog.upsert_movies(new_rows)
-    catalog.upsert_movies(stat_rows)
+    catalog.update_movies(stat_rows)
     series = _refresh_inferred_series(catalog, movies)
     return CatalogResult(
         movies=len(movies), new_movies=len(new_rows), inferred_series=len(series),

@@ -77,16 +77,22 @@ def catalog(force: Force = False) -> None:
 @app.command()
 def embed(
     recreate: Annotated[bool, typer.Option("--recreate", help="drop and rebuild the collection")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="print how many texts would be embedded, estimated tokens and cost; call no API"
+    )] = False,
     quiet: Quiet = False,
 ) -> None:
     """Embed every movie's content text (cached) into the Qdrant collection."""
-    from pipelines.steps import embed_step
+    from pipelines.steps import embed_plan_step, embed_step
     from services.stores.vectors import VectorStoreError
 
     try:
+        if dry_run:
+            typer.echo(embed_plan_step(_settings()).describe())
+            return
         result = embed_step(_settings(), recreate=recreate, progress=not quiet)
     except (RuntimeError, VectorStoreError) as exc:
-        _fail(str(exc))
+        _fail(str(exc))  # a model/size mismatch names both and the --recreate flag
         return
     verb = "loaded" if result.upserted else "up to date,"
     _say(f"embed: {verb} {result.points:,} vectors ({result.newly_embedded:,} newly embedded)")
@@ -173,6 +179,11 @@ def demo(
     evaluate(json_path=_settings().resolved_data_dir / "evaluation.json", min_ratings=None, pairs=None, k=None,
              quiet=True)
     serve(host=host, port=port)
+
+
+from pipelines.tmdb_cli import tmdb_app  # noqa: E402
+
+app.add_typer(tmdb_app, name="tmdb")
 
 
 def main() -> None:

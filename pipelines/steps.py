@@ -11,7 +11,7 @@ import pandas as pd
 
 from pipelines.als import train_als
 from pipelines.catalog_load import CatalogResult, load_catalog
-from pipelines.embeddings import make_backend
+from pipelines.embeddings import EmbeddingPlan, content_text, make_backend, plan_embedding
 from pipelines.evaluation import Protocol, StrategyScore, evaluate_strategies, next_item_pairs
 from pipelines.movielens import IngestResult, ingest
 from pipelines.state import BuildState, fingerprint
@@ -81,6 +81,20 @@ def embed_step(settings: Settings, *, recreate: bool = False, progress: bool = T
     finally:
         cache.close()
         store.close()
+        catalog.close()
+
+
+def embed_plan_step(settings: Settings) -> EmbeddingPlan:
+    """What `embed` would send (texts, cache hits, requests, estimated tokens and cost); calls no API."""
+    catalog = Catalog(settings.catalog_url)
+    cache = EmbeddingCache(settings.embedding_cache_path)
+    try:
+        if catalog.count_movies() == 0:
+            raise RuntimeError("the catalog is empty: run `nextwatch catalog` first")
+        texts = [content_text(r) for r in catalog.content_rows()]
+        return plan_embedding(make_backend(settings), cache, texts, batch_size=settings.embedding_batch_size)
+    finally:
+        cache.close()
         catalog.close()
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.embeddings import EmbeddingBackend, content_text, embed_cached
+from pipelines.embeddings import EmbeddingBackend, cache_key, content_text, embed_cached
 from pipelines.state import BuildState
 from services.stores.catalog import Catalog
 from services.stores.embedding_cache import EmbeddingCache, text_hash
@@ -45,7 +45,7 @@ def build_vectors(
         for r in rows
     ]
     digest = hashlib.sha256(
-        repr((backend.name, backend.model, ids, [text_hash(t) for t in texts], payloads)).encode()
+        repr((cache_key(backend), ids, [text_hash(t) for t in texts], payloads)).encode()
     ).hexdigest()[:16]
     info = store.info()
     if (
@@ -53,6 +53,10 @@ def build_vectors(
         and info.model == backend.model and state.is_fresh(state_key, digest)
     ):
         return VectorBuildResult(points=info.points, newly_embedded=0, upserted=False)
+    if not recreate and info is not None and (info.dim != backend.dim or info.model != backend.model):
+        # another model's collection: refuse (VectorStoreError naming both and --recreate) before a
+        # single text is embedded, so a mistaken model switch costs no requests and mixes nothing
+        store.ensure(backend.dim, backend.model)
 
     vectors, fresh = embed_cached(backend, cache, texts, batch_size=batch_size, progress=progress)
     stale = info is not None and bool(set(store.ids().tolist()) - set(ids))

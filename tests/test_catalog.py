@@ -30,7 +30,7 @@ def test_upsert_is_idempotent_and_updates(catalog: Catalog) -> None:
     catalog.upsert_movies(rows)
     catalog.upsert_movies(rows)
     assert catalog.count_movies() == 2
-    catalog.upsert_movies([{"movie_id": 1, "rating_count": 7}])
+    catalog.update_movies([{"movie_id": 1, "rating_count": 7}])
     movie = catalog.get_movie(1)
     assert movie["movie_title"] == "Toy Story" and movie["rating_count"] == 7
 

@@ -124,17 +124,21 @@ class Catalog:
         """Insert or update movie rows by movie_id; returns how many rows were written."""
         return self._upsert(movie_table, "movie_id", rows)
 
+    def update_movies(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Update some columns of existing movies (every row names the same columns, plus movie_id)."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        values = {c: _bind(c) for c in rows[0] if c != "movie_id"}
+        stmt = movie_table.update().where(movie_table.c.movie_id == _bind("b_movie_id")).values(values)
+        with self.engine.begin() as conn:
+            for chunk in _chunks([{**r, "b_movie_id": r["movie_id"]} for r in rows], _BATCH):
+                conn.execute(stmt, chunk)
+        return len(rows)
+
     def set_series(self, assignments: Mapping[int, int | None]) -> None:
         """Point movies at a series (or none) by id."""
-        stmt = (
-            movie_table.update()
-            .where(movie_table.c.movie_id == _bind("b_movie_id"))
-            .values(series_id=_bind("b_series_id"))
-        )
-        params = [{"b_movie_id": m, "b_series_id": s} for m, s in assignments.items()]
-        with self.engine.begin() as conn:
-            for chunk in _chunks(params, _BATCH):
-                conn.execute(stmt, chunk)
+        self.update_movies({"movie_id": m, "series_id": s} for m, s in assignments.items())
 
     def delete_series(self, series_ids: Sequence[int]) -> None:
         """Detach movies from the given series and delete those series rows."""
@@ -217,6 +221,13 @@ class Catalog:
         )
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def movies_with_tmdb_id(self) -> list[tuple[int, int]]:
+        """(movie_id, tmdb_id) of every movie that has a TMDB id, by movie_id."""
+        c = movie_table.c
+        stmt = select(c.movie_id, c.tmdb_id).where(c.tmdb_id.is_not(None)).order_by(c.movie_id)
+        with self.engine.connect() as conn:
+            return [(int(m), int(t)) for m, t in conn.execute(stmt)]
 
     def series_ids(self, inferred: bool | None = None) -> list[int]:
         stmt = select(series_table.c.series_id)

@@ -1,0 +1,181 @@
+"""`nextwatch tmdb ...`: Korean TMDB metadata fetched at the rate limit (resumable) or imported from a dump."""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import pandas as pd
+import typer
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from services.settings import Settings
+from services.stores.catalog import Catalog
+
+tmdb_app = typer.Typer(
+    help="Korean TMDB metadata (titles, overviews, taglines, posters, collections as real series): "
+         "fetch it from the API at the rate limit, resumably, or import a dump.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+Limit = Annotated[Optional[int], typer.Option("--limit", min=0, help="fetch only the first N missing ids")]
+Concurrency = Annotated[Optional[int], typer.Option("--concurrency", min=1,
+                                                    help="requests in flight (default: NEXTWATCH_TMDB_CONCURRENCY or 8)")]
+RateLimit = Annotated[Optional[float], typer.Option("--rate-limit", min=0.01,
+                                                    help="requests per second (default: NEXTWATCH_TMDB_RATE_LIMIT or 40)")]
+RetryFailed = Annotated[bool, typer.Option("--retry-failed", help="also fetch again the ids that failed before")]
+Apply = Annotated[bool, typer.Option("--apply/--no-apply", help="write the fetched records into the catalog")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bar")]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=code)
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@contextmanager
+def _catalog(settings: Settings) -> Iterator[Catalog]:
+    catalog = Catalog(settings.catalog_url)
+    try:
+        catalog.create_schema()
+        if catalog.count_movies() == 0:
+            _fail("the catalog is empty: run `nextwatch catalog` first")
+        yield catalog
+    finally:
+        catalog.close()
+
+
+@contextmanager
+def _quiet_http_log() -> Iterator[None]:
+    """httpx logs every request at INFO: too chatty next to a progress bar (and it would show URLs)."""
+    logger = logging.getLogger("httpx")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with logging_redirect_tqdm():
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _movielens_titles(settings: Settings) -> pd.DataFrame | None:
+    if not settings.movies_path.exists():
+        return None
+    return pd.read_parquet(settings.movies_path, columns=["movieId", "title", "year"])
+
+
+def _run_fetch(kind: str, wanted: list[int], settings: Settings, *, limit: int | None, retry_failed: bool,
+               concurrency: int | None, rate_limit: float | None, quiet: bool) -> None:
+    from pipelines.tmdb import Checkpoint, TmdbError, fetch_sync
+
+    path = settings.tmdb_checkpoint_path if kind == "movie" else settings.tmdb_collections_checkpoint_path
+    try:
+        with _quiet_http_log():
+            summary = fetch_sync(settings, kind, wanted, limit=limit, retry_failed=retry_failed,  # type: ignore[arg-type]
+                                 concurrency=concurrency, rate_limit=rate_limit, progress=not quiet)
+    except TmdbError as exc:
+        _fail(str(exc))
+        return
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    except KeyboardInterrupt:
+        saved = len(Checkpoint(path).read())
+        _fail(f"interrupted: {saved:,} records are safe in {path}; run the same command again to resume", code=130)
+        return
+    _say(summary.describe())
+    if summary.failed_total:
+        _say(f"tmdb: {summary.failed_total:,} ids failed; `--retry-failed` fetches them again")
+
+
+@tmdb_app.command()
+def fetch(
+    limit: Limit = None,
+    concurrency: Concurrency = None,
+    rate_limit: RateLimit = None,
+    retry_failed: RetryFailed = False,
+    apply: Apply = True,
+    quiet: Quiet = False,
+) -> None:
+    """Fetch every catalog movie with a TMDB id (ko-KR + translations), resumably, then load the catalog.
+
+    Auth: TMDB_READ_ACCESS_TOKEN (preferred) or TMDB_API_KEY from the environment or .env.
+    Records go to <data_dir>/tmdb/movies.jsonl as they arrive; a rerun fetches only what is missing.
+    """
+    from pipelines.tmdb import apply_checkpoints
+
+    settings = Settings()
+    with _catalog(settings) as catalog:
+        wanted = [tmdb_id for _, tmdb_id in catalog.movies_with_tmdb_id()]
+        if not wanted:
+            _fail("no catalog movie has a TMDB id (MovieLens links.csv tmdbId)")
+        _run_fetch("movie", wanted, settings, limit=limit, retry_failed=retry_failed, concurrency=concurrency,
+                   rate_limit=rate_limit, quiet=quiet)
+        if apply:
+            _report_apply(apply_checkpoints(settings, catalog))
+
+
+@tmdb_app.command()
+def collections(
+    limit: Limit = None,
+    concurrency: Concurrency = None,
+    rate_limit: RateLimit = None,
+    retry_failed: RetryFailed = False,
+    apply: Apply = True,
+    quiet: Quiet = False,
+) -> None:
+    """Fetch each real series' TMDB collection (ko-KR) for its Korean name and full member list."""
+    from pipelines.tmdb import apply_checkpoints, collection_ids
+
+    settings = Settings()
+    with _catalog(settings) as catalog:
+        wanted = collection_ids(settings, catalog)
+        if not wanted:
+            _fail("no TMDB collection known yet: run `nextwatch tmdb fetch` (or `tmdb import`) first")
+        _run_fetch("collection", wanted, settings, limit=limit, retry_failed=retry_failed,
+                   concurrency=concurrency, rate_limit=rate_limit, quiet=quiet)
+        if apply:
+            _report_apply(apply_checkpoints(settings, catalog))
+
+
+@tmdb_app.command("import")
+def import_(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="a .jsonl checkpoint (ours) or a Kaggle-style TMDB movies .csv")],
+    language: Annotated[Optional[str], typer.Option(
+        "--language", help="language of the dump's title/overview/tagline: ko or en "
+                           "(default: ko for .jsonl, en for .csv)")] = None,
+) -> None:
+    """Load TMDB metadata from a dump instead of the API (idempotent). Pickles are refused: unsafe."""
+    from pipelines.tmdb import merge_ko_records
+    from pipelines.tmdb_mapping import DumpError, apply_records, read_dump
+
+    settings = Settings()
+    try:
+        dump = read_dump(path, language)
+    except (DumpError, OSError, UnicodeDecodeError) as exc:
+        _fail(str(exc))
+        return
+    with _catalog(settings) as catalog:
+        if dump.format == "jsonl" and dump.language == "ko":
+            merged = merge_ko_records(settings.tmdb_checkpoint_path, dump.records)
+            if merged:
+                _say(f"import: {merged:,} records added to the checkpoint {settings.tmdb_checkpoint_path}")
+        result = apply_records(catalog, dump.ok_payloads(), language=dump.language,
+                               movies=_movielens_titles(settings))
+    _say(f"import: {len(dump.records):,} records read from {path.name} ({dump.format}, {dump.language})"
+         + (f", {dump.skipped:,} unusable lines skipped" if dump.skipped else ""))
+    _report_apply(result)
+
+
+def _report_apply(result) -> None:  # noqa: ANN001 - pipelines.tmdb_mapping.ApplyResult
+    inferred = "" if result.inferred_series is None else f"; {result.inferred_series:,} inferred series remain"
+    _say(f"catalog: {result.movies:,} movies updated from {result.records:,} TMDB records "
+         f"({result.unmatched:,} not in the catalog), {result.series:,} real series, "
+         f"{result.english_overviews:,} English overviews, {result.no_overview:,} without overview{inferred}")

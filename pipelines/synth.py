@@ -23,7 +23,7 @@ How the ratings are generated (everything vectorised with numpy, per chunk of us
 2. *Users.*  Activity is log-normal (min 20, median ~90, a cap of a few thousand), scaled to the exact
    total.  Each user signs up at a time drawn from a yearly profile (1995-2023) - never so early that
    too few movies exist for their ratings - and rates in a few sessions (a big first one, then fewer),
-   with seconds-apart ratings inside a session (about one in five shares the previous second).
+   with seconds-apart ratings inside a session (about one in eight shares the previous second).
 3. *Movies per rating.*  Each rating draws a movie released by its timestamp: mostly by popularity, 30%
    among the last two years' releases, ~35% within the user's one or two favourite clusters.
 4. *Series.*  After a series member, the user's next rating becomes the next member with probability
@@ -83,8 +83,9 @@ _MIN_USER_RATINGS = 20
 _AVAIL_FACTOR = 2.5          # a user starts only once >= 2.5 x their ratings movies are released
 _P_RECENT, _RECENT_WINDOW = 0.30, 2 * YEAR
 _P_TASTE_1, _P_TASTE_2 = 0.25, 0.12
-_P_FOLLOW, _P_CHAIN = 0.55, 0.6
-_SIGMA_POP = 2.2             # log-normal spread of movie popularity
+_P_FOLLOW, _P_CHAIN = 0.9, 0.7
+_P_SAME_SECOND = 0.13         # a rating shares the previous one's second
+_SIGMA_POP = 2.4             # log-normal spread of movie popularity
 
 _RATING_TEXT = np.array(["0.5", "1.0", "1.5", "2.0", "2.5", "3.0", "3.5", "4.0", "4.5", "5.0"])
 
@@ -205,7 +206,8 @@ _TAGLINE_TEMPLATES = (
     "아무도 {N1}{을/를} 믿지 않았다.",
     "{N1}{을/를} 지켜라.",
 )
-_SUBTITLE_PATTERNS_EN = ("Return of the {N}", "Rise of the {N}", "The {A} {N}", "{A} {N}", "Revenge of the {N}",
+_SUBTITLE_PATTERNS_EN = ("Return of the {N}", "Rise of the {N}", "The {A} {N}", "{A} {N}",
+                         "Revenge of the {N}",
                          "The Last {N}", "{N} of {N2}", "Legacy", "Origins", "Resurrection", "Homecoming",
                          "The Reckoning", "Judgment Day", "Reborn", "Endgame", "Redemption")
 _ALPHABET = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", dtype=np.uint8)
@@ -241,9 +243,9 @@ def _fill(template: str, slots: dict[str, str]) -> str:
         if template[i] == "{":
             j = template.index("}", i)
             name = template[i + 1:j]
-            if j + 1 < len(template) and template[j + 1] == "{" and "/" in template[j + 2:template.index("}", j + 1)]:
-                k = template.index("}", j + 1)
-                out.append(_josa(slots[name], template[j + 2:k]))
+            k = template.find("}", j + 1)
+            if j + 1 < len(template) and template[j + 1] == "{" and "/" in template[j + 2:k]:
+                out.append(_josa(slots[name], template[j + 2:k]))   # "{N1}{을/를}": noun + particle
                 i = k + 1
             else:
                 out.append(slots[name])
@@ -430,7 +432,7 @@ def _build_catalog(spec: ScaleSpec, name: str, seed: int) -> _Catalog:
     # ---- genres (Gumbel top-k by frequency; members share their series' genres)
     n_gen = rng.choice(np.arange(1, 6), size=n, p=[0.40, 0.33, 0.19, 0.06, 0.02])
     keys = np.log(_GENRE_FREQ)[None, :] + rng.gumbel(size=(n, len(ML_GENRES)))
-    keys[:n_members] = keys[first_of][series_of_member] + 0.3 * rng.gumbel(size=(n_members, len(ML_GENRES)))
+    keys[:n_members] = keys[first_of][series_of_member] + 0.1 * rng.gumbel(size=(n_members, len(ML_GENRES)))
     n_gen[:n_members] = n_gen[first_of][series_of_member]
     rank = np.argsort(-keys, axis=1)
     no_genre = np.zeros(n, dtype=bool)
@@ -605,7 +607,7 @@ def _build_users(spec: ScaleSpec, cat: _Catalog, seed: int) -> _Users:
     fav1 = rng.choice(len(mass), size=n, p=mass / mass.sum())
     fav2 = rng.choice(len(mass), size=n, p=mass / mass.sum())
     return _Users(n_ratings=counts, start=start, sessions=sessions.astype(np.int64), gap_days=gap_days,
-                  fav1=fav1, fav2=fav2, bias=0.4 * rng.standard_normal(n), half=rng.random(n) < 0.7)
+                  fav1=fav1, fav2=fav2, bias=0.4 * rng.standard_normal(n), half=rng.random(n) < 0.72)
 
 
 # ------------------------------------------------------------------------------------------ ratings
@@ -686,7 +688,7 @@ def _timeline(rng: np.random.Generator, users: _Users, sl: slice) -> tuple[np.nd
     r_user, s = key >> 4, key & 15
     sess = sess_first[r_user] + s
     gap = np.rint(np.exp(np.log(20.0) + 1.1 * rng.standard_normal(total))).clip(0, 3600)
-    gap[rng.random(total) < 0.22] = 0
+    gap[rng.random(total) < _P_SAME_SECOND] = 0
     first = np.empty(total, dtype=bool)
     first[0] = True
     first[1:] = sess[1:] != sess[:-1]
@@ -801,9 +803,11 @@ def _cover_all_movies(rng: np.random.Generator, user: np.ndarray, movie: np.ndar
 
 def _rating_values(rng: np.random.Generator, user: np.ndarray, movie: np.ndarray, ts: np.ndarray,
                    users: _Users, cat: _Catalog) -> np.ndarray:
-    """Half-star code 1..10 (rating x 2): 3.5 + movie quality + user bias + noise."""
-    score = 3.62 + cat.quality[movie] + users.bias[user] + 0.9 * rng.standard_normal(len(user))
-    halves = users.half[user] & (ts >= T_HALF_STARS) & (rng.random(len(user)) < 0.55)
+    """Half-star code 1..10 (rating x 2): 3.36 + movie quality + user bias + skewed noise."""
+    n = len(user)
+    noise = 0.65 * rng.standard_normal(n) - 0.6 * (rng.standard_exponential(n) - 1.0)   # left-skewed
+    score = 3.36 + cat.quality[movie] + users.bias[user] + noise
+    halves = users.half[user] & (ts >= T_HALF_STARS) & (rng.random(n) < 0.85)
     code = np.where(halves, np.rint(score * 2), np.rint(score) * 2)
     return np.clip(code, np.where(halves, 1, 2), 10).astype(np.int8)
 

@@ -11,11 +11,14 @@ collection's Korean name and members.
   with no burst: every attempt, retries included, takes a slot.
 * 429, 5xx, timeouts and connection errors are retried (tenacity) with exponential backoff and jitter;
   a ``Retry-After`` is honoured and, on a 429, pauses every worker.  A 404 is recorded as "not on TMDB"
-  and never retried; malformed JSON and other 4xx are recorded as failures; a 401 stops the run.
+  and never retried; malformed JSON and other 4xx are recorded as failures; a 401 stops the run, and
+  so do `MAX_FAILURES_IN_A_ROW` failures in a row (a wrong base URL, TMDB down).
 * The checkpoint is JSON Lines, one object per response as it arrives (``tmdb_id``, ``status`` = ok |
   not_found | failed, ``fetched_at``, ``language`` and ``data`` or ``error``), flushed line by line.  The
   last line of an id wins; a run first compacts the file to one line per id (dropping a line cut short
   by a crash), then fetches only the ids without a line (and, with ``retry_failed``, the failed ones).
+  A movie payload is stored with its Korean and English translations only (TMDB sends dozens; 87,000
+  full payloads would be gigabytes), and reading the checkpoint streams it.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +44,7 @@ from tqdm import tqdm
 
 from pipelines.tmdb_mapping import (
     FAILED, NOT_FOUND, OK, ApplyResult, apply_records, checkpoint_record, iter_ok_payloads, overview_language,
+    slim_payload,
 )
 from services.settings import Settings
 from services.stores.catalog import Catalog
@@ -53,6 +57,9 @@ ENDPOINTS: dict[str, tuple[str, dict[str, str]]] = {
     "collection": ("/3/collection/{id}", {"language": "ko-KR"}),
 }
 MAX_RETRY_AFTER = 300.0  # seconds; a longer Retry-After is capped
+MAX_FAILURES_IN_A_ROW = 25  # then the run stops: TMDB (or the base URL) is not answering usefully
+# worth another attempt: a 429/5xx answer (_Retryable), a timeout, a connection error, a dropped answer
+_TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 _REDACTED = "***"
 
 
@@ -150,62 +157,86 @@ class FetchOptions:
             "backoff_max": settings.tmdb_backoff_max,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        options = cls(**values)
-        if options.rate_limit <= 0 or options.concurrency < 1 or options.timeout <= 0 or options.max_retries < 0:
-            raise ValueError("rate limit and timeout must be > 0, concurrency >= 1, retries >= 0")
-        return options
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"the TMDB base URL must start with http:// or https://, not {self.base_url!r}")
+        if self.rate_limit <= 0 or self.concurrency < 1 or self.timeout <= 0 or self.max_retries < 0:
+            raise ValueError("TMDB rate limit and timeout must be > 0, concurrency >= 1, retries >= 0")
 
 
 # ---- checkpoint ---------------------------------------------------------------------------------
 
 
 class Checkpoint:
-    """JSON Lines of fetched records, one per id after compaction; appends are flushed line by line."""
+    """JSON Lines of fetched records, one per id after compaction; appends are flushed line by line.
+
+    Reading never holds the payloads of the whole file in memory: an index pass keeps each id's last
+    line number and status, and `records()` streams the payloads in a second pass.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._handle: Any = None
 
-    def read(self) -> dict[int, dict[str, Any]]:
-        """tmdb_id -> its last record, in file order of last appearance."""
-        return self._scan()[0]
-
-    def _scan(self) -> tuple[dict[int, dict[str, Any]], bool]:
-        records: dict[int, dict[str, Any]] = {}
+    def _index(self) -> tuple[dict[int, tuple[int, str]], bool]:
+        """tmdb_id -> (number of its last usable line, status); and whether the file is compact."""
+        last: dict[int, tuple[int, str]] = {}
         clean = True
-        if not self.path.exists():
-            return records, clean
-        with self.path.open(encoding="utf-8") as handle:
-            for line in handle:
-                if not line.endswith("\n"):
-                    clean = False  # cut short (a crash mid-write): dropped, so the id is fetched again
-                    continue
-                try:
-                    record = checkpoint_record(json.loads(line))
-                except ValueError:
-                    record = None
-                if record is None:
-                    clean = False
-                    continue
-                if record["tmdb_id"] in records:
-                    clean = False
-                    del records[record["tmdb_id"]]
-                records[record["tmdb_id"]] = record
-        return records, clean
+        for number, record in self._lines():
+            if record is None:
+                clean = False  # unreadable, or cut short by a crash: dropped, so the id is fetched again
+                continue
+            if record["tmdb_id"] in last:
+                clean = False
+                del last[record["tmdb_id"]]  # keep ids in order of their last line
+            last[record["tmdb_id"]] = (number, record["status"])
+        return last, clean
 
-    def compact(self) -> dict[int, dict[str, Any]]:
+    def _lines(self) -> Iterator[tuple[int, dict[str, Any] | None]]:
+        if not self.path.exists():
+            return
+        with self.path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle):
+                record = None
+                if line.endswith("\n"):
+                    try:
+                        record = checkpoint_record(json.loads(line))
+                    except ValueError:
+                        record = None
+                yield number, record
+
+    def statuses(self) -> dict[int, str]:
+        """tmdb_id -> status of its last record."""
+        return {tmdb_id: status for tmdb_id, (_, status) in self._index()[0].items()}
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """The last record of each id, streamed in file order."""
+        last, _ = self._index()
+        wanted = {number for number, _ in last.values()}
+        for number, record in self._lines():
+            if record is not None and number in wanted:
+                yield record
+
+    def read(self) -> dict[int, dict[str, Any]]:
+        """tmdb_id -> its last record (everything in memory: for small checkpoints and tests)."""
+        return {r["tmdb_id"]: r for r in self.records()}
+
+    def compact(self) -> dict[int, str]:
         """Rewrite the file (atomically) with one line per id when it has duplicates or bad lines."""
-        records, clean = self._scan()
+        last, clean = self._index()
         if not clean:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            wanted = {number for number, _ in last.values()}
             tmp = self.path.with_name(self.path.name + ".tmp")
-            with tmp.open("w", encoding="utf-8") as handle:
-                for record in records.values():
-                    handle.write(_line(record))
-                handle.flush()
-                os.fsync(handle.fileno())
+            with tmp.open("w", encoding="utf-8") as out:
+                for number, record in self._lines():
+                    if record is not None and number in wanted:
+                        out.write(_line(record))
+                out.flush()
+                os.fsync(out.fileno())
             os.replace(tmp, self.path)
-        return records
+        return {tmdb_id: status for tmdb_id, (_, status) in last.items()}
 
     def open(self) -> Checkpoint:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -235,14 +266,16 @@ def _line(record: Mapping[str, Any]) -> str:
 
 
 def plan(
-    wanted: Iterable[int], done: Mapping[int, Mapping[str, Any]], *, limit: int | None = None,
-    retry_failed: bool = False,
+    wanted: Iterable[int], done: Mapping[int, str], *, limit: int | None = None, retry_failed: bool = False,
 ) -> list[int]:
-    """The ids to fetch, in `wanted` order: those without a record (plus failed ones), at most `limit`."""
+    """The ids to fetch, in `wanted` order: those without a record (plus failed ones), at most `limit`.
+
+    `done` maps an id to the status of its last checkpoint record.
+    """
     todo: list[int] = []
     for tmdb_id in dict.fromkeys(wanted):
-        record = done.get(tmdb_id)
-        if record is None or (retry_failed and record["status"] == FAILED):
+        status = done.get(tmdb_id)
+        if status is None or (retry_failed and status == FAILED):
             todo.append(tmdb_id)
     return todo if limit is None else todo[: max(limit, 0)]
 
@@ -333,6 +366,7 @@ class TmdbFetcher:
         self._pause_until = 0.0
         self._filter = _RedactSecrets(credentials.secrets())
         self._abort: BaseException | None = None
+        self._failures_in_a_row = 0
         self.requests = 0
         self.retries = 0
 
@@ -397,6 +431,13 @@ class TmdbFetcher:
                         summary.not_found += 1
                     else:
                         summary.failed += 1
+                        log.warning("tmdb %s %d failed: %s", kind, tmdb_id, record["error"])
+                    self._failures_in_a_row = self._failures_in_a_row + 1 if status == FAILED else 0
+                    if self._failures_in_a_row >= MAX_FAILURES_IN_A_ROW and self._abort is None:
+                        self._abort = TmdbError(
+                            f"stopped after {self._failures_in_a_row} failures in a row (last: {record['error']}); "
+                            "check NEXTWATCH_TMDB_BASE_URL and the network, then run again with --retry-failed"
+                        )
                     bar.update(1)
                     bar.set_postfix(ok=summary.fetched, missing=summary.not_found, failed=summary.failed,
                                     refresh=False)
@@ -426,27 +467,26 @@ class TmdbFetcher:
             response = await self._get_with_retries(path, params, kind, tmdb_id)
         except _Retryable as exc:
             return _failed(tmdb_id, f"HTTP {exc.status} after {attempts} attempts")
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
             detail = self._redact(str(exc)).strip()
-            return _failed(tmdb_id, f"{type(exc).__name__} after {attempts} attempts" + (f": {detail}" if detail else ""))
+            tried = f" after {attempts} attempts" if isinstance(exc, _TRANSIENT) else ""
+            return _failed(tmdb_id, f"{type(exc).__name__}{tried}" + (f": {detail}" if detail else ""))
         status = response.status_code
         if status == 200:
             try:
                 payload = response.json()
             except ValueError as exc:
-                log.warning("tmdb %s %d: malformed JSON", kind, tmdb_id)
                 return _failed(tmdb_id, f"malformed JSON: {self._redact(str(exc))[:200]}")
             if not isinstance(payload, dict) or payload.get("id") is None:
                 return _failed(tmdb_id, "unexpected payload (no id)")
             return {"tmdb_id": tmdb_id, "status": OK, "fetched_at": _stamp(), "language": params["language"],
-                    "data": payload}
+                    "data": slim_payload(payload) if kind == "movie" else payload}
         if status == 404:
             return {"tmdb_id": tmdb_id, "status": NOT_FOUND, "fetched_at": _stamp()}
         if status == 401:
             raise TmdbAuthError(
                 f"TMDB refused the {self._credentials.method} (HTTP 401): check TMDB_READ_ACCESS_TOKEN / TMDB_API_KEY"
             )
-        log.warning("tmdb %s %d: HTTP %d", kind, tmdb_id, status)
         return _failed(tmdb_id, f"HTTP {status}")
 
     async def _get_with_retries(self, path: str, params: dict[str, str], kind: str, tmdb_id: int) -> httpx.Response:
@@ -461,7 +501,7 @@ class TmdbFetcher:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.options.max_retries + 1),
             wait=_WaitRetryAfterOrBackoff(self.options.backoff_base, self.options.backoff_max),
-            retry=retry_if_exception_type((_Retryable, httpx.TransportError)),
+            retry=retry_if_exception_type((_Retryable, *_TRANSIENT)),
             before_sleep=before_sleep,
             reraise=True,
         )
@@ -480,7 +520,6 @@ class TmdbFetcher:
         response = await self._client.get(path, params=params)
         status = response.status_code
         if status == 429 or status >= 500:
-            await response.aread()
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if status == 429 and retry_after:
                 self._pause_until = max(self._pause_until, loop.time() + retry_after)
@@ -521,15 +560,13 @@ async def run_fetch(
     if todo:
         async with TmdbFetcher(options, credentials, transport=transport) as fetcher:
             with checkpoint:
-                try:
-                    summary = await fetcher.fetch(kind, todo, checkpoint, progress=progress, on_record=on_record)
-                finally:
-                    summary.wanted = len(wanted)
+                summary = await fetcher.fetch(kind, todo, checkpoint, progress=progress, on_record=on_record)
+        summary.wanted = len(wanted)
     after = Checkpoint(checkpoint_path).compact() if todo else done
     planned = set(todo)
     summary.already_done = sum(1 for i in wanted if i in done and i not in planned)
     summary.remaining = sum(1 for i in wanted if i not in after)
-    summary.failed_total = sum(1 for i in wanted if after.get(i, {}).get("status") == FAILED)
+    summary.failed_total = sum(1 for i in wanted if after.get(i) == FAILED)
     return summary
 
 
@@ -553,27 +590,31 @@ def fetch_sync(
 
 
 def merge_into_checkpoint(path: Path, records: Iterable[Mapping[str, Any]]) -> int:
-    """Append imported records for ids the checkpoint has no usable answer for; returns how many."""
+    """Append imported records for ids the checkpoint has no usable answer for; returns how many.
+
+    Failed records are never imported; within `records` a later record of an id wins.
+    """
     checkpoint = Checkpoint(path)
     done = checkpoint.compact()
-    fresh = [r for r in records if r["status"] != FAILED
-             and (r["tmdb_id"] not in done or done[r["tmdb_id"]]["status"] == FAILED)]
-    if fresh:
-        with checkpoint:
-            for record in fresh:
+    added = 0
+    with checkpoint:
+        for record in records:
+            if record["status"] != FAILED and done.get(record["tmdb_id"], FAILED) == FAILED:
                 checkpoint.append(record)
+                added += 1
+    if added:
         checkpoint.compact()
-    return len(fresh)
+    return added
 
 
 def merge_ko_records(path: Path, records: Iterable[Mapping[str, Any]]) -> int:
     """`merge_into_checkpoint` for the Korean (ko-KR) records only: the checkpoint holds nothing else."""
-    return merge_into_checkpoint(path, [r for r in records if r.get("language", "ko-KR") == "ko-KR"])
+    return merge_into_checkpoint(path, (r for r in records if r.get("language", "ko-KR") == "ko-KR"))
 
 
-def checkpoint_payloads(path: Path) -> list[dict[str, Any]]:
-    """The TMDB payloads of the ok records of a checkpoint (none when it does not exist)."""
-    return list(iter_ok_payloads(Checkpoint(path).read().values()))
+def checkpoint_payloads(path: Path) -> Iterator[dict[str, Any]]:
+    """The TMDB payloads of the ok records of a checkpoint (none when it does not exist), streamed."""
+    return iter_ok_payloads(Checkpoint(path).records())
 
 
 def apply_checkpoints(settings: Settings, catalog: Catalog) -> ApplyResult:

@@ -86,7 +86,7 @@ def _run_fetch(kind: str, wanted: list[int], settings: Settings, *, limit: int |
         _fail(str(exc))
         return
     except KeyboardInterrupt:
-        saved = len(Checkpoint(path).read())
+        saved = len(Checkpoint(path).statuses())
         _fail(f"interrupted: {saved:,} records are safe in {path}; run the same command again to resume", code=130)
         return
     _say(summary.describe())
@@ -159,17 +159,18 @@ def import_(
     settings = Settings()
     try:
         dump = read_dump(path, language)
+        with _catalog(settings) as catalog:
+            result = apply_records(catalog, dump.ok_payloads(), language=dump.language,
+                                   movies=_movielens_titles(settings))
+            if dump.format == "jsonl" and dump.language == "ko":
+                # our own records: later `tmdb fetch` runs need not fetch them again
+                merged = merge_ko_records(settings.tmdb_checkpoint_path, dump)
+                if merged:
+                    _say(f"import: {merged:,} records added to the checkpoint {settings.tmdb_checkpoint_path}")
     except (DumpError, OSError, UnicodeDecodeError) as exc:
         _fail(str(exc))
         return
-    with _catalog(settings) as catalog:
-        if dump.format == "jsonl" and dump.language == "ko":
-            merged = merge_ko_records(settings.tmdb_checkpoint_path, dump.records)
-            if merged:
-                _say(f"import: {merged:,} records added to the checkpoint {settings.tmdb_checkpoint_path}")
-        result = apply_records(catalog, dump.ok_payloads(), language=dump.language,
-                               movies=_movielens_titles(settings))
-    _say(f"import: {len(dump.records):,} records read from {path.name} ({dump.format}, {dump.language})"
+    _say(f"import: {dump.records:,} records read from {path.name} ({dump.format}, {dump.language})"
          + (f", {dump.skipped:,} unusable lines skipped" if dump.skipped else ""))
     _report_apply(result)
 

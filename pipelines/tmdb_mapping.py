@@ -10,9 +10,10 @@ the Korean text and the English fallback.  Rules:
 * ``belongs_to_collection`` -> a real ``series`` row (``series_id`` = TMDB collection id, title as TMDB
   gives it for ko-KR) and ``movie.series_id``.  Real series always win over inferred (negative) ones.
 
-When a record carries a ``translations`` list, a language's text is taken from its own entry only:
-TMDB fills a missing Korean *title* with the English one at the top level, so the top level is trusted
-only for records without translations (dumps), in the language the dump was written in.
+When a record carries a ``translations`` list, a language's text is taken from its own entry; TMDB
+fills a missing Korean *title* with the English one at the top level, so there a top-level text counts
+as Korean only when it is written in Hangul.  Records without translations (dumps) are trusted to be in
+the language the dump was written in.
 
 Dumps: our own JSON Lines checkpoint (see `pipelines.tmdb`) or a Kaggle-style "TMDB movies" CSV.  A
 pickle (the seed's ``tmdb_movie_info_kr.pkl``) is refused: unpickling runs arbitrary code.
@@ -147,13 +148,23 @@ def _has_translations(record: Mapping[str, Any]) -> bool:
 
 
 def _localized(record: Mapping[str, Any], key: str, lang: str, top_language: str) -> str | None:
-    """`key` in `lang`: from the record's translation, else from the top level when it is in `lang`."""
+    """`key` in `lang`: from the record's translation, else from the top level when it is in `lang`.
+
+    With a translations list, a top-level text without a ko entry counts as Korean only if it is
+    written in Hangul (TMDB fills an untranslated title with the English one).
+    """
     translation = _translation(record, lang)
     if translation is not None and _text(translation.get(key)):
         return _text(translation.get(key))
-    if top_language == lang and not _has_translations(record):
-        return _text(record.get(key))
+    top = _text(record.get(key)) if top_language == lang else None
+    if top and (not _has_translations(record) or (lang == "ko" and _has_hangul(top))):
+        return top
     return None
+
+
+def _has_hangul(text: str) -> bool:
+    return any("\uac00" <= ch <= "\ud7a3" or "\u1100" <= ch <= "\u11ff" or "\u3130" <= ch <= "\u318f"
+               for ch in text)
 
 
 def _collection(value: Any) -> tuple[int, str] | None:
@@ -266,7 +277,15 @@ def apply_records(
     """
     result = ApplyResult()
     plan = _Plan()
-    for record in records:
+    by_tmdb: dict[int, list[int]] = {}
+    for movie_id, tmdb_id in catalog.movies_with_tmdb_id():
+        by_tmdb.setdefault(tmdb_id, []).append(movie_id)
+    unmatched: set[int] = set()
+    for record in records:  # streamed: only the records of catalog movies are kept (a later one wins)
+        tmdb_id = _int(record.get("id"))
+        if tmdb_id is not None and tmdb_id > 0 and tmdb_id not in by_tmdb:
+            unmatched.add(tmdb_id)
+            continue
         try:
             mapped = map_movie(record, language)
         except ValueError:
@@ -287,14 +306,10 @@ def apply_records(
             plan.series_titles.setdefault(collection_id, f"TMDB collection {collection_id}")
         for part in collection.get("parts") or ():
             part_id = _int(part.get("id")) if isinstance(part, Mapping) else None
-            if part_id is not None:
+            if part_id is not None and part_id in by_tmdb:
                 plan.members.setdefault(part_id, collection_id)
-    result.records = len(plan.mapped)
-
-    by_tmdb: dict[int, list[int]] = {}
-    for movie_id, tmdb_id in catalog.movies_with_tmdb_id():
-        by_tmdb.setdefault(tmdb_id, []).append(movie_id)
-    result.unmatched = sum(1 for t in plan.mapped if t not in by_tmdb)
+    result.records = len(plan.mapped) + len(unmatched)
+    result.unmatched = len(unmatched)
     targets = sorted(m for t in set(plan.mapped) | set(plan.members) for m in by_tmdb.get(t, ()))
     existing = {row["movie_id"]: row for row in catalog.get_movies(targets)}
     real_before = _real_series_members(catalog)
@@ -338,12 +353,12 @@ def apply_records(
         {"series_id": s, "series_title": t, "inferred": "N", "useyn": "Y", "regtime": stamp}
         for s, t in wanted.items() if s not in known_series
     )
-    catalog.upsert_series(
+    catalog.update_series(
         {"series_id": s, "series_title": t, "inferred": "N"} for s, t in wanted.items() if s in known_series
     )
-    # upserts take one column set per batch: full TMDB rows and series-only rows go separately
-    catalog.upsert_movies([r for r in movie_rows if len(r) > 2])
-    catalog.upsert_movies([r for r in movie_rows if len(r) == 2])
+    # updates take one column set per statement: full TMDB rows and series-only rows go separately
+    catalog.update_movies([r for r in movie_rows if len(r) > 2])
+    catalog.update_movies([r for r in movie_rows if len(r) == 2])
     result.series = len(used_series)
 
     if _real_series_members(catalog) != real_before:
@@ -379,17 +394,14 @@ def _refresh_inferred(catalog: Catalog, movies: pd.DataFrame | None) -> int:
 # ---- dumps ------------------------------------------------------------------------------------
 
 
-@dataclass
-class Dump:
-    """Records read from a dump: checkpoint-shaped (tmdb_id, status, data, language)."""
-
-    format: str  # "jsonl" | "csv"
-    records: list[dict[str, Any]]
-    skipped: int = 0  # lines/rows that were not usable records
-    language: str = "ko"  # language of the records' top-level text
-
-    def ok_payloads(self) -> list[dict[str, Any]]:
-        return [r["data"] for r in self.records if r["status"] == OK]
+def slim_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A movie payload without the translations the catalog never reads (TMDB sends dozens of languages)."""
+    out = dict(payload)
+    translations = out.get("translations")
+    if isinstance(translations, Mapping) and isinstance(translations.get("translations"), list):
+        kept = [t for t in translations["translations"] if isinstance(t, Mapping) and t.get("iso_639_1") in LANGUAGES]
+        out["translations"] = {**translations, "translations": kept}
+    return out
 
 
 def checkpoint_record(obj: Any, default_language: str = "ko") -> dict[str, Any] | None:
@@ -409,74 +421,105 @@ def checkpoint_record(obj: Any, default_language: str = "ko") -> dict[str, Any] 
     tmdb_id = _int(obj.get("id"))
     if tmdb_id is None or tmdb_id <= 0:
         return None
-    language = "en-US" if default_language == "en" else "ko-KR"
-    return {"tmdb_id": tmdb_id, "status": OK, "language": language, "data": dict(obj)}
+    return {"tmdb_id": tmdb_id, "status": OK, "language": _request_language(default_language), "data": dict(obj)}
 
 
-def read_jsonl(path: Path, default_language: str = "ko") -> Dump:
-    """Our checkpoint (or bare TMDB payloads, one per line); the last line of an id wins."""
-    records: dict[int, dict[str, Any]] = {}
-    skipped = 0
-    languages: set[str] = set()
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                record = checkpoint_record(json.loads(line), default_language)
-            except ValueError:
-                record = None
+def _request_language(language: str) -> str:
+    return "en-US" if language == "en" else "ko-KR"
+
+
+@dataclass
+class Dump:
+    """A dump, read lazily: iterating streams checkpoint-shaped records (a later record of an id wins).
+
+    `records` and `skipped` count what the last full iteration saw.
+    """
+
+    path: Path
+    format: str  # "jsonl" | "csv"
+    language: str  # language of the records' top-level text ('ko' | 'en')
+    records: int = 0
+    skipped: int = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        self.records = self.skipped = 0
+        source = self._jsonl() if self.format == "jsonl" else self._csv()
+        for record in source:
             if record is None:
-                skipped += 1
+                self.skipped += 1
                 continue
-            records.pop(record["tmdb_id"], None)
-            records[record["tmdb_id"]] = record
-            if record["status"] == OK:
-                languages.add(REQUEST_LANGUAGES.get(record.get("language", ""), default_language))
-    if len(languages) > 1:
-        raise DumpError(f"{path.name} mixes record languages {sorted(languages)}; import them separately")
-    return Dump("jsonl", list(records.values()), skipped, languages.pop() if languages else default_language)
+            self.records += 1
+            yield record
+
+    def ok_payloads(self) -> Iterator[dict[str, Any]]:
+        return iter_ok_payloads(self)
+
+    def _jsonl(self) -> Iterator[dict[str, Any] | None]:
+        with self.path.open(encoding="utf-8") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                try:
+                    record = checkpoint_record(json.loads(line), self.language)
+                except ValueError:
+                    record = None
+                if record is not None and record["status"] == OK:
+                    language = REQUEST_LANGUAGES.get(record.get("language", ""), self.language)
+                    if language != self.language:
+                        raise DumpError(
+                            f"{self.path.name} has {language!r} records in a {self.language!r} import; "
+                            "import each language separately (--language)"
+                        )
+                yield record
+
+    def _csv(self) -> Iterator[dict[str, Any] | None]:
+        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+        with self.path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or "id" not in reader.fieldnames:
+                raise DumpError(f"{self.path.name} has no 'id' column (expected {', '.join(CSV_COLUMNS)})")
+            for row in reader:
+                tmdb_id = _int((row.get("id") or "").strip())
+                if tmdb_id is None or tmdb_id <= 0:
+                    yield None  # the public dumps have a few shifted rows
+                    continue
+                payload: dict[str, Any] = {
+                    "id": tmdb_id,
+                    **{c: _text(row.get(c)) for c in ("title", "original_title", "original_language", "overview",
+                                                       "tagline", "release_date", "imdb_id", "poster_path")},
+                    "runtime": _int(_text(row.get("runtime"))),
+                    "adult": _bool(row.get("adult")),
+                    "belongs_to_collection": parse_collection_text(row.get("belongs_to_collection") or ""),
+                }
+                yield {"tmdb_id": tmdb_id, "status": OK, "language": _request_language(self.language),
+                       "data": payload}
 
 
+# a Kaggle-style "TMDB movies" CSV: only `id` is required; genres are ignored (MovieLens genres stay)
 CSV_COLUMNS = ("id", "title", "original_title", "original_language", "overview", "tagline", "release_date",
                "runtime", "adult", "imdb_id", "poster_path", "belongs_to_collection", "genres")
 
 
-def read_kaggle_csv(path: Path, language: str = "en") -> Dump:
-    """A Kaggle-style "TMDB movies" CSV (`CSV_COLUMNS`; only `id` is required) as TMDB payloads.
-
-    Rows whose id is not an integer (the public dumps have a few shifted rows) are skipped.  Genres
-    are ignored: the catalog keeps MovieLens genres.
-    """
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    records: dict[int, dict[str, Any]] = {}
-    skipped = 0
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or "id" not in reader.fieldnames:
-            raise DumpError(f"{path.name} has no 'id' column (expected {', '.join(CSV_COLUMNS)})")
-        for row in reader:
-            tmdb_id = _int((row.get("id") or "").strip())
-            if tmdb_id is None or tmdb_id <= 0:
-                skipped += 1
+def _first_language(path: Path) -> str | None:
+    """The language of the first ok record of a JSON Lines dump that names one."""
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                record = checkpoint_record(json.loads(line))
+            except ValueError:
                 continue
-            payload: dict[str, Any] = {
-                "id": tmdb_id,
-                **{c: _text(row.get(c)) for c in ("title", "original_title", "original_language", "overview",
-                                                   "tagline", "release_date", "imdb_id", "poster_path")},
-                "runtime": _int(_text(row.get("runtime"))),
-                "adult": _bool(row.get("adult")),
-                "belongs_to_collection": parse_collection_text(row.get("belongs_to_collection") or ""),
-            }
-            records.pop(tmdb_id, None)
-            records[tmdb_id] = {"tmdb_id": tmdb_id, "status": OK, "data": payload,
-                                "language": "en-US" if language == "en" else "ko-KR"}
-    return Dump("csv", list(records.values()), skipped, language)
+            if record is not None and record["status"] == OK and record.get("language") in REQUEST_LANGUAGES:
+                return REQUEST_LANGUAGES[record["language"]]
+    return None
 
 
 def read_dump(path: Path, language: str | None = None) -> Dump:
-    """Read a dump by its extension: .jsonl/.ndjson/.json (JSON Lines) or .csv; pickles are refused."""
-    suffix = "".join(path.suffixes[-1:]).lower()
+    """Open a dump by its extension: .jsonl/.ndjson/.json (JSON Lines) or .csv; pickles are refused.
+
+    `language` is what the dump's top-level title/overview/tagline are in; by default the language
+    our checkpoint records name (ko-KR), 'ko' for other JSON Lines and 'en' for a CSV.
+    """
+    suffix = path.suffix.lower()
     if language is not None and language not in LANGUAGES:
         raise DumpError(f"language must be one of {LANGUAGES}, not {language!r}")
     if suffix in (".pkl", ".pickle"):
@@ -485,9 +528,9 @@ def read_dump(path: Path, language: str | None = None) -> Dump:
             "with a script you trust into JSON Lines (one TMDB movie record per line) or a CSV, then import that."
         )
     if suffix in (".jsonl", ".ndjson", ".json"):
-        return read_jsonl(path, language or "ko")
+        return Dump(path, "jsonl", language or _first_language(path) or "ko")
     if suffix == ".csv":
-        return read_kaggle_csv(path, language or "en")
+        return Dump(path, "csv", language or "en")
     raise DumpError(f"unknown dump format {suffix or '(no extension)'}: expected .jsonl or .csv")
 
 

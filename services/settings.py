@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int = Field(default=64, ge=1, description="texts per request (openai: at most 2048)")
     embedding_max_batch_tokens: int = Field(
-        default=250_000, ge=1, description="openai: token budget per request (OpenAI allows 300k)"
+        default=250_000, ge=1,
+        description="openai: token budget per request, counted by a guaranteed upper bound (OpenAI allows 300k)",
     )
     embedding_timeout: float = Field(default=60.0, gt=0, description="openai: seconds per request")
     embedding_max_retries: int = Field(

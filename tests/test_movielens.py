@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import io
 import os
 import threading
 import zipfile
@@ -367,7 +368,7 @@ def http_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     requests: list[str] = []
     handler = type("H", (_Handler,), {"requests": requests})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(served)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", requests
@@ -489,6 +490,27 @@ def test_non_numeric_ratings(tmp_path: Path, row: str, column: str) -> None:
         ingest(str(d), tmp_path / "out")
 
 
+def test_reordered_extra_columns(tmp_path: Path) -> None:
+    d = tmp_path / "ml"
+    d.mkdir()
+    (d / "ratings.csv").write_text("timestamp,extra,movieId,userId,rating\n100,z,2,1,3\n101,z,3,1,4.5\n")
+    result = ingest(str(d), tmp_path / "out", progress=False)
+    assert pd.read_parquet(result.ratings_path).values.tolist() == [[1, 2, 3.0, 100], [1, 3, 4.5, 101]]
+    (d / "ratings.csv").write_text("timestamp,extra,movieId,userId,rating\n100,z,2,1,3\n100,z,2,x,3\n")
+    with pytest.raises(IngestError, match="column 'userId'"):
+        ingest(str(d), tmp_path / "out", progress=False)
+
+
+def test_in_place_reingest(tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    first = ingest(str(write_csv_release(tmp_path / "ml")), out, progress=False)
+    before = {p.name: p.read_bytes() for p in out.glob("*.parquet")}
+    again = ingest(str(out), out, progress=False)  # our own output as the source, same directory
+    assert (again.ratings, again.users, again.movies) == (first.ratings, first.users, first.movies)
+    assert pd.read_parquet(again.ratings_path).equals(pd.read_parquet(io.BytesIO(before["ratings.parquet"])))
+    assert pd.read_parquet(again.movies_path).equals(pd.read_parquet(io.BytesIO(before["movies.parquet"])))
+
+
 def test_missing_rating_values(tmp_path: Path) -> None:
     d = tmp_path / "ml"
     d.mkdir()
@@ -533,7 +555,7 @@ def test_wrong_movies_columns(tmp_path: Path) -> None:
 def test_bad_links(tmp_path: Path) -> None:
     d = write_csv_release(tmp_path / "ml")
     (d / "links.csv").write_text("movieId,imdbId,tmdbId\n1,notanid,862\n")
-    with pytest.raises(IngestError, match=r"links\.csv.*IMDb id 'notanid'"):
+    with pytest.raises(IngestError, match=r"links\.csv: not an IMDb id: 'notanid'"):
         ingest(str(d), tmp_path / "out")
     (d / "links.csv").write_text("movieId,imdbId,tmdbId\n1,0114709,abc\n")
     with pytest.raises(IngestError, match=r"links\.csv: non-numeric tmdbId 'abc'"):
@@ -547,7 +569,7 @@ def test_bad_dat(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match=r"ratings\.dat: expected lines 'userId::movieId::rating::timestamp'"):
         ingest(str(d), tmp_path / "out")
     (d / "ratings.dat").write_text("1::2::3::4\n1::b::3::4\n")
-    with pytest.raises(IngestError, match=r"ratings\.dat: malformed ratings data"):
+    with pytest.raises(IngestError, match=r"ratings\.dat: malformed ratings data: column 'movieId'"):
         ingest(str(d), tmp_path / "out")
 
 

@@ -81,13 +81,26 @@ def store(kind: str, tmp_path: Path) -> Iterator:
     s.close()
 
 
-@pytest.fixture
-def loaded(store, data):
+def load(store, data):
     ids, vectors, payloads = data
     store.ensure(DIM, MODEL)
     store.upsert(ids, vectors, payloads)
     store.finalize()
     return store
+
+
+@pytest.fixture
+def loaded(store, data):
+    """A loaded store a test may modify."""
+    return load(store, data)
+
+
+@pytest.fixture(scope="module", params=["edge", "server"])
+def shared(request, data, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """A loaded store shared by the read-only tests (building one costs ~0.5 s of fsyncs on edge)."""
+    s = load(make_store(request.param, tmp_path_factory.mktemp(request.param)), data)
+    yield s
+    s.close()
 
 
 def assert_same_hits(got: list[tuple[int, float]], want: list[tuple[int, float]]) -> None:
@@ -101,47 +114,47 @@ def test_missing_collection(store) -> None:
         store.search(np.ones(DIM, dtype=np.float32), 5)
 
 
-def test_round_trip_and_info(loaded, data) -> None:
+def test_round_trip_and_info(shared, data) -> None:
     ids, vectors, _ = data
-    assert loaded.info() == CollectionInfo(name="movies_test", dim=DIM, points=N, model=MODEL)
-    got_ids = loaded.ids()
+    assert shared.info() == CollectionInfo(name="movies_test", dim=DIM, points=N, model=MODEL)
+    got_ids = shared.ids()
     assert got_ids.dtype == np.int64
     assert got_ids.tolist() == sorted(ids.tolist())
     wanted = [int(ids[0]), int(ids[5]), 999_999_999, int(ids[42])]
-    stored = loaded.vectors(wanted)
+    stored = shared.vectors(wanted)
     assert set(stored) == {int(ids[0]), int(ids[5]), int(ids[42])}
     for j in (0, 5, 42):
         np.testing.assert_allclose(stored[int(ids[j])], vectors[j], atol=1e-6)
         assert stored[int(ids[j])].dtype == np.float32
 
 
-def test_search_matches_numpy(loaded, data) -> None:
+def test_search_matches_numpy(shared, data) -> None:
     ids, vectors, _ = data
     rng = np.random.default_rng(1)
     for query in unit(rng.normal(size=(20, DIM))):
-        assert_same_hits(loaded.search(query, K), exact_top(ids, vectors, query, K))
+        assert_same_hits(shared.search(query, K), exact_top(ids, vectors, query, K))
 
 
-def test_exclude(loaded, data) -> None:
+def test_exclude(shared, data) -> None:
     ids, vectors, _ = data
     query = vectors[3]
     top = [i for i, _ in exact_top(ids, vectors, query, 30)]
     for exclude in ([top[0]], top[:5], top[::2], ids[:200].tolist() + top[:3]):  # small (over-fetch) and big (filter)
-        got = loaded.search(query, K, exclude=exclude)
+        got = shared.search(query, K, exclude=exclude)
         assert not set(i for i, _ in got) & set(exclude)
         assert_same_hits(got, exact_top(ids, vectors, query, K, exclude))
 
 
-def test_search_batch_equals_search(loaded, data) -> None:
+def test_search_batch_equals_search(shared, data) -> None:
     ids, vectors, _ = data
     queries = vectors[:12]
     excludes = [[int(i)] for i in ids[:12]]
     excludes[3] = ids[100:300].tolist()
-    batch = loaded.search_batch(queries, K, exclude=excludes)
+    batch = shared.search_batch(queries, K, exclude=excludes)
     assert len(batch) == 12
     for q, e, hits in zip(queries, excludes, batch):
-        assert hits == loaded.search(q, K, exclude=e)
-    assert loaded.search_batch(queries[:2], K) == [loaded.search(queries[0], K), loaded.search(queries[1], K)]
+        assert hits == shared.search(q, K, exclude=e)
+    assert shared.search_batch(queries[:2], K) == [shared.search(queries[0], K), shared.search(queries[1], K)]
 
 
 def test_k_beyond_size_and_ties(store) -> None:
@@ -157,24 +170,24 @@ def test_k_beyond_size_and_ties(store) -> None:
     assert store.search(twin, 0) == []
 
 
-def test_series_filter(loaded, data) -> None:
+def test_series_filter(shared, data) -> None:
     ids, vectors, payloads = data
     members = np.array([p["series_id"] == 3 for p in payloads])
-    got = loaded.search(vectors[0], K, series_id=3)
+    got = shared.search(vectors[0], K, series_id=3)
     assert_same_hits(got, exact_top(ids[members], vectors[members], vectors[0], K))
 
 
-def test_ensure_mismatch_raises(loaded) -> None:
-    loaded.ensure(DIM, MODEL)  # same spec: no-op
+def test_ensure_mismatch_raises(shared) -> None:
+    shared.ensure(DIM, MODEL)  # same spec: no-op
     with pytest.raises(VectorStoreError) as err:
-        loaded.ensure(1536, "text-embedding-ada-002")
+        shared.ensure(1536, "text-embedding-ada-002")
     assert str(err.value) == (
         "collection movies_test holds 32-d vectors of test-model-32, "
         "configured 1536-d text-embedding-ada-002: rebuild with --recreate"
     )
     with pytest.raises(VectorStoreError, match="holds 32-d vectors of test-model-32, configured 32-d other"):
-        loaded.ensure(DIM, "other")
-    assert loaded.info().points == N  # untouched
+        shared.ensure(DIM, "other")
+    assert shared.info().points == N  # untouched
 
 
 def test_recreate_wipes(loaded) -> None:
@@ -184,16 +197,16 @@ def test_recreate_wipes(loaded) -> None:
     assert loaded.search(unit(np.ones((1, 16)))[0], 5) == []
 
 
-def test_bad_input(loaded, data) -> None:
+def test_bad_input(shared, data) -> None:
     ids, vectors, payloads = data
     with pytest.raises(VectorStoreError, match="shape"):
-        loaded.upsert(ids[:2], vectors[:2, :8], payloads[:2])
+        shared.upsert(ids[:2], vectors[:2, :8], payloads[:2])
     with pytest.raises(VectorStoreError, match="as many"):
-        loaded.upsert(ids[:3], vectors[:2], payloads[:2])
+        shared.upsert(ids[:3], vectors[:2], payloads[:2])
     with pytest.raises(VectorStoreError, match="NaN"):
-        loaded.search(np.full(DIM, np.nan, dtype=np.float32), 3)
+        shared.search(np.full(DIM, np.nan, dtype=np.float32), 3)
     with pytest.raises(VectorStoreError, match="non-negative"):
-        loaded.upsert([-1], vectors[:1], payloads[:1])
+        shared.upsert([-1], vectors[:1], payloads[:1])
 
 
 def test_incremental_upsert_overwrites(loaded, data) -> None:
@@ -282,11 +295,11 @@ def test_edge_hnsw_recall(tmp_path: Path) -> None:
             assert_same_hits(t, exact_top(ids, vectors, q, K))
 
 
-def test_empty_upsert_and_batch(loaded) -> None:
-    loaded.upsert([], np.zeros((0, DIM), dtype=np.float32), [])
-    loaded.upsert([], [], [])
-    assert loaded.info().points == N
-    assert loaded.search_batch(np.zeros((0, DIM), dtype=np.float32), K) == []
+def test_empty_upsert_and_batch(shared) -> None:
+    shared.upsert([], np.zeros((0, DIM), dtype=np.float32), [])
+    shared.upsert([], [], [])
+    assert shared.info().points == N
+    assert shared.search_batch(np.zeros((0, DIM), dtype=np.float32), K) == []
 
 
 def test_server_metadata_side_collection(tmp_path: Path, monkeypatch) -> None:

@@ -136,6 +136,18 @@ class Catalog:
                 conn.execute(stmt, chunk)
         return len(rows)
 
+    def update_series(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Update some columns of existing series (every row names the same columns, plus series_id)."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        values = {c: _bind(c) for c in rows[0] if c != "series_id"}
+        stmt = series_table.update().where(series_table.c.series_id == _bind("b_series_id")).values(values)
+        with self.engine.begin() as conn:
+            for chunk in _chunks([{**r, "b_series_id": r["series_id"]} for r in rows], _BATCH):
+                conn.execute(stmt, chunk)
+        return len(rows)
+
     def set_series(self, assignments: Mapping[int, int | None]) -> None:
         """Point movies at a series (or none) by id."""
         self.update_movies({"movie_id": m, "series_id": s} for m, s in assignments.items())

@@ -311,10 +311,7 @@ class EdgeVectorStore:
         with self._lock:
             shard, self._shard, self._meta = self._shard, None, None
             if shard is not None:
-                try:
-                    shard.flush()
-                finally:
-                    shard.close()
+                shard.close()  # updates are already durable in the write-ahead log
 
     def __enter__(self) -> EdgeVectorStore:
         return self
@@ -379,7 +376,6 @@ class EdgeVectorStore:
             except Exception as exc:
                 raise VectorStoreError(f"cannot create collection {self.collection} at {self.shard_path}: {exc}") from exc
             shard.update(UpdateOperation.create_field_index(SERIES_FIELD, PayloadSchemaType.Integer))
-            shard.flush()
             meta = {
                 "collection": self.collection,
                 "model": model,

@@ -7,7 +7,7 @@ export OPENBLAS_NUM_THREADS := 1
 export NEXTWATCH_DATA_DIR ?= ./data
 PORT ?= 8000
 
-.PHONY: install run test build evaluate serve clean
+.PHONY: install system-deps run test build tune evaluate serve clean
 
 install: $(STAMP)
 
@@ -17,17 +17,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# PostgreSQL server binaries for the integration tests (Debian's `postgresql`); nothing to do when present.
+system-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	fi
+
 run: install
 	$(BIN)/nextwatch demo --host 127.0.0.1 --port $(PORT)
 
-test: install
+test: install system-deps
 	$(BIN)/pytest -q
 
 build: install
 	$(BIN)/nextwatch build
 
+tune: install
+	$(BIN)/nextwatch tune
+
 evaluate: install
-	$(BIN)/nextwatch evaluate
+	$(BIN)/nextwatch evaluate --report $(NEXTWATCH_DATA_DIR)/report
 
 serve: install
 	$(BIN)/nextwatch serve --port $(PORT)

@@ -4,11 +4,14 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from services.settings import Settings
+
+if TYPE_CHECKING:
+    from pipelines.evaluation import Protocol
 
 app = typer.Typer(
     help="nextwatch: build, evaluate and serve 'what to watch next' recommendations.",
@@ -31,6 +34,30 @@ def _fail(message: str) -> None:
 
 def _say(message: str) -> None:
     typer.echo(message, err=True)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option("--out", help="directory to write the release into")],
+    scale: Annotated[str, typer.Option(help="32m | 1m | 100k | tiny")] = "32m",
+    seed: Annotated[int, typer.Option(help="random seed: the same seed writes the same bytes")] = 42,
+    quiet: Quiet = False,
+) -> None:
+    """Write a synthetic release in the MovieLens 32M format (ratings, movies, links, TMDB metadata)."""
+    from pipelines.synth import SCALES, synthesize
+
+    if scale not in SCALES:
+        _fail(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
+        return
+    started = time.perf_counter()
+    try:
+        synthesize(scale, out, seed=seed, progress=not quiet)
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc}")
+        return
+    spec = SCALES[scale]
+    _say(f"synth: {spec.ratings:,} ratings, {spec.users:,} users, {spec.movies:,} movies ({scale}, seed {seed}) "
+         f"in {out} in {time.perf_counter() - started:.1f} s; next: nextwatch ingest --source {out}")
 
 
 @app.command()
@@ -76,7 +103,9 @@ def catalog(force: Force = False) -> None:
 
 @app.command()
 def embed(
-    recreate: Annotated[bool, typer.Option("--recreate", help="drop and rebuild the collection")] = False,
+    recreate: Annotated[bool, typer.Option(
+        "--recreate", help="rebuild the collection (on a Qdrant server: beside the served one, then switch the alias)"
+    )] = False,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="print how many texts would be embedded, estimated tokens and cost; call no API"
     )] = False,
@@ -124,49 +153,123 @@ def build(force: Force = False, quiet: Quiet = False) -> None:
     _say(f"build: done in {time.perf_counter() - started:.1f} s")
 
 
+MinRatings = Annotated[Optional[int], typer.Option(min=1, help="keep movies with at least this many ratings")]
+Pairs = Annotated[Optional[int], typer.Option(min=1, help="how many latest next-item pairs")]
+K = Annotated[Optional[int], typer.Option(min=1, help="list length")]
+Seed = Annotated[Optional[int], typer.Option(help="seed of the bootstrap and the random strategy")]
+
+
+def _protocol(
+    settings: Settings, min_ratings: int | None, pairs: int | None, k: int | None, seed: int | None
+) -> Protocol:
+    from pipelines.evaluation import Protocol
+
+    return Protocol(
+        min_ratings=min_ratings or settings.min_ratings, pairs=pairs or settings.pairs, k=k or settings.k,
+        seed=settings.seed if seed is None else seed, resamples=settings.bootstrap_resamples,
+    )
+
+
 @app.command()
 def evaluate(
     json_path: Annotated[Optional[Path], typer.Option("--json", help="write the scores as JSON here")] = None,
-    min_ratings: Annotated[Optional[int], typer.Option(help="keep movies with at least this many ratings")] = None,
-    pairs: Annotated[Optional[int], typer.Option(help="how many latest next-item pairs")] = None,
-    k: Annotated[Optional[int], typer.Option(help="list length")] = None,
+    report: Annotated[Optional[Path], typer.Option(
+        help="write report.json, report.md and hit_ratio.png into this directory")] = None,
+    through_api: Annotated[Optional[str], typer.Option(
+        help="score the service running at this URL over HTTP instead of in process")] = None,
+    concurrency: Annotated[int, typer.Option(
+        min=1, help="parallel requests (of 100 movies each) with --through-api")] = 4,
+    min_ratings: MinRatings = None,
+    pairs: Pairs = None,
+    k: K = None,
+    seed: Seed = None,
     quiet: Quiet = False,
 ) -> None:
-    """Score every strategy by hit ratio on the latest MovieLens next-item pairs."""
-    from pipelines.evaluation import Protocol, format_table
+    """Score every strategy (hit ratio, NDCG, MRR with 95% intervals) on the latest next-item pairs."""
+    from pipelines.evaluation import format_table, utc
     from pipelines.steps import evaluate_step, write_json
 
     settings = _settings()
-    protocol = Protocol(
-        min_ratings=min_ratings or settings.min_ratings, pairs=pairs or settings.pairs, k=k or settings.k
-    )
     try:
-        run = evaluate_step(settings, protocol, progress=not quiet)
-    except RuntimeError as exc:
+        protocol = _protocol(settings, min_ratings, pairs, k, seed)
+        run = evaluate_step(settings, protocol, progress=not quiet, through_api=through_api,
+                            concurrency=concurrency)
+    except (RuntimeError, ValueError) as exc:
         _fail(str(exc))
         return
     typer.echo(format_table(run.scores, protocol.k, len(run.pairs)))
-    typer.echo(f"(min_ratings={protocol.min_ratings}, {run.pairs['userId'].nunique()} users; ALS and popularity "
-               f"trained only on ratings before {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(run.cutoff_timestamp))} UTC)")
-    if json_path:
-        write_json(json_path, run.as_json())
-        _say(f"evaluate: wrote {json_path}")
+    trained = ("ALS and popularity trained only on ratings before it" if run.mode == "in-process"
+               else f"models served by {run.mode}")
+    typer.echo(f"({len(run.pairs)} pairs from {run.users} users, min_ratings={protocol.min_ratings}; cutoff "
+               f"{utc(run.cutoff_timestamp)}, {trained}; 95% intervals resample users "
+               f"({protocol.resamples}x, seed {protocol.seed}); {run.seconds:.1f} s)")
+    tuned = run.models.get("tuned")
+    if tuned and not tuned["precedes_this_test_window"]:
+        _say("evaluate: warning: tuned.json was chosen before a different test window: run `nextwatch tune` "
+             "with the same protocol")
+    from pipelines.report import write_report
+
+    try:
+        if json_path:
+            write_json(json_path, run.as_json())
+            _say(f"evaluate: wrote {json_path}")
+        if report:
+            paths = write_report(run, report)
+            _say(f"evaluate: wrote {', '.join(str(p) for p in paths)}")
+    except OSError as exc:
+        _fail(f"cannot write the results: {exc}")
+
+
+@app.command()
+def tune(
+    min_ratings: MinRatings = None,
+    pairs: Pairs = None,
+    k: K = None,
+    seed: Seed = None,
+) -> None:
+    """Choose ALS hyperparameters and hybrid's vector limit on the validation window; saves tuned.json."""
+    from pipelines.steps import tune_step
+
+    settings = _settings()
+    try:
+        result = tune_step(settings, _protocol(settings, min_ratings, pairs, k, seed), say=_say)
+    except (RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    validation = result["validation"]
+    chosen = ", ".join(f"{name}={value}" for name, value in result["settings"].items())
+    _say(f"tune: {validation['pairs']} validation pairs from {validation['users']} users "
+         f"({validation['first']} .. {validation['last']}), models trained before {validation['first']}")
+    typer.echo(f"tuned: {chosen} -> {settings.tuned_path} ({result['seconds']} s)")
+    shadowed = sorted(set(result["settings"]) & settings.model_fields_set)
+    if shadowed:
+        _say(f"tune: {', '.join(shadowed)} set explicitly; explicit settings win over tuned.json")
 
 
 @app.command()
 def serve(
     host: Annotated[Optional[str], typer.Option(help="bind address")] = None,
     port: Annotated[Optional[int], typer.Option(help="port")] = None,
+    evaluation: Annotated[bool, typer.Option(
+        "--evaluation", help="serve the evaluation build (models trained before the test window)")] = False,
 ) -> None:
     """Serve the HTTP API over the built data dir."""
     import uvicorn
 
     from services.api.app import create_app
+    from services.stores.collaborative import CollaborativeModel
+    from services.stores.popularity import popularity_exists
 
-    settings = _settings(host=host, port=port)
+    settings = _settings(host=host, port=port, serve_models="evaluation" if evaluation else None)
     if not settings.ratings_path.exists():
         _fail(f"nothing built in {settings.resolved_data_dir}: run `nextwatch build` first")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    eval_dir = settings.als_eval_dir
+    if settings.serve_models == "evaluation" and not (
+        CollaborativeModel.exists(eval_dir) and popularity_exists(eval_dir)
+    ):
+        _fail(f"no evaluation build in {eval_dir}: run `nextwatch evaluate` first")
+    # the app writes its own access log (JSON lines with request ids): uvicorn's would repeat it
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False)
 
 
 @app.command()
@@ -174,10 +277,15 @@ def demo(
     host: Annotated[Optional[str], typer.Option(help="bind address")] = None,
     port: Annotated[Optional[int], typer.Option(help="port")] = None,
 ) -> None:
-    """Build everything, print the evaluation table, then serve the API (what `make run` does)."""
+    """Build, tune (first run), evaluate (table with intervals + data/report), then serve the API (`make run`)."""
     build(force=False, quiet=False)
-    evaluate(json_path=_settings().resolved_data_dir / "evaluation.json", min_ratings=None, pairs=None, k=None,
-             quiet=True)
+    if not _settings().tuned_path.exists():
+        try:
+            tune()  # choose ALS and hybrid settings on the validation window ...
+        except typer.Exit:
+            _say("demo: not tuned; evaluating and serving with the settings as they are")
+        train(force=False, quiet=False)  # ... and retrain the served model with them
+    evaluate(report=_settings().resolved_data_dir / "report", quiet=True)
     serve(host=host, port=port)
 
 

@@ -1,14 +1,22 @@
-"""Seed 002's next-item protocol: prev -> next pairs, latest N, hit ratio and friends at k."""
+"""Seed 002's next-item protocol: prev -> next pairs, test and validation windows, metrics at k with intervals."""
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pipelines.bootstrap import user_bootstrap
 from services.recommender.base import Recommendation, Strategy
+
+# sources that fill a list when a strategy's own source has nothing (a strategy named after one owns it)
+FALLBACK_SOURCES = frozenset({"random", "popular"})
+INTERVAL_METRICS = ("hr", "ndcg", "mrr")
 
 
 @dataclass(frozen=True)
@@ -18,15 +26,17 @@ class Protocol:
     min_ratings: int = 20
     pairs: int = 3000
     k: int = 10
+    seed: int = 42
+    resamples: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("min_ratings", "pairs", "k"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
-def next_item_pairs(ratings: pd.DataFrame, min_ratings: int, n_pairs: int) -> pd.DataFrame:
-    """Latest `n_pairs` (previous movie -> next movie) pairs among movies with >= min_ratings ratings.
-
-    Deterministic: within a user ratings are ordered by (timestamp, movieId), and the latest pairs are
-    chosen by (timestamp, userId, movieId), so equal timestamps never make the result depend on row order.
-    Returns columns userId, prev_movieId, movieId, timestamp (oldest first).
-    """
+def _all_pairs(ratings: pd.DataFrame, min_ratings: int) -> pd.DataFrame:
+    """Every (previous movie -> next movie) pair, ordered by (timestamp, userId, movieId)."""
     counts = ratings["movieId"].value_counts()
     popular = counts.index[counts.to_numpy() >= min_ratings]
     kept = ratings.loc[ratings["movieId"].isin(popular), ["userId", "movieId", "timestamp"]]
@@ -41,32 +51,111 @@ def next_item_pairs(ratings: pd.DataFrame, min_ratings: int, n_pairs: int) -> pd
         "userId": users[same_user], "prev_movieId": prev[same_user],
         "movieId": movies[same_user], "timestamp": kept["timestamp"].to_numpy()[same_user],
     })
-    pairs = pairs.sort_values(["timestamp", "userId", "movieId"], kind="stable").tail(n_pairs)
-    return pairs.reset_index(drop=True)
+    return pairs.sort_values(["timestamp", "userId", "movieId"], kind="stable").reset_index(drop=True)
+
+
+def next_item_pairs(ratings: pd.DataFrame, min_ratings: int, n_pairs: int) -> pd.DataFrame:
+    """Latest `n_pairs` (previous movie -> next movie) pairs among movies with >= min_ratings ratings.
+
+    Deterministic: within a user ratings are ordered by (timestamp, movieId), and the latest pairs are
+    chosen by (timestamp, userId, movieId), so equal timestamps never make the result depend on row order.
+    Returns columns userId, prev_movieId, movieId, timestamp (oldest first).
+    """
+    return _all_pairs(ratings, min_ratings).tail(n_pairs).reset_index(drop=True)
 
 
 @dataclass(frozen=True)
-class StrategyScore:
-    """One strategy's metrics at k on one set of pairs."""
+class Windows:
+    """The test window (latest pairs) and the validation window of as many pairs just before it."""
 
-    hit_ratio: float
-    ndcg: float
-    mrr: float
+    validation: pd.DataFrame
+    test: pd.DataFrame
+
+    @property
+    def test_cutoff(self) -> int:
+        """Models scored on the test window train only on ratings strictly before this timestamp."""
+        return int(self.test["timestamp"].min())
+
+    @property
+    def validation_cutoff(self) -> int:
+        """Models scored on the validation window train only on ratings strictly before this timestamp."""
+        return int(self.validation["timestamp"].min())
+
+
+def evaluation_windows(ratings: pd.DataFrame, min_ratings: int, n_pairs: int) -> Windows:
+    """The latest `n_pairs` pairs (test) and the `n_pairs` pairs immediately preceding them (validation)."""
+    pairs = _all_pairs(ratings, min_ratings).tail(2 * n_pairs)
+    split = max(len(pairs) - n_pairs, 0)
+    return Windows(pairs.iloc[:split].reset_index(drop=True), pairs.iloc[split:].reset_index(drop=True))
+
+
+@dataclass(frozen=True, eq=False)
+class StrategyScore:
+    """One strategy's results at k on one set of pairs, kept per pair so intervals can resample users."""
+
+    ranks: np.ndarray  # per pair: 0-based rank of the target in the top k, -1 for a miss
+    own: np.ndarray  # per pair: whether the strategy's own source (not a fallback) contributed
     coverage: float
-    answered: float
-    queries: int
-    seconds: float
+    seconds: float = 0.0
+    intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # metric -> 95% interval
+
+    def per_pair(self) -> dict[str, np.ndarray]:
+        """Hit, NDCG gain and reciprocal rank of every pair."""
+        hit = self.ranks >= 0
+        position = np.where(hit, self.ranks, 0).astype(np.float64)
+        return {
+            "hr": hit.astype(np.float64),
+            "ndcg": np.where(hit, 1.0 / np.log2(position + 2), 0.0),
+            "mrr": np.where(hit, 1.0 / (position + 1), 0.0),
+        }
+
+    def _mean(self, metric: str) -> float:
+        return float(self.per_pair()[metric].mean()) if self.queries else 0.0
+
+    @property
+    def queries(self) -> int:
+        return int(len(self.ranks))
+
+    @property
+    def hit_ratio(self) -> float:
+        return self._mean("hr")
+
+    @property
+    def ndcg(self) -> float:
+        return self._mean("ndcg")
+
+    @property
+    def mrr(self) -> float:
+        return self._mean("mrr")
+
+    @property
+    def answered(self) -> float:
+        """Share of pairs the strategy's own source answered (e.g. series only when a series exists)."""
+        return float(self.own.mean()) if self.queries else 0.0
 
     @property
     def qps(self) -> float:
         """Queries per second of the batch path."""
         return self.queries / self.seconds if self.seconds > 0 else 0.0
 
-    def as_dict(self, k: int) -> dict[str, float]:
-        return {
-            f"hr@{k}": self.hit_ratio, f"ndcg@{k}": self.ndcg, f"mrr@{k}": self.mrr,
-            "coverage": self.coverage, "answered": self.answered, "qps": round(self.qps, 1),
-        }
+    def formatted(self, metric: str) -> str:
+        """A metric ("hr", "ndcg", "mrr") as text, with its interval when computed: 0.0720 [0.0410, 0.1080]."""
+        value = self._mean(metric)
+        if metric not in self.intervals:
+            return f"{value:.4f}"
+        lo, hi = self.intervals[metric]
+        return f"{value:.4f} [{lo:.4f}, {hi:.4f}]"
+
+    def as_dict(self, k: int) -> dict[str, Any]:
+        """Metrics by name (with `_ci` intervals when computed); seconds and q/s describe the run."""
+        out: dict[str, Any] = {}
+        for metric, value in (("hr", self.hit_ratio), ("ndcg", self.ndcg), ("mrr", self.mrr)):
+            out[f"{metric}@{k}"] = value
+            if metric in self.intervals:
+                out[f"{metric}@{k}_ci"] = list(self.intervals[metric])
+        out.update(coverage=self.coverage, answered=self.answered, queries=self.queries,
+                   seconds=round(self.seconds, 4), qps=round(self.qps, 1))
+        return out
 
 
 def score_lists(
@@ -77,25 +166,17 @@ def score_lists(
     catalog_size: int,
     seconds: float = 0.0,
 ) -> StrategyScore:
-    """Hit ratio, NDCG and MRR at k, coverage of the catalogue, and the share answered by own sources."""
-    hits, ndcg, rr, answered = 0, 0.0, 0.0, 0
+    """Rank of each target in its top k, catalogue coverage, and whether own sources answered."""
+    ranks = np.full(len(targets), -1, dtype=np.int64)
+    own = np.zeros(len(targets), dtype=bool)
     distinct: set[int] = set()
-    for recs, target in zip(recommendations, targets):
+    for i, (recs, target) in enumerate(zip(recommendations, targets)):
         ids = [r.movie_id for r in recs[:k]]
         distinct.update(ids)
-        if any(r.source in own_sources for r in recs[:k]):
-            answered += 1
+        own[i] = any(r.source in own_sources for r in recs[:k])
         if target in ids:
-            rank = ids.index(target)
-            hits += 1
-            ndcg += 1.0 / np.log2(rank + 2)
-            rr += 1.0 / (rank + 1)
-    n = max(len(targets), 1)
-    return StrategyScore(
-        hit_ratio=hits / n, ndcg=ndcg / n, mrr=rr / n,
-        coverage=len(distinct) / max(catalog_size, 1), answered=answered / n,
-        queries=len(targets), seconds=seconds,
-    )
+            ranks[i] = ids.index(target)
+    return StrategyScore(ranks=ranks, own=own, coverage=len(distinct) / max(catalog_size, 1), seconds=seconds)
 
 
 def evaluate_strategies(
@@ -103,27 +184,97 @@ def evaluate_strategies(
     pairs: pd.DataFrame,
     k: int,
     catalog_size: int,
+    *,
+    resamples: int = 1000,
+    seed: int = 42,
 ) -> dict[str, StrategyScore]:
-    """Run each strategy's batch path on the pairs' previous movies and score against the next ones."""
-    queries = pairs["prev_movieId"].astype(int).tolist()
+    """Run each strategy's batch path once per distinct previous movie and score against the next ones.
+
+    Intervals (95%, `resamples` user resamples seeded by `seed`, shared by all strategies) are added
+    when `resamples` > 0.
+    """
+    queries = pairs["prev_movieId"].to_numpy(np.int64)
     targets = pairs["movieId"].astype(int).tolist()
+    distinct, inverse = np.unique(queries, return_inverse=True)
     results: dict[str, StrategyScore] = {}
     for name, strategy in strategies.items():
         started = time.perf_counter()
-        recs = strategy.similar_batch(queries, k)
+        answers = strategy.similar_batch(distinct.tolist(), k)
         elapsed = time.perf_counter() - started
-        own = {src.name for src in getattr(strategy, "sources", [])} - {"random", "popular"} or {name}
-        results[name] = score_lists(recs, targets, k, own, catalog_size, elapsed)
+        recs = [answers[i] for i in inverse]
+        own = {r.source for answer in answers for r in answer if r.source not in FALLBACK_SOURCES} | {name}
+        score = score_lists(recs, targets, k, own, catalog_size, elapsed)
+        if resamples > 0:
+            score = replace(score, intervals=user_bootstrap(
+                pairs["userId"], score.per_pair(), resamples=resamples, seed=seed))
+        results[name] = score
     return results
 
 
 def format_table(scores: Mapping[str, StrategyScore], k: int, n_pairs: int) -> str:
-    """A fixed-width table of the scores."""
-    head = f"{'strategy':<15}{'HR@' + str(k):>9}{'NDCG':>9}{'MRR':>9}{'answered':>10}{'coverage':>10}{'q/s':>10}"
+    """A fixed-width table of the scores, with 95% intervals where computed."""
+
+    head = (f"{'strategy':<15}{f'HR@{k} [95% CI]':>26}{f'NDCG@{k} [95% CI]':>26}{f'MRR@{k} [95% CI]':>26}"
+            f"{'answered':>10}{'coverage':>10}{'q/s':>9}")
     lines = [f"next-item evaluation on {n_pairs} pairs", head, "-" * len(head)]
     for name, s in scores.items():
         lines.append(
-            f"{name:<15}{s.hit_ratio:>9.4f}{s.ndcg:>9.4f}{s.mrr:>9.4f}{s.answered:>10.3f}"
-            f"{s.coverage:>10.4f}{s.qps:>10.0f}"
+            f"{name:<15}{s.formatted('hr'):>26}{s.formatted('ndcg'):>26}{s.formatted('mrr'):>26}"
+            f"{s.answered:>10.3f}{s.coverage:>10.4f}{s.qps:>9.0f}"
         )
     return "\n".join(lines)
+
+
+def ratings_fingerprint(ratings: pd.DataFrame) -> dict[str, Any]:
+    """Size, time range and a content hash of the ratings (row order does not matter)."""
+    columns = [c for c in ("userId", "movieId", "rating", "timestamp") if c in ratings]
+    ordered = ratings[columns].sort_values(columns, kind="stable")
+    digest = hashlib.sha256(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes()).hexdigest()
+    return {
+        "ratings": int(len(ratings)), "users": int(ratings["userId"].nunique()),
+        "movies": int(ratings["movieId"].nunique()),
+        "first_timestamp": int(ratings["timestamp"].min()), "last_timestamp": int(ratings["timestamp"].max()),
+        "sha256": digest,
+    }
+
+
+def utc(timestamp: int) -> str:
+    """A Unix timestamp as an ISO-8601 UTC string."""
+    return datetime.fromtimestamp(int(timestamp), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, eq=False)
+class EvaluationRun:
+    """One evaluation: the protocol, its pairs and cutoff, every strategy's scores, and their provenance."""
+
+    protocol: Protocol
+    pairs: pd.DataFrame
+    cutoff_timestamp: int
+    scores: dict[str, StrategyScore]
+    data: dict[str, Any]  # ratings_fingerprint of the data the pairs come from, plus the catalogue size
+    models: dict[str, Any]  # what the learned models were trained on and where their settings came from
+    mode: str = "in-process"  # or the URL of the service scored over HTTP
+    seconds: float = 0.0
+
+    @property
+    def users(self) -> int:
+        return int(self.pairs["userId"].nunique())
+
+    def as_json(self) -> dict[str, Any]:
+        k = self.protocol.k
+        return {
+            "mode": self.mode,
+            "protocol": {**asdict(self.protocol), "confidence": 0.95, "resampled": "users"},
+            "pairs": len(self.pairs),
+            "users": self.users,
+            "test_window": {
+                "first_timestamp": self.cutoff_timestamp, "last_timestamp": int(self.pairs["timestamp"].max()),
+                "first": utc(self.cutoff_timestamp), "last": utc(int(self.pairs["timestamp"].max())),
+            },
+            "cutoff_timestamp": self.cutoff_timestamp,
+            "cutoff": utc(self.cutoff_timestamp),
+            "data": self.data,
+            "models": self.models,
+            "strategies": {name: s.as_dict(k) for name, s in self.scores.items()},
+            "seconds": round(self.seconds, 3),
+        }

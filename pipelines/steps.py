@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +14,24 @@ import pandas as pd
 from pipelines.als import train_als
 from pipelines.catalog_load import CatalogResult, load_catalog
 from pipelines.embeddings import EmbeddingPlan, content_text, make_backend, plan_embedding
-from pipelines.evaluation import Protocol, StrategyScore, evaluate_strategies, next_item_pairs
+from pipelines.eval_models import evaluation_build
+from pipelines.evaluation import (
+    EvaluationRun,
+    Protocol,
+    StrategyScore,
+    evaluate_strategies,
+    next_item_pairs,
+    ratings_fingerprint,
+    utc,
+)
 from pipelines.movielens import IngestResult, ingest
+from pipelines.served import ServedStrategy, ServiceClient
 from pipelines.state import BuildState, fingerprint
+from pipelines.tuning import tune
 from pipelines.vector_build import VectorBuildResult, build_vectors
+from services.recommender.strategies import STRATEGY_NAMES
 from services.runtime import assemble_strategies, open_runtime
-from services.settings import Settings
+from services.settings import TUNABLE, Settings
 from services.stores.catalog import Catalog
 from services.stores.collaborative import ALSParams, CollaborativeModel
 from services.stores.embedding_cache import EmbeddingCache
@@ -99,9 +113,9 @@ def embed_plan_step(settings: Settings) -> EmbeddingPlan:
 
 
 def train_step(settings: Settings, *, force: bool = False, progress: bool = True) -> dict[str, Any] | None:
-    """Train ALS on all ratings for serving; None when the saved model is already up to date."""
+    """Train ALS on all ratings for serving (tuned settings apply); None when the saved model is up to date."""
     _require_ingested(settings)
-    params = als_params(settings)
+    params = als_params(settings.with_tuned())
     state = BuildState(settings.resolved_data_dir)
     digest = fingerprint("als", settings.ratings_path, asdict(params))
     if not force and CollaborativeModel.exists(settings.als_dir) and state.is_fresh("als", digest):
@@ -113,63 +127,117 @@ def train_step(settings: Settings, *, force: bool = False, progress: bool = True
     return model.info
 
 
-@dataclass(frozen=True)
-class EvaluationRun:
-    protocol: Protocol
-    pairs: pd.DataFrame
-    cutoff_timestamp: int
-    scores: dict[str, StrategyScore]
+def evaluate_step(
+    settings: Settings,
+    protocol: Protocol,
+    *,
+    progress: bool = True,
+    through_api: str | None = None,
+    concurrency: int = 4,
+) -> EvaluationRun:
+    """Score every strategy on the latest next-item pairs, in process or through a running service.
 
-    def as_json(self) -> dict[str, Any]:
-        k = self.protocol.k
-        return {
-            "pairs": len(self.pairs),
-            "users": int(self.pairs["userId"].nunique()),
-            "protocol": asdict(self.protocol),
-            "cutoff_timestamp": self.cutoff_timestamp,
-            "strategies": {name: s.as_dict(k) for name, s in self.scores.items()},
-        }
-
-
-def evaluate_step(settings: Settings, protocol: Protocol, *, progress: bool = True) -> EvaluationRun:
-    """Score every served strategy on the latest next-item pairs.
-
-    Anything learned from ratings (ALS, popularity) is trained only on ratings strictly before the
-    first test pair, so the test pairs never leak into the models being scored.
+    In process, anything learned from ratings (ALS, popularity) comes from the evaluation build, trained
+    only on ratings strictly before the first test pair, with the settings `nextwatch tune` chose.
     """
     _require_ingested(settings)
+    started = time.perf_counter()
+    sources = _tunable_sources(settings)
+    settings = settings.with_tuned()
     ratings = pd.read_parquet(settings.ratings_path)
     pairs = next_item_pairs(ratings, protocol.min_ratings, protocol.pairs)
     if pairs.empty:
         raise RuntimeError(f"no next-item pairs among movies with >= {protocol.min_ratings} ratings")
     cutoff = int(pairs["timestamp"].min())
-    history = ratings.loc[ratings["timestamp"] < cutoff]
-    collaborative = _eval_model(settings, history, cutoff, progress=progress)
-    popularity = history["movieId"].value_counts().to_dict()
+    if through_api:
+        scores, models, catalog_size = _score_served(settings, pairs, protocol, through_api, concurrency)
+    else:
+        scores, models, catalog_size = _score_in_process(settings, ratings, pairs, protocol, progress=progress)
+        models["settings_source"] = sources
+        models["tuned"] = _tuning_record(settings, cutoff) if "tuned.json" in sources.values() else None
+    data = {**ratings_fingerprint(ratings), "catalog_movies": catalog_size}
+    return EvaluationRun(protocol, pairs, cutoff, scores, data, models, mode=through_api or "in-process",
+                         seconds=time.perf_counter() - started)
+
+
+def _score_in_process(
+    settings: Settings, ratings: pd.DataFrame, pairs: pd.DataFrame, protocol: Protocol, *, progress: bool
+) -> tuple[dict[str, StrategyScore], dict[str, Any], int]:
+    """Scores of every strategy over the evaluation build, what its models were trained on, the catalogue size."""
+    cutoff = int(pairs["timestamp"].min())
+    held_out = evaluation_build(settings, ratings, cutoff, als_params(settings), progress=progress)
     runtime = open_runtime(settings, require=("vectors",))
     try:
         strategies = assemble_strategies(
-            runtime.facts, vectors=runtime.vectors, collaborative=collaborative,
-            popularity={int(m): int(c) for m, c in popularity.items()}, seed=settings.seed,
+            runtime.facts, vectors=runtime.vectors, collaborative=held_out.collaborative,
+            popularity=held_out.popularity, seed=protocol.seed, hybrid_vector_limit=settings.hybrid_vector_limit,
         )
-        scores = evaluate_strategies(strategies, pairs, protocol.k, len(runtime.facts.movie_ids))
+        catalog_size = len(runtime.facts.movie_ids)
+        scores = evaluate_strategies(
+            strategies, pairs, protocol.k, catalog_size, resamples=protocol.resamples, seed=protocol.seed
+        )
     finally:
         runtime.close()
-    return EvaluationRun(protocol, pairs, cutoff, scores)
+    models = {
+        "trained_before": cutoff, "trained_before_utc": utc(cutoff),
+        "popularity": "rating counts before the cutoff",
+        "als": {**asdict(held_out.collaborative.params), **held_out.collaborative.info},
+        "hybrid_vector_limit": settings.hybrid_vector_limit,
+        "evaluation_build": str(settings.als_eval_dir),
+    }
+    return scores, models, catalog_size
 
 
-def _eval_model(settings: Settings, history: pd.DataFrame, cutoff: int, *, progress: bool) -> CollaborativeModel:
-    """ALS trained on ratings before the cutoff, cached in the data dir by (ratings, cutoff, params)."""
-    params = als_params(settings)
-    directory = settings.resolved_data_dir / "als_eval"
-    state = BuildState(settings.resolved_data_dir)
-    digest = fingerprint("als_eval", settings.ratings_path, cutoff, asdict(params))
-    if CollaborativeModel.exists(directory) and state.is_fresh("als_eval", digest):
-        return CollaborativeModel.load(directory)
-    model = train_als(history, params, progress=progress)
-    model.save(directory)
-    state.mark("als_eval", digest)
-    return model
+def _score_served(
+    settings: Settings, pairs: pd.DataFrame, protocol: Protocol, url: str, concurrency: int
+) -> tuple[dict[str, StrategyScore], dict[str, Any], int]:
+    """Scores of every strategy the service at `url` answers, its provenance, and the catalogue size."""
+    catalog = Catalog(settings.catalog_url)
+    try:
+        catalog_size = catalog.count_movies()
+    finally:
+        catalog.close()
+    with ServiceClient(url, concurrency=concurrency) as client:
+        names = client.available(STRATEGY_NAMES, int(pairs["prev_movieId"].iloc[0]))
+        strategies = {name: ServedStrategy(client, name) for name in names}
+        scores = evaluate_strategies(
+            strategies, pairs, protocol.k, catalog_size, resamples=protocol.resamples, seed=protocol.seed
+        )
+    models = {"served_by": url, "note": "the service's own models: leakage-free only when it serves the "
+              "evaluation build (NEXTWATCH_SERVE_MODELS=evaluation or `nextwatch serve --evaluation`)"}
+    return scores, models, catalog_size
+
+
+def _tunable_sources(settings: Settings) -> dict[str, str]:
+    """Where each tunable setting's value comes from: tuned.json, an explicit setting, or the default."""
+    tuned = settings.tuned_overrides()
+    return {
+        name: "tuned.json" if name in tuned else "explicit" if name in settings.model_fields_set else "default"
+        for name in TUNABLE
+    }
+
+
+def _tuning_record(settings: Settings, cutoff: int) -> dict[str, Any]:
+    """Where tuned.json's values were chosen, and whether its validation window ends at this test window."""
+    saved = json.loads(settings.tuned_path.read_text(encoding="utf-8"))
+    validation = saved.get("validation", {})
+    return {
+        "path": str(settings.tuned_path), "chosen_by": saved.get("chosen_by"), "validation": validation,
+        "precedes_this_test_window": validation.get("test_cutoff_timestamp") == cutoff,
+    }
+
+
+def tune_step(settings: Settings, protocol: Protocol, *, say: Callable[[str], None] = log.info) -> dict[str, Any]:
+    """Choose ALS hyperparameters and hybrid's vector limit on the validation window; writes tuned.json."""
+    _require_ingested(settings)
+    ratings = pd.read_parquet(settings.ratings_path)
+    runtime = open_runtime(settings, require=("vectors",))
+    try:
+        result = tune(ratings, runtime.facts, runtime.vectors, protocol, als_params(settings), say=say)
+    finally:
+        runtime.close()
+    write_json(settings.tuned_path, result)
+    return result
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:

@@ -2,17 +2,24 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from services.recommender.base import Source
+from services.recommender.cache import CachedSource
+from services.recommender.filters import ItemFacts
 from services.recommender.sources import ItemSimilarity, SeriesSource, VectorIndex
 from services.recommender.strategies import ChainStrategy, build_strategies
 from services.settings import Settings
 from services.stores.catalog import Catalog, MovieFacts
 from services.stores.collaborative import CollaborativeModel
+from services.stores.guards import GuardedSource, Guards
+from services.stores.popularity import load_popularity, popularity_exists
 from services.stores.vectors import VectorStore, open_vector_store
 
 log = logging.getLogger(__name__)
+# the part (as `missing` and the API name it) each store-backed source depends on
+PART_OF_SOURCE = {"vector": "vectors", "collaborative": "collaborative"}
 
 
 @dataclass
@@ -26,8 +33,11 @@ class Runtime:
     collaborative: CollaborativeModel | None
     strategies: dict[str, ChainStrategy]
     missing: list[str] = field(default_factory=list)
+    items: ItemFacts | None = None  # genres and adult flags (filters, random browsing)
+    guards: Guards = field(default_factory=lambda: Guards(None))  # time limits of store calls
 
     def close(self) -> None:
+        self.guards.close()
         if self.vectors is not None:
             self.vectors.close()
         self.catalog.close()
@@ -40,18 +50,48 @@ def assemble_strategies(
     collaborative: ItemSimilarity | None,
     popularity: dict[int, int] | None = None,
     seed: int = 42,
+    hybrid_vector_limit: int | None = None,
+    items: ItemFacts | None = None,
+    wrap: Callable[[Source], Source] | None = None,
 ) -> dict[str, ChainStrategy]:
     """The standard strategies over catalogue facts; popularity defaults to the catalogue's rating counts."""
     series = SeriesSource(facts.movie_ids, facts.series_ids, facts.release_dates)
     counts = popularity if popularity is not None else dict(zip(facts.movie_ids, facts.rating_counts))
     return build_strategies(
         movie_ids=facts.movie_ids, series=series, popularity=counts,
-        vectors=vectors, collaborative=collaborative, seed=seed,
+        vectors=vectors, collaborative=collaborative, seed=seed, hybrid_vector_limit=hybrid_vector_limit,
+        facts=items or ItemFacts(facts.movie_ids, facts.genres, facts.adult),
+        wrap=wrap,
     )
 
 
-def open_runtime(settings: Settings, *, require: Sequence[str] = ()) -> Runtime:
-    """Open catalog, vectors and ALS model; a part that cannot be opened is reported in `missing`."""
+def serving_sources(guards: Guards, cache_size: int) -> Callable[[Source], Source]:
+    """Store-backed sources as the API runs them: each call under its part's time limit, and the
+    neighbour lists of the `cache_size` most recently asked movies kept in memory."""
+
+    def wrap(source: Source) -> Source:
+        guarded = GuardedSource(source, guards[PART_OF_SOURCE[source.name]])
+        return CachedSource(guarded, cache_size) if cache_size else guarded
+
+    return wrap
+
+
+def open_runtime(
+    settings: Settings, *, require: Sequence[str] = (), serving: bool = False
+) -> Runtime:
+    """Open catalog, vectors and ALS model; a part that cannot be opened is reported in `missing`.
+
+    `serving` (the API): store calls run under ``store_timeout_seconds`` (hybrid answers without a part
+    that fails or times out) and neighbour lists are cached (``neighbour_cache_size``).
+
+    Tuned settings (tuned.json) apply. With ``serve_models="evaluation"`` the ALS model and popularity
+    are the evaluation build (trained before the test window), so the API serves what `evaluate` scored.
+    """
+    settings = settings.with_tuned()
+    evaluation = settings.serve_models == "evaluation"
+    models_dir = settings.als_eval_dir if evaluation else settings.als_dir
+    if evaluation and not (CollaborativeModel.exists(models_dir) and popularity_exists(models_dir)):
+        raise RuntimeError(f"no evaluation build in {models_dir}: run `nextwatch evaluate` first")
     catalog = Catalog(settings.catalog_url)
     facts = catalog.movie_facts()
     if not facts.movie_ids:
@@ -70,15 +110,20 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = ()) -> Runtime:
         vectors = None
         missing.append("vectors")
     collaborative: CollaborativeModel | None = None
-    if CollaborativeModel.exists(settings.als_dir):
-        collaborative = CollaborativeModel.load(settings.als_dir)
+    if CollaborativeModel.exists(models_dir):
+        collaborative = CollaborativeModel.load(models_dir)
     else:
-        log.warning("no ALS model in %s", settings.als_dir)
+        log.warning("no ALS model in %s", models_dir)
         missing.append("collaborative")
     for part in require:
         if part in missing:
             raise RuntimeError(f"{part} unavailable: run `nextwatch build` first")
+    guards = Guards(settings.store_timeout_seconds if serving else None)
+    items = ItemFacts(facts.movie_ids, facts.genres, facts.adult)
     strategies = assemble_strategies(
-        facts, vectors=vectors, collaborative=collaborative, seed=settings.seed
+        facts, vectors=vectors, collaborative=collaborative, seed=settings.seed, items=items,
+        wrap=serving_sources(guards, settings.neighbour_cache_size) if serving else None,
+        popularity=load_popularity(models_dir) if evaluation else None,
+        hybrid_vector_limit=settings.hybrid_vector_limit,
     )
-    return Runtime(settings, catalog, facts, vectors, collaborative, strategies, missing)
+    return Runtime(settings, catalog, facts, vectors, collaborative, strategies, missing, items, guards)

@@ -1,12 +1,16 @@
 """Every knob of nextwatch in one pydantic-settings object (environment prefix ``NEXTWATCH_``)."""
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# the fields `nextwatch tune` may choose (saved in tuned.json)
+TUNABLE = ("als_factors", "als_regularization", "als_alpha", "als_iterations", "hybrid_vector_limit")
 
 
 class Settings(BaseSettings):
@@ -27,7 +31,12 @@ class Settings(BaseSettings):
     # vectors: empty URL means the embedded Qdrant engine (qdrant-edge) under the data dir
     qdrant_url: str = ""
     qdrant_api_key: str | None = None
-    collection: str = "movie_emb_kr"
+    # server: shards and replicas of each collection the pipeline creates (more than 1 needs a Qdrant cluster)
+    qdrant_shards: int = Field(default=1, ge=1)
+    qdrant_replicas: int = Field(default=1, ge=1)
+    collection: str = Field(
+        default="movie_emb_kr", description="on a server: an alias, switched to each fully rebuilt collection"
+    )
     hnsw_ef: int = 128
     exact_search_max_points: int = Field(
         default=20_000, description="search exactly (no HNSW) when the collection is this small"
@@ -75,11 +84,42 @@ class Settings(BaseSettings):
     pairs: int = 3000
     k: int = 10
     seed: int = 42
+    bootstrap_resamples: int = Field(default=1000, ge=10, description="user resamples for the 95% intervals")
+
+    # hybrid: at most this many vector neighbours before the collaborative ones (`nextwatch tune` picks it)
+    hybrid_vector_limit: int | None = Field(default=None, ge=0, description="empty: no limit")
+    # which models the runtime serves: "full" (trained on all ratings) or "evaluation" (the build
+    # `nextwatch evaluate` scores: ALS and popularity from ratings before the test window)
+    serve_models: Literal["full", "evaluation"] = "full"
 
     # API
     host: str = "127.0.0.1"
     port: int = 8000
-    max_k: int = 100
+    max_k: int = Field(default=100, ge=1, description="most recommendations per movie (k)")
+    max_limit: int = Field(default=100, ge=1, description="most movies per search or random page")
+    max_batch: int = Field(default=100, ge=1, description="most movie ids per batch request")
+    max_exclude: int = Field(default=1000, ge=0, description="most ids in a recommendation's exclude list")
+    max_user_ratings: int = Field(default=1000, ge=1, description="most ratings per user-based request")
+    store_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="API: time limit of every catalog, vector and model call"
+    )
+    neighbour_cache_size: int = Field(
+        default=20_000, ge=0, description="API: movies whose vector / ALS neighbour lists stay in memory (LRU)"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description='origins allowed by CORS, comma-separated ("*" for any)'
+    )
+    access_log: bool = Field(default=True, description="API: one JSON line per request on stderr")
+    tmdb_image_base: str = Field(
+        default="https://image.tmdb.org/t/p/w500", description="poster URL = this + poster_path"
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
 
     # TMDB metadata (pipelines/tmdb.py): API base URL (a mirror or proxy works too), politeness, retries
     tmdb_base_url: str = "https://api.themoviedb.org"
@@ -134,6 +174,33 @@ class Settings(BaseSettings):
     @property
     def als_dir(self) -> Path:
         return self.resolved_data_dir / "als"
+
+    @property
+    def als_eval_dir(self) -> Path:
+        """The evaluation build: ALS and popularity trained only on ratings before the test window."""
+        return self.resolved_data_dir / "als_eval"
+
+    @property
+    def tuned_path(self) -> Path:
+        """Settings chosen by `nextwatch tune` on the validation window."""
+        return self.resolved_data_dir / "tuned.json"
+
+    def tuned_overrides(self) -> dict[str, Any]:
+        """The tuned.json values that apply here: tunable fields not set explicitly (env, .env, arguments)."""
+        if not self.tuned_path.is_file():
+            return {}
+        try:
+            chosen = json.loads(self.tuned_path.read_text(encoding="utf-8"))["settings"]
+            wanted = {k: v for k, v in chosen.items() if k in TUNABLE and k not in self.model_fields_set}
+            checked = type(self).model_validate(wanted)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{self.tuned_path} is not a valid tuning result ({exc}): run `nextwatch tune`") from exc
+        return {k: getattr(checked, k) for k in wanted}
+
+    def with_tuned(self) -> Settings:
+        """These settings with the tuned values applied (explicit settings win over tuned.json)."""
+        overrides = self.tuned_overrides()
+        return self.model_copy(update=overrides) if overrides else self
 
     @property
     def tmdb_checkpoint_path(self) -> Path:

@@ -35,6 +35,13 @@ def test_upsert_is_idempotent_and_updates(catalog: Catalog) -> None:
     assert movie["movie_title"] == "Toy Story" and movie["rating_count"] == 7
 
 
+def test_upsert_leaves_columns_the_rows_do_not_name(catalog: Catalog) -> None:
+    catalog.upsert_movies([_movie(1, "Toy Story", overview="Woody", rating_count=3)])
+    catalog.upsert_movies([_movie(1, "Toy Story (1995)")])
+    movie = catalog.get_movie(1)
+    assert (movie["movie_title"], movie["overview"], movie["rating_count"]) == ("Toy Story (1995)", "Woody", 3)
+
+
 def test_korean_text_round_trips(catalog: Catalog) -> None:
     overview = "카우보이 인형 우디는 꼬마 주인인 앤디의 가장 사랑받는 장난감이다."
     catalog.upsert_series([{"series_id": 10194, "series_title": "토이 스토리 시리즈", "regtime": STAMP}])

@@ -239,6 +239,7 @@ def test_server_reopen_keeps_metadata(tmp_path: Path, data) -> None:
     with make_store("server", tmp_path, on_disk=True) as first:
         first.ensure(DIM, MODEL)
         first.upsert(ids[:50], vectors[:50], payloads[:50])
+        first.finalize()  # the alias (and with it the collection) becomes visible here
     with make_store("server", tmp_path, on_disk=True) as second:
         assert second.info() == CollectionInfo(name="movies_test", dim=DIM, points=50, model=MODEL)
 
@@ -313,7 +314,7 @@ def test_server_metadata_side_collection(tmp_path: Path, monkeypatch) -> None:
 
     monkeypatch.setattr(store.client, "get_collection", without_metadata)
     store.ensure(DIM, MODEL)
-    assert store.client.collection_exists("movies_test__meta")
+    assert store.client.collection_exists("movies_test_v1__meta")  # beside the physical collection
     store._meta = None  # forget the cache: read it back
     assert store.info() == CollectionInfo(name="movies_test", dim=DIM, points=0, model=MODEL)
     with pytest.raises(VectorStoreError, match="configured 8-d"):

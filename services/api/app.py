@@ -1,34 +1,52 @@
-"""FastAPI application factory: stores and models are opened once, in the lifespan."""
+"""FastAPI application factory: stores and models are opened once, in the lifespan, and shared."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-from services.api.routes import router
+from services.api import compat, movies, ops, recommendations, users
+from services.api.errors import install_error_handlers
+from services.api.observability import REQUEST_ID_HEADER, Metrics, RequestObserver, enable_access_log
+from services.api.titles import TitleIndex
 from services.runtime import Runtime, open_runtime
 from services.settings import Settings
 
+DESCRIPTION = """What to watch next: series, overview-vector and collaborative recommendations over a
+MovieLens catalogue with Korean titles.
+
+Errors are JSON `{"detail": ...}`: unknown ids 404, invalid parameters 422, oversize lists 413, a store
+that does not answer in time 503. Every response carries an `X-Request-ID` (yours, or a new one)."""
+
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    """The API over an already-built data dir (or over a runtime the caller owns)."""
+    """The API over an already-built data dir (or over a runtime the caller owns and closes)."""
+    settings = settings or (runtime.settings if runtime is not None else Settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
-        app.state.runtime = runtime or open_runtime(settings or Settings())
+        app.state.runtime = runtime or open_runtime(settings, serving=True)
+        app.state.titles = TitleIndex(app.state.runtime)
         try:
             yield
         finally:
             if owned:
                 app.state.runtime.close()
 
-    app = FastAPI(
-        title="nextwatch",
-        version="0.1.0",
-        description="What to watch next: series, overview-vector and collaborative recommendations.",
-        lifespan=lifespan,
-    )
-    app.include_router(router)
+    app = FastAPI(title="nextwatch", version="0.2.0", description=DESCRIPTION, lifespan=lifespan)
+    for module in (movies, recommendations, users, compat, ops):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+            allow_headers=["*"], expose_headers=[REQUEST_ID_HEADER],
+        )
+    app.state.metrics = Metrics()
+    app.add_middleware(RequestObserver, metrics=app.state.metrics)
+    if settings.access_log:
+        enable_access_log()
     return app

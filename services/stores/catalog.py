@@ -1,7 +1,8 @@
 """The relational movie/series catalog (SQLAlchemy Core): seed 002's Oracle tables plus a few columns.
 
-SQLite is the embedded default; PostgreSQL and Oracle run the same statements. This is the only
-module that speaks SQL to the catalog.
+SQLite is the embedded default; PostgreSQL and Oracle run the same statements, except the upsert whose
+form each database decides (services/stores/upsert.py). These two modules are the only ones that speak
+SQL to the catalog; sql/oracle/ holds the same schema as DDL (tests/test_oracle_sql.py keeps them equal).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -29,9 +31,14 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    literal,
+    make_url,
+    or_,
     select,
+    text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+
+from services.stores.upsert import SUPPORTED_DIALECTS, upsert_statement
 
 metadata = MetaData()
 
@@ -43,6 +50,7 @@ series_table = Table(
     Column("inferred", CHAR(1), nullable=False, server_default="N"),
     Column("useyn", CHAR(1), nullable=False, server_default="Y"),
     Column("regtime", DateTime, nullable=False),
+    PrimaryKeyConstraint("series_id", name="pk_series"),
     CheckConstraint("useyn IN ('Y', 'N')", name="ck_series_useyn"),
     CheckConstraint("inferred IN ('Y', 'N')", name="ck_series_inferred"),
 )
@@ -67,8 +75,9 @@ movie_table = Table(
     Column("regtime", DateTime, nullable=False),
     Column("tmdb_id", Integer),
     Column("genres", String(500)),
-    Column("rating_count", Integer, nullable=False, server_default="0"),
+    Column("rating_count", Integer, nullable=False, server_default=text("0")),
     Column("rating_avg", Float),
+    PrimaryKeyConstraint("movie_id", name="pk_movie"),
     CheckConstraint("adult IN ('Y', 'N')", name="ck_movie_adult"),
     CheckConstraint("useyn IN ('Y', 'N')", name="ck_movie_useyn"),
     Index("ix_movie_series_id", "series_id"),
@@ -103,6 +112,9 @@ class Catalog:
     """Reads and writes the `movie` and `series` tables through one SQLAlchemy engine."""
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        backend = make_url(url).get_backend_name()
+        if backend not in SUPPORTED_DIALECTS:
+            raise ValueError(f"unsupported catalog database {backend!r}: use {', '.join(SUPPORTED_DIALECTS)}")
         self.engine: Engine = create_engine(url, **engine_kwargs)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -121,7 +133,11 @@ class Catalog:
         return self._upsert(series_table, "series_id", rows)
 
     def upsert_movies(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Insert or update movie rows by movie_id; returns how many rows were written."""
+        """Insert or update movie rows by movie_id; returns how many rows were written.
+
+        Every row names the same columns, including the NOT NULL ones without a default (any row may be
+        inserted); columns the rows don't name are left alone. update_movies() changes only some columns.
+        """
         return self._upsert(movie_table, "movie_id", rows)
 
     def update_movies(self, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -164,26 +180,11 @@ class Catalog:
                 conn.execute(series_table.delete().where(series_table.c.series_id.in_(chunk)))
 
     def _upsert(self, table: Table, key: str, rows: Iterable[Mapping[str, Any]]) -> int:
-        dialect = self.engine.dialect.name
+        """Batched upsert in one transaction: one executemany of the dialect's statement per batch."""
         written = 0
         with self.engine.begin() as conn:
             for chunk in _chunks(list(rows), _BATCH):
-                columns = list(chunk[0].keys())
-                if dialect in ("sqlite", "postgresql"):
-                    insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
-                    updates = {c: insert.excluded[c] for c in columns if c != key}
-                    conn.execute(insert.on_conflict_do_update(index_elements=[key], set_=updates), chunk)
-                else:
-                    existing = set(
-                        conn.scalars(select(table.c[key]).where(table.c[key].in_([r[key] for r in chunk])))
-                    )
-                    new = [r for r in chunk if r[key] not in existing]
-                    old = [{**r, "b_key": r[key]} for r in chunk if r[key] in existing]
-                    if new:
-                        conn.execute(table.insert(), new)
-                    if old:
-                        values = {c: _bind(c) for c in columns if c != key}
-                        conn.execute(table.update().where(table.c[key] == _bind("b_key")).values(values), old)
+                conn.execute(upsert_statement(self.engine.dialect.name, table, key, tuple(chunk[0])), chunk)
                 written += len(chunk)
         return written
 
@@ -233,6 +234,40 @@ class Catalog:
         )
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def get_series(self, series_id: int) -> dict[str, Any] | None:
+        """One series row, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(series_table).where(series_table.c.series_id == series_id)).mappings().first()
+        return dict(row) if row is not None else None
+
+    def search_movies(
+        self, title: str | None = None, genre: str | None = None, *, limit: int = 20, include_adult: bool = True
+    ) -> list[dict[str, Any]]:
+        """Active movies (with `series_title`) whose title or original title contains `title` and that have
+        the genre `genre` (one of the pipe-separated names), both case-insensitive; most rated first."""
+        c = movie_table.c
+        stmt = (
+            select(movie_table, series_table.c.series_title, series_table.c.inferred.label("series_inferred"))
+            .select_from(movie_table.outerjoin(series_table))
+            .where(c.useyn == "Y")
+        )
+        if title:
+            stmt = stmt.where(or_(c.movie_title.icontains(title, autoescape=True),
+                                  c.original_title.icontains(title, autoescape=True)))
+        if genre:
+            names = func.lower(literal("|") + c.genres + literal("|"))
+            stmt = stmt.where(names.contains(f"|{genre.lower()}|", autoescape=True))
+        if not include_adult:
+            stmt = stmt.where(c.adult == "N")
+        stmt = stmt.order_by(c.rating_count.desc(), c.movie_id).limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def ping(self) -> None:
+        """Raise unless the database answers a trivial query."""
+        with self.engine.connect() as conn:
+            conn.execute(select(1)).scalar()
 
     def movies_with_tmdb_id(self) -> list[tuple[int, int]]:
         """(movie_id, tmdb_id) of every movie that has a TMDB id, by movie_id."""

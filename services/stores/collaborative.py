@@ -62,14 +62,37 @@ class CollaborativeModel:
         return out
 
     def recommend_for_ratings(self, ratings: Mapping[int, float], k: int) -> list[tuple[int, float]]:
-        """User-based: recompute a user from ad-hoc ratings and rank unseen items."""
+        """User-based: recompute a user from ad-hoc ratings and rank the items they did not rate.
+
+        Ratings below ``min_rating`` don't count as liked, but their movies are not recommended either.
+        """
         row = self._user_row(ratings)
-        if row.nnz == 0:
+        if row.nnz == 0 or k <= 0:
+            return []
+        rated = np.array(sorted({self._index[int(m)] for m in ratings if int(m) in self._index}), dtype=np.int32)
+        n = min(k, len(self.item_ids) - len(rated))
+        if n <= 0:
             return []
         ids, scores = self._als.recommend(
-            0, row, N=min(k, len(self.item_ids)), recalculate_user=True, filter_already_liked_items=True
+            0, row, N=n, recalculate_user=True, filter_already_liked_items=True, filter_items=rated
         )
         return [(int(self.item_ids[i]), float(s)) for i, s in zip(ids, scores)]
+
+    def explain_for_ratings(
+        self, ratings: Mapping[int, float], movie_ids: Sequence[int], n: int = 10
+    ) -> dict[int, list[tuple[int, float]]]:
+        """For each movie, the rated movies that contribute most to its user-based score, largest first
+        (implicit's ``explain``; the user's factorisation is computed once and reused)."""
+        row = self._user_row(ratings)
+        out: dict[int, list[tuple[int, float]]] = {int(m): [] for m in movie_ids}
+        weights = None
+        for movie_id in out:
+            idx = self._index.get(movie_id)
+            if idx is None or row.nnz == 0:
+                continue
+            _, top, weights = self._als.explain(0, row, idx, user_weights=weights, N=n)
+            out[movie_id] = [(int(self.item_ids[i]), float(s)) for i, s in top]
+        return out
 
     def _user_row(self, ratings: Mapping[int, float]) -> csr_matrix:
         cols, vals = [], []

@@ -1,0 +1,292 @@
+"""Every 32M benchmark in one run, each stage in a fresh process; renders the BENCHMARKS.md tables.
+
+    .venv/bin/python bench/run_all.py --source /tmp/ml32m-synth --write-benchmarks BENCHMARKS.md
+    .venv/bin/python bench/run_all.py --scale 1m --work /tmp/nw-bench1m        # quick, while developing
+    .venv/bin/python bench/run_all.py --from-results /tmp/nw-bench32/results.json   # re-render a run
+
+Stages, in order (``--only`` / ``--skip`` pick some): ingest, pairs, catalog, vectors, als, implicit
+(bench/offline.py), evaluate, seed (bench/seed_loop.py), edge, local (bench/vector_index.py), build
+(bench/offline.py: ingest..ALS in one process, into a second data dir). Artifacts go under ``--work``
+(its ``data`` and ``one-process`` dirs are emptied first), with one log per stage in ``logs/`` and the
+figures in ``results.json``. Before starting, waits (up to ``--max-wait-minutes``) for the 1-minute load
+average to drop to ``--max-load``; the load at the start and at each stage's end is recorded.
+``--write-benchmarks`` replaces only the blocks between ``<!-- bench/run_all.py:NAME -->`` and
+``<!-- /bench/run_all.py:NAME -->`` markers (offline, evaluation, vectors) of that file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import GB, ROOT, machine, run_stage, wait_for_quiet
+
+TARGETS = {"ingest_s": 30, "ingest_gb": 4, "pairs_s": 20, "build_gb": 8, "als_ratio": 1.2, "eval_total_s": 5,
+           "seed_ratio": 20, "edge_p50_ms": 5}
+SEED_COMPARED = ("series", "vector", "series+vector")
+
+
+def stage_argvs(args: argparse.Namespace, source: Path) -> dict[str, list[str]]:
+    """name -> argv (script and arguments) of every stage."""
+    data, one = str(args.work / "data"), str(args.work / "one-process")
+    proto = ["--min-ratings", str(args.min_ratings), "--pairs", str(args.pairs)]
+    return {
+        "ingest": ["bench/offline.py", "ingest", "--data-dir", data, "--source", str(source)],
+        "pairs": ["bench/offline.py", "pairs", "--data-dir", data, *proto],
+        "catalog": ["bench/offline.py", "catalog", "--data-dir", data],
+        "vectors": ["bench/offline.py", "vectors", "--data-dir", data],
+        "als": ["bench/offline.py", "als", "--data-dir", data],
+        "implicit": ["bench/offline.py", "implicit", "--data-dir", data],
+        "evaluate": ["bench/seed_loop.py", "evaluate", "--data-dir", data, *proto],
+        "seed": ["bench/seed_loop.py", "seed", "--data-dir", data, "--seed-pairs", str(args.seed_pairs)],
+        "edge": ["bench/vector_index.py", "edge", "--data-dir", data],
+        "local": ["bench/vector_index.py", "local", "--data-dir", data, "--queries", str(args.local_queries),
+                  "--filter-queries", str(args.local_filter_queries)],
+        "build": ["bench/offline.py", "build", "--data-dir", one, "--source", str(source)],
+    }
+
+
+def command(argv: list[str]) -> str:
+    """How to run one stage by hand from the repo root."""
+    return ".venv/bin/python " + shlex.join(argv)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the selected stages; the results (also written to --work/results.json after each stage)."""
+    source = args.source or synthesize_once(args.scale, args.work / f"src-{args.scale}")
+    argvs = stage_argvs(args, source)
+    names = [n for n in argvs if (not args.only or n in args.only) and n not in args.skip]
+    for sub in ("data", "one-process"):
+        shutil.rmtree(args.work / sub, ignore_errors=True)
+    wait_until = time.monotonic() + args.max_wait_minutes * 60
+    load = wait_for_quiet(args.max_load, wait_until - time.monotonic())
+    results: dict[str, Any] = {
+        "started_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+        "loadavg_start": list(os.getloadavg()), "load_ok": load <= args.max_load, "source": str(source),
+        "command": " ".join([".venv/bin/python bench/run_all.py", *sys.argv[1:]]), "stages": {},
+    }
+    out = args.work / "results.json"
+    for name in names:
+        wait_for_quiet(args.max_load, max(0.0, wait_until - time.monotonic()))  # one budget for the whole run
+        print(f"# {name}: {command(argvs[name])}", file=sys.stderr, flush=True)
+        figures = run_stage(argvs[name], args.work / "logs" / f"{name}.log")
+        results["stages"][name] = {**figures, "command": command(argvs[name])}
+        print(f"#   {figures['wall_seconds']:.1f} s, peak RSS {figures['peak_rss_bytes'] / GB:.2f} GB",
+              file=sys.stderr, flush=True)
+        out.write_text(json.dumps(results, indent=2))
+    results["finished_utc"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    out.write_text(json.dumps(results, indent=2))
+    return results
+
+
+def synthesize_once(scale: str, out: Path) -> Path:
+    """A synthetic release of `scale` under `out`, generated on first use."""
+    from pipelines.synth import synthesize
+
+    if not (out / "ratings.csv").exists():
+        synthesize(scale, out, progress=False)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- rendering
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / GB:.2f} GB"
+
+
+def _ms(p: dict[str, float]) -> str:
+    return f"{p['p50_ms']:.2f} / {p['p99_ms']:.2f} ms (n={p['n']})"
+
+
+def _ok(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def _code(text: str) -> str:
+    return f"`{text}`"
+
+
+def _run_line(results: dict[str, Any]) -> str:
+    m, la = results["machine"], results["loadavg_start"]
+    quiet = "" if results.get("load_ok", True) else " (still above the --max-load threshold after waiting)"
+    return (f"Run {results['started_utc']} -> {results.get('finished_utc', '?')}: {m['nproc']} cores ({m['cpu']}), "
+            f"{m['memory_gib']} GiB, Python {m['python']}; load average at start {la[0]:.2f} / {la[1]:.2f} / "
+            f"{la[2]:.2f}{quiet}. Data: `{results['source']}`. Command: `{results['command']}` "
+            "(each row's stage runs in its own fresh process; GB = 10^9 bytes of peak RSS).")
+
+
+def render_offline(results: dict[str, Any]) -> str:
+    """The "Offline pipeline at 32M" table."""
+    st, t = results["stages"], TARGETS
+    rows = ["| stage | figure | target | status | load at start / end | command |", "|---|---|---|---|---|---|"]
+
+    def row(name: str, figure: str, target: str = "", status: str = "") -> None:
+        s = st[name]
+        load = f"{s['load1_start']:.1f} / {s['load1_end']:.1f}"
+        rows.append(f"| {name} | {figure} | {target} | {status} | {load} | {_code(s['command'])} |")
+
+    if "ingest" in st:
+        s = st["ingest"]
+        row("ingest", f"{_s(s['seconds'])}, peak {_gb(s['peak_rss_bytes'])}; {s['ratings']:,} ratings, "
+            f"{s['users']:,} users, {s['movies']:,} movies -> {s['ratings_parquet_bytes'] / 2**20:.0f} MiB parquet",
+            f"<= {t['ingest_s']} s, <= {t['ingest_gb']} GB",
+            _ok(s["seconds"] <= t["ingest_s"] and s["peak_rss_bytes"] <= t["ingest_gb"] * GB))
+    if "pairs" in st:
+        s = st["pairs"]
+        row("pairs", f"{_s(s['seconds'])} (+ {_s(s['read_seconds'])} parquet read), peak {_gb(s['peak_rss_bytes'])};"
+            f" {s['pairs']:,} pairs among {s['popular_movies']:,} movies with >= 1000 ratings",
+            f"<= {t['pairs_s']} s", _ok(s["seconds"] <= t["pairs_s"]))
+    if "catalog" in st:
+        s = st["catalog"]
+        row("catalog", f"{_s(s['seconds'])}, peak {_gb(s['peak_rss_bytes'])}; {s['movies']:,} movies, "
+            f"{s['inferred_series']:,} inferred series covering {s['in_series']:,} movies")
+    if "vectors" in st:
+        s = st["vectors"]
+        row("vectors", f"{_s(s['seconds'])} (upsert {_s(s['upsert_seconds'])}, HNSW build "
+            f"{_s(s['hnsw_seconds'])}), peak {_gb(s['peak_rss_bytes'])}; {s['points']:,} x {s['dim']} "
+            "seeded random unit vectors through the real embed step")
+    if "implicit" in st:
+        s = st["implicit"]
+        row("implicit", f"{_s(s['seconds'])} fit alone, peak {_gb(s['peak_rss_bytes'])}; {s['nnz']:,} non-zeros, "
+            f"{s['factors']} factors, {s['iterations']} iterations", "baseline")
+    if "als" in st:
+        s = st["als"]
+        target, status = "", ""
+        if "implicit" in st:
+            ratio = s["seconds"] / st["implicit"]["seconds"]
+            fits = s["fit_seconds"] / st["implicit"]["seconds"]
+            target = f"<= {t['als_ratio']}x implicit alone"
+            status = f"{_ok(ratio <= t['als_ratio'])} ({ratio:.2f}x; fit vs fit {fits:.2f}x)"
+        row("als", f"{_s(s['seconds'])} end to end: fit {_s(s['fit_seconds'])} + {_s(s['seconds'] - s['fit_seconds'])}"
+            f" outside it (parquet read, CSR build, save), peak {_gb(s['peak_rss_bytes'])}", target, status)
+    build_stages = [n for n in ("ingest", "catalog", "vectors", "als") if n in st]
+    if len(build_stages) == 4:
+        top = max(build_stages, key=lambda n: st[n]["peak_rss_bytes"])
+        peak = st[top]["peak_rss_bytes"]
+        rows.append(f"| build, per stage | highest stage peak {_gb(peak)} ({top}); "
+                    f"{_s(sum(st[n]['seconds'] for n in build_stages))} in total | <= {t['build_gb']} GB | "
+                    f"{_ok(peak <= t['build_gb'] * GB)} | | rows ingest, catalog, vectors, als |")
+    if "build" in st:
+        s = st["build"]
+        steps = ", ".join(f"{k} {_s(v)}" for k, v in s["steps"].items())
+        row("build", f"one process: {_s(s['seconds'])} ({steps}), peak {_gb(s['peak_rss_bytes'])}",
+            f"<= {t['build_gb']} GB", _ok(s["peak_rss_bytes"] <= t["build_gb"] * GB))
+    return "\n".join([_run_line(results), "", *rows])
+
+
+def render_evaluation(results: dict[str, Any]) -> str:
+    """The "Evaluation at 32M vs seed-style loop" table."""
+    st, t = results["stages"], TARGETS
+    if "evaluate" not in st:
+        return _run_line(results)
+    ev, seed = st["evaluate"], st.get("seed")
+    rows = [f"| strategy | ours: batch time | ours: HR@10 | seed-style loop (per {ev['pairs']:,} pairs) | "
+            "seed-style HR@10 | speed-up | target |", "|---|---|---|---|---|---|---|"]
+    for name, s in ev["strategies"].items():
+        cells = ["", "", "", ""]
+        if seed and name in seed["strategies"]:
+            b = seed["strategies"][name]
+            seed_seconds = b["seconds_per_pair"] * ev["pairs"]
+            ratio = seed_seconds / s["seconds"]
+            cells = [_s(seed_seconds), f"{b['hit_ratio']:.4f}", f"{ratio:,.1f}x",
+                     f">= {t['seed_ratio']}x: {_ok(ratio >= t['seed_ratio'])}"]
+        rows.append(f"| {name} | {s['seconds'] * 1e3:,.0f} ms | {s['hit_ratio']:.4f} | " + " | ".join(cells) + " |")
+    rows.append(f"| **all {len(ev['strategies'])}** | **{_s(ev['seconds'])}** | | | | | <= {t['eval_total_s']} s: "
+                f"{_ok(ev['seconds'] <= t['eval_total_s'])} |")
+    notes = [
+        f"Ours: {_code(ev['command'])} (load at end {ev['load1_end']:.1f}): `evaluate_step` took "
+        f"{_s(ev['step_seconds'])} in all, including reading the ratings, the pairs and training the "
+        f"pre-cutoff ALS model ({_s(ev['als_eval_fit_seconds'])} fit); peak {_gb(ev['peak_rss_bytes'])}. "
+        f"{ev['distinct_prev']:,} distinct previous movies among the {ev['pairs']:,} pairs.",
+    ]
+    if seed:
+        measured = (f"timed on all {seed['pairs']:,} pairs" if seed["pairs"] >= ev["pairs"] else
+                    f"timed on the first {seed['pairs']:,} pairs and scaled linearly to {ev['pairs']:,}")
+        notes.append(f"Seed-style loop: {_code(seed['command'])} (load at end {seed['load1_end']:.1f}), {measured}; "
+                     f"same catalog (SQLite) and vector store, same pairs.")
+    return "\n".join([_run_line(results), "", *rows, "", *notes])
+
+
+def render_vectors(results: dict[str, Any]) -> str:
+    """The "Vector index at 87k" table."""
+    st, t = results["stages"], TARGETS
+    rows = ["| engine | points | build | query p50 / p99 | with series filter p50 / p99 | target | command |",
+            "|---|---|---|---|---|---|---|"]
+    if "edge" in st:
+        e, v = st["edge"], st.get("vectors")
+        build = f"upsert {_s(v['upsert_seconds'])} + HNSW {_s(v['hnsw_seconds'])}" if v else ""
+        mode = f"HNSW, ef {e['hnsw_ef']}" if e["hnsw"] else "exact"
+        rows.append(f"| qdrant-edge ({mode}) | {e['points']:,} x {e['dim']} | {build} | {_ms(e['query'])} | "
+                    f"{_ms(e['query_series'])} | p50 <= {t['edge_p50_ms']} ms: "
+                    f"{_ok(e['query']['p50_ms'] <= t['edge_p50_ms'])} | {_code(e['command'])} |")
+        rows.append(f"| qdrant-edge, exact | same | | {_ms(e['exact'])} | {_ms(e['exact_series'])} | | same |")
+    if "local" in st:
+        lo = st["local"]
+        rows.append(f"| qdrant-client local (`:memory:`) | {lo['points']:,} x {lo['dim']} | upsert "
+                    f"{_s(lo['upsert_seconds'])} | {_ms(lo['query'])} | {_ms(lo['query_series'])} | | "
+                    f"{_code(lo['command'])} |")
+    notes = []
+    if "edge" in st:
+        notes.append(f"HNSW recall@10 against exact search on the same queries: {st['edge']['recall_at_10']:.3f} "
+                     "(seeded uniform random unit vectors have no neighbourhood structure, HNSW's worst case; "
+                     "bench/vector_recall.py measures recall on clustered vectors).")
+    return "\n".join([_run_line(results), "", *rows, "", *notes])
+
+
+RENDERERS = {"offline": render_offline, "evaluation": render_evaluation, "vectors": render_vectors}
+
+
+def write_blocks(path: Path, blocks: dict[str, str]) -> None:
+    """Replace the text between each block's markers in `path` (re-read right before writing)."""
+    text = path.read_text(encoding="utf-8")
+    for name, body in blocks.items():
+        begin, end = f"<!-- bench/run_all.py:{name} -->", f"<!-- /bench/run_all.py:{name} -->"
+        i, j = text.find(begin), text.find(end)
+        if i < 0 or j < i:
+            raise SystemExit(f"{path}: no {begin} ... {end} block to fill")
+        text = text[: i + len(begin)] + "\n" + body + "\n" + text[j:]
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--source", type=Path, help="an existing release dir (e.g. /tmp/ml32m-synth)")
+    src.add_argument("--scale", default="32m", help="synthesize this scale under --work when no --source")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/nw-bench32"))
+    ap.add_argument("--min-ratings", type=int, default=1000)
+    ap.add_argument("--pairs", type=int, default=3000)
+    ap.add_argument("--seed-pairs", type=int, default=3000, help="pairs the seed-style loop is timed on")
+    ap.add_argument("--local-queries", type=int, default=100)
+    ap.add_argument("--local-filter-queries", type=int, default=20)
+    ap.add_argument("--only", nargs="*", default=[])
+    ap.add_argument("--skip", nargs="*", default=[])
+    ap.add_argument("--max-load", type=float, default=2.5)
+    ap.add_argument("--max-wait-minutes", type=float, default=30)
+    ap.add_argument("--from-results", type=Path, help="render a saved results.json instead of running")
+    ap.add_argument("--write-benchmarks", type=Path, help="fill this file's bench/run_all.py blocks")
+    args = ap.parse_args()
+
+    results = json.loads(args.from_results.read_text()) if args.from_results else run(args)
+    blocks = {name: render(results) for name, render in RENDERERS.items()}
+    for name, body in blocks.items():
+        print(f"\n<!-- {name} -->\n{body}")
+    if args.write_benchmarks:
+        write_blocks(args.write_benchmarks if args.write_benchmarks.is_absolute() else ROOT / args.write_benchmarks,
+                     blocks)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Operations routes: liveness, readiness (which part is not reachable) and Prometheus metrics."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.api import deps
+from services.api.schemas import Health, Readiness
+from services.runtime import Runtime
+from services.stores.guards import StoreUnavailable
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/health", response_model=Health)
+def health() -> Health:
+    """The process is alive."""
+    return Health()
+
+
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}})
+def ready(request: Request) -> JSONResponse:
+    """Catalog, vectors and ALS model loaded and answering; 503 naming the parts that are not."""
+    parts = _check(deps.runtime(request))
+    missing = [name for name, state in parts.items() if state != "ok"]
+    body = Readiness(status="unavailable" if missing else "ready", parts=parts, missing=missing)
+    return JSONResponse(body.model_dump(), status_code=503 if missing else 200)
+
+
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+def metrics(request: Request) -> Response:
+    """Request counts and latency histograms per route and strategy, degraded answers per missing part."""
+    body, content_type = request.app.state.metrics.render()
+    return Response(content=body, media_type=content_type)
+
+
+def _check(rt: Runtime) -> dict[str, str]:
+    parts = {"catalog": _probe(rt, "catalog", rt.catalog.ping)}
+    parts["vectors"] = "missing" if rt.vectors is None else _probe(rt, "vectors", rt.vectors.info)
+    parts["collaborative"] = "missing" if rt.collaborative is None else "ok"
+    return parts
+
+
+def _probe(rt: Runtime, part: str, call: Callable[[], object]) -> str:
+    """"ok", or why the part did not answer (a vector store without its collection is "missing")."""
+    try:
+        answer = rt.guards[part].call(call)
+    except StoreUnavailable as exc:
+        return exc.reason
+    return "missing" if part == "vectors" and answer is None else "ok"

@@ -1,0 +1,89 @@
+"""Time limits on store calls: each part (catalog, vectors, model) runs its calls on its own thread pool.
+
+A call that does not answer in time, or raises, becomes :class:`StoreUnavailable` naming the part; the
+stuck call keeps its worker thread until it returns, but it can only starve its own part's pool, never
+another part's. ``timeout=None`` runs calls inline (the evaluator's batch calls need no limit).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from services.recommender.base import Source
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PARTS: tuple[str, ...] = ("catalog", "vectors", "collaborative")
+
+
+class StoreUnavailable(RuntimeError):
+    """A store call failed or did not answer in time."""
+
+    def __init__(self, part: str, reason: str) -> None:
+        super().__init__(f"{part} unavailable: {reason}")
+        self.part = part
+        self.reason = reason
+
+
+class Guard:
+    """Runs one part's blocking calls on its own small thread pool, each within `timeout` seconds."""
+
+    def __init__(self, part: str, timeout: float | None, workers: int = 8) -> None:
+        self.part = part
+        self.timeout = timeout
+        self._pool = (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"store-{part}") if timeout else None
+        )
+
+    def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """fn(*args, **kwargs) within the time limit; StoreUnavailable when it raises or times out."""
+        try:
+            if self._pool is None:
+                return fn(*args, **kwargs)
+            future = self._pool.submit(fn, *args, **kwargs)
+            try:
+                return future.result(timeout=self.timeout)
+            except FutureTimeout:
+                future.cancel()
+                raise StoreUnavailable(self.part, f"no answer within {self.timeout:g} s") from None
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            log.warning("%s call %s failed", self.part, getattr(fn, "__qualname__", fn), exc_info=True)
+            raise StoreUnavailable(self.part, f"{type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class Guards:
+    """One :class:`Guard` per part, sharing a time limit."""
+
+    def __init__(self, timeout: float | None, workers: int = 8) -> None:
+        self.timeout = timeout
+        self._guards = {part: Guard(part, timeout, workers) for part in PARTS}
+
+    def __getitem__(self, part: str) -> Guard:
+        return self._guards[part]
+
+    def close(self) -> None:
+        for guard in self._guards.values():
+            guard.close()
+
+
+class GuardedSource:
+    """A candidate source whose every call (all its store work: one thread hop) goes through a guard."""
+
+    def __init__(self, source: Source, guard: Guard) -> None:
+        self.name = source.name
+        self._source = source
+        self._guard = guard
+
+    def candidates(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]:
+        return self._guard.call(self._source.candidates, movie_ids, k)

@@ -1,0 +1,47 @@
+-- nextwatch catalog on Oracle: seed 002's movie and series tables (plus tmdb_id, genres, rating_count,
+-- rating_avg), owned by the application user from 01_app_user.sh. Run as SYS at the Oracle
+-- container's first start. Kept equal to services/stores/catalog.py by tests/test_oracle_sql.py:
+-- change both together.
+WHENEVER SQLERROR EXIT SQL.SQLCODE
+ALTER SESSION SET CONTAINER = FREEPDB1;
+ALTER SESSION SET CURRENT_SCHEMA = nextwatch;
+
+CREATE TABLE series (
+    series_id INTEGER NOT NULL,
+    series_title VARCHAR2(500 CHAR) NOT NULL,
+    inferred CHAR(1) DEFAULT 'N' NOT NULL,
+    useyn CHAR(1) DEFAULT 'Y' NOT NULL,
+    regtime DATE NOT NULL,
+    CONSTRAINT pk_series PRIMARY KEY (series_id),
+    CONSTRAINT ck_series_useyn CHECK (useyn IN ('Y', 'N')),
+    CONSTRAINT ck_series_inferred CHECK (inferred IN ('Y', 'N'))
+);
+
+CREATE TABLE movie (
+    movie_id INTEGER NOT NULL,
+    movie_title VARCHAR2(500 CHAR) NOT NULL,
+    original_language VARCHAR2(16 CHAR),
+    original_title VARCHAR2(500 CHAR),
+    poster_path VARCHAR2(200 CHAR),
+    overview CLOB,
+    overview_language VARCHAR2(16 CHAR),
+    series_id INTEGER,
+    release_date DATE,
+    runtime INTEGER,
+    tagline VARCHAR2(1000 CHAR),
+    imdb_id VARCHAR2(20 CHAR),
+    adult CHAR(1) DEFAULT 'N' NOT NULL,
+    useyn CHAR(1) DEFAULT 'Y' NOT NULL,
+    regtime DATE NOT NULL,
+    tmdb_id INTEGER,
+    genres VARCHAR2(500 CHAR),
+    rating_count INTEGER DEFAULT 0 NOT NULL,
+    rating_avg FLOAT,
+    CONSTRAINT pk_movie PRIMARY KEY (movie_id),
+    CONSTRAINT ck_movie_adult CHECK (adult IN ('Y', 'N')),
+    CONSTRAINT ck_movie_useyn CHECK (useyn IN ('Y', 'N')),
+    CONSTRAINT fk_movie_series FOREIGN KEY (series_id) REFERENCES series (series_id)
+);
+
+CREATE INDEX ix_movie_series_id ON movie (series_id);
+CREATE INDEX ix_movie_title ON movie (movie_title);

@@ -1,0 +1,107 @@
+"""Leakage-free and reproducible: models see nothing from the test window; the same data gives the same run."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.als import train_als
+from pipelines.evaluation import Protocol, evaluate_strategies
+from pipelines.steps import als_params, catalog_step, embed_step, evaluate_step, ingest_step
+from services.runtime import assemble_strategies
+from services.settings import Settings
+from services.stores.catalog import Catalog
+from services.stores.collaborative import CollaborativeModel
+from services.stores.popularity import load_popularity
+from tests.eval_helpers import private_copy
+
+WORDS = ("Amber", "Basalt", "Cobalt", "Dune", "Ember", "Fjord", "Garnet", "Harbor", "Indigo", "Juniper",
+         "Kestrel", "Lagoon", "Meadow", "Nebula", "Orchid", "Prairie", "Quartz", "Raven", "Sierra", "Tundra",
+         "Umber", "Violet", "Willow", "Xenon", "Yarrow", "Zephyr", "Aurora", "Bramble", "Cascade", "Delta",
+         "Echo Lake", "Foxglove")
+NEW_A, NEW_B = 31, 32  # first rated inside the test window, always one right after the other
+TEST_START = 100_000
+
+
+@pytest.fixture(scope="module")
+def leaky_world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A release where the test window is 40 new users watching movie 31 then 32, two brand-new movies.
+
+    Anything trained on all ratings would have seen 31 -> 32 forty times (32 would be the most popular
+    movie and 31's nearest ALS neighbour); before the test window 32 has not a single rating.
+    """
+    rng = np.random.default_rng(7)
+    rows = []
+    for user in range(1, 61):  # history: 60 users, 8 of movies 1..30 each
+        for j, movie in enumerate(rng.choice(np.arange(1, 31), size=8, replace=False)):
+            rows.append((user, int(movie), 4.0, 1_000 + 100 * user + j))
+    for i, user in enumerate(range(101, 141)):  # test window: new users, 31 then 32
+        rows.append((user, NEW_A, 5.0, TEST_START + 2 * i))
+        rows.append((user, NEW_B, 5.0, TEST_START + 2 * i + 1))
+    release = tmp_path_factory.mktemp("leaky-release")
+    frame = pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"])
+    frame.to_csv(release / "ratings.csv", index=False)
+    pd.DataFrame({"movieId": range(1, 33), "title": [f"{w} ({1990 + i})" for i, w in enumerate(WORDS)],
+                  "genres": "Drama"}).to_csv(release / "movies.csv", index=False)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("leaky-data"), source=str(release),
+                        als_factors=8, als_iterations=10)
+    ingest_step(settings, progress=False)
+    catalog_step(settings)
+    embed_step(settings, progress=False)
+    return settings
+
+
+PROTOCOL = Protocol(min_ratings=5, pairs=40, k=5, seed=42, resamples=200)
+
+
+def test_leakage_would_change_the_answer_and_the_evaluator_has_none(leaky_world: Settings) -> None:
+    run = evaluate_step(leaky_world, PROTOCOL, progress=False)
+    assert run.pairs[["prev_movieId", "movieId"]].drop_duplicates().values.tolist() == [[NEW_A, NEW_B]]
+    assert run.cutoff_timestamp == TEST_START + 1  # the first test pair; 32 is first rated right then
+
+    # the evaluator's numbers: nothing learned from ratings can know 32 yet
+    assert run.scores["popular"].hit_ratio == 0.0
+    assert run.scores["collaborative"].hit_ratio == 0.0
+    assert run.scores["collaborative"].answered == 1.0  # ALS did answer (it knows 31): just not with 32
+
+    # the same strategies trained on all ratings (the naive protocol) hit every single pair
+    ratings = pd.read_parquet(leaky_world.ratings_path)
+    catalog = Catalog(leaky_world.catalog_url)
+    try:
+        facts = catalog.movie_facts()
+    finally:
+        catalog.close()
+    leaky = assemble_strategies(
+        facts, vectors=None, collaborative=train_als(ratings, als_params(leaky_world), progress=False),
+        popularity=ratings["movieId"].value_counts().to_dict(), seed=PROTOCOL.seed,
+    )
+    naive = evaluate_strategies({n: leaky[n] for n in ("popular", "collaborative")}, run.pairs, PROTOCOL.k,
+                                len(facts.movie_ids), resamples=0)
+    assert naive["popular"].hit_ratio == 1.0 and naive["collaborative"].hit_ratio == 1.0
+
+    # the saved evaluation build (what a server in evaluation mode serves) is the leakage-free one
+    model = CollaborativeModel.load(leaky_world.als_eval_dir)
+    assert model.info["max_timestamp"] < run.cutoff_timestamp and NEW_B not in model
+    assert NEW_B not in load_popularity(leaky_world.als_eval_dir)
+    assert run.as_json()["models"]["trained_before"] == run.cutoff_timestamp
+
+
+def _comparable(run) -> dict:
+    return {name: {k: v for k, v in s.as_dict(run.protocol.k).items() if k not in ("seconds", "qps")}
+            for name, s in run.scores.items()}
+
+
+def test_same_data_gives_the_same_pairs_and_metrics_twice(built_settings: Settings, tmp_path: Path) -> None:
+    settings = private_copy(built_settings, tmp_path / "data", als_factors=16, als_iterations=5)
+    protocol = Protocol(pairs=500, resamples=300)
+    first = evaluate_step(settings, protocol, progress=False)
+    shutil.rmtree(settings.als_eval_dir)  # retrain the evaluation build from scratch
+    again = evaluate_step(settings, protocol, progress=False)
+    pd.testing.assert_frame_equal(first.pairs, again.pairs)
+    assert first.cutoff_timestamp == again.cutoff_timestamp
+    assert _comparable(first) == _comparable(again)
+    assert first.data["sha256"] == again.data["sha256"]
+    assert set(first.scores) == {"random", "popular", "series", "vector", "collaborative", "series+vector", "hybrid"}

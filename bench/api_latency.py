@@ -329,6 +329,9 @@ def report(r: dict[str, Any], command: str) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
+        "Targets for `hybrid` (p50 <= 5 ms, p99 <= 20 ms at the server, >= 300 req/s, no errors): "
+        + "; ".join(_targets(run) for run in r["runs"] if run["endpoint"] == "hybrid") + ".",
+        "",
         "| workload | connections | throughput hybrid / seed | p50 seed / hybrid | p99 seed / hybrid "
         "| CPU seed / hybrid |",
         "|---|---|---|---|---|---|",
@@ -357,6 +360,13 @@ def report(r: dict[str, Any], command: str) -> str:
         "overviews takes ~25 min on 2 cores); structureless vectors are the slowest case for HNSW. The load "
         "generator runs on the same 2 cores as the server.",
     ]) + "\n"
+
+
+def _targets(run: dict[str, Any]) -> str:
+    checks = {"p50": run["p50"] <= 5, "p99": run["p99"] <= 20, "throughput": run["rps"] >= 300,
+              "errors": run["errors"] == 0}
+    missed = [name for name, ok in checks.items() if not ok]
+    return f"{run['workload']} x {run['connections']}: " + ("all met" if not missed else "missed " + ", ".join(missed))
 
 
 def write_section(path: Path, section: str) -> None:

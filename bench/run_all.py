@@ -7,9 +7,9 @@
 Stages, in order (``--only`` / ``--skip`` pick some): ingest, pairs, catalog, vectors, als, implicit
 (bench/offline.py), evaluate, seed (bench/seed_loop.py), edge, local (bench/vector_index.py), build
 (bench/offline.py: ingest..ALS in one process, into a second data dir). Artifacts go under ``--work``
-(its ``data`` and ``one-process`` dirs are emptied first), with one log per stage in ``logs/`` and the
-figures in ``results.json``. Before starting, waits (up to ``--max-wait-minutes``) for the 1-minute load
-average to drop to ``--max-load``; the load at the start and at each stage's end is recorded.
+(``data`` is emptied when ingest runs, ``one-process`` when build runs), with one log per stage in
+``logs/`` and the figures in ``results.json``. Before each stage, waits (``--max-wait-minutes`` in all)
+for the 1-minute load average to drop to ``--max-load``; the load at each stage's start and end is recorded.
 ``--write-benchmarks`` replaces only the blocks between ``<!-- bench/run_all.py:NAME -->`` and
 ``<!-- /bench/run_all.py:NAME -->`` markers (offline, evaluation, vectors) of that file.
 """
@@ -62,8 +62,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     source = args.source or synthesize_once(args.scale, args.work / f"src-{args.scale}")
     argvs = stage_argvs(args, source)
     names = [n for n in argvs if (not args.only or n in args.only) and n not in args.skip]
-    for sub in ("data", "one-process"):
-        shutil.rmtree(args.work / sub, ignore_errors=True)
+    for producer, sub in (("ingest", "data"), ("build", "one-process")):  # a fresh dir for what gets rebuilt
+        if producer in names:
+            shutil.rmtree(args.work / sub, ignore_errors=True)
     wait_until = time.monotonic() + args.max_wait_minutes * 60
     load = wait_for_quiet(args.max_load, wait_until - time.monotonic())
     results: dict[str, Any] = {

@@ -40,7 +40,8 @@ class ServiceClient:
         self.close()
 
     def _post(self, strategy: str, movie_ids: Sequence[int], k: int) -> httpx.Response:
-        body = {"movie_ids": [int(m) for m in movie_ids], "strategy": strategy, "k": k}
+        # the in-process evaluator applies no filter, so ask the service for unfiltered lists too
+        body = {"movie_ids": [int(m) for m in movie_ids], "strategy": strategy, "k": k, "include_adult": True}
         try:
             return self._http.post(BATCH_PATH, json=body)
         except httpx.HTTPError as exc:

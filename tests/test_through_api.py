@@ -10,6 +10,7 @@ from pipelines.served import ServiceError
 from pipelines.steps import evaluate_step
 from services.runtime import open_runtime
 from services.settings import Settings
+from services.stores.catalog import Catalog
 from tests.eval_helpers import free_port, private_copy, running_server
 
 PROTOCOL = Protocol(pairs=300, resamples=200)
@@ -22,6 +23,9 @@ def _metrics(run) -> dict:
 
 def test_through_api_agrees_exactly_with_in_process(built_settings: Settings, tmp_path: Path) -> None:
     settings = private_copy(built_settings, tmp_path / "data", als_factors=16, als_iterations=5)
+    catalog = Catalog(settings.catalog_url)  # adult movies: the service must not filter what it is scored on
+    catalog.update_movies({"movie_id": m, "adult": "Y"} for m in catalog.movie_facts().movie_ids[::3])
+    catalog.close()
     in_process = evaluate_step(settings, PROTOCOL, progress=False)  # also writes the evaluation build
     served = settings.model_copy(update={"serve_models": "evaluation"})
     with running_server(served) as url:

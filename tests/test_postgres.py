@@ -15,7 +15,7 @@ from pipelines.steps import catalog_step, embed_step, ingest_step, train_step
 from services.api.app import create_app
 from services.settings import Settings
 from services.stores.catalog import Catalog
-from tests.conftest import KEEP_TITLES
+from tests.conftest import write_release
 from tests.postgres_server import server_bin_dir, temporary_postgres
 
 TOY_STORY = "토이 스토리"
@@ -34,15 +34,7 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def tiny_release(sample: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A GroupLens-format release of the sample's 60 most-rated movies plus the Toy Story and Godfather series."""
-    keep = set(sample["movieId"].value_counts().head(60).index)
-    keep |= set(sample.loc[sample["title"].isin(KEEP_TITLES), "movieId"])
-    part = sample.loc[sample["movieId"].isin(keep)]
-    out = tmp_path_factory.mktemp("ml-tiny")
-    part[["userId", "movieId", "rating", "timestamp"]].to_csv(out / "ratings.csv", index=False)
-    movies = part.drop_duplicates("movieId")[["movieId", "title", "year", "genres"]].copy()
-    movies["title"] = movies["title"] + movies["year"].map(lambda y: f" ({int(y)})" if pd.notna(y) else "")
-    movies[["movieId", "title", "genres"]].to_csv(out / "movies.csv", index=False)
-    return out
+    return write_release(sample, tmp_path_factory.mktemp("ml-tiny"), 60)
 
 
 @pytest.fixture(scope="module")

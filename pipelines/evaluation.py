@@ -35,23 +35,31 @@ class Protocol:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
-def _all_pairs(ratings: pd.DataFrame, min_ratings: int) -> pd.DataFrame:
-    """Every (previous movie -> next movie) pair, ordered by (timestamp, userId, movieId)."""
+def _latest_pairs(ratings: pd.DataFrame, min_ratings: int, n_pairs: int) -> pd.DataFrame:
+    """The latest `n_pairs` (previous movie -> next movie) pairs, ordered by (timestamp, userId, movieId).
+
+    Only the pairs at or after the n-th latest timestamp are sorted by (timestamp, userId, movieId): the
+    choice is the same as sorting every pair, at a fraction of the cost on MovieLens 32M.
+    """
     counts = ratings["movieId"].value_counts()
     popular = counts.index[counts.to_numpy() >= min_ratings]
     kept = ratings.loc[ratings["movieId"].isin(popular), ["userId", "movieId", "timestamp"]]
-    kept = kept.sort_values(["userId", "timestamp", "movieId"], kind="stable")
-    users = kept["userId"].to_numpy()
-    movies = kept["movieId"].to_numpy()
-    same_user = np.zeros(len(kept), dtype=bool)
-    same_user[1:] = users[1:] == users[:-1]
-    prev = np.empty_like(movies)
-    prev[1:] = movies[:-1]
-    pairs = pd.DataFrame({
-        "userId": users[same_user], "prev_movieId": prev[same_user],
-        "movieId": movies[same_user], "timestamp": kept["timestamp"].to_numpy()[same_user],
+    users, movies, stamps = (kept[c].to_numpy() for c in ("userId", "movieId", "timestamp"))
+    order = np.lexsort((movies, stamps, users))  # by user, then time, then movie
+    users, movies, stamps = users[order], movies[order], stamps[order]
+    same_user = users[1:] == users[:-1]
+    pair_users, pair_prev = users[1:][same_user], movies[:-1][same_user]
+    pair_movies, pair_stamps = movies[1:][same_user], stamps[1:][same_user]
+    if 0 < n_pairs < len(pair_stamps):
+        threshold = np.partition(pair_stamps, len(pair_stamps) - n_pairs)[len(pair_stamps) - n_pairs]
+        recent = pair_stamps >= threshold
+        pair_users, pair_prev = pair_users[recent], pair_prev[recent]
+        pair_movies, pair_stamps = pair_movies[recent], pair_stamps[recent]
+    latest = np.lexsort((pair_movies, pair_users, pair_stamps))[-n_pairs:] if n_pairs > 0 else []
+    return pd.DataFrame({
+        "userId": pair_users[latest], "prev_movieId": pair_prev[latest],
+        "movieId": pair_movies[latest], "timestamp": pair_stamps[latest],
     })
-    return pairs.sort_values(["timestamp", "userId", "movieId"], kind="stable").reset_index(drop=True)
 
 
 def next_item_pairs(ratings: pd.DataFrame, min_ratings: int, n_pairs: int) -> pd.DataFrame:
@@ -61,7 +69,7 @@ def next_item_pairs(ratings: pd.DataFrame, min_ratings: int, n_pairs: int) -> pd
     chosen by (timestamp, userId, movieId), so equal timestamps never make the result depend on row order.
     Returns columns userId, prev_movieId, movieId, timestamp (oldest first).
     """
-    return _all_pairs(ratings, min_ratings).tail(n_pairs).reset_index(drop=True)
+    return _latest_pairs(ratings, min_ratings, n_pairs)
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,7 @@ class Windows:
 
 def evaluation_windows(ratings: pd.DataFrame, min_ratings: int, n_pairs: int) -> Windows:
     """The latest `n_pairs` pairs (test) and the `n_pairs` pairs immediately preceding them (validation)."""
-    pairs = _all_pairs(ratings, min_ratings).tail(2 * n_pairs)
+    pairs = _latest_pairs(ratings, min_ratings, 2 * n_pairs)
     split = max(len(pairs) - n_pairs, 0)
     return Windows(pairs.iloc[:split].reset_index(drop=True), pairs.iloc[split:].reset_index(drop=True))
 

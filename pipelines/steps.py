@@ -127,6 +127,14 @@ def train_step(settings: Settings, *, force: bool = False, progress: bool = True
     return model.info
 
 
+def build_step(settings: Settings, *, progress: bool = True) -> None:
+    """All offline steps in order (ingest, catalog, embed, train), each skipped when up to date."""
+    ingest_step(settings, progress=progress)
+    catalog_step(settings)
+    embed_step(settings, progress=progress)
+    train_step(settings, progress=progress)
+
+
 def evaluate_step(
     settings: Settings,
     protocol: Protocol,

@@ -44,12 +44,9 @@ def small_release(sample: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="session")
 def built_settings(small_release: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings over a data dir where the whole offline build has run on the small release."""
-    from pipelines.steps import catalog_step, embed_step, ingest_step, train_step
+    from pipelines.steps import build_step
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("data"), source=str(small_release),
                         als_factors=16, als_iterations=5)
-    ingest_step(settings, progress=False)
-    catalog_step(settings)
-    embed_step(settings, progress=False)
-    train_step(settings, progress=False)
+    build_step(settings, progress=False)
     return settings

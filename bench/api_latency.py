@@ -4,7 +4,7 @@ caching), measured in the same run and the same server process.
 
 The data: an 87,585-movie catalogue built by the real pipeline steps (ingest, catalog, TMDB import of the
 synthetic Korean metadata, ALS on the full ratings) from the MovieLens-32M-shaped synthetic release in
-``--source`` (generated with pipelines.synth when missing), except that the vectors are seeded random
+``--source`` (generated with bench.synth when missing), except that the vectors are seeded random
 unit vectors of dimension 384 instead of multilingual-e5-small embeddings (embedding 87k texts takes
 ~25 minutes on 2 cores). Everything is cached in ``--data-dir``; a second run only serves and measures.
 
@@ -70,13 +70,13 @@ def build(settings: Settings, source: Path) -> None:
     from pipelines.state import BuildState
     from pipelines.steps import catalog_step, ingest_step, train_step
     from pipelines.tmdb_mapping import apply_records, read_dump
-    from pipelines.vector_build import build_vectors
+    from pipelines.embeddings.vectors import build_vectors
     from services.stores.catalog import Catalog
     from services.stores.embedding_cache import EmbeddingCache
     from services.stores.vectors import open_vector_store
 
     if not (source / "ratings.csv").exists():
-        from pipelines.synth import synthesize
+        from bench.synth.synth import synthesize
 
         _say(f"generating the 32M-shaped release in {source}")
         synthesize("32m", source)
@@ -112,7 +112,7 @@ def guard_overhead(settings: Settings, ids: Sequence[int], k: int = 10) -> dict[
     """In-process p50/p99 (ms) of hybrid's recommend_batch with and without the store time limits
     (neighbour cache off, distinct movies: every request reaches the stores)."""
     from services.recommender.filters import Filter
-    from services.runtime import open_runtime
+    from services.serving.runtime import open_runtime
 
     out: dict[str, float] = {}
     rules = Filter.of(include_adult=False)

@@ -29,8 +29,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.evaluation import EvaluationRun, Protocol  # noqa: E402
-from pipelines.report import markdown_table  # noqa: E402
+from pipelines.evaluation.protocol import EvaluationRun, Protocol  # noqa: E402
+from pipelines.evaluation.report import markdown_table  # noqa: E402
 from pipelines.steps import evaluate_step  # noqa: E402
 from services.settings import Settings  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Time and peak memory of ``pipelines.movielens.ingest`` on a MovieLens-32M-shaped CSV.
+"""Time and peak memory of ``pipelines.ingest.movielens.ingest`` on a MovieLens-32M-shaped CSV.
 
     .venv/bin/python bench/ingest_memory.py                      # synthetic 32,000,204 rows (~890 MB)
     .venv/bin/python bench/ingest_memory.py --rows 2000000       # smaller
@@ -25,7 +25,7 @@ CHILD = """
 import resource, sys, time
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from pipelines.movielens import ingest
+from pipelines.ingest.movielens import ingest
 t = time.perf_counter()
 r = ingest({source!r}, Path({out!r}), progress=False)
 print(r.ratings, r.users, r.movies, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

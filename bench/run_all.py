@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def synthesize_once(scale: str, out: Path) -> Path:
     """A synthetic release of `scale` under `out`, generated on first use."""
-    from pipelines.synth import synthesize
+    from bench.synth.synth import synthesize
 
     if not (out / "ratings.csv").exists():
         synthesize(scale, out, progress=False)

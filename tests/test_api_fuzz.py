@@ -16,7 +16,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from services.api.app import create_app
-from services.runtime import open_runtime
+from services.serving.runtime import open_runtime
 from services.settings import Settings
 
 EXAMPLES = 20  # per operation and mode: the 14 operations take well under a minute

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.catalog_load import load_catalog
+from pipelines.catalog.load import load_catalog
 from services.stores.catalog import Catalog
 
 STAMP = datetime(2026, 1, 1, 12, 0, 0)

@@ -9,22 +9,17 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.embedding_openai import (
+from services.embeddings.openai_backend import (
     OpenAIBackend,
     estimate_tokens,
     plan_batches,
     token_upper_bound,
     truncate,
 )
-from pipelines.embeddings import (
-    EmbeddingError,
-    LocalE5Backend,
-    cache_key,
-    content_text,
-    embed_cached,
-    make_backend,
-    plan_embedding,
-)
+from pipelines.embeddings.cached import embed_cached
+from pipelines.embeddings.plan import plan_embedding
+from pipelines.embeddings.texts import content_text
+from services.embeddings.backends import EmbeddingError, LocalE5Backend, cache_key, make_backend
 from services.settings import Settings
 from services.stores.embedding_cache import EmbeddingCache, text_hash
 
@@ -322,7 +317,7 @@ def test_cli_refuses_a_model_switch_without_recreate(tiny_data_dir, monkeypatch)
 
 def test_build_refuses_same_size_model_switch_before_embedding_anything(tmp_path):
     from pipelines.state import BuildState
-    from pipelines.vector_build import build_vectors
+    from pipelines.embeddings.vectors import build_vectors
     from services.stores.vectors import VectorStoreError, open_vector_store
 
     class FakeCatalog:

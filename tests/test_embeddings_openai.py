@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.embedding_openai import OpenAIBackend, token_upper_bound
-from pipelines.embeddings import EmbeddingError, LocalE5Backend, cache_key, embed_cached
+from services.embeddings.openai_backend import OpenAIBackend, token_upper_bound
+from pipelines.embeddings.cached import embed_cached
+from services.embeddings.backends import EmbeddingError, LocalE5Backend, cache_key
 from services.stores.embedding_cache import EmbeddingCache
 
 KOREAN = [

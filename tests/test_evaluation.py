@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.bootstrap import resample_users, user_bootstrap
-from pipelines.evaluation import evaluate_strategies, evaluation_windows, next_item_pairs, score_lists
+from pipelines.evaluation.bootstrap import resample_users, user_bootstrap
+from pipelines.evaluation.protocol import evaluate_strategies, evaluation_windows, next_item_pairs, score_lists
 from services.recommender.base import Recommendation
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.als import train_als
-from pipelines.evaluation import Protocol, evaluate_strategies
+from pipelines.collaborative.als import train_als
+from pipelines.evaluation.protocol import Protocol, evaluate_strategies
 from pipelines.steps import als_params, catalog_step, embed_step, evaluate_step, ingest_step
-from services.runtime import assemble_strategies
+from services.serving.runtime import assemble_strategies
 from services.settings import Settings
 from services.stores.catalog import Catalog
 from services.stores.collaborative import CollaborativeModel

@@ -1,4 +1,4 @@
-"""Tests of pipelines.movielens: every source kind -> the same ratings/movies parquet schema."""
+"""Tests of pipelines.ingest.movielens: every source kind -> the same ratings/movies parquet schema."""
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.movielens import (
+from pipelines.ingest.movielens import (
     IngestError,
     IngestResult,
     format_imdb_id,
@@ -304,7 +304,7 @@ def test_failed_ingest_keeps_previous_outputs(tmp_path: Path) -> None:
 
 
 def test_many_rows_in_several_row_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipelines.movielens as ml
+    import pipelines.ingest.movielens as ml
 
     monkeypatch.setattr(ml, "_ROW_GROUP_ROWS", 10_000)
     monkeypatch.setattr(ml, "_CSV_BLOCK_SIZE", 64 << 10)

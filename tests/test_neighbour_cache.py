@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.recommender.cache import CachedSource
+from services.serving.cache import CachedSource
 
 
 class Counting:

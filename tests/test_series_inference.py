@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import pytest
 
-from pipelines.series_inference import InferredSeries, infer_series
+from pipelines.catalog.series_inference import InferredSeries, infer_series
 
 
 # ----------------------------------------------------------------------------------------------- helpers

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.synth import ML_GENRES, NO_GENRES, SCALES, ScaleSpec, _build_catalog, synthesize
+from bench.synth.synth import ML_GENRES, NO_GENRES, SCALES, ScaleSpec, _build_catalog, synthesize
 
 FILES = ("ratings", "movies", "links", "tmdb_metadata")
 TMDB_COLUMNS = ["id", "title", "original_title", "original_language", "overview", "tagline", "release_date",
@@ -181,7 +181,7 @@ def test_series_are_watched_in_order(frames: dict[str, pd.DataFrame]) -> None:
 
 def test_titles_let_series_be_inferred(frames: dict[str, pd.DataFrame]) -> None:
     """Most synthetic series are recognisable from MovieLens titles alone, and no single movie joins one."""
-    from pipelines.series_inference import infer_series
+    from pipelines.catalog.series_inference import infer_series
 
     cat = _build_catalog(SCALES["100k"], "100k", 7)
     movies = frames["movies"].assign(year=None)

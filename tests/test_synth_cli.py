@@ -1,4 +1,4 @@
-"""`nextwatch synth`: writes a MovieLens-32M-format release at the tiny scale, deterministically."""
+"""`python -m bench.synth`: writes a MovieLens-32M-format release at the tiny scale, deterministically."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,15 +6,15 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.movielens import ingest
-from pipelines.synth import SCALES
+from bench.synth.__main__ import app
+from pipelines.ingest.movielens import ingest
+from bench.synth.synth import SCALES
 
 FILES = ("ratings.csv", "movies.csv", "links.csv", "tmdb_metadata.csv")
 
 
 def _synth(out: Path, *extra: str):
-    return CliRunner().invoke(app, ["synth", "--scale", "tiny", "--out", str(out), "--quiet", *extra])
+    return CliRunner().invoke(app, ["--scale", "tiny", "--out", str(out), "--quiet", *extra])
 
 
 def test_synth_writes_a_release_that_ingests(tmp_path: Path) -> None:
@@ -42,7 +42,7 @@ def test_synth_is_deterministic_per_seed(tmp_path: Path) -> None:
 
 
 def test_synth_rejects_an_unknown_scale(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["synth", "--scale", "64m", "--out", str(tmp_path / "x")])
+    result = CliRunner().invoke(app, ["--scale", "64m", "--out", str(tmp_path / "x")])
     assert result.exit_code == 1
     assert "unknown scale '64m'" in result.output and "tiny" in result.output
     assert "Traceback" not in result.output

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.evaluation import Protocol
-from pipelines.served import ServiceError
+from pipelines.evaluation.protocol import Protocol
+from pipelines.evaluation.served import ServiceError
 from pipelines.steps import evaluate_step
-from services.runtime import open_runtime
+from services.serving.runtime import open_runtime
 from services.settings import Settings
 from services.stores.catalog import Catalog
 from tests.eval_helpers import free_port, private_copy, running_server

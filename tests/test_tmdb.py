@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.catalog_load import load_catalog
+from pipelines.catalog.load import load_catalog
 from pipelines.tmdb import (
     Checkpoint,
     Credentials,

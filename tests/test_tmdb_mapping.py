@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from pipelines.catalog_load import load_catalog
-from pipelines.embeddings import content_text
+from pipelines.catalog.load import load_catalog
+from pipelines.embeddings.texts import content_text
 from pipelines.state import BuildState
 from pipelines.tmdb_mapping import (
     DumpError,
@@ -21,7 +21,7 @@ from pipelines.tmdb_mapping import (
     parse_collection_text,
     read_dump,
 )
-from pipelines.vector_build import build_vectors
+from pipelines.embeddings.vectors import build_vectors
 from services.stores.catalog import Catalog, movie_table, series_table
 from services.stores.embedding_cache import EmbeddingCache
 from services.stores.vectors import CollectionInfo
@@ -31,7 +31,7 @@ RECORDS = toy_story_records()
 
 
 def movielens_movies() -> pd.DataFrame:
-    """MovieLens rows as `pipelines.movielens` ingests them (title without the year)."""
+    """MovieLens rows as `pipelines.ingest.movielens` ingests them (title without the year)."""
     rows = [
         (1, "Toy Story", 1995, "Adventure|Animation|Children|Comedy|Fantasy", 862, "tt0114709"),
         (2, "Jumanji", 1995, "Adventure|Children|Fantasy", 8844, "tt0113497"),

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.evaluation import Protocol
+from pipelines.evaluation.protocol import Protocol
 from pipelines.steps import evaluate_step, tune_step
-from services.runtime import open_runtime
+from services.serving.runtime import open_runtime
 from services.settings import Settings
 from services.stores.collaborative import CollaborativeModel
 from tests.eval_helpers import private_copy

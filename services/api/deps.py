@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 
 from services.api.schemas import ErrorBody
 from services.recommender.filters import ItemFacts, UnknownGenre
-from services.runtime import Runtime
+from services.serving.runtime import Runtime
 
 T = TypeVar("T")
 # FastAPI answers a body it cannot decode (not UTF-8) with 400, malformed JSON with 422

@@ -6,7 +6,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.stores.guards import StoreUnavailable
+from services.serving.guards import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from services.api.schemas import (
 )
 from services.recommender.base import Recommendation
 from services.recommender.filters import Filter
-from services.runtime import Runtime
+from services.serving.runtime import Runtime
 
 router = APIRouter(tags=["recommendations"])
 ERRORS = {

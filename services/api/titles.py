@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.runtime import Runtime
+from services.serving.runtime import Runtime
 
 
 class TitleIndex:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from pipelines.als import train_als
+from pipelines.collaborative.als import train_als
 from pipelines.state import BuildState, fingerprint
 from services.settings import Settings
 from services.stores.collaborative import ALSParams, CollaborativeModel

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.bootstrap import user_bootstrap
+from pipelines.evaluation.bootstrap import user_bootstrap
 from services.recommender.base import Recommendation, Strategy
 
 # sources that fill a list when a strategy's own source has nothing (a strategy named after one owns it)

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.embeddings import EmbeddingBackend, cache_key, content_text, embed_cached
+from pipelines.embeddings.cached import embed_cached
+from pipelines.embeddings.texts import content_text
+from services.embeddings.backends import EmbeddingBackend, cache_key
 from pipelines.state import BuildState
 from services.stores.catalog import Catalog
 from services.stores.embedding_cache import EmbeddingCache, text_hash

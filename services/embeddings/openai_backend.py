@@ -38,7 +38,7 @@ Retries
     ask for (up to 2 minutes). A retry resends the same batch, so a batch is never split, reordered or
     partly dropped. We add no second retry layer (tenacity) on top: it would multiply the attempts and
     re-implement what the client already does per request. When the retries are exhausted the error
-    is raised (:class:`~pipelines.embeddings.EmbeddingError`), never swallowed: batches already done
+    is raised (:class:`~services.embeddings.backends.EmbeddingError`), never swallowed: batches already done
     are in the cache, so re-running resumes from the failed batch. Every response is checked to hold
     exactly one vector of the expected size per input, matched by ``index``.
 """
@@ -54,7 +54,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pipelines.embeddings import EmbeddingError, _normalise
+from services.embeddings.backends import EmbeddingError, normalise
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +320,7 @@ class OpenAIBackend:
         if not np.isfinite(matrix).all():
             raise EmbeddingError(f"{self.model} returned non-finite vector values")
         self.requests += 1
-        return _normalise(matrix)
+        return normalise(matrix)
 
     @property
     def client(self) -> Any:

@@ -108,108 +108,23 @@ _TMDB_GENRE = {
     "Thriller": (53, "스릴러"), "War": (10752, "전쟁"), "Western": (37, "서부"),
 }
 
-_EN_ADJ = """Dark Silent Last Lost Hidden Broken Golden Wild Secret Eternal Crimson Frozen Burning Final
-Forgotten Little Great Red Black White Blue Iron Steel Savage Sweet Bitter Lonely Deadly Endless Sacred
-Haunted Wicked Brave Fallen Rising Midnight Summer Winter Electric Invisible Perfect Strange Beautiful
-Dangerous Happy Sudden Quiet Northern Southern Hollow Shattered Restless Distant Twisted Faithful Reckless
-Gentle Fearless Velvet Scarlet Silver Emerald Ancient Modern American Lucky Crazy Royal Young Old Big
-Naked Bright Cold Hot Deep Long Lethal Infinite Mighty Heavy Empty Cosmic Urban Rogue Hungry Blind Dirty
-True Free Sleeping Running Dancing Falling Singing Burning Desperate Private Public Foreign Holy Sharp
-Proud Secretive Tender Violent Lazy Mad Sad""".split()
-_EN_NOUN = """Night City Secret Shadow Summer Sea Sky Kingdom Boy Girl Memory Promise Revenge Hero Monster
-Dream Star Time Journey House Family Friend Street Fire Ice Future Past Island Forest River Mountain Moon
-Sun Wind Rain Snow Storm Legend Ghost Knight King Queen Princess Warrior Thief Detective Doctor Teacher
-School Hospital Prison Hotel Train Plane Ship Car Road Bridge Door Window Mirror Key Letter Song Dance
-Painting Book Story Game Hunt Escape Chase Silence Scream Heart Soul Blood Tears Smile Face Hand Name
-Voice Destiny Truth Lie Justice Freedom Hope Despair Courage Fury Fear Signal Empire Revolution Heaven
-Hell Devil Angel Dragon Wolf Tiger Cat Dog Horse Bird Butterfly Rose Jewel Gold Money Gun Sword Bomb
-Robot Alien Universe Planet Earth World Village Farm Desert Jungle Beach Harbor Factory Bank Casino
-Police Army Agent Spy Gang Pirate Ninja Samurai Wizard Witch Professor Reporter Lawyer Judge President
-Father Mother Son Daughter Brother Sister Lover Bride Child Stranger Garden Tower Castle Temple Station
-Circus Carnival Wedding Funeral Party Holiday Winter Spring Autumn Morning Evening Dawn Twilight Border
-Frontier Voyage Mission Code Machine Engine Clock Ocean Lake Valley Canyon Cave Volcano Comet Galaxy
-Horizon Harvest Orchard Lantern Crown Throne Shield Arrow Hunter Outlaw Sheriff Ranger Cowboy Soldier
-General Captain Sailor Miner Baker Painter Poet Singer Dancer Boxer Champion Rebel Prophet Saint Sinner""".split()
-_EN_NAMES = """Jack Lucy Max Anna Harry Grace Oliver Emma Leo Mia Sam Ruby Charlie Alice Henry Rose Oscar
-Clara Felix Iris Hugo Nora Victor Stella Arthur Vera Frank Edith Walter Molly Eddie Daisy Louis Hazel
-Ray Ivy Benny Lola Otto Zelda Tom Maggie Billy Sadie Johnny Hank Dolly Gus Pearl Rocco Dora Milo Nina
-Theo Greta Ezra Joan Rufus Kitty""".split()
+# word lists for titles, names and overviews: data, in words.json
+_WORDS = json.loads(Path(__file__).with_name("words.json").read_text(encoding="utf-8"))
+_EN_ADJ = list(_WORDS["en_adj"])
+_EN_NOUN = list(_WORDS["en_noun"])
+_EN_NAMES = list(_WORDS["en_names"])
+_KO_ADJ = list(_WORDS["ko_adj"])
+_KO_NOUN = list(_WORDS["ko_noun"])
+_KO_TRANSLIT = list(_WORDS["ko_translit"])
+_KO_SURNAMES = list(_WORDS["ko_surnames"])
+_KO_GIVEN = list(_WORDS["ko_given"])
+_JA_KANA = list(_WORDS["ja_kana"])
+_KO_GENRE_WORDS = {k: list(v) for k, v in _WORDS["ko_genre_words"].items()}
+_OVERVIEW_TEMPLATES = tuple(_WORDS["overview_templates"])
+_SEQUEL_OPENERS = tuple(_WORDS["sequel_openers"])
+_TAGLINE_TEMPLATES = tuple(_WORDS["tagline_templates"])
+_SUBTITLE_PATTERNS_EN = tuple(_WORDS["subtitle_patterns_en"])
 
-_KO_ADJ = """어두운 조용한 마지막 잃어버린 숨겨진 부서진 황금빛 거친 비밀스러운 영원한 붉은 얼어붙은 불타는
-잊혀진 작은 위대한 검은 하얀 푸른 강철의 야생의 달콤한 쓸쓸한 치명적인 끝없는 신성한 저주받은 사악한
-용감한 타락한 떠오르는 한밤의 여름의 겨울의 보이지않는 완벽한 낯선 아름다운 위험한 행복한 갑작스러운
-고요한 북쪽의 남쪽의 텅빈 산산조각난 뒤틀린 먼 충실한 무모한 고대의 미친 왕실의 젊은 늙은 거대한
-밝은 차가운 뜨거운 깊은 긴 무한한 강력한 공허한 우주의 도시의 배고픈 눈먼 더러운 진실한 자유로운
-잠든 달리는 춤추는 추락하는 노래하는 절박한 은밀한 이국의 거룩한 날카로운 다정한 난폭한 슬픈""".split()
-_KO_NOUN = """밤 도시 비밀 그림자 여름 바다 하늘 왕국 소년 소녀 기억 약속 복수 영웅 괴물 꿈 별 시간 여행
-집 가족 친구 거리 불꽃 얼음 미래 과거 섬 숲 강 산 달 태양 바람 비 눈 폭풍 전설 유령 기사 왕 여왕
-공주 전사 도둑 탐정 의사 선생님 학교 병원 감옥 호텔 기차 비행기 배 자동차 길 다리 문 창문 거울 열쇠
-편지 노래 춤 그림 책 이야기 게임 사냥 탈출 추격 침묵 비명 심장 영혼 피 눈물 미소 얼굴 손 이름 목소리
-운명 진실 거짓말 정의 자유 희망 절망 용기 분노 공포 신호 제국 혁명 천국 지옥 악마 천사 용 늑대
-호랑이 고양이 개 말 새 나비 장미 보석 황금 돈 총 칼 폭탄 로봇 외계인 우주 행성 지구 세계 마을 농장
-사막 정글 해변 항구 공장 은행 카지노 경찰 군대 요원 스파이 갱단 해적 닌자 사무라이 마법사 마녀 교수
-기자 변호사 판사 대통령 아버지 어머니 아들 딸 형제 자매 연인 신부 아이 이방인 정원 탑 성 사원 정거장
-서커스 축제 결혼식 장례식 파티 휴일 봄 가을 아침 저녁 새벽 황혼 국경 개척지 항해 임무 암호 기계 엔진
-시계 대양 호수 계곡 협곡 동굴 화산 혜성 은하 지평선 수확 과수원 등불 왕관 왕좌 방패 화살 사냥꾼
-무법자 보안관 레인저 카우보이 군인 장군 선장 선원 광부 제빵사 화가 시인 가수 무용수 복서 챔피언 반역자
-예언자 성자 죄인""".split()
-# transliteration syllables (Korean titles of imported films are often just transliterated)
-_KO_TRANSLIT = """카 라 마 나 사 타 파 하 로 리 스 트 드 브 크 니 미 시 키 레 베 델 런 턴 맨 슨 튼 터 퍼 버 커
-빌 릴 톤 제 젤 잭 존 조 클 플 그 프 라이 다 디 도 루 무 부 쿠 투 헨 렌 벤 켄 윈 린 킹 링 밍 스톤 포 코 보""".split()
-_KO_SURNAMES = "김 이 박 최 정 강 조 윤 장 임 한 오 서 신 권 황 안 송 류 홍".split()
-_KO_GIVEN = "민 서 지 현 우 준 도 하 윤 수 영 진 호 연 은 재 성 태 경 혜 미 나 유 상 동 철 희 석 규 원 주 아".split()
-_JA_KANA = "カ キ ク ケ コ サ シ ス セ ソ タ チ ツ テ ト ナ ニ ヌ ネ ノ ハ ヒ フ ヘ ホ マ ミ ム メ モ ヤ ユ ヨ ラ リ ル レ ロ ワ ン".split()
-_KO_GENRE_WORDS = {
-    "Action": "폭발 추격전 총격전 임무 작전 특수부대 인질 테러".split(),
-    "Adventure": "보물 탐험 지도 원정 모험 유적 항해 미지".split(),
-    "Animation": "마법 친구들 장난감 동물 요정 숲속 마을 모험".split(),
-    "Children": "방학 강아지 우정 학교 장난 소원 할머니 선물".split(),
-    "Comedy": "소동 실수 엉망진창 결혼식 이웃 사고뭉치 오해 내기".split(),
-    "Crime": "조직 범죄 마약 거래 수사 형사 살인 은행강도".split(),
-    "Documentary": "기록 증언 현장 역사 자연 환경 인터뷰 실화".split(),
-    "Drama": "상처 화해 선택 이별 성장 용서 갈등 가족사".split(),
-    "Fantasy": "마법 예언 저주 요정 마법사 검 용 왕국".split(),
-    "Film-Noir": "탐정 팜파탈 음모 배신 안개 뒷골목 총성 거래".split(),
-    "Horror": "저주 악령 비명 폐가 피 괴담 악몽 빙의".split(),
-    "IMAX": "우주 대자연 장관 비행 심해 대륙 빙하 초원".split(),
-    "Musical": "노래 무대 공연 오디션 합창 뮤지컬 리듬 스타".split(),
-    "Mystery": "실종 단서 수수께끼 밀실 암호 비밀 목격자 진실".split(),
-    "Romance": "첫사랑 고백 이별 결혼 재회 설렘 운명 연애".split(),
-    "Sci-Fi": "우주선 외계 문명 인공지능 시간여행 미래 복제인간 행성".split(),
-    "Thriller": "음모 추적 인질 협박 함정 배신 도주 살인자".split(),
-    "War": "전쟁 전선 병사 포로 참호 작전 폭격 생존".split(),
-    "Western": "보안관 총잡이 현상금 황야 목장 결투 역마차 무법자".split(),
-    NO_GENRES: "사람들 하루 세상 일상 마음 순간 여정 변화".split(),
-}
-_OVERVIEW_TEMPLATES = (
-    "{P}{은/는} {N1}{을/를} 찾기 위해 {N2}{으로/로} 향한다.",
-    "{A} {N1}에서 벌어지는 {G}{과/와} {N2}의 이야기.",
-    "{N1}{이/가} 사라진 뒤, {P}{은/는} {A} {N2}{과/와} 마주하게 된다.",
-    "{P}의 {N1}{을/를} 둘러싼 {G}{이/가} 시작된다.",
-    "평범한 {N1}{이었던/였던} {P}{은/는} 어느 날 {N2}의 비밀을 알게 된다.",
-    "{N1}{과/와} {N2} 사이에서 {P}{은/는} 선택의 기로에 선다.",
-    "{A} {G} 속에서 {N1}{을/를} 지키려는 {P}의 사투가 펼쳐진다.",
-    "{N1}의 {N2}{이/가} 깨어나고, {N3}{은/는} 다시 {G}에 휩싸인다.",
-    "{P}{과/와} 동료들은 {A} {N1}{을/를} 막기 위해 마지막 {N2}에 나선다.",
-    "{G}{으로/로} 얼룩진 {N1}에서 {P}{은/는} 잃어버린 {N2}{을/를} 되찾으려 한다.",
-)
-_SEQUEL_OPENERS = (
-    "{N1}의 사건으로부터 {k}년 후,",
-    "돌아온 {P}{은/는} 더 {A} {N1}{과/와} 맞선다.",
-    "{P}의 이야기는 계속된다.",
-)
-_TAGLINE_TEMPLATES = (
-    "{N1}{은/는} 끝나지 않았다.",
-    "모든 것은 {N1}에서 시작되었다.",
-    "{N1}, 그 마지막 이야기.",
-    "{A} {N1}{이/가} 온다.",
-    "아무도 {N1}{을/를} 믿지 않았다.",
-    "{N1}{을/를} 지켜라.",
-)
-_SUBTITLE_PATTERNS_EN = ("Return of the {N}", "Rise of the {N}", "The {A} {N}", "{A} {N}",
-                         "Revenge of the {N}",
-                         "The Last {N}", "{N} of {N2}", "Legacy", "Origins", "Resurrection", "Homecoming",
-                         "The Reckoning", "Judgment Day", "Reborn", "Endgame", "Redemption")
 _ALPHABET = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", dtype=np.uint8)
 _LANGS = ("en", "fr", "ja", "es", "de", "it", "ko", "zh", "ru", "hi", "sv", "da", "pt", "cn", "nl")
 _LANG_P = np.array([72, 6, 4.5, 3.5, 3, 3, 2.5, 1.5, 1.2, 1, 0.7, 0.5, 0.5, 0.3, 0.3])

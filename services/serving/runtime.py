@@ -6,14 +6,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from services.recommender.base import Source
-from services.recommender.cache import CachedSource
+from services.serving.cache import CachedSource
 from services.recommender.filters import ItemFacts
 from services.recommender.sources import ItemSimilarity, SeriesSource, VectorIndex
 from services.recommender.strategies import ChainStrategy, build_strategies
 from services.settings import Settings
 from services.stores.catalog import Catalog, MovieFacts
 from services.stores.collaborative import CollaborativeModel
-from services.stores.guards import GuardedSource, Guards
+from services.serving.guards import GuardedSource, Guards
 from services.stores.popularity import load_popularity, popularity_exists
 from services.stores.vectors import VectorStore, open_vector_store
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.series_inference import infer_series
+from pipelines.catalog.series_inference import infer_series
 from services.stores.catalog import Catalog, now
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.eval_models import HeldOutModels, train_before
-from pipelines.evaluation import (
+from pipelines.evaluation.heldout import HeldOutModels, train_before
+from pipelines.evaluation.protocol import (
     Protocol,
     StrategyScore,
     evaluate_strategies,
@@ -23,7 +23,7 @@ from pipelines.evaluation import (
     utc,
 )
 from services.recommender.sources import VectorIndex
-from services.runtime import assemble_strategies
+from services.serving.runtime import assemble_strategies
 from services.stores.catalog import MovieFacts
 from services.stores.collaborative import ALSParams
 

@@ -1,0 +1,1 @@
+"""Stage: models learned from ratings (implicit ALS; sequential co-visitation)."""

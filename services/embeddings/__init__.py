@@ -1,0 +1,1 @@
+"""Embedding backends shared by the offline build (passages) and the API (queries)."""

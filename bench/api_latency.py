@@ -37,11 +37,11 @@ from typing import Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-from fastapi import FastAPI, HTTPException, Request  # noqa: E402
+import httpx
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
 
-from services.settings import Settings  # noqa: E402
+from services.settings import Settings
 
 DIM = 384
 SEED_ROUTE = "/bench/seed-style/{movie_id}"
@@ -67,10 +67,10 @@ class RandomUnitBackend:
 
 def build(settings: Settings, source: Path) -> None:
     """The real offline steps over the synthetic 32M release, with random vectors (each step idempotent)."""
+    from pipelines.embeddings.vectors import build_vectors
     from pipelines.state import BuildState
     from pipelines.steps import catalog_step, ingest_step, train_step
     from pipelines.tmdb_mapping import apply_records, read_dump
-    from pipelines.embeddings.vectors import build_vectors
     from services.stores.catalog import Catalog
     from services.stores.embedding_cache import EmbeddingCache
     from services.stores.vectors import open_vector_store

@@ -29,10 +29,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.evaluation.protocol import EvaluationRun, Protocol  # noqa: E402
-from pipelines.evaluation.report import markdown_table  # noqa: E402
-from pipelines.steps import evaluate_step  # noqa: E402
-from services.settings import Settings  # noqa: E402
+from pipelines.evaluation.protocol import Protocol
+from pipelines.evaluation.report import markdown_table
+from pipelines.evaluation.run import (
+    EvaluationRun,
+    evaluate_step,
+)
+from services.settings import Settings
 
 
 def metrics(run: EvaluationRun) -> dict:
@@ -79,7 +82,7 @@ def main() -> None:
     parser.add_argument("--served", action="store_true", help="also score `nextwatch serve --evaluation`")
     args = parser.parse_args()
     settings = Settings()
-    protocol = Protocol(settings.min_ratings, settings.pairs, settings.k, settings.seed, settings.bootstrap_resamples)
+    protocol = Protocol.from_settings(settings)
 
     shutil.rmtree(settings.als_eval_dir, ignore_errors=True)
     cold, cold_s = timed(settings, protocol)

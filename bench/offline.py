@@ -23,15 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from harness import report  # first: it puts the repo root on sys.path
+
 from pipelines.collaborative.als import interaction_matrix
+from pipelines.embeddings.vectors import build_vectors
 from pipelines.evaluation.protocol import next_item_pairs
 from pipelines.state import BuildState
-from pipelines.steps import als_params, catalog_step, ingest_step, train_step
-from pipelines.embeddings.vectors import build_vectors
+from pipelines.steps import catalog_step, ingest_step, train_step
 from services.settings import Settings
 from services.stores.catalog import Catalog
+from services.stores.collaborative import ALSParams
 from services.stores.embedding_cache import EmbeddingCache
 from services.stores.vectors import open_vector_store
 
@@ -156,7 +157,7 @@ def implicit(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
     from implicit.cpu.als import AlternatingLeastSquares
 
-    params = als_params(settings)
+    params = ALSParams.from_settings(settings)
     ratings = pd.read_parquet(settings.ratings_path, columns=["userId", "movieId", "rating"])
     matrix, _ = interaction_matrix(ratings, params.min_rating)
     del ratings

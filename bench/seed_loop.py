@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, text
-
 from harness import report  # first: it puts the repo root on sys.path
 from offline import settings_for
+from sqlalchemy import Engine, text
+
 from pipelines.evaluation.protocol import Protocol
-from pipelines.steps import evaluate_step
+from pipelines.evaluation.run import evaluate_step
 from services.settings import Settings
 from services.stores.catalog import Catalog
 from services.stores.vectors import VectorStore, open_vector_store
@@ -105,7 +105,7 @@ def seed_evaluate(pairs: pd.DataFrame, rcmd: Callable[[int], list[int]]) -> floa
 def evaluate(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     """evaluate_step on the protocol; per-strategy batch seconds and hit ratios."""
     started = time.perf_counter()
-    run = evaluate_step(settings, Protocol(args.min_ratings, args.pairs, K), progress=False)
+    run = evaluate_step(settings, Protocol.from_settings(settings, min_ratings=args.min_ratings, pairs=args.pairs, k=K), progress=False)
     wall = time.perf_counter() - started
     run.pairs.to_parquet(settings.resolved_data_dir / PAIRS_FILE)
     strategies = {name: {"seconds": s.seconds, "hit_ratio": s.hit_ratio, "queries": s.queries}

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from harness import report  # first: it puts the repo root on sys.path
 from offline import settings_for
+from vector_recall import recall, timed
+
 from services.settings import Settings
 from services.stores.catalog import Catalog
 from services.stores.vectors import ServerVectorStore, open_vector_store
-from vector_recall import recall, timed
 
 K = 10
 

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.stores.vectors import EdgeVectorStore  # noqa: E402
+from services.stores.vectors import EdgeVectorStore
 
 
 def clustered(n: int, dim: int, spread: float, seed: int) -> np.ndarray:

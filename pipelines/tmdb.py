@@ -43,7 +43,14 @@ from tenacity.wait import wait_base, wait_exponential_jitter
 from tqdm import tqdm
 
 from pipelines.tmdb_mapping import (
-    FAILED, NOT_FOUND, OK, ApplyResult, apply_records, checkpoint_record, iter_ok_payloads, overview_language,
+    FAILED,
+    NOT_FOUND,
+    OK,
+    ApplyResult,
+    apply_records,
+    checkpoint_record,
+    iter_ok_payloads,
+    overview_language,
     slim_payload,
 )
 from services.settings import Settings

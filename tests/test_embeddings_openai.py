@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.embeddings.openai_backend import OpenAIBackend, token_upper_bound
 from pipelines.embeddings.cached import embed_cached
 from services.embeddings.backends import EmbeddingError, LocalE5Backend, cache_key
+from services.embeddings.openai_backend import OpenAIBackend, token_upper_bound
 from services.stores.embedding_cache import EmbeddingCache
 
 KOREAN = [
@@ -217,7 +217,7 @@ def fake() -> Iterator[FakeServer]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             state.respond(self)
 
         def log_message(self, *args: object) -> None:

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from pipelines.evaluation.bootstrap import resample_users, user_bootstrap
-from pipelines.evaluation.protocol import evaluate_strategies, evaluation_windows, next_item_pairs, score_lists
+from pipelines.evaluation.metrics import evaluate_strategies, score_lists
+from pipelines.evaluation.protocol import evaluation_windows, next_item_pairs
 from services.recommender.base import Recommendation
 
 

@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 
 from pipelines.collaborative.als import train_als
-from pipelines.evaluation.protocol import Protocol, evaluate_strategies
-from pipelines.steps import als_params, catalog_step, embed_step, evaluate_step, ingest_step
+from pipelines.evaluation.metrics import evaluate_strategies
+from pipelines.evaluation.protocol import Protocol
+from pipelines.evaluation.run import evaluate_step
+from pipelines.steps import catalog_step, embed_step, ingest_step
 from services.serving.runtime import assemble_strategies
 from services.settings import Settings
 from services.stores.catalog import Catalog
-from services.stores.collaborative import CollaborativeModel
+from services.stores.collaborative import ALSParams, CollaborativeModel
 from services.stores.popularity import load_popularity
 from tests.eval_helpers import private_copy
 
@@ -75,7 +77,7 @@ def test_leakage_would_change_the_answer_and_the_evaluator_has_none(leaky_world:
     finally:
         catalog.close()
     leaky = assemble_strategies(
-        facts, vectors=None, collaborative=train_als(ratings, als_params(leaky_world), progress=False),
+        facts, vectors=None, collaborative=train_als(ratings, ALSParams.from_settings(leaky_world), progress=False),
         popularity=ratings["movieId"].value_counts().to_dict(), seed=PROTOCOL.seed,
     )
     naive = evaluate_strategies({n: leaky[n] for n in ("popular", "collaborative")}, run.pairs, PROTOCOL.k,
@@ -96,7 +98,7 @@ def _comparable(run) -> dict:
 
 def test_same_data_gives_the_same_pairs_and_metrics_twice(built_settings: Settings, tmp_path: Path) -> None:
     settings = private_copy(built_settings, tmp_path / "data", als_factors=16, als_iterations=5)
-    protocol = Protocol(pairs=500, resamples=300)
+    protocol = Protocol.from_settings(Settings(), pairs=500, resamples=300)
     first = evaluate_step(settings, protocol, progress=False)
     shutil.rmtree(settings.als_eval_dir)  # retrain the evaluation build from scratch
     again = evaluate_step(settings, protocol, progress=False)

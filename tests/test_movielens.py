@@ -16,13 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.ingest.movielens import (
-    IngestError,
-    IngestResult,
-    format_imdb_id,
-    ingest,
-    split_title,
-)
+from pipelines.ingest.movielens import IngestError, IngestResult, ingest
+from pipelines.ingest.movies import format_imdb_id, split_title
 
 RATINGS_ARROW = pa.schema(
     [("userId", pa.int32()), ("movieId", pa.int32()), ("rating", pa.float32()), ("timestamp", pa.int64())]
@@ -304,10 +299,10 @@ def test_failed_ingest_keeps_previous_outputs(tmp_path: Path) -> None:
 
 
 def test_many_rows_in_several_row_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipelines.ingest.movielens as ml
+    import pipelines.ingest.ratings as readers
 
-    monkeypatch.setattr(ml, "_ROW_GROUP_ROWS", 10_000)
-    monkeypatch.setattr(ml, "_CSV_BLOCK_SIZE", 64 << 10)
+    monkeypatch.setattr(readers, "ROW_GROUP_ROWS", 10_000)
+    monkeypatch.setattr(readers, "_CSV_BLOCK_SIZE", 64 << 10)
     n = 100_000
     rng = np.random.default_rng(0)
     df = pd.DataFrame(
@@ -349,7 +344,7 @@ def make_zip(tmp_path: Path, name: str = "ml-tiny") -> tuple[Path, str]:
 class _Handler(http.server.SimpleHTTPRequestHandler):
     requests: list[str]
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.requests.append(self.path)
         super().do_GET()
 

@@ -1,7 +1,6 @@
 """The walkthrough notebooks run top to bottom against a built data dir."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat

@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from pipelines.steps import build_step, catalog_step, embed_step
+from pipelines import steps
+from pipelines.steps import catalog_step, embed_step
 from services.api.app import create_app
 from services.settings import Settings
 from services.stores.catalog import Catalog
@@ -42,7 +43,7 @@ def pg_settings(pg_url: str, tiny_release: Path, tmp_path_factory: pytest.TempPa
     """The whole offline build with the catalog in PostgreSQL."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("pg-data"), source=str(tiny_release), database_url=pg_url,
                         als_factors=8, als_iterations=3)
-    build_step(settings, progress=False)
+    steps.build(settings, progress=False)
     return settings
 
 

@@ -9,7 +9,6 @@ import pytest
 
 from pipelines.catalog.series_inference import InferredSeries, infer_series
 
-
 # ----------------------------------------------------------------------------------------------- helpers
 
 def frame(titles: list[str], years: list[int | None] | None = None, ids: list[int] | None = None) -> pd.DataFrame:

@@ -7,8 +7,8 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from bench.synth.__main__ import app
-from pipelines.ingest.movielens import ingest
 from bench.synth.synth import SCALES
+from pipelines.ingest.movielens import ingest
 
 FILES = ("ratings.csv", "movies.csv", "links.csv", "tmdb_metadata.csv")
 

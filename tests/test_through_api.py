@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 
 from pipelines.evaluation.protocol import Protocol
+from pipelines.evaluation.run import evaluate_step
 from pipelines.evaluation.served import ServiceError
-from pipelines.steps import evaluate_step
 from services.serving.runtime import open_runtime
 from services.settings import Settings
 from services.stores.catalog import Catalog
 from tests.eval_helpers import free_port, private_copy, running_server
 
-PROTOCOL = Protocol(pairs=300, resamples=200)
+PROTOCOL = Protocol.from_settings(Settings(), pairs=300, resamples=200)
 
 
 def _metrics(run) -> dict:

@@ -27,7 +27,14 @@ from pipelines.tmdb_cli import tmdb_app
 from services.settings import Settings
 from services.stores.catalog import Catalog
 from tests.fake_tmdb import (
-    API_KEY, TOKEN, FakeTmdb, iter_windows, movie, toy_story_collection, toy_story_records, translation,
+    API_KEY,
+    TOKEN,
+    FakeTmdb,
+    iter_windows,
+    movie,
+    toy_story_collection,
+    toy_story_records,
+    translation,
 )
 from tests.test_tmdb_mapping import movielens_movies, write_kaggle_csv
 

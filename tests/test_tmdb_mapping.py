@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from pipelines.catalog.load import load_catalog
 from pipelines.embeddings.texts import content_text
+from pipelines.embeddings.vectors import build_vectors
 from pipelines.state import BuildState
 from pipelines.tmdb_mapping import (
     DumpError,
@@ -21,7 +22,6 @@ from pipelines.tmdb_mapping import (
     parse_collection_text,
     read_dump,
 )
-from pipelines.embeddings.vectors import build_vectors
 from services.stores.catalog import Catalog, movie_table, series_table
 from services.stores.embedding_cache import EmbeddingCache
 from services.stores.vectors import CollectionInfo

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from pipelines.evaluation.protocol import Protocol
-from pipelines.steps import evaluate_step, tune_step
+from pipelines.evaluation.run import evaluate_step, tune_step
 from services.serving.runtime import open_runtime
 from services.settings import Settings
 from services.stores.collaborative import CollaborativeModel
 from tests.eval_helpers import private_copy
 
-PROTOCOL = Protocol(pairs=1000, resamples=100)
+PROTOCOL = Protocol.from_settings(Settings(), pairs=1000, resamples=100)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import csr_matrix
 
-from services.stores.collaborative import ALSParams, CollaborativeModel
+from services.stores.collaborative import ALSParams, CollaborativeModel, make_als
 
 
 def interaction_matrix(ratings: pd.DataFrame, min_rating: float) -> tuple[csr_matrix, np.ndarray]:
@@ -27,13 +27,8 @@ def interaction_matrix(ratings: pd.DataFrame, min_rating: float) -> tuple[csr_ma
 
 def train_als(ratings: pd.DataFrame, params: ALSParams, *, progress: bool = True) -> CollaborativeModel:
     """Fit ALS on a userId/movieId/rating frame and return the item side of the model."""
-    from implicit.cpu.als import AlternatingLeastSquares
-
     matrix, item_ids = interaction_matrix(ratings, params.min_rating)
-    model = AlternatingLeastSquares(
-        factors=params.factors, regularization=params.regularization, alpha=params.alpha,
-        iterations=params.iterations, random_state=params.seed,
-    )
+    model = make_als(params)
     started = time.perf_counter()
     model.fit(matrix, show_progress=progress)
     info = {

@@ -5,7 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipelines.evaluation.protocol import EvaluationRun, utc
+from pipelines.evaluation.protocol import utc
+from pipelines.evaluation.run import EvaluationRun
 
 # Seed 002's HR@10 on MovieLens 32M (min_ratings 1000, 3000 pairs; vector = OpenAI ada-002 on Korean
 # overviews). Another dataset and embedding model: a landmark, not a comparison.

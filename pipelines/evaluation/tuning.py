@@ -14,14 +14,8 @@ from typing import Any
 import pandas as pd
 
 from pipelines.evaluation.heldout import HeldOutModels, train_before
-from pipelines.evaluation.protocol import (
-    Protocol,
-    StrategyScore,
-    evaluate_strategies,
-    evaluation_windows,
-    ratings_fingerprint,
-    utc,
-)
+from pipelines.evaluation.metrics import StrategyScore, evaluate_strategies
+from pipelines.evaluation.protocol import Protocol, evaluation_windows, ratings_fingerprint, utc
 from services.recommender.sources import VectorIndex
 from services.serving.runtime import assemble_strategies
 from services.stores.catalog import MovieFacts

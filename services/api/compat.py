@@ -11,8 +11,8 @@ from services.api import deps, views
 from services.api.schemas import ErrorBody, LegacyResult
 from services.api.users import recommend_for_user
 from services.recommender.filters import Filter
-from services.serving.runtime import Runtime
 from services.serving.guards import StoreUnavailable
+from services.serving.runtime import Runtime
 
 router = APIRouter(tags=["compatibility"])
 PAGE = 10  # the earlier service always answered ten movies

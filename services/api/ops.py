@@ -8,8 +8,8 @@ from fastapi.responses import JSONResponse
 
 from services.api import deps
 from services.api.schemas import Health, Readiness
-from services.serving.runtime import Runtime
 from services.serving.guards import StoreUnavailable
+from services.serving.runtime import Runtime
 
 router = APIRouter(tags=["ops"])
 

@@ -184,11 +184,11 @@ class UserRecommendations(BaseModel):
 class LegacyMovie(BaseModel):
     """A movie record as the earlier service (seed 000's movies_final.csv rows) returned it."""
 
-    movieId: int  # noqa: N815 - the earlier service's field names
+    movieId: int
     title: str
     genres: str = Field(description='pipe-separated, e.g. "Adventure|Animation"')
-    imdbId: str | None = Field(default=None, description='digits without "tt"')  # noqa: N815
-    tmdbId: int | None = None  # noqa: N815
+    imdbId: str | None = Field(default=None, description='digits without "tt"')
+    tmdbId: int | None = None
     url: str | None = Field(default=None, description="IMDb page")
     rating_count: int = 0
     rating_avg: float | None = None

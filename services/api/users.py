@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from services.api import deps
 from services.api.schemas import Contribution, ErrorBody, UserRatings, UserRecommendations, UserRecommendedMovie
 from services.recommender.filters import Filter
-from services.serving.runtime import Runtime
 from services.serving.guards import StoreUnavailable
+from services.serving.runtime import Runtime
 
 router = APIRouter(tags=["recommendations"])
 STRATEGY_LABEL = "user-based"

@@ -6,14 +6,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from services.recommender.base import Source
-from services.serving.cache import CachedSource
 from services.recommender.filters import ItemFacts
 from services.recommender.sources import ItemSimilarity, SeriesSource, VectorIndex
 from services.recommender.strategies import ChainStrategy, build_strategies
+from services.serving.cache import CachedSource
+from services.serving.guards import GuardedSource, Guards
 from services.settings import Settings
 from services.stores.catalog import Catalog, MovieFacts
 from services.stores.collaborative import CollaborativeModel
-from services.serving.guards import GuardedSource, Guards
 from services.stores.popularity import load_popularity, popularity_exists
 from services.stores.vectors import VectorStore, open_vector_store
 
@@ -76,6 +76,22 @@ def serving_sources(guards: Guards, cache_size: int) -> Callable[[Source], Sourc
     return wrap
 
 
+def check_servable(settings: Settings) -> str | None:
+    """Why the data dir cannot be served yet (naming the command that fixes it), or None."""
+    if not settings.ratings_path.exists():
+        return f"nothing built in {settings.resolved_data_dir}: run `nextwatch build` first"
+    return _missing_evaluation_build(settings)
+
+
+def _missing_evaluation_build(settings: Settings) -> str | None:
+    eval_dir = settings.als_eval_dir
+    if settings.serve_models == "evaluation" and not (
+        CollaborativeModel.exists(eval_dir) and popularity_exists(eval_dir)
+    ):
+        return f"no evaluation build in {eval_dir}: run `nextwatch evaluate` first"
+    return None
+
+
 def open_runtime(
     settings: Settings, *, require: Sequence[str] = (), serving: bool = False
 ) -> Runtime:
@@ -87,11 +103,12 @@ def open_runtime(
     Tuned settings (tuned.json) apply. With ``serve_models="evaluation"`` the ALS model and popularity
     are the evaluation build (trained before the test window), so the API serves what `evaluate` scored.
     """
+    problem = _missing_evaluation_build(settings)
+    if problem:
+        raise RuntimeError(problem)
     settings = settings.with_tuned()
     evaluation = settings.serve_models == "evaluation"
     models_dir = settings.als_eval_dir if evaluation else settings.als_dir
-    if evaluation and not (CollaborativeModel.exists(models_dir) and popularity_exists(models_dir)):
-        raise RuntimeError(f"no evaluation build in {models_dir}: run `nextwatch evaluate` first")
     catalog = Catalog(settings.catalog_url)
     facts = catalog.movie_facts()
     if not facts.movie_ids:

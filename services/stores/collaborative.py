@@ -6,37 +6,57 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from services.settings import Settings
+
+if TYPE_CHECKING:
+    from implicit.cpu.als import AlternatingLeastSquares
+
 
 @dataclass(frozen=True)
 class ALSParams:
-    """Hyperparameters and data choices an ALS model was trained with."""
+    """Hyperparameters and data choices an ALS model was trained with (defaults live in `Settings`)."""
 
-    factors: int = 64
-    iterations: int = 15
-    regularization: float = 0.01
-    alpha: float = 1.0
-    min_rating: float = 3.0
-    seed: int = 42
+    factors: int
+    iterations: int
+    regularization: float
+    alpha: float
+    min_rating: float
+    seed: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ALSParams:
+        """The ALS settings (apply `Settings.with_tuned` first for the tuned values)."""
+        return cls(
+            factors=settings.als_factors, iterations=settings.als_iterations,
+            regularization=settings.als_regularization, alpha=settings.als_alpha,
+            min_rating=settings.als_min_rating, seed=settings.als_seed,
+        )
+
+
+def make_als(params: ALSParams) -> AlternatingLeastSquares:
+    """The one place an implicit ALS model is constructed (CPU; training and serving alike)."""
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    return AlternatingLeastSquares(
+        factors=params.factors, regularization=params.regularization, alpha=params.alpha,
+        iterations=params.iterations, random_state=params.seed,
+    )
 
 
 class CollaborativeModel:
     """Item factors of a trained implicit ALS model, keyed by movieId."""
 
     def __init__(self, item_ids: np.ndarray, item_factors: np.ndarray, params: ALSParams, info: dict | None = None):
-        from implicit.cpu.als import AlternatingLeastSquares
-
         self.item_ids = np.asarray(item_ids, dtype=np.int64)
         self.params = params
         self.info = info or {}
         self._index = {int(m): i for i, m in enumerate(self.item_ids)}
-        self._als = AlternatingLeastSquares(
-            factors=params.factors, regularization=params.regularization, alpha=params.alpha,
-            iterations=params.iterations, random_state=params.seed,
-        )
+        self._als = make_als(params)
         self._als.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
         self._als.user_factors = np.zeros((1, self._als.item_factors.shape[1]), dtype=np.float32)
 
@@ -118,7 +138,7 @@ class CollaborativeModel:
         (directory / "model.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: Path) -> "CollaborativeModel":
+    def load(cls, directory: Path) -> CollaborativeModel:
         """Load a model saved by `save`; FileNotFoundError when none was trained."""
         meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
         with np.load(directory / "model.npz", allow_pickle=False) as data:

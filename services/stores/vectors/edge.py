@@ -1,0 +1,291 @@
+"""The embedded backend: a qdrant-edge shard on local disk (no server)."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from services.stores.vectors.base import (
+    HNSW_EF_CONSTRUCT,
+    HNSW_M,
+    OVERFETCH_MAX_EXCLUDE,
+    TIE_SLACK,
+    SERIES_FIELD,
+    BaseVectorStore,
+    CollectionInfo,
+    VectorStoreError,
+    VectorStoreLocked,
+    _check_spec,
+    _mismatch,
+)
+
+log = logging.getLogger(__name__)
+
+
+
+
+class EdgeVectorStore(BaseVectorStore):
+    """A qdrant-edge shard in ``path/<collection>/`` with its metadata in ``path/<collection>.json``.
+
+    The shard is opened lazily on first use and holds a lock on its write-ahead log until close(): only
+    one process (one store object) may have it open at a time; opening it again raises
+    :class:`VectorStoreLocked`. Threads may share one store. Updates are durable when they return
+    (write-ahead log).
+
+    Extra keyword-only arguments of :meth:`search` / :meth:`search_batch` beyond the protocol:
+    ``exact`` (None = policy, True/False = force) and ``series_id`` (restrict to one series, served by
+    the payload index).
+    """
+
+    UPSERT_BATCH = 1024
+    QUERY_BATCH = 256
+    PAGE = 10_000
+
+    def __init__(
+        self,
+        path: Path | str,
+        collection: str,
+        hnsw_ef: int = 128,
+        exact_search_max_points: int = 20_000,
+    ) -> None:
+        if not collection or any(c in collection for c in "/\\") or collection.startswith("."):
+            raise VectorStoreError(f"invalid collection name {collection!r}")
+        self.path = Path(path)
+        self.collection = collection
+        self.hnsw_ef = int(hnsw_ef)
+        self.exact_search_max_points = int(exact_search_max_points)
+        self.overfetch_max_exclude = OVERFETCH_MAX_EXCLUDE
+        self._shard: Any = None
+        self._meta: dict[str, Any] | None = None
+        self._lock = threading.RLock()
+
+    # -- locations and metadata -------------------------------------------------------------------
+
+    @property
+    def shard_path(self) -> Path:
+        return self.path / self.collection
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path / f"{self.collection}.json"
+
+    def _read_meta(self) -> dict[str, Any]:
+        if self.meta_path.exists():
+            return json.loads(self.meta_path.read_text())
+        # a shard without our metadata (interrupted create, or made by hand): dimension from its config
+        meta: dict[str, Any] = {"model": "", "dim": 0}
+        try:
+            config = json.loads((self.shard_path / "edge_config.json").read_text())
+            meta["dim"] = int(config["vectors"][""]["size"])
+        except (OSError, KeyError, ValueError, TypeError):
+            pass
+        return meta
+
+    def _write_meta(self, meta: dict[str, Any]) -> None:
+        tmp = self.meta_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+        os.replace(tmp, self.meta_path)
+
+    # -- shard lifecycle ----------------------------------------------------------------------------
+
+    def _open(self) -> Any:
+        """The open shard; raises VectorStoreError when the collection doesn't exist or is locked."""
+        with self._lock:
+            if self._shard is None:
+                if not self.shard_path.is_dir():
+                    raise VectorStoreError(
+                        f"collection {self.collection} does not exist under {self.path}: build it first"
+                    )
+                from qdrant_edge import EdgeShard
+
+                try:
+                    self._shard = EdgeShard.load(str(self.shard_path))
+                except Exception as exc:
+                    if "WouldBlock" in str(exc):
+                        raise VectorStoreLocked(
+                            f"collection {self.collection} at {self.shard_path} is open in another process "
+                            "or store (qdrant-edge allows one at a time): close it and retry"
+                        ) from exc
+                    raise VectorStoreError(
+                        f"cannot open collection {self.collection} at {self.shard_path}: {exc}"
+                    ) from exc
+                self._meta = self._read_meta()
+            return self._shard
+
+    def _dim(self) -> int:
+        self._open()
+        assert self._meta is not None
+        return int(self._meta["dim"])
+
+    def _points(self) -> int:
+        return int(self._open().info().points_count)
+
+    def close(self) -> None:
+        with self._lock:
+            shard, self._shard, self._meta = self._shard, None, None
+            if shard is not None:
+                shard.close()  # updates are already durable in the write-ahead log
+
+    def __enter__(self) -> EdgeVectorStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- protocol -------------------------------------------------------------------------------------
+
+    def info(self) -> CollectionInfo | None:
+        with self._lock:
+            if not self.shard_path.is_dir():
+                return None
+            shard = self._open()
+            assert self._meta is not None
+            return CollectionInfo(
+                name=self.collection,
+                dim=int(self._meta["dim"]),
+                points=int(shard.info().points_count),
+                model=str(self._meta["model"]),
+            )
+
+    def recreate(self, dim: int, model: str) -> None:
+        dim, model = _check_spec(dim, model)
+        from qdrant_edge import (
+            Distance,
+            EdgeConfig,
+            EdgeOptimizersConfig,
+            EdgeShard,
+            EdgeVectorParams,
+            HnswIndexConfig,
+            PayloadSchemaType,
+            UpdateOperation,
+        )
+
+        # qdrant's own plain-vs-HNSW switch (per segment, and per filter cardinality) agrees with ours:
+        # full scan at or below exact_search_max_points points. indexing_threshold 1 KB: optimize()
+        # (which we only call above that threshold) always builds HNSW.
+        full_scan_kb = math.ceil(max(self.exact_search_max_points, 0) * dim * 4 / 1024)
+        hnsw = {"m": HNSW_M, "ef_construct": HNSW_EF_CONSTRUCT, "full_scan_threshold_kb": full_scan_kb}
+        config = EdgeConfig(
+            vectors=EdgeVectorParams(size=dim, distance=Distance.Cosine),
+            hnsw_config=HnswIndexConfig(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=full_scan_kb),
+            optimizers=EdgeOptimizersConfig(indexing_threshold=1),
+        )
+        with self._lock:
+            if self.shard_path.is_dir():
+                try:  # never wipe a shard another process has open
+                    self._open()
+                except VectorStoreLocked:
+                    raise
+                except VectorStoreError as exc:  # unreadable leftovers: wiping them is the point
+                    log.warning("replacing unreadable collection: %s", exc)
+            self.close()
+            if self.meta_path.exists():
+                self.meta_path.unlink()
+            if self.shard_path.exists():
+                shutil.rmtree(self.shard_path)
+            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                shard = EdgeShard.create(str(self.shard_path), config)
+            except Exception as exc:
+                raise VectorStoreError(
+                    f"cannot create collection {self.collection} at {self.shard_path}: {exc}"
+                ) from exc
+            shard.update(UpdateOperation.create_field_index(SERIES_FIELD, PayloadSchemaType.Integer))
+            meta = {
+                "collection": self.collection,
+                "model": model,
+                "dim": dim,
+                "distance": "cosine",
+                "hnsw": hnsw,
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            self._write_meta(meta)
+            self._shard, self._meta = shard, meta
+        log.info("created collection %s (%d-d, %s) at %s", self.collection, dim, model, self.shard_path)
+
+    def ensure(self, dim: int, model: str) -> None:
+        dim, model = _check_spec(dim, model)
+        with self._lock:
+            info = self.info()
+            if info is None:
+                self.recreate(dim, model)
+            elif info.dim != dim or info.model != model:
+                raise _mismatch(info.name, info.dim, info.model, dim, model)
+
+    def finalize(self) -> None:
+        with self._lock:
+            shard = self._open()
+            points = int(shard.info().points_count)
+            if points > self.exact_search_max_points:
+                started = time.perf_counter()
+                shard.optimize()
+                log.info(
+                    "built HNSW for %s (%d points) in %.1f s", self.collection, points, time.perf_counter() - started
+                )
+            shard.flush()
+
+    # -- engine calls (BaseVectorStore does checks, batching and ranking) --------------------------------
+
+    def _write(self, ids: list[int], matrix: np.ndarray, payloads: list[dict]) -> None:
+        from qdrant_edge import Point, UpdateOperation
+
+        with self._lock:
+            points = [Point(i, v.tolist(), p) for i, v, p in zip(ids, matrix, payloads)]
+            self._open().update(UpdateOperation.upsert_points(points))
+
+    def _page(self, offset: Any) -> tuple[list[Any], Any]:
+        from qdrant_edge import ScrollRequest
+
+        with self._lock:
+            request = ScrollRequest(offset=offset, limit=self.PAGE, with_payload=False, with_vector=False)
+            records, offset = self._open().scroll(request)
+        return list(records), offset
+
+    def _retrieve(self, ids: list[int]) -> list[Any]:
+        return list(self._open().retrieve(ids, False, True))
+
+    def _query(
+        self, matrix: np.ndarray, k: int, excluded: list[set[int]], exact: bool | None, series_id: int | None
+    ) -> list[Iterable[tuple[int, float]]]:
+        from qdrant_edge import QueryBatchRequest
+
+        use_exact = self._use_exact(exact)
+        requests = [self._request(v, k, e, use_exact, series_id) for v, e in zip(matrix, excluded)]
+        results = self._open().query_batch(QueryBatchRequest(requests))
+        return [((p.id, p.score) for p in hits) for hits in results]
+
+    # -- query building -------------------------------------------------------------------------------
+
+    def _use_exact(self, exact: bool | None) -> bool:
+        return exact if exact is not None else self._points() <= self.exact_search_max_points
+
+    def _request(self, vector: np.ndarray, k: int, excluded: set[int], exact: bool, series_id: int | None) -> Any:
+        from qdrant_edge import FieldCondition, Filter, HasIdCondition, MatchValue, Query, QueryRequest, SearchParams
+
+        limit = k + TIE_SLACK
+        must_not = None
+        if excluded:
+            if len(excluded) <= self.overfetch_max_exclude:
+                limit += len(excluded)
+            else:
+                must_not = [HasIdCondition(set(excluded))]
+        must = [FieldCondition(SERIES_FIELD, match=MatchValue(int(series_id)))] if series_id is not None else None
+        return QueryRequest(
+            limit=limit,
+            query=Query.Nearest(vector.tolist()),
+            filter=Filter(must=must, must_not=must_not) if (must or must_not) else None,
+            params=SearchParams(hnsw_ef=max(self.hnsw_ef, limit), exact=exact),
+            with_payload=False,
+            with_vector=False,
+        )
+
+

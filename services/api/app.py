@@ -10,8 +10,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from services.api import compat, movies, ops, recommendations, users
 from services.api.errors import install_error_handlers
 from services.api.observability import REQUEST_ID_HEADER, Metrics, RequestObserver, enable_access_log
-from services.api.titles import TitleIndex
 from services.serving.runtime import Runtime, open_runtime
+from services.serving.titles import TitleIndex
 from services.settings import Settings
 
 DESCRIPTION = """What to watch next: series, overview-vector and collaborative recommendations over a

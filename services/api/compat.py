@@ -20,25 +20,22 @@ NOT_FOUND = {404: {"model": ErrorBody, "description": "unknown movie"}}
 
 
 @router.get("/all/", response_model=LegacyResult)
-def all_movies(request: Request) -> LegacyResult:
+def all_movies(rt: deps.RuntimeDep) -> LegacyResult:
     """Ten random movies."""
-    rt = deps.runtime(request)
     return _records(rt, deps.items(rt).sample(None, PAGE, include_adult=False, rng=np.random.default_rng()))
 
 
 @router.get("/genres/{genre}", response_model=LegacyResult)
-def genre_movies(request: Request, genre: Annotated[str, Path(max_length=100, examples=["comedy"])]) -> LegacyResult:
+def genre_movies(rt: deps.RuntimeDep, genre: Annotated[str, Path(max_length=100, examples=["comedy"])]) -> LegacyResult:
     """Ten random movies of the genres whose name contains `genre` (case-insensitive; none: empty)."""
-    rt = deps.runtime(request)
     names = deps.items(rt).genres_containing(genre)
     ids = deps.items(rt).sample(names, PAGE, include_adult=False, rng=np.random.default_rng()) if names else []
     return _records(rt, ids)
 
 
 @router.get("/item-based/{item_id}", response_model=LegacyResult, responses=NOT_FOUND)
-def item_based(request: Request, item_id: Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]) -> LegacyResult:
+def item_based(request: Request, rt: deps.RuntimeDep, item_id: Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]) -> LegacyResult:
     """The ten nearest movies by ALS item factors (hybrid recommendations when the model is unavailable)."""
-    rt = deps.runtime(request)
     deps.require_known(rt, [item_id])
     rules = Filter.of(include_adult=False)
     collaborative = rt.strategies.get("collaborative")
@@ -62,12 +59,11 @@ def item_based(request: Request, item_id: Annotated[int, Path(ge=1, le=2**31 - 1
     responses={**NOT_FOUND, 413: {"model": ErrorBody, "description": "more ratings than allowed"}},
 )
 def user_based(
-    request: Request,
+    request: Request, rt: deps.RuntimeDep,
     params: Annotated[list[str], Query(description='movieId:rating pairs, e.g. params=1:4.5&params=2:5',
                                        examples=[["1:4.5", "2:5"]])] = [],  # noqa: B006 - FastAPI copies it
 ) -> LegacyResult:
     """Ten user-based (ALS) recommendations for the given ratings, none of the rated movies."""
-    rt = deps.runtime(request)
     deps.check_size(len(params), rt.settings.max_user_ratings, "ratings")
     ratings = _parse_ratings(params)
     deps.require_known(rt, list(ratings))

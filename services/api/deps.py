@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 
+from services.api.observability import Metrics
 from services.api.schemas import ErrorBody
 from services.recommender.filters import ItemFacts, UnknownGenre
 from services.serving.runtime import Runtime
@@ -16,8 +17,18 @@ T = TypeVar("T")
 UNREADABLE_BODY = {400: {"model": ErrorBody, "description": "the body is not UTF-8 text"}}
 
 
-def runtime(request: Request) -> Runtime:
+def get_runtime(request: Request) -> Runtime:
+    """The runtime the app's lifespan opened."""
     return request.app.state.runtime
+
+
+def get_metrics(request: Request) -> Metrics:
+    """The app's Prometheus metrics."""
+    return request.app.state.metrics
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
 def items(rt: Runtime) -> ItemFacts:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from services.api import deps, views
 from services.api.schemas import ErrorBody, Movie, MovieList, Series
@@ -21,7 +21,7 @@ IncludeAdult = Annotated[bool, Query(description="also adult movies")]
 
 @router.get("/movies", response_model=MovieList, responses=UNAVAILABLE)
 def search_movies(
-    request: Request,
+    rt: deps.RuntimeDep,
     q: Annotated[str | None, Query(max_length=200, description="part of the Korean or original title, "
                                    "case-insensitive", examples=["토이 스토리"])] = None,
     genre: Genre = None,
@@ -29,7 +29,6 @@ def search_movies(
     include_adult: IncludeAdult = False,
 ) -> MovieList:
     """Movies whose title or original title contains `q` and/or that have `genre`; most rated first."""
-    rt = deps.runtime(request)
     deps.check_at_most(("query", "limit"), limit, rt.settings.max_limit, "limit")
     title = q.strip() if q else None
     name = deps.known_genre(rt, ("query", "genre"), genre)
@@ -41,10 +40,9 @@ def search_movies(
 
 @router.get("/movies/random", response_model=MovieList, responses=UNAVAILABLE)
 def random_movies(
-    request: Request, genre: Genre = None, limit: Limit = 10, include_adult: IncludeAdult = False,
+    rt: deps.RuntimeDep, genre: Genre = None, limit: Limit = 10, include_adult: IncludeAdult = False,
 ) -> MovieList:
     """Random catalogue movies, of one genre if given (the earlier service's /all and /genres)."""
-    rt = deps.runtime(request)
     deps.check_at_most(("query", "limit"), limit, rt.settings.max_limit, "limit")
     name = deps.known_genre(rt, ("query", "genre"), genre)
     ids = deps.items(rt).sample([name] if name else None, limit, include_adult=include_adult,
@@ -54,9 +52,8 @@ def random_movies(
 
 
 @router.get("/movies/{movie_id}", response_model=Movie, responses={**NOT_FOUND, **UNAVAILABLE})
-def get_movie(request: Request, movie_id: Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]) -> Movie:
+def get_movie(rt: deps.RuntimeDep, movie_id: Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]) -> Movie:
     """One catalogue movie, with its poster and IMDb URLs."""
-    rt = deps.runtime(request)
     row = deps.catalog(rt, rt.catalog.get_movie, movie_id)
     if row is None:
         raise HTTPException(status_code=404, detail=f"movie {movie_id} not found")
@@ -65,12 +62,11 @@ def get_movie(request: Request, movie_id: Annotated[int, Path(ge=1, le=2**31 - 1
 
 @router.get("/series/{series_id}", response_model=Series, responses={**NOT_FOUND, **UNAVAILABLE})
 def get_series(
-    request: Request,
+    rt: deps.RuntimeDep,
     series_id: Annotated[int, Path(ge=-(2**31 - 1), le=2**31 - 1, examples=[10194],
                                    description="negative ids are series inferred from titles")],
 ) -> Series:
     """A series and its movies, oldest release first."""
-    rt = deps.runtime(request)
     series = deps.catalog(rt, rt.catalog.get_series, series_id)
     if series is None:
         raise HTTPException(status_code=404, detail=f"series {series_id} not found")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from services.api import deps
@@ -21,9 +21,9 @@ def health() -> Health:
 
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}})
-def ready(request: Request) -> JSONResponse:
+def ready(rt: deps.RuntimeDep) -> JSONResponse:
     """Catalog, vectors and ALS model loaded and answering; 503 naming the parts that are not."""
-    parts = _check(deps.runtime(request))
+    parts = _check(rt)
     missing = [name for name, state in parts.items() if state != "ok"]
     body = Readiness(status="unavailable" if missing else "ready", parts=parts, missing=missing)
     return JSONResponse(body.model_dump(), status_code=503 if missing else 200)
@@ -31,9 +31,9 @@ def ready(request: Request) -> JSONResponse:
 
 @router.get("/metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
-def metrics(request: Request) -> Response:
+def metrics(observed: deps.MetricsDep) -> Response:
     """Request counts and latency histograms per route and strategy, degraded answers per missing part."""
-    body, content_type = request.app.state.metrics.render()
+    body, content_type = observed.render()
     return Response(content=body, media_type=content_type)
 
 

@@ -35,7 +35,7 @@ Strategy = Annotated[
 
 @router.get("/movies/{movie_id}/recommendations", response_model=Recommendations, responses=ERRORS)
 def recommendations(
-    request: Request,
+    request: Request, rt: deps.RuntimeDep,
     movie_id: Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])],
     strategy: Strategy = "hybrid",
     k: Annotated[int, Query(ge=1, description="how many movies, at most NEXTWATCH_MAX_K (default 100)")] = 10,
@@ -50,7 +50,6 @@ def recommendations(
     collaborative neighbours, then popular movies. It keeps answering when the vector store or the ALS
     model is down (`degraded: true`, `missing` names the part).
     """
-    rt = deps.runtime(request)
     deps.check_at_most(("query", "k"), k, rt.settings.max_k, "k")
     rules = Filter.of(_exclude_ids(exclude, rt.settings.max_exclude), deps.known_genre(rt, ("query", "genre"), genre),
                       include_adult)
@@ -65,9 +64,8 @@ def recommendations(
     responses={**ERRORS, **deps.UNREADABLE_BODY,
                413: {"model": ErrorBody, "description": "more ids than NEXTWATCH_MAX_BATCH"}},
 )
-def batch_recommendations(request: Request, body: BatchRequest) -> BatchRecommendations:
+def batch_recommendations(request: Request, rt: deps.RuntimeDep, body: BatchRequest) -> BatchRecommendations:
     """Recommendations for many movies in one call (a page of rows), answered in one batched pass."""
-    rt = deps.runtime(request)
     deps.check_size(len(body.movie_ids), rt.settings.max_batch, "movie ids")
     deps.check_size(len(body.exclude), rt.settings.max_exclude, "excluded ids")
     deps.check_at_most(("body", "k"), body.k, rt.settings.max_k, "k")

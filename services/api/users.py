@@ -23,11 +23,10 @@ STRATEGY_LABEL = "user-based"
         413: {"model": ErrorBody, "description": "more ratings than NEXTWATCH_MAX_USER_RATINGS"},
     },
 )
-def user_recommendations(request: Request, body: UserRatings) -> UserRecommendations:
+def user_recommendations(request: Request, rt: deps.RuntimeDep, body: UserRatings) -> UserRecommendations:
     """ALS recommendations for the given ratings: the user is recalculated from them (not in the training
     data) and nothing they rated is recommended. With `explain`, each item lists how much each rated movie
     contributed. Without usable ratings, or when the model is unavailable (`degraded`), popular movies."""
-    rt = deps.runtime(request)
     deps.check_size(len(body.ratings), rt.settings.max_user_ratings, "ratings")
     deps.check_at_most(("body", "k"), body.k, rt.settings.max_k, "k")
     deps.require_known(rt, list(body.ratings))

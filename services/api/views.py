@@ -7,7 +7,7 @@ from typing import Any
 
 from services.api.schemas import LegacyMovie, Movie, RecommendedMovie
 from services.recommender.base import Recommendation
-from services.serving.runtime import PART_OF_SOURCE
+from services.serving.guards import PART_OF_SOURCE
 
 
 def poster_url(image_base: str, poster_path: str | None) -> str | None:

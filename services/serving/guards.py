@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PARTS: tuple[str, ...] = ("catalog", "vectors", "collaborative")
+# the part (as `missing` and the API name it) each store-backed source depends on
+PART_OF_SOURCE = {"vector": "vectors", "collaborative": "collaborative"}
 
 
 class StoreUnavailable(RuntimeError):

@@ -10,7 +10,7 @@ from services.recommender.filters import ItemFacts
 from services.recommender.sources import ItemSimilarity, SeriesSource, VectorIndex
 from services.recommender.strategies import ChainStrategy, build_strategies
 from services.serving.cache import CachedSource
-from services.serving.guards import GuardedSource, Guards
+from services.serving.guards import PART_OF_SOURCE, GuardedSource, Guards
 from services.settings import Settings
 from services.stores.catalog import Catalog, MovieFacts
 from services.stores.collaborative import CollaborativeModel
@@ -18,8 +18,6 @@ from services.stores.popularity import load_popularity, popularity_exists
 from services.stores.vectors import VectorStore, open_vector_store
 
 log = logging.getLogger(__name__)
-# the part (as `missing` and the API name it) each store-backed source depends on
-PART_OF_SOURCE = {"vector": "vectors", "collaborative": "collaborative"}
 
 
 @dataclass

@@ -7,21 +7,34 @@ export OPENBLAS_NUM_THREADS := 1
 export NEXTWATCH_DATA_DIR ?= ./data
 PORT ?= 8000
 
-.PHONY: install system-deps run test build tune evaluate serve clean
+.PHONY: install lock system-deps run test test-fast lint format build tune evaluate serve clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# the pinned versions of requirements.lock, then the project itself (editable, no further resolution)
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# PostgreSQL server binaries for the integration tests (Debian's `postgresql`); nothing to do when present.
+# re-resolve pyproject.toml's ranges into requirements.lock (then commit it)
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet -e '.[test,dev]'
+	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^nextwatch' > requirements.lock
+	rm -rf .lock-venv
+
+# Debian packages the tests use: the PostgreSQL server (integration tests start a throwaway one) and
+# Chromium (the page's browser tests); nothing to do when present.
 system-deps:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then \
-		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
-		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	@SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); NEED=""; \
+	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then NEED="$$NEED postgresql"; fi; \
+	if [ ! -x /usr/bin/chromium ]; then NEED="$$NEED chromium"; fi; \
+	if [ -n "$$NEED" ]; then \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$NEED; \
 	fi
 
 run: install
@@ -29,6 +42,19 @@ run: install
 
 test: install system-deps
 	$(BIN)/pytest -q
+
+# unit tests only: no embedding model, no servers, no browser (under 30 s)
+test-fast: install
+	$(BIN)/pytest -q -m "not integration"
+
+lint: install
+	$(BIN)/ruff check services pipelines tests bench
+	$(BIN)/ruff format --check services pipelines tests bench
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix services pipelines tests bench
+	$(BIN)/ruff format services pipelines tests bench
 
 build: install
 	$(BIN)/nextwatch build

@@ -273,7 +273,7 @@ def apply_records(
     `records` are TMDB movie payloads whose top-level text is in `language`; `collections` are
     `/3/collection/{id}` payloads (Korean names and member lists).  Movies are matched by `tmdb_id`.
     Real series replace inferred ones: the inferred series are re-inferred from `movies` (MovieLens
-    movieId/title/year, as `pipelines.catalog_load`) for the movies left without a real series.
+    movieId/title/year, as `pipelines.catalog.load`) for the movies left without a real series.
     """
     result = ApplyResult()
     plan = _Plan()
@@ -378,7 +378,7 @@ def _refresh_inferred(catalog: Catalog, movies: pd.DataFrame | None) -> int:
     dropped instead.
     """
     if movies is not None:
-        from pipelines.catalog_load import _refresh_inferred_series
+        from pipelines.catalog.load import _refresh_inferred_series
 
         return len(_refresh_inferred_series(catalog, movies))
     facts = catalog.movie_facts()

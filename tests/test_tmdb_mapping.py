@@ -14,7 +14,7 @@ from sqlalchemy import select
 from pipelines.catalog_load import load_catalog
 from pipelines.embeddings import content_text
 from pipelines.state import BuildState
-from pipelines.tmdb_mapping import (
+from pipelines.tmdb.mapping import (
     DumpError,
     apply_records,
     map_movie,

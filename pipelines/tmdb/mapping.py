@@ -15,7 +15,7 @@ fills a missing Korean *title* with the English one at the top level, so there a
 as Korean only when it is written in Hangul.  Records without translations (dumps) are trusted to be in
 the language the dump was written in.
 
-Dumps: our own JSON Lines checkpoint (see `pipelines.tmdb`) or a Kaggle-style "TMDB movies" CSV.  A
+Dumps: our own JSON Lines checkpoint (see `pipelines.tmdb.checkpoint`) or a Kaggle-style "TMDB movies" CSV.  A
 pickle (the seed's ``tmdb_movie_info_kr.pkl``) is refused: unpickling runs arbitrary code.
 """
 from __future__ import annotations

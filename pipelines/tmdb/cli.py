@@ -72,7 +72,9 @@ def _movielens_titles(settings: Settings) -> pd.DataFrame | None:
 
 def _run_fetch(kind: str, wanted: list[int], settings: Settings, *, limit: int | None, retry_failed: bool,
                concurrency: int | None, rate_limit: float | None, quiet: bool) -> None:
-    from pipelines.tmdb import Checkpoint, TmdbError, fetch_sync
+    from pipelines.tmdb.checkpoint import Checkpoint
+    from pipelines.tmdb.errors import TmdbError
+    from pipelines.tmdb.runs import fetch_sync
 
     path = settings.tmdb_checkpoint_path if kind == "movie" else settings.tmdb_collections_checkpoint_path
     try:
@@ -108,7 +110,7 @@ def fetch(
     Auth: TMDB_READ_ACCESS_TOKEN (preferred) or TMDB_API_KEY from the environment or .env.
     Records go to <data_dir>/tmdb/movies.jsonl as they arrive; a rerun fetches only what is missing.
     """
-    from pipelines.tmdb import apply_checkpoints
+    from pipelines.tmdb.runs import apply_checkpoints
 
     settings = Settings()
     with _catalog(settings) as catalog:
@@ -131,7 +133,7 @@ def collections(
     quiet: Quiet = False,
 ) -> None:
     """Fetch each real series' TMDB collection (ko-KR) for its Korean name and full member list."""
-    from pipelines.tmdb import apply_checkpoints, collection_ids
+    from pipelines.tmdb.runs import apply_checkpoints, collection_ids
 
     settings = Settings()
     with _catalog(settings) as catalog:
@@ -153,8 +155,8 @@ def import_(
                            "(default: ko for .jsonl, en for .csv)")] = None,
 ) -> None:
     """Load TMDB metadata from a dump instead of the API (idempotent). Pickles are refused: unsafe."""
-    from pipelines.tmdb import merge_ko_records
-    from pipelines.tmdb_mapping import DumpError, apply_records, read_dump
+    from pipelines.tmdb.mapping import DumpError, apply_records, read_dump
+    from pipelines.tmdb.runs import merge_ko_records
 
     settings = Settings()
     try:
@@ -175,7 +177,7 @@ def import_(
     _report_apply(result)
 
 
-def _report_apply(result) -> None:  # noqa: ANN001 - pipelines.tmdb_mapping.ApplyResult
+def _report_apply(result) -> None:  # noqa: ANN001 - pipelines.tmdb.mapping.ApplyResult
     inferred = "" if result.inferred_series is None else f"; {result.inferred_series:,} inferred series remain"
     _say(f"catalog: {result.movies:,} movies updated from {result.records:,} TMDB records "
          f"({result.unmatched:,} not in the catalog), {result.series:,} real series, "

@@ -1,53 +1,52 @@
-"""Fetch Korean TMDB records: concurrent, rate-limited, retried and resumable (no CLI in here).
+"""The async TMDB fetcher: concurrent, rate-limited and retried; it appends records to an open checkpoint.
 
 One request per movie, ``GET /3/movie/{id}?language=ko-KR&append_to_response=translations``, gives the
-Korean fields and the English fallback (see `pipelines.tmdb_mapping`); ``GET /3/collection/{id}`` gives a
+Korean fields and the English fallback (see `pipelines.tmdb.mapping`); ``GET /3/collection/{id}`` gives a
 collection's Korean name and members.
 
-* Auth comes from ``TMDB_READ_ACCESS_TOKEN`` (Bearer header, preferred) or ``TMDB_API_KEY`` (query
-  parameter).  Neither is ever logged, stored or put into an error message: our messages never carry a
-  URL, and a filter masks them in httpx's own request log.
 * ``concurrency`` workers share one leaky-bucket limiter (aiolimiter) of ``rate_limit`` requests/s
   with no burst: every attempt, retries included, takes a slot.
 * 429, 5xx, timeouts and connection errors are retried (tenacity) with exponential backoff and jitter;
   a ``Retry-After`` is honoured and, on a 429, pauses every worker.  A 404 is recorded as "not on TMDB"
   and never retried; malformed JSON and other 4xx are recorded as failures; a 401 stops the run, and
   so do `MAX_FAILURES_IN_A_ROW` failures in a row (a wrong base URL, TMDB down).
-* The checkpoint is JSON Lines, one object per response as it arrives (``tmdb_id``, ``status`` = ok |
-  not_found | failed, ``fetched_at``, ``language`` and ``data`` or ``error``), flushed line by line.  The
-  last line of an id wins; a run first compacts the file to one line per id (dropping a line cut short
-  by a crash), then fetches only the ids without a line (and, with ``retry_failed``, the failed ones).
-  A movie payload is stored with its Korean and English translations only (TMDB sends dozens; 87,000
-  full payloads would be gigabytes), and reading the checkpoint streams it.
+* A movie payload is stored with its Korean and English translations only (TMDB sends dozens; 87,000
+  full payloads would be gigabytes).
 """
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import logging
-import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-import pandas as pd
 from aiolimiter import AsyncLimiter
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
 from tenacity.wait import wait_base, wait_exponential_jitter
 from tqdm import tqdm
 
-from pipelines.tmdb_mapping import (
-    FAILED, NOT_FOUND, OK, ApplyResult, apply_records, checkpoint_record, iter_ok_payloads, overview_language,
+from pipelines.tmdb.checkpoint import Checkpoint
+from pipelines.tmdb.credentials import Credentials, RedactSecrets, redact
+from pipelines.tmdb.errors import TmdbAuthError, TmdbError
+from pipelines.tmdb.mapping import (
+    FAILED,
+    NOT_FOUND,
+    OK,
+    overview_language,
     slim_payload,
 )
 from services.settings import Settings
-from services.stores.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -60,82 +59,6 @@ MAX_RETRY_AFTER = 300.0  # seconds; a longer Retry-After is capped
 MAX_FAILURES_IN_A_ROW = 25  # then the run stops: TMDB (or the base URL) is not answering usefully
 # worth another attempt: a 429/5xx answer (_Retryable), a timeout, a connection error, a dropped answer
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-_REDACTED = "***"
-
-
-class TmdbError(RuntimeError):
-    """A TMDB run that cannot go on (no credentials, credentials refused)."""
-
-
-class MissingCredentials(TmdbError):
-    pass
-
-
-class TmdbAuthError(TmdbError):
-    pass
-
-
-# ---- credentials ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """A TMDB read access token (Bearer) or API key; repr and str never show them."""
-
-    token: str | None = field(default=None, repr=False)
-    api_key: str | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Credentials:
-        token = settings.tmdb_read_access_token.get_secret_value().strip() if settings.tmdb_read_access_token else ""
-        api_key = settings.tmdb_api_key.get_secret_value().strip() if settings.tmdb_api_key else ""
-        if not token and not api_key:
-            raise MissingCredentials(
-                "no TMDB credentials: set TMDB_READ_ACCESS_TOKEN (preferred) or TMDB_API_KEY in the environment "
-                "or in .env"
-            )
-        return cls(token=token or None, api_key=None if token else api_key)
-
-    @property
-    def method(self) -> str:
-        return "read access token" if self.token else "API key"
-
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
-
-    def params(self) -> dict[str, str]:
-        return {} if self.token or not self.api_key else {"api_key": self.api_key}
-
-    def secrets(self) -> list[str]:
-        return [s for s in (self.token, self.api_key) if s]
-
-    def __str__(self) -> str:
-        return f"Credentials({self.method})"
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, _REDACTED)
-    return text
-
-
-class _RedactSecrets(logging.Filter):
-    """Masks secrets in records logged by httpx (its request log line carries the URL, api_key too)."""
-
-    def __init__(self, secrets: Sequence[str]) -> None:
-        super().__init__()
-        self.secrets = list(secrets)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = redact(message, self.secrets)
-        if masked != message:
-            record.msg, record.args = masked, None
-        return True
-
-
-# ---- options ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -165,122 +88,6 @@ class FetchOptions:
         if self.rate_limit <= 0 or self.concurrency < 1 or self.timeout <= 0 or self.max_retries < 0:
             raise ValueError("TMDB rate limit and timeout must be > 0, concurrency >= 1, retries >= 0")
 
-
-# ---- checkpoint ---------------------------------------------------------------------------------
-
-
-class Checkpoint:
-    """JSON Lines of fetched records, one per id after compaction; appends are flushed line by line.
-
-    Reading never holds the payloads of the whole file in memory: an index pass keeps each id's last
-    line number and status, and `records()` streams the payloads in a second pass.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._handle: Any = None
-
-    def _index(self) -> tuple[dict[int, tuple[int, str]], bool]:
-        """tmdb_id -> (number of its last usable line, status); and whether the file is compact."""
-        last: dict[int, tuple[int, str]] = {}
-        clean = True
-        for number, record in self._lines():
-            if record is None:
-                clean = False  # unreadable, or cut short by a crash: dropped, so the id is fetched again
-                continue
-            if record["tmdb_id"] in last:
-                clean = False
-                del last[record["tmdb_id"]]  # keep ids in order of their last line
-            last[record["tmdb_id"]] = (number, record["status"])
-        return last, clean
-
-    def _lines(self) -> Iterator[tuple[int, dict[str, Any] | None]]:
-        if not self.path.exists():
-            return
-        with self.path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle):
-                record = None
-                if line.endswith("\n"):
-                    try:
-                        record = checkpoint_record(json.loads(line))
-                    except ValueError:
-                        record = None
-                yield number, record
-
-    def statuses(self) -> dict[int, str]:
-        """tmdb_id -> status of its last record."""
-        return {tmdb_id: status for tmdb_id, (_, status) in self._index()[0].items()}
-
-    def records(self) -> Iterator[dict[str, Any]]:
-        """The last record of each id, streamed in file order."""
-        last, _ = self._index()
-        wanted = {number for number, _ in last.values()}
-        for number, record in self._lines():
-            if record is not None and number in wanted:
-                yield record
-
-    def read(self) -> dict[int, dict[str, Any]]:
-        """tmdb_id -> its last record (everything in memory: for small checkpoints and tests)."""
-        return {r["tmdb_id"]: r for r in self.records()}
-
-    def compact(self) -> dict[int, str]:
-        """Rewrite the file (atomically) with one line per id when it has duplicates or bad lines."""
-        last, clean = self._index()
-        if not clean:
-            wanted = {number for number, _ in last.values()}
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            with tmp.open("w", encoding="utf-8") as out:
-                for number, record in self._lines():
-                    if record is not None and number in wanted:
-                        out.write(_line(record))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        return {tmdb_id: status for tmdb_id, (_, status) in last.items()}
-
-    def open(self) -> Checkpoint:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = self.path.open("a", encoding="utf-8")
-        return self
-
-    def append(self, record: Mapping[str, Any]) -> None:
-        self._handle.write(_line(record))
-        self._handle.flush()
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-            self._handle.close()
-            self._handle = None
-
-    def __enter__(self) -> Checkpoint:
-        return self.open()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _line(record: Mapping[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
-
-
-def plan(
-    wanted: Iterable[int], done: Mapping[int, str], *, limit: int | None = None, retry_failed: bool = False,
-) -> list[int]:
-    """The ids to fetch, in `wanted` order: those without a record (plus failed ones), at most `limit`.
-
-    `done` maps an id to the status of its last checkpoint record.
-    """
-    todo: list[int] = []
-    for tmdb_id in dict.fromkeys(wanted):
-        status = done.get(tmdb_id)
-        if status is None or (retry_failed and status == FAILED):
-            todo.append(tmdb_id)
-    return todo if limit is None else todo[: max(limit, 0)]
-
-
-# ---- fetching -----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -364,7 +171,7 @@ class TmdbFetcher:
         self._client: httpx.AsyncClient | None = None
         self._limiter: AsyncLimiter | None = None
         self._pause_until = 0.0
-        self._filter = _RedactSecrets(credentials.secrets())
+        self._filter = RedactSecrets(credentials.secrets())
         self._abort: BaseException | None = None
         self._failures_in_a_row = 0
         self.requests = 0
@@ -533,106 +340,3 @@ def _failed(tmdb_id: int, error: str) -> dict[str, Any]:
 
 def _stamp() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-
-
-# ---- runs -----------------------------------------------------------------------------------
-
-
-async def run_fetch(
-    kind: Kind,
-    wanted: Sequence[int],
-    checkpoint_path: Path,
-    options: FetchOptions,
-    credentials: Credentials,
-    *,
-    limit: int | None = None,
-    retry_failed: bool = False,
-    progress: bool = False,
-    transport: httpx.AsyncBaseTransport | None = None,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
-) -> FetchSummary:
-    """Compact the checkpoint, fetch what is missing (at most `limit`), append as it arrives."""
-    checkpoint = Checkpoint(checkpoint_path)
-    done = checkpoint.compact()
-    wanted = list(dict.fromkeys(int(i) for i in wanted))
-    todo = plan(wanted, done, limit=limit, retry_failed=retry_failed)
-    summary = FetchSummary(kind=kind, wanted=len(wanted))
-    if todo:
-        async with TmdbFetcher(options, credentials, transport=transport) as fetcher:
-            with checkpoint:
-                summary = await fetcher.fetch(kind, todo, checkpoint, progress=progress, on_record=on_record)
-        summary.wanted = len(wanted)
-    after = Checkpoint(checkpoint_path).compact() if todo else done
-    planned = set(todo)
-    summary.already_done = sum(1 for i in wanted if i in done and i not in planned)
-    summary.remaining = sum(1 for i in wanted if i not in after)
-    summary.failed_total = sum(1 for i in wanted if after.get(i) == FAILED)
-    return summary
-
-
-def fetch_sync(
-    settings: Settings,
-    kind: Kind,
-    wanted: Sequence[int],
-    *,
-    limit: int | None = None,
-    retry_failed: bool = False,
-    concurrency: int | None = None,
-    rate_limit: float | None = None,
-    progress: bool = True,
-) -> FetchSummary:
-    """`run_fetch` with the settings' credentials, options and checkpoint path (blocking)."""
-    credentials = Credentials.from_settings(settings)
-    options = FetchOptions.from_settings(settings, concurrency=concurrency, rate_limit=rate_limit)
-    path = settings.tmdb_checkpoint_path if kind == "movie" else settings.tmdb_collections_checkpoint_path
-    return asyncio.run(run_fetch(kind, wanted, path, options, credentials, limit=limit,
-                                 retry_failed=retry_failed, progress=progress))
-
-
-def merge_into_checkpoint(path: Path, records: Iterable[Mapping[str, Any]]) -> int:
-    """Append imported records for ids the checkpoint has no usable answer for; returns how many.
-
-    Failed records are never imported; within `records` a later record of an id wins.
-    """
-    checkpoint = Checkpoint(path)
-    done = checkpoint.compact()
-    added = 0
-    with checkpoint:
-        for record in records:
-            if record["status"] != FAILED and done.get(record["tmdb_id"], FAILED) == FAILED:
-                checkpoint.append(record)
-                added += 1
-    if added:
-        checkpoint.compact()
-    return added
-
-
-def merge_ko_records(path: Path, records: Iterable[Mapping[str, Any]]) -> int:
-    """`merge_into_checkpoint` for the Korean (ko-KR) records only: the checkpoint holds nothing else."""
-    return merge_into_checkpoint(path, (r for r in records if r.get("language", "ko-KR") == "ko-KR"))
-
-
-def checkpoint_payloads(path: Path) -> Iterator[dict[str, Any]]:
-    """The TMDB payloads of the ok records of a checkpoint (none when it does not exist), streamed."""
-    return iter_ok_payloads(Checkpoint(path).records())
-
-
-def apply_checkpoints(settings: Settings, catalog: Catalog) -> ApplyResult:
-    """Write every fetched movie and collection record into the catalog (idempotent)."""
-    movies = pd.read_parquet(settings.movies_path, columns=["movieId", "title", "year"]) \
-        if settings.movies_path.exists() else None
-    return apply_records(
-        catalog, checkpoint_payloads(settings.tmdb_checkpoint_path), language="ko",
-        collections=checkpoint_payloads(settings.tmdb_collections_checkpoint_path), movies=movies,
-    )
-
-
-def collection_ids(settings: Settings, catalog: Catalog) -> list[int]:
-    """Real series in the catalog plus every collection named by a fetched movie record."""
-    ids = {s for s in catalog.series_ids(inferred=False) if s > 0}
-    for payload in checkpoint_payloads(settings.tmdb_checkpoint_path):
-        collection = payload.get("belongs_to_collection")
-        collection_id = collection.get("id") if isinstance(collection, Mapping) else None
-        if isinstance(collection_id, int) and collection_id > 0:
-            ids.add(collection_id)
-    return sorted(ids)

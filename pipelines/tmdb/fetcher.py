@@ -6,10 +6,13 @@ collection's Korean name and members.
 
 * ``concurrency`` workers share one leaky-bucket limiter (aiolimiter) of ``rate_limit`` requests/s
   with no burst: every attempt, retries included, takes a slot.
-* 429, 5xx, timeouts and connection errors are retried (tenacity) with exponential backoff and jitter;
-  a ``Retry-After`` is honoured and, on a 429, pauses every worker.  A 404 is recorded as "not on TMDB"
-  and never retried; malformed JSON and other 4xx are recorded as failures; a 401 stops the run, and
-  so do `MAX_FAILURES_IN_A_ROW` failures in a row (a wrong base URL, TMDB down).
+* Whatever a flaky network or server gives is retried (tenacity) with exponential backoff and jitter:
+  429, 5xx, timeouts, reset or dropped connections, and a 200 whose body is cut short or is not JSON
+  (what a dropped connection behind a proxy gives).  A ``Retry-After`` is honoured and, on a 429,
+  pauses every worker.  Only what still fails after the last retry is recorded as failed (and
+  ``--retry-failed`` takes it again).  A 404 is recorded as "not on TMDB" and never retried; other 4xx
+  and a JSON answer without an id are recorded as failures; a 401 stops the run, and so do
+  `MAX_FAILURES_IN_A_ROW` failures in a row (a wrong base URL, TMDB down).
 * A movie payload is stored with its Korean and English translations only (TMDB sends dozens; 87,000
   full payloads would be gigabytes).
 """
@@ -57,8 +60,9 @@ ENDPOINTS: dict[str, tuple[str, dict[str, str]]] = {
 }
 MAX_RETRY_AFTER = 300.0  # seconds; a longer Retry-After is capped
 MAX_FAILURES_IN_A_ROW = 25  # then the run stops: TMDB (or the base URL) is not answering usefully
-# worth another attempt: a 429/5xx answer (_Retryable), a timeout, a connection error, a dropped answer
-_TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+# worth another attempt besides _Retryable and _Unreadable answers: a timeout, a reset or refused
+# connection, an answer cut short (Content-Length not reached) or whose encoding does not decode
+_TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, httpx.DecodingError)
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,10 @@ class _Retryable(Exception):
         super().__init__(f"HTTP {status}")
         self.status = status
         self.retry_after = retry_after
+
+
+class _Unreadable(Exception):
+    """A 200 answer whose body is not JSON: cut short by a dropped connection, worth retrying."""
 
 
 class _WaitRetryAfterOrBackoff(wait_base):
@@ -271,19 +279,14 @@ class TmdbFetcher:
         path = path.format(id=int(tmdb_id))
         attempts = self.options.max_retries + 1
         try:
-            response = await self._get_with_retries(path, params, kind, tmdb_id)
-        except _Retryable as exc:
-            return _failed(tmdb_id, f"HTTP {exc.status} after {attempts} attempts")
+            status, payload = await self._get_with_retries(path, params, kind, tmdb_id)
+        except (_Retryable, _Unreadable) as exc:
+            return _failed(tmdb_id, f"{exc} after {attempts} attempts")
         except httpx.HTTPError as exc:
             detail = self._redact(str(exc)).strip()
             tried = f" after {attempts} attempts" if isinstance(exc, _TRANSIENT) else ""
             return _failed(tmdb_id, f"{type(exc).__name__}{tried}" + (f": {detail}" if detail else ""))
-        status = response.status_code
         if status == 200:
-            try:
-                payload = response.json()
-            except ValueError as exc:
-                return _failed(tmdb_id, f"malformed JSON: {self._redact(str(exc))[:200]}")
             if not isinstance(payload, dict) or payload.get("id") is None:
                 return _failed(tmdb_id, "unexpected payload (no id)")
             return {"tmdb_id": tmdb_id, "status": OK, "fetched_at": _stamp(), "language": params["language"],
@@ -296,11 +299,12 @@ class TmdbFetcher:
             )
         return _failed(tmdb_id, f"HTTP {status}")
 
-    async def _get_with_retries(self, path: str, params: dict[str, str], kind: str, tmdb_id: int) -> httpx.Response:
+    async def _get_with_retries(self, path: str, params: dict[str, str], kind: str,
+                                tmdb_id: int) -> tuple[int, Any]:
         def before_sleep(state: RetryCallState) -> None:
             self.retries += 1
             exc = state.outcome.exception() if state.outcome is not None else None
-            reason = str(exc) if isinstance(exc, _Retryable) else type(exc).__name__
+            reason = str(exc) if isinstance(exc, (_Retryable, _Unreadable)) else type(exc).__name__
             wait = state.next_action.sleep if state.next_action is not None else 0.0
             log.info("tmdb %s %d: %s, retry %d/%d in %.2f s", kind, tmdb_id, reason, state.attempt_number,
                      self.options.max_retries, wait)
@@ -308,7 +312,7 @@ class TmdbFetcher:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.options.max_retries + 1),
             wait=_WaitRetryAfterOrBackoff(self.options.backoff_base, self.options.backoff_max),
-            retry=retry_if_exception_type((_Retryable, *_TRANSIENT)),
+            retry=retry_if_exception_type((_Retryable, _Unreadable, *_TRANSIENT)),
             before_sleep=before_sleep,
             reraise=True,
         )
@@ -317,7 +321,8 @@ class TmdbFetcher:
                 return await self._attempt(path, params)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(self, path: str, params: dict[str, str]) -> httpx.Response:
+    async def _attempt(self, path: str, params: dict[str, str]) -> tuple[int, Any]:
+        """One request: (status, the JSON of a 200 or None); raises what is worth retrying."""
         assert self._client is not None and self._limiter is not None, "use the fetcher in `async with`"
         loop = asyncio.get_running_loop()
         while (delay := self._pause_until - loop.time()) > 0:
@@ -331,7 +336,12 @@ class TmdbFetcher:
             if status == 429 and retry_after:
                 self._pause_until = max(self._pause_until, loop.time() + retry_after)
             raise _Retryable(status, retry_after)
-        return response
+        if status != 200:
+            return status, None
+        try:
+            return status, response.json()
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: the body was cut short
+            raise _Unreadable(f"malformed JSON ({self._redact(str(exc))[:200]})") from None
 
 
 def _failed(tmdb_id: int, error: str) -> dict[str, Any]:

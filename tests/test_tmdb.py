@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from pipelines.tmdb.checkpoint import Checkpoint
 from pipelines.tmdb.cli import tmdb_app
 from pipelines.tmdb.credentials import Credentials
-from pipelines.tmdb.errors import MissingCredentials, TmdbAuthError, TmdbError
+from pipelines.tmdb.errors import CheckpointError, MissingCredentials, TmdbAuthError, TmdbError
 from pipelines.tmdb.fetcher import FetchOptions, parse_retry_after
 from pipelines.tmdb.runs import run_fetch
 from services.settings import Settings
@@ -336,10 +336,20 @@ def test_checkpoint_compaction_keeps_the_last_record_of_each_id(tmp_path: Path) 
         '{"tmdb_id": 1, "status": "ok", "data": {"id": 1}}\n',
         encoding="utf-8",
     )
+    # an unreadable line before the last one is damage, not a crash: nothing is dropped silently
+    with pytest.raises(CheckpointError, match="line 2 .*nextwatch tmdb repair"):
+        Checkpoint(path).statuses()
+    assert Checkpoint(path).repair() == 1
+    assert (tmp_path / "movies.jsonl.rejected").read_text(encoding="utf-8") == "not json\n"
     assert Checkpoint(path).statuses() == {2: "not_found", 1: "ok"}
     assert Checkpoint(path).compact() == {2: "not_found", 1: "ok"}
     assert [r["tmdb_id"] for r in lines(path)] == [2, 1]
     assert Checkpoint(path).read()[1]["data"] == {"id": 1}
+    # a last line cut short by a crash (no newline) is dropped on the next compaction
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write('{"tmdb_id": 3, "status": "not_fo')
+    assert Checkpoint(path).compact() == {2: "not_found", 1: "ok"}
+    assert [r["tmdb_id"] for r in lines(path)] == [2, 1]
 
 
 # ---- the command line ---------------------------------------------------------------------------

@@ -30,7 +30,7 @@ class Credentials:
         if not token and not api_key:
             raise MissingCredentials(
                 "no TMDB credentials: set TMDB_READ_ACCESS_TOKEN (preferred) or TMDB_API_KEY in the environment "
-                "or in .env"
+                "or in .env, then run the command again"
             )
         return cls(token=token or None, api_key=None if token else api_key)
 

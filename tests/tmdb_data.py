@@ -1,6 +1,9 @@
 """Data dirs for the TMDB tests: a MovieLens-shaped movies frame, its catalog, the environment of a fast run."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -53,3 +56,20 @@ def fast_env(data: Path, server: FakeTmdb) -> dict[str, str]:
     return {"NEXTWATCH_DATA_DIR": str(data), "NEXTWATCH_TMDB_BASE_URL": server.base_url,
             "NEXTWATCH_TMDB_RATE_LIMIT": "1000", "NEXTWATCH_TMDB_BACKOFF_BASE": "0.01",
             "NEXTWATCH_TMDB_BACKOFF_MAX": "0.05", "NEXTWATCH_TMDB_MAX_RETRIES": "2"}
+
+
+def cli_env(data: Path, server: FakeTmdb | None = None, **settings: str) -> dict[str, str]:
+    """The environment of a `python -m pipelines.cli` child: this worktree's code, `data`, no real credentials."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMDB_", "NEXTWATCH_"))}
+    env.update({"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OPENBLAS_NUM_THREADS": "1",
+                "NEXTWATCH_DATA_DIR": str(data)})
+    if server is not None:
+        env.update(fast_env(data, server))
+    env.update(settings)
+    return env
+
+
+def nextwatch(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """Start the real CLI (`nextwatch ...`) as a child process, stdout and stderr piped."""
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], env=env, cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -14,7 +14,12 @@ from typer.testing import CliRunner
 from pipelines.tmdb.checkpoint import Checkpoint
 from pipelines.tmdb.cli import tmdb_app
 from pipelines.tmdb.credentials import Credentials
-from pipelines.tmdb.errors import CheckpointError, MissingCredentials, TmdbAuthError, TmdbError
+from pipelines.tmdb.errors import (
+    CheckpointError,
+    MissingCredentials,
+    TmdbAuthError,
+    TmdbError,
+)
 from pipelines.tmdb.fetcher import FetchOptions, parse_retry_after
 from pipelines.tmdb.runs import run_fetch
 from services.settings import Settings

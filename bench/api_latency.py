@@ -70,7 +70,8 @@ def build(settings: Settings, source: Path) -> None:
     from pipelines.embeddings.vectors import build_vectors
     from pipelines.state import BuildState
     from pipelines.steps import catalog_step, ingest_step, train_step
-    from pipelines.tmdb_mapping import apply_records, read_dump
+    from pipelines.tmdb.mapping import apply_records, read_dump
+    from pipelines.vector_build import build_vectors
     from services.stores.catalog import Catalog
     from services.stores.embedding_cache import EmbeddingCache
     from services.stores.vectors import open_vector_store

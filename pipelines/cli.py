@@ -257,7 +257,7 @@ def demo(
     serve(host=host, port=port)
 
 
-from pipelines.tmdb_cli import tmdb_app  # noqa: E402
+from pipelines.tmdb.cli import tmdb_app  # noqa: E402
 
 app.add_typer(tmdb_app, name="tmdb")
 

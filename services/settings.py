@@ -121,7 +121,7 @@ class Settings(BaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
-    # TMDB metadata (pipelines/tmdb.py): API base URL (a mirror or proxy works too), politeness, retries
+    # TMDB metadata (pipelines/tmdb/): API base URL (a mirror or proxy works too), politeness, retries
     tmdb_base_url: str = "https://api.themoviedb.org"
     tmdb_rate_limit: float = Field(default=40.0, gt=0, description="requests per second (TMDB's ceiling)")
     tmdb_concurrency: int = Field(default=8, ge=1)

@@ -2,12 +2,17 @@
 
 Serves ``/3/movie/{id}`` and ``/3/collection/{id}`` from dicts, checks the Bearer token or ``api_key``
 (401 like TMDB otherwise), answers 404 for unknown ids, and plays per-id scripts of misbehaviour
-(429 with Retry-After, 500, a slow answer, a dropped connection, malformed JSON).  Every request is
-logged with its server-side arrival time.
+(429 with Retry-After, 500, a slow answer, a dropped connection, malformed JSON), flaky ids whose
+answers are cut short or whose connection is reset on about half of the attempts (decided by a hash
+of (id, attempt), so a run is reproducible), and a latency added to every answer (a slowed server).
+Every request is logged with its server-side arrival time.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -39,10 +44,16 @@ class FakeTmdb:
     scripts: dict[tuple[str, int], list[tuple[Any, ...]]] = field(default_factory=dict)
     # (kind, id) -> an action played on every request
     always: dict[tuple[str, int], tuple[Any, ...]] = field(default_factory=dict)
+    # (kind, id) -> how it fails on the attempts `flaky_attempt` picks (about half): "truncate" (the JSON
+    # cut in half, with a Content-Length that matches: a re-framing proxy), "cut" (the full Content-Length,
+    # half the body, then the connection closes) or "reset" (TCP RST instead of an answer)
+    flaky: dict[tuple[str, int], str] = field(default_factory=dict)
+    latency: float = 0.0  # seconds added to every answer
     seen: list[Seen] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._attempts: dict[tuple[str, int], int] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -54,7 +65,7 @@ class FakeTmdb:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 fake._handle(self)
 
             def log_message(self, *args: Any) -> None:
@@ -116,6 +127,12 @@ class FakeTmdb:
             if tmdb_id is not None:
                 script = self.scripts.get((kind, tmdb_id))
                 action = script.pop(0) if script else self.always.get((kind, tmdb_id))
+                attempt = self._attempts[(kind, tmdb_id)] = self._attempts.get((kind, tmdb_id), 0) + 1
+                mode = self.flaky.get((kind, tmdb_id))
+                if action is None and mode is not None and flaky_attempt(kind, tmdb_id, attempt):
+                    action = (mode,)
+        if self.latency:
+            time.sleep(self.latency)
 
         authorised = (self.token is not None and authorization == f"Bearer {self.token}") or (
             self.api_key is not None and query.get("api_key") == self.api_key
@@ -139,23 +156,45 @@ class FakeTmdb:
                 return
             elif name == "malformed":
                 return _raw(handler, 200, b'{"id": 1, "title": "\xed\x86\xa0\xec\x9d\xb4 ')
-        table = self.movies if kind == "movie" else self.collections
-        record = table.get(tmdb_id)
+            elif name == "reset":
+                handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                handler.connection.close()
+                handler.close_connection = True
+                return
+            elif name in ("truncate", "cut"):
+                body = _body(self._record(kind, tmdb_id))
+                half = body[: len(body) // 2]
+                handler.close_connection = name == "cut"
+                return _raw(handler, 200, half, length=len(half) if name == "truncate" else len(body))
+        record = self._record(kind, tmdb_id)
         if record is None:
             return _json(handler, 404, {"success": False, "status_code": 34,
                                         "status_message": "The resource you requested could not be found."})
         return _json(handler, 200, record)
 
+    def _record(self, kind: str, tmdb_id: int) -> dict[str, Any] | None:
+        return (self.movies if kind == "movie" else self.collections).get(tmdb_id)
+
+
+def flaky_attempt(kind: str, tmdb_id: int, attempt: int) -> bool:
+    """Whether attempt number `attempt` (1, 2, ...) of a flaky id misbehaves: a fair coin, reproducible."""
+    return hashlib.sha256(f"{kind}/{tmdb_id}/{attempt}".encode()).digest()[0] < 128
+
+
+def _body(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False).encode("utf-8")
+
 
 def _json(handler: BaseHTTPRequestHandler, code: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-    _raw(handler, code, json.dumps(payload, ensure_ascii=False).encode("utf-8"), headers)
+    _raw(handler, code, _body(payload), headers)
 
 
-def _raw(handler: BaseHTTPRequestHandler, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+def _raw(handler: BaseHTTPRequestHandler, code: int, body: bytes, headers: dict[str, str] | None = None, *,
+         length: int | None = None) -> None:
     try:
         handler.send_response(code)
         handler.send_header("Content-Type", "application/json;charset=utf-8")
-        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Content-Length", str(len(body) if length is None else length))
         for name, value in (headers or {}).items():
             handler.send_header(name, value)
         handler.end_headers()

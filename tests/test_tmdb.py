@@ -5,25 +5,23 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.catalog.load import load_catalog
-from pipelines.tmdb import (
-    Checkpoint,
-    Credentials,
-    FetchOptions,
+from pipelines.tmdb.checkpoint import Checkpoint
+from pipelines.tmdb.cli import tmdb_app
+from pipelines.tmdb.credentials import Credentials
+from pipelines.tmdb.errors import (
+    CheckpointError,
     MissingCredentials,
     TmdbAuthError,
     TmdbError,
-    parse_retry_after,
-    run_fetch,
 )
-from pipelines.tmdb_cli import tmdb_app
+from pipelines.tmdb.fetcher import FetchOptions, parse_retry_after
+from pipelines.tmdb.runs import run_fetch
 from services.settings import Settings
 from services.stores.catalog import Catalog
 from tests.fake_tmdb import (
@@ -37,6 +35,7 @@ from tests.fake_tmdb import (
     translation,
 )
 from tests.test_tmdb_mapping import movielens_movies, write_kaggle_csv
+from tests.tmdb_data import fast_env, make_data_dir, many_movies
 
 BEARER = Credentials(token=TOKEN)
 FAST = dict(rate_limit=1000.0, concurrency=4, timeout=2.0, max_retries=3, backoff_base=0.01, backoff_max=0.05)
@@ -71,7 +70,7 @@ def lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def add_plain_movies(server: FakeTmdb, ids: range) -> list[int]:
+def add_plain_movies(server: FakeTmdb, ids: Iterable[int]) -> list[int]:
     for i in ids:
         server.movies[i] = movie(i, title=f"영화 {i}", original_title=f"Movie {i}",
                                  overview=f"줄거리 {i}", ko={"iso_639_1": "ko", "iso_3166_1": "KR",
@@ -163,8 +162,8 @@ def test_retries_recover_from_429_5xx_timeouts_and_dropped_connections(server: F
     assert "HTTP 429" in caplog.text and TOKEN not in caplog.text
 
 
-def test_404_is_not_retried_and_malformed_json_or_persistent_errors_are_recorded(server: FakeTmdb,
-                                                                                 tmp_path: Path) -> None:
+def test_404_is_not_retried_and_malformed_json_or_persistent_errors_are_recorded_after_the_retries(
+        server: FakeTmdb, tmp_path: Path) -> None:
     server.always[("movie", 863)] = ("malformed",)
     server.always[("movie", 10193)] = ("status", 502)
     server.always[("movie", 8844)] = ("status", 403)
@@ -173,14 +172,54 @@ def test_404_is_not_retried_and_malformed_json_or_persistent_errors_are_recorded
 
     assert (summary.fetched, summary.not_found, summary.failed) == (1, 1, 3)
     assert len(server.requests_for("movie", 404404)) == 1
-    assert len(server.requests_for("movie", 863)) == 1  # malformed JSON is not retried
+    assert len(server.requests_for("movie", 863)) == 3  # malformed JSON is a body cut short: retried
     assert len(server.requests_for("movie", 10193)) == 3  # 1 + 2 retries
     assert len(server.requests_for("movie", 8844)) == 1  # other 4xx: not retried
     records = {r["tmdb_id"]: r for r in lines(path)}
     assert records[863]["status"] == "failed" and "malformed JSON" in records[863]["error"]
+    assert records[863]["error"].endswith("after 3 attempts")
     assert records[10193]["error"] == "HTTP 502 after 3 attempts"
     assert records[8844]["error"] == "HTTP 403"
     assert summary.failed_total == 3
+
+
+def test_truncated_bodies_and_reset_connections_are_retried(server: FakeTmdb, tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    server.scripts[("movie", 862)] = [("truncate",)]  # half the JSON, a Content-Length that matches
+    server.scripts[("movie", 863)] = [("cut",)]  # half the body, then the connection closes
+    server.scripts[("movie", 10193)] = [("reset",)]  # TCP RST instead of an answer
+    server.scripts[("movie", 8844)] = [("truncate",), ("reset",), ("cut",)]
+    path = tmp_path / "movies.jsonl"
+    summary = fetch(server, [862, 863, 10193, 8844], path, max_retries=3)
+
+    assert (summary.fetched, summary.failed, summary.retries) == (4, 0, 6)
+    assert [len(server.requests_for("movie", i)) for i in (862, 863, 10193, 8844)] == [2, 2, 2, 4]
+    assert {r["tmdb_id"]: r["data"]["title"] for r in lines(path)} == {
+        862: "토이 스토리", 863: "토이 스토리 2", 10193: "토이 스토리 3", 8844: "쥬만지"}
+    assert "malformed JSON" in caplog.text and TOKEN not in caplog.text
+
+
+def test_a_fetch_against_a_flaky_server_leaves_at_most_0_2_percent_unfetched(
+        flaky_data_dir: tuple[Path, list[int]], server: FakeTmdb, monkeypatch: pytest.MonkeyPatch) -> None:
+    """2,000 ids, 200 of them answered cut short / reset on about half of their attempts; default retries."""
+    data_dir, ids = flaky_data_dir
+    monkeypatch.setenv("TMDB_READ_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("NEXTWATCH_TMDB_MAX_RETRIES", "5")  # the default
+    result = CliRunner().invoke(tmdb_app, ["fetch", "--quiet", "--no-apply", "--concurrency", "8"])
+    assert result.exit_code == 0, result.output
+    statuses = Checkpoint(data_dir / "tmdb" / "movies.jsonl").statuses()
+    unfetched = [i for i in ids if statuses.get(i) != "ok"]
+    # an id failing on each of its 6 attempts has odds 1/64: about 3 of the 200 flaky ids
+    assert len(unfetched) <= 0.002 * len(ids), unfetched
+    assert set(unfetched) <= {i for (_, i) in server.flaky}
+    assert len(server.seen) > len(ids)  # the flaky ones were retried inside the run
+
+    server.reset_log()
+    result = CliRunner().invoke(tmdb_app, ["fetch", "--quiet", "--no-apply", "--retry-failed"])
+    assert result.exit_code == 0, result.output
+    assert sorted(set(server.ids_requested())) == sorted(unfetched)
+    assert all(s == "ok" for s in Checkpoint(data_dir / "tmdb" / "movies.jsonl").statuses().values())
 
 
 def test_limit_then_resume_fetches_only_what_is_missing(server: FakeTmdb, tmp_path: Path) -> None:
@@ -302,10 +341,20 @@ def test_checkpoint_compaction_keeps_the_last_record_of_each_id(tmp_path: Path) 
         '{"tmdb_id": 1, "status": "ok", "data": {"id": 1}}\n',
         encoding="utf-8",
     )
+    # an unreadable line before the last one is damage, not a crash: nothing is dropped silently
+    with pytest.raises(CheckpointError, match="line 2 .*nextwatch tmdb repair"):
+        Checkpoint(path).statuses()
+    assert Checkpoint(path).repair() == 1
+    assert (tmp_path / "movies.jsonl.rejected").read_text(encoding="utf-8") == "not json\n"
     assert Checkpoint(path).statuses() == {2: "not_found", 1: "ok"}
     assert Checkpoint(path).compact() == {2: "not_found", 1: "ok"}
     assert [r["tmdb_id"] for r in lines(path)] == [2, 1]
     assert Checkpoint(path).read()[1]["data"] == {"id": 1}
+    # a last line cut short by a crash (no newline) is dropped on the next compaction
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write('{"tmdb_id": 3, "status": "not_fo')
+    assert Checkpoint(path).compact() == {2: "not_found", 1: "ok"}
+    assert [r["tmdb_id"] for r in lines(path)] == [2, 1]
 
 
 # ---- the command line ---------------------------------------------------------------------------
@@ -314,18 +363,24 @@ def test_checkpoint_compaction_keeps_the_last_record_of_each_id(tmp_path: Path) 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: FakeTmdb) -> Path:
     """A data dir with movies.parquet and a loaded catalog; the environment points at the fake server."""
-    data = tmp_path / "data"
-    data.mkdir()
-    movies = movielens_movies()
-    movies.to_parquet(data / "movies.parquet")
-    catalog = Catalog(f"sqlite:///{data / 'catalog.sqlite'}")
-    load_catalog(catalog, movies, pd.DataFrame({"movieId": [1, 2], "rating": [4.0, 5.0]}))
-    catalog.close()
-    for name, value in {"NEXTWATCH_DATA_DIR": str(data), "NEXTWATCH_TMDB_BASE_URL": server.base_url,
-                        "NEXTWATCH_TMDB_RATE_LIMIT": "1000", "NEXTWATCH_TMDB_BACKOFF_BASE": "0.01",
-                        "NEXTWATCH_TMDB_BACKOFF_MAX": "0.05", "NEXTWATCH_TMDB_MAX_RETRIES": "2"}.items():
+    data = make_data_dir(tmp_path / "data", movielens_movies())
+    for name, value in fast_env(data, server).items():
         monkeypatch.setenv(name, value)
     return data
+
+
+@pytest.fixture
+def flaky_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: FakeTmdb) -> tuple[Path, list[int]]:
+    """A catalog of 2,000 movies on the fake TMDB; every tenth one is flaky (truncate, cut, reset in turn)."""
+    movies = many_movies(2000)
+    ids = movies["tmdbId"].astype(int).tolist()
+    add_plain_movies(server, ids)
+    modes = ("truncate", "cut", "reset")
+    server.flaky.update({("movie", i): modes[n % 3] for n, i in enumerate(ids[::10])})
+    data = make_data_dir(tmp_path / "data", movies)
+    for name, value in fast_env(data, server).items():
+        monkeypatch.setenv(name, value)
+    return data, ids
 
 
 def test_cli_fetch_resume_collections_and_catalog(data_dir: Path, server: FakeTmdb,

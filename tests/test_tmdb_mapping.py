@@ -15,7 +15,7 @@ from pipelines.catalog.load import load_catalog
 from pipelines.embeddings.texts import content_text
 from pipelines.embeddings.vectors import build_vectors
 from pipelines.state import BuildState
-from pipelines.tmdb_mapping import (
+from pipelines.tmdb.mapping import (
     DumpError,
     apply_records,
     map_movie,
@@ -215,7 +215,7 @@ def test_a_korean_overview_is_what_gets_embedded(catalog: Catalog, movies: pd.Da
         def __init__(self) -> None:
             self.texts: list[str] = []
 
-        def embed_passages(self, texts):  # noqa: ANN001
+        def embed_passages(self, texts):
             self.texts.extend(texts)
             return np.ones((len(texts), self.dim), np.float32) / 2
 
@@ -224,22 +224,22 @@ def test_a_korean_overview_is_what_gets_embedded(catalog: Catalog, movies: pd.Da
             self.points: dict[int, np.ndarray] = {}
             self.spec: tuple[int, str] | None = None
 
-        def info(self):  # noqa: ANN202
+        def info(self):
             return None if self.spec is None else CollectionInfo("c", self.spec[0], len(self.points), self.spec[1])
 
-        def recreate(self, dim, model):  # noqa: ANN001, ANN202
+        def recreate(self, dim, model):
             self.points, self.spec = {}, (dim, model)
 
-        def ensure(self, dim, model):  # noqa: ANN001, ANN202
+        def ensure(self, dim, model):
             self.spec = (dim, model)
 
-        def upsert(self, ids, vectors, payloads):  # noqa: ANN001, ANN202
+        def upsert(self, ids, vectors, payloads):
             self.points.update(zip(ids, vectors))
 
-        def finalize(self):  # noqa: ANN202
+        def finalize(self):
             pass
 
-        def ids(self):  # noqa: ANN202
+        def ids(self):
             return np.array(sorted(self.points), dtype=np.int64)
 
     backend, store = Backend(), Store()
@@ -336,7 +336,7 @@ def test_pickles_are_refused_without_being_loaded(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
 
     class Evil:
-        def __reduce__(self):  # noqa: ANN204
+        def __reduce__(self):
             return (Path.touch, (marker,))
 
     path = tmp_path / "tmdb_movie_info_kr.pkl"

@@ -15,7 +15,7 @@ fills a missing Korean *title* with the English one at the top level, so there a
 as Korean only when it is written in Hangul.  Records without translations (dumps) are trusted to be in
 the language the dump was written in.
 
-Dumps: our own JSON Lines checkpoint (see `pipelines.tmdb`) or a Kaggle-style "TMDB movies" CSV.  A
+Dumps: our own JSON Lines checkpoint (see `pipelines.tmdb.checkpoint`) or a Kaggle-style "TMDB movies" CSV.  A
 pickle (the seed's ``tmdb_movie_info_kr.pkl``) is refused: unpickling runs arbitrary code.
 """
 from __future__ import annotations
@@ -267,13 +267,15 @@ def apply_records(
     language: str = "ko",
     collections: Iterable[Mapping[str, Any]] = (),
     movies: pd.DataFrame | None = None,
+    refresh_inferred: bool = False,
 ) -> ApplyResult:
     """Write TMDB movie records (and optionally collection records) into the catalog; idempotent.
 
     `records` are TMDB movie payloads whose top-level text is in `language`; `collections` are
     `/3/collection/{id}` payloads (Korean names and member lists).  Movies are matched by `tmdb_id`.
     Real series replace inferred ones: the inferred series are re-inferred from `movies` (MovieLens
-    movieId/title/year, as `pipelines.catalog.load`) for the movies left without a real series.
+    movieId/title/year, as `pipelines.catalog.load`) for the movies left without a real series, when
+    the real series changed or `refresh_inferred` asks (an earlier apply was cut short).
     """
     result = ApplyResult()
     plan = _Plan()
@@ -361,7 +363,7 @@ def apply_records(
     catalog.update_movies([r for r in movie_rows if len(r) == 2])
     result.series = len(used_series)
 
-    if _real_series_members(catalog) != real_before:
+    if refresh_inferred or _real_series_members(catalog) != real_before:
         result.inferred_series = _refresh_inferred(catalog, movies)
     return result
 

@@ -1,13 +1,19 @@
-"""`nextwatch tmdb ...`: Korean TMDB metadata fetched at the rate limit (resumable) or imported from a dump."""
+"""`nextwatch tmdb ...`: Korean TMDB metadata fetched at the rate limit (resumable) or imported from a dump.
+
+Whatever stops a command (no catalog, no credentials, a damaged checkpoint, an unreadable dump) is one
+line on stderr naming the problem and the command that fixes it, and a non-zero exit: no traceback.
+"""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
-import pandas as pd
 import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from services.settings import Settings
@@ -40,7 +46,27 @@ def _say(message: str) -> None:
 
 
 @contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """What stops a command becomes `error: ...` and exit code 1."""
+    from pipelines.tmdb.errors import TmdbError
+    from pipelines.tmdb.mapping import DumpError
+
+    try:
+        yield
+    except (TmdbError, DumpError, ValueError, OSError) as exc:
+        _fail(" ".join(str(exc).split()) or type(exc).__name__)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        _fail(f"cannot use the catalog ({reason}): check NEXTWATCH_DATABASE_URL, or run `nextwatch catalog`")
+
+
+@contextmanager
 def _catalog(settings: Settings) -> Iterator[Catalog]:
+    url = make_url(settings.catalog_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).exists():
+        _fail(f"no catalog at {url.database}: run `nextwatch build` (or `nextwatch ingest` then "
+              "`nextwatch catalog`) first")
     catalog = Catalog(settings.catalog_url)
     try:
         catalog.create_schema()
@@ -64,27 +90,16 @@ def _quiet_http_log() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _movielens_titles(settings: Settings) -> pd.DataFrame | None:
-    if not settings.movies_path.exists():
-        return None
-    return pd.read_parquet(settings.movies_path, columns=["movieId", "title", "year"])
-
-
 def _run_fetch(kind: str, wanted: list[int], settings: Settings, *, limit: int | None, retry_failed: bool,
                concurrency: int | None, rate_limit: float | None, quiet: bool) -> None:
-    from pipelines.tmdb import Checkpoint, TmdbError, fetch_sync
+    from pipelines.tmdb.checkpoint import Checkpoint
+    from pipelines.tmdb.runs import fetch_sync
 
     path = settings.tmdb_checkpoint_path if kind == "movie" else settings.tmdb_collections_checkpoint_path
     try:
         with _quiet_http_log():
             summary = fetch_sync(settings, kind, wanted, limit=limit, retry_failed=retry_failed,  # type: ignore[arg-type]
                                  concurrency=concurrency, rate_limit=rate_limit, progress=not quiet)
-    except TmdbError as exc:
-        _fail(str(exc))
-        return
-    except ValueError as exc:
-        _fail(str(exc))
-        return
     except KeyboardInterrupt:
         saved = len(Checkpoint(path).statuses())
         _fail(f"interrupted: {saved:,} records are safe in {path}; run the same command again to resume", code=130)
@@ -108,10 +123,12 @@ def fetch(
     Auth: TMDB_READ_ACCESS_TOKEN (preferred) or TMDB_API_KEY from the environment or .env.
     Records go to <data_dir>/tmdb/movies.jsonl as they arrive; a rerun fetches only what is missing.
     """
-    from pipelines.tmdb import apply_checkpoints
+    from pipelines.tmdb.credentials import Credentials
+    from pipelines.tmdb.runs import apply_checkpoints
 
     settings = Settings()
-    with _catalog(settings) as catalog:
+    with _one_line_errors(), _catalog(settings) as catalog:
+        Credentials.from_settings(settings)  # before any work
         wanted = [tmdb_id for _, tmdb_id in catalog.movies_with_tmdb_id()]
         if not wanted:
             _fail("no catalog movie has a TMDB id (MovieLens links.csv tmdbId)")
@@ -131,10 +148,12 @@ def collections(
     quiet: Quiet = False,
 ) -> None:
     """Fetch each real series' TMDB collection (ko-KR) for its Korean name and full member list."""
-    from pipelines.tmdb import apply_checkpoints, collection_ids
+    from pipelines.tmdb.credentials import Credentials
+    from pipelines.tmdb.runs import apply_checkpoints, collection_ids
 
     settings = Settings()
-    with _catalog(settings) as catalog:
+    with _one_line_errors(), _catalog(settings) as catalog:
+        Credentials.from_settings(settings)  # before any work
         wanted = collection_ids(settings, catalog)
         if not wanted:
             _fail("no TMDB collection known yet: run `nextwatch tmdb fetch` (or `tmdb import`) first")
@@ -153,29 +172,45 @@ def import_(
                            "(default: ko for .jsonl, en for .csv)")] = None,
 ) -> None:
     """Load TMDB metadata from a dump instead of the API (idempotent). Pickles are refused: unsafe."""
-    from pipelines.tmdb import merge_ko_records
-    from pipelines.tmdb_mapping import DumpError, apply_records, read_dump
+    from pipelines.tmdb.checkpoint import Checkpoint
+    from pipelines.tmdb.mapping import apply_records, read_dump
+    from pipelines.tmdb.runs import applying, merge_ko_records, movielens_titles
 
     settings = Settings()
-    try:
+    with _one_line_errors(), _catalog(settings) as catalog:
         dump = read_dump(path, language)
-        with _catalog(settings) as catalog:
+        ours = dump.format == "jsonl" and dump.language == "ko"
+        if ours:
+            Checkpoint(settings.tmdb_checkpoint_path).statuses()  # a damaged checkpoint stops us before any write
+        with applying(settings) as interrupted:
             result = apply_records(catalog, dump.ok_payloads(), language=dump.language,
-                                   movies=_movielens_titles(settings))
-            if dump.format == "jsonl" and dump.language == "ko":
-                # our own records: later `tmdb fetch` runs need not fetch them again
-                merged = merge_ko_records(settings.tmdb_checkpoint_path, dump)
-                if merged:
-                    _say(f"import: {merged:,} records added to the checkpoint {settings.tmdb_checkpoint_path}")
-    except (DumpError, OSError, UnicodeDecodeError) as exc:
-        _fail(str(exc))
-        return
+                                   movies=movielens_titles(settings), refresh_inferred=interrupted)
+        if ours:
+            # our own records: later `tmdb fetch` runs need not fetch them again
+            merged = merge_ko_records(settings.tmdb_checkpoint_path, dump)
+            if merged:
+                _say(f"import: {merged:,} records added to the checkpoint {settings.tmdb_checkpoint_path}")
     _say(f"import: {dump.records:,} records read from {path.name} ({dump.format}, {dump.language})"
          + (f", {dump.skipped:,} unusable lines skipped" if dump.skipped else ""))
     _report_apply(result)
 
 
-def _report_apply(result) -> None:  # noqa: ANN001 - pipelines.tmdb_mapping.ApplyResult
+@tmdb_app.command()
+def repair() -> None:
+    """Set the unreadable lines of the TMDB checkpoints aside (<name>.rejected); their ids are fetched again."""
+    from pipelines.tmdb.checkpoint import Checkpoint
+
+    settings = Settings()
+    with _one_line_errors():
+        for path in (settings.tmdb_checkpoint_path, settings.tmdb_collections_checkpoint_path):
+            if path.exists():
+                rejected = Checkpoint(path).repair()
+                aside = f", set aside in {path.name}.rejected" if rejected else ""
+                _say(f"repair: {path}: {rejected:,} unreadable lines{aside}; "
+                     f"{len(Checkpoint(path).statuses()):,} records kept")
+
+
+def _report_apply(result) -> None:
     inferred = "" if result.inferred_series is None else f"; {result.inferred_series:,} inferred series remain"
     _say(f"catalog: {result.movies:,} movies updated from {result.records:,} TMDB records "
          f"({result.unmatched:,} not in the catalog), {result.series:,} real series, "

@@ -1,0 +1,75 @@
+"""Data dirs for the TMDB tests: a MovieLens-shaped movies frame, its catalog, the environment of a fast run."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.catalog.load import load_catalog
+from services.stores.catalog import Catalog
+from tests.fake_tmdb import FakeTmdb
+
+FIRST_TMDB_ID = 100_000
+
+
+def _word(n: int) -> str:
+    """A made-up name per number: Kabo, Kabu, ... (no digits, so titles read as series by their number)."""
+    syllables = ("ka", "bo", "ri", "mu", "te", "so", "na", "di")
+    parts = []
+    for _ in range(4):
+        n, r = divmod(n, len(syllables))
+        parts.append(syllables[r])
+    return "".join(parts).capitalize()
+
+
+def many_movies(count: int) -> pd.DataFrame:
+    """`count` movies as `pipelines.ingest.movielens` ingests them, in series of three ("Kabo", "Kabo 2", "Kabo 3")."""
+    ids = list(range(1, count + 1))
+    titles = [_word((i - 1) // 3) + ("" if (i - 1) % 3 == 0 else f" {(i - 1) % 3 + 1}") for i in ids]
+    frame = pd.DataFrame({
+        "movieId": ids, "title": titles, "year": [1990 + (i - 1) % 3 * 3 for i in ids], "genres": "Drama",
+        "tmdbId": [FIRST_TMDB_ID + i for i in ids], "imdbId": None,
+    })
+    frame["year"] = frame["year"].astype("Int16")
+    frame["tmdbId"] = frame["tmdbId"].astype("Int64")
+    frame["imdbId"] = frame["imdbId"].astype("string")
+    return frame
+
+
+def make_data_dir(data: Path, movies: pd.DataFrame) -> Path:
+    """A data dir with movies.parquet and the catalog loaded from it (as `nextwatch ingest` + `catalog`)."""
+    data.mkdir(parents=True)
+    movies.to_parquet(data / "movies.parquet")
+    catalog = Catalog(f"sqlite:///{data / 'catalog.sqlite'}")
+    try:
+        load_catalog(catalog, movies, pd.DataFrame({"movieId": movies["movieId"].iloc[:2], "rating": [4.0, 5.0]}))
+    finally:
+        catalog.close()
+    return data
+
+
+def fast_env(data: Path, server: FakeTmdb) -> dict[str, str]:
+    """Settings pointing at `data` and the fake server, with a fast rate limit and tiny backoff."""
+    return {"NEXTWATCH_DATA_DIR": str(data), "NEXTWATCH_TMDB_BASE_URL": server.base_url,
+            "NEXTWATCH_TMDB_RATE_LIMIT": "1000", "NEXTWATCH_TMDB_BACKOFF_BASE": "0.01",
+            "NEXTWATCH_TMDB_BACKOFF_MAX": "0.05", "NEXTWATCH_TMDB_MAX_RETRIES": "2"}
+
+
+def cli_env(data: Path, server: FakeTmdb | None = None, **settings: str) -> dict[str, str]:
+    """The environment of a `python -m pipelines.cli` child: this worktree's code, `data`, no real credentials."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMDB_", "NEXTWATCH_"))}
+    env.update({"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OPENBLAS_NUM_THREADS": "1",
+                "NEXTWATCH_DATA_DIR": str(data)})
+    if server is not None:
+        env.update(fast_env(data, server))
+    env.update(settings)
+    return env
+
+
+def nextwatch(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """Start the real CLI (`nextwatch ...`) as a child process, stdout and stderr piped."""
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], env=env, cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)

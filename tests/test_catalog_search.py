@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.stores.catalog import Catalog
-from tests.postgres_server import server_bin_dir, temporary_postgres
+from tests.support.postgres import server_bin_dir, temporary_postgres
 
 STAMP = datetime(2026, 1, 1, 12, 0, 0)
 MOVIES = [

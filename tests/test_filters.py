@@ -10,7 +10,7 @@ import pytest
 from services.recommender.filters import Filter, ItemFacts, UnknownGenre
 from services.recommender.sources import SeriesSource
 from services.recommender.strategies import build_strategies
-from tests.test_strategies import IDS, SERIES, ExactVectors, FakeALS
+from tests.support.fakes import IDS, SERIES, ExactVectors, FakeALS
 
 # movies 1..40: even ids are comedies, every fifth is adult, 7 is a drama only
 GENRES = ["Comedy" if m % 2 == 0 else ("Drama" if m == 7 else "Action|Thriller") for m in IDS]

@@ -7,7 +7,7 @@ import pytest
 
 from services.recommender.sources import SeriesSource
 from services.recommender.strategies import build_strategies
-from tests.test_strategies import IDS, SERIES, ExactVectors, FakeALS
+from tests.support.fakes import IDS, SERIES, ExactVectors, FakeALS
 
 
 def _hybrid(limit: int | None):

@@ -18,7 +18,7 @@ from services.settings import Settings
 from services.stores.catalog import Catalog
 from services.stores.collaborative import ALSParams, CollaborativeModel
 from services.stores.popularity import load_popularity
-from tests.eval_helpers import private_copy
+from tests.support.servers import private_copy
 
 WORDS = ("Amber", "Basalt", "Cobalt", "Dune", "Ember", "Fjord", "Garnet", "Harbor", "Indigo", "Juniper",
          "Kestrel", "Lagoon", "Meadow", "Nebula", "Orchid", "Prairie", "Quartz", "Raven", "Sierra", "Tundra",

@@ -16,8 +16,8 @@ from pipelines.steps import catalog_step, embed_step
 from services.api.app import create_app
 from services.settings import Settings
 from services.stores.catalog import Catalog
-from tests.conftest import write_release
-from tests.postgres_server import server_bin_dir, temporary_postgres
+from tests.support.data import write_release
+from tests.support.postgres import server_bin_dir, temporary_postgres
 
 TOY_STORY = "토이 스토리"
 TOY_STORY_OVERVIEW = "카우보이 인형 우디는 꼬마 주인인 앤디의 가장 사랑받는 장난감이다."

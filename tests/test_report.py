@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 from services.settings import Settings
-from tests.eval_helpers import free_port, private_copy
+from tests.support.servers import free_port, private_copy
 
 runner = CliRunner()
 

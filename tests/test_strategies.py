@@ -1,48 +1,13 @@
 """Every strategy's invariants on a hand-made catalogue with in-memory vectors and ALS stand-ins."""
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 
-import numpy as np
 import pytest
 
 from services.recommender.sources import SeriesSource
 from services.recommender.strategies import STRATEGY_NAMES, build_strategies
-
-IDS = list(range(1, 41))
-SERIES = {1: 100, 2: 100, 3: 100, 10: 200, 11: 200}  # movie -> series
-
-
-class ExactVectors:
-    """Brute-force cosine index over random unit vectors (what Qdrant does, exactly)."""
-
-    def __init__(self, ids: Sequence[int], dim: int = 8) -> None:
-        rng = np.random.default_rng(0)
-        m = rng.normal(size=(len(ids), dim)).astype(np.float32)
-        self.ids = np.asarray(ids)
-        self.m = m / np.linalg.norm(m, axis=1, keepdims=True)
-
-    def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        pos = {int(m): i for i, m in enumerate(self.ids)}
-        return {int(i): self.m[pos[int(i)]] for i in ids if int(i) in pos}
-
-    def search_batch(self, vectors, k, exclude=None):
-        out = []
-        for row, ex in zip(vectors, exclude or [[]] * len(vectors)):
-            scores = self.m @ row
-            order = np.lexsort((self.ids, -scores))
-            out.append([(int(self.ids[i]), float(scores[i])) for i in order if self.ids[i] not in ex][:k])
-        return out
-
-
-class FakeALS:
-    def similar(self, movie_ids, k):
-        out = []
-        for m in movie_ids:
-            near = [(m + j) % 40 + 1 for j in range(k + 1)]
-            out.append([] if m == 40 else [(x, 1.0 - j / 100) for j, x in enumerate(near) if x != m][:k])
-        return out
+from tests.support.fakes import IDS, SERIES, ExactVectors, FakeALS
 
 
 @pytest.fixture

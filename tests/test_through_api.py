@@ -11,7 +11,7 @@ from pipelines.evaluation.served import ServiceError
 from services.serving.runtime import open_runtime
 from services.settings import Settings
 from services.stores.catalog import Catalog
-from tests.eval_helpers import free_port, private_copy, running_server
+from tests.support.servers import free_port, private_copy, running_server
 
 PROTOCOL = Protocol.from_settings(Settings(), pairs=300, resamples=200)
 

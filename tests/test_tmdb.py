@@ -24,7 +24,7 @@ from pipelines.tmdb.fetcher import FetchOptions, parse_retry_after
 from pipelines.tmdb.runs import run_fetch
 from services.settings import Settings
 from services.stores.catalog import Catalog
-from tests.fake_tmdb import (
+from tests.support.fake_tmdb import (
     API_KEY,
     TOKEN,
     FakeTmdb,
@@ -34,8 +34,7 @@ from tests.fake_tmdb import (
     toy_story_records,
     translation,
 )
-from tests.test_tmdb_mapping import movielens_movies, write_kaggle_csv
-from tests.tmdb_data import fast_env, make_data_dir, many_movies
+from tests.support.tmdb_data import fast_env, make_data_dir, many_movies, movielens_movies, write_kaggle_csv
 
 BEARER = Credentials(token=TOKEN)
 FAST = dict(rate_limit=1000.0, concurrency=4, timeout=2.0, max_retries=3, backoff_base=0.01, backoff_max=0.05)

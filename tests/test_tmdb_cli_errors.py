@@ -9,9 +9,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from pipelines.cli import app
-from tests.fake_tmdb import TOKEN, FakeTmdb, toy_story_collection, toy_story_records
-from tests.test_tmdb_mapping import movielens_movies, write_kaggle_csv
-from tests.tmdb_data import cli_env, fast_env, make_data_dir, nextwatch
+from tests.support.fake_tmdb import TOKEN, FakeTmdb, toy_story_collection, toy_story_records
+from tests.support.tmdb_data import cli_env, fast_env, make_data_dir, movielens_movies, nextwatch, write_kaggle_csv
 
 
 @pytest.fixture(autouse=True)

@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 from pipelines.tmdb.checkpoint import Checkpoint
 from services.stores.catalog import Catalog, movie_table, series_table
-from tests.fake_tmdb import TOKEN, FakeTmdb, movie, translation
-from tests.tmdb_data import (
+from tests.support.fake_tmdb import TOKEN, FakeTmdb, movie, translation
+from tests.support.tmdb_data import (
     FIRST_TMDB_ID,
     cli_env,
     make_data_dir,

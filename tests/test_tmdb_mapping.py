@@ -25,28 +25,10 @@ from pipelines.tmdb.mapping import (
 from services.stores.catalog import Catalog, movie_table, series_table
 from services.stores.embedding_cache import EmbeddingCache
 from services.stores.vectors import CollectionInfo
-from tests.fake_tmdb import TOY_STORY_SERIES, toy_story_collection, toy_story_records
+from tests.support.fake_tmdb import TOY_STORY_SERIES, toy_story_collection, toy_story_records
+from tests.support.tmdb_data import movielens_movies, write_kaggle_csv
 
 RECORDS = toy_story_records()
-
-
-def movielens_movies() -> pd.DataFrame:
-    """MovieLens rows as `pipelines.ingest.movielens` ingests them (title without the year)."""
-    rows = [
-        (1, "Toy Story", 1995, "Adventure|Animation|Children|Comedy|Fantasy", 862, "tt0114709"),
-        (2, "Jumanji", 1995, "Adventure|Children|Fantasy", 8844, "tt0113497"),
-        (6, "Heat", 1995, "Action|Crime|Thriller", 949, "tt0113277"),
-        (858, "Godfather, The", 1972, "Crime|Drama", 238, "tt0068646"),
-        (1221, "Godfather: Part II, The", 1974, "Crime|Drama", 240, "tt0071562"),
-        (3114, "Toy Story 2", 1999, "Adventure|Animation|Children|Comedy|Fantasy", 863, "tt0120363"),
-        (78499, "Toy Story 3", 2010, "Adventure|Animation|Children|Comedy|Fantasy|IMAX", 10193, "tt0435761"),
-        (99999, "No Links", 2001, "Drama", None, None),
-    ]
-    frame = pd.DataFrame(rows, columns=["movieId", "title", "year", "genres", "tmdbId", "imdbId"])
-    frame["year"] = frame["year"].astype("Int16")
-    frame["tmdbId"] = frame["tmdbId"].astype("Int64")
-    frame["imdbId"] = frame["imdbId"].astype("string")
-    return frame
 
 
 @pytest.fixture
@@ -260,33 +242,6 @@ def test_a_korean_overview_is_what_gets_embedded(catalog: Catalog, movies: pd.Da
 
 
 # ---- dumps --------------------------------------------------------------------------------------
-
-
-def write_kaggle_csv(path: Path) -> Path:
-    rows = [
-        {"id": "862", "title": "Toy Story", "original_title": "Toy Story", "original_language": "en",
-         "overview": "Led by Woody, Andy's toys live happily in his room.", "tagline": "",
-         "release_date": "1995-10-30", "runtime": "81.0", "adult": "False", "imdb_id": "tt0114709",
-         "poster_path": "/rhIRbceoE9lR4veEXuwCC2wARtG.jpg",
-         "belongs_to_collection": "{'id': 10194, 'name': 'Toy Story Collection', 'poster_path': "
-                                  "'/7G9915LfUQ2lVfwMEEhDsn3kT4B.jpg', 'backdrop_path': None}",
-         "genres": "[{'id': 16, 'name': 'Animation'}]"},
-        {"id": "863", "title": "Toy Story 2", "original_title": "Toy Story 2", "original_language": "en",
-         "overview": "Andy heads off to Cowboy Camp.", "tagline": "The toys are back!",
-         "release_date": "1999-10-30", "runtime": "92.0", "adult": "False", "imdb_id": "tt0120363",
-         "poster_path": "", "belongs_to_collection": '{"id": 10194, "name": "Toy Story Collection"}',
-         "genres": ""},
-        {"id": "8844", "title": "Jumanji", "original_title": "Jumanji", "original_language": "en",
-         "overview": "When siblings Judy and Peter discover an enchanted board game...", "tagline": "",
-         "release_date": "1995-12-15", "runtime": "104.0", "adult": "False", "imdb_id": "tt0113497",
-         "poster_path": "", "belongs_to_collection": "{broken", "genres": ""},
-        {"id": "1997-08-20", "title": "a shifted row of the public dump", "original_title": "",
-         "original_language": "", "overview": "", "tagline": "", "release_date": "", "runtime": "",
-         "adult": " - Written by Ørnås", "imdb_id": "", "poster_path": "", "belongs_to_collection": "",
-         "genres": ""},
-    ]
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
 
 
 def test_kaggle_csv_import_is_idempotent(catalog: Catalog, movies: pd.DataFrame, tmp_path: Path) -> None:

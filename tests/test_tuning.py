@@ -11,7 +11,7 @@ from pipelines.evaluation.run import evaluate_step, tune_step
 from services.serving.runtime import open_runtime
 from services.settings import Settings
 from services.stores.collaborative import CollaborativeModel
-from tests.eval_helpers import private_copy
+from tests.support.servers import private_copy
 
 PROTOCOL = Protocol.from_settings(Settings(), pairs=1000, resamples=100)
 

@@ -141,6 +141,7 @@ def test_title_search_opens_the_movie_with_every_strategy(page: sync_api.Page, b
     first = page.locator('[data-strategy="hybrid"] li.rec').first
     first.locator("a").focus()  # keyboard focus shows why
     assert first.locator(".why").is_visible() and "series" in first.locator(".why").inner_text()
+    page.evaluate("window.scrollTo(0, 0)")
     shot(page, "movie.png")
     assert problems.console == [] and problems.requests == []
 
@@ -164,6 +165,7 @@ def test_meaning_search(page: sync_api.Page, base_url: str, problems: Problems) 
     page.press("#meaning-q", "Enter")
     page.locator("#meaning-results li.tile").first.wait_for()
     assert page.locator("#meaning-results li.tile").count() == 12
+    shot(page, "search.png")
     assert problems.console == [] and problems.requests == []
 
 
@@ -183,6 +185,7 @@ def test_rate_three_movies(page: sync_api.Page, base_url: str, problems: Problem
     assert len(ids) == K and len(set(ids)) == K and not {1, 858, 2571} & set(ids)
     page.locator("#user-recs li.rec a").first.hover()
     assert "%" in page.locator("#user-recs li.rec .why").first.inner_text()  # the rated movies' shares
+    shot(page, "rate.png")
     assert problems.console == [] and problems.requests == []
 
 
@@ -211,8 +214,10 @@ def test_phone_width(browser: sync_api.Browser, base_url: str) -> None:
         tab.goto(base_url + "/#/movie/1")
         wait_for_lists(tab)
         assert tab.evaluate("document.documentElement.scrollWidth") <= 390
-        tab.locator('[data-strategy="hybrid"] li.rec a').first.tap()
         shot(tab, "movie-phone.png")
+        tab.locator('[data-strategy="hybrid"] li.rec a').first.tap()
+        tab.wait_for_url("**/#/movie/*")
+        assert not tab.url.endswith("#/movie/1")
     finally:
         context.close()
 

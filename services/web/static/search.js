@@ -61,8 +61,7 @@ export function renderSearch(main) {
     h("section", { class: "hero-search" },
       h("h1", {}, t("search.title")), h("p", { class: "lead" }, t("search.lead")),
       h("label", { for: "title-q", class: "field-label" }, t("search.box")),
-      h("div", { class: "searchbar" }, titleInput)),
-    h("section", { class: "panel" }, titleResults),
+      h("div", { class: "searchbar" }, titleInput), titleResults),
     h("section", { class: "panel" },
       h("h2", {}, t("meaning.title")),
       h("label", { for: "meaning-q", class: "field-label" }, t("meaning.box")), meaningForm, meaningResults));

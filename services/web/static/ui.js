@@ -18,6 +18,7 @@ export function h(tag, attrs = {}, ...children) {
 
 function initials(title) {
   const words = (title || "?").replace(/\(.*?\)/g, "").trim().split(/\s+/).filter(Boolean);
+  if (/^\p{Script=Hangul}/u.test(words[0] ?? "")) return [...words[0]].slice(0, 2).join("");
   return words.slice(0, 2).map((w) => [...w][0]).join("").toUpperCase() || "?";
 }
 

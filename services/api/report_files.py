@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
@@ -12,7 +13,7 @@ from services.api.schemas import ErrorBody
 router = APIRouter(tags=["evaluation"])
 REPORT_FILES = {"report.json": "application/json", "report.md": "text/markdown; charset=utf-8",
                 "hit_ratio.png": "image/png"}
-ABSENT = {404: {"model": ErrorBody, "description": "no report written yet"}}
+ABSENT: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "no report written yet"}}
 
 
 def report_dir(request: Request) -> Path:

@@ -108,4 +108,4 @@ def test_static_files_ship_with_the_package() -> None:
 
     assert {"index.html", "app.js", "style.css", "i18n.js"} <= set(STATIC_FILES)
     pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8")
-    assert '"services.web" = ["static/*", "*.png"]' in pyproject
+    assert '"services.web" = ["static/*"]' in pyproject

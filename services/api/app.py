@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from services.api import compat, movies, ops, recommendations, users
+from services.api import compat, facets, movies, ops, page, recommendations, report_files, search, users
 from services.api.errors import install_error_handlers
 from services.api.observability import REQUEST_ID_HEADER, Metrics, RequestObserver, enable_access_log
 from services.serving.runtime import Runtime, open_runtime
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 app.state.runtime.close()
 
     app = FastAPI(title="nextwatch", version="0.2.0", description=DESCRIPTION, lifespan=lifespan)
-    for module in (movies, recommendations, users, compat, ops):
+    for module in (movies, recommendations, users, compat, ops, search, facets, report_files, page):
         app.include_router(module.router)
     install_error_handlers(app)
     if settings.cors_origins:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from services.embeddings.backends import EmbeddingBackend, make_backend
 from services.recommender.base import Source
 from services.recommender.filters import ItemFacts
 from services.recommender.sources import ItemSimilarity, SeriesSource, VectorIndex
@@ -33,6 +35,15 @@ class Runtime:
     missing: list[str] = field(default_factory=list)
     items: ItemFacts | None = None  # genres and adult flags (filters, random browsing)
     guards: Guards = field(default_factory=lambda: Guards(None))  # time limits of store calls
+    _query_backend: EmbeddingBackend | None = None
+    _query_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def query_backend(self) -> EmbeddingBackend:
+        """The embedding backend for free-text queries (meaning search), created on first use and kept."""
+        with self._query_lock:  # the first searches wait for one model load, not several
+            if self._query_backend is None:
+                self._query_backend = make_backend(self.settings)
+            return self._query_backend
 
     def close(self) -> None:
         self.guards.close()

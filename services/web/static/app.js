@@ -1,0 +1,58 @@
+// The page's router: /evaluation, #/movie/<id>, #/rate, else the search view; plus language and readiness.
+import { readiness } from "./api.js";
+import { applyStatic, currentLang, setLang, t } from "./i18n.js";
+import { renderEvaluation } from "./evaluation.js";
+import { renderMovie } from "./movie.js";
+import { renderRate } from "./rate.js";
+import { renderSearch } from "./search.js";
+import { h } from "./ui.js";
+
+const main = document.getElementById("main");
+let ready = null;
+
+function route() {
+  if (location.pathname === "/evaluation") return { view: "evaluation" };
+  const movie = location.hash.match(/^#\/movie\/(\d+)/);
+  if (movie) return { view: "movie", id: Number(movie[1]) };
+  if (location.hash.startsWith("#/rate")) return { view: "rate" };
+  return { view: "search" };
+}
+
+function render() {
+  const { view, id } = route();
+  for (const link of document.querySelectorAll("[data-nav]")) {
+    link.toggleAttribute("aria-current", link.dataset.nav === view || (view === "movie" && link.dataset.nav === "search"));
+  }
+  document.title = "nextwatch";
+  if (view === "evaluation") renderEvaluation(main);
+  else if (view === "movie") renderMovie(main, id).then(() => window.scrollTo(0, 0));
+  else if (view === "rate") renderRate(main);
+  else renderSearch(main);
+  showNotice();
+}
+
+/** A banner naming the parts /ready reports as down (the page keeps working without them). */
+function showNotice() {
+  const notice = document.getElementById("notice");
+  if (!ready || ready.status === "ready") return void (notice.hidden = true);
+  const parts = Object.entries(ready.parts).filter(([, state]) => state !== "ok")
+    .map(([part, state]) => `${t(`part.${part}`)} (${state})`);
+  notice.replaceChildren(h("strong", {}, `${t("notice.ready")}: `), parts.join(", "), " — ", t("notice.hint"));
+  notice.hidden = false;
+}
+
+function switchLanguage() {
+  setLang(currentLang() === "ko" ? "en" : "ko");
+  document.getElementById("lang").textContent = currentLang() === "ko" ? "EN" : "한국어";
+  render();
+}
+
+document.getElementById("lang").addEventListener("click", switchLanguage);
+document.getElementById("lang").textContent = currentLang() === "ko" ? "EN" : "한국어";
+window.addEventListener("hashchange", () => {
+  if (location.pathname === "/evaluation" && location.hash.startsWith("#/")) location.assign(`/${location.hash}`);
+  else render();
+});
+applyStatic();
+render();
+readiness().then((answer) => { ready = answer; showNotice(); }).catch(() => {});

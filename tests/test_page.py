@@ -1,0 +1,235 @@
+"""The explorer page end to end: a real Chromium (Playwright) against the API served by uvicorn."""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pipelines.evaluation.protocol import Protocol
+from pipelines.evaluation.report import write_report
+from pipelines.evaluation.run import evaluate_step
+from services.recommender.strategies import STRATEGY_NAMES
+from services.settings import Settings
+from services.stores.catalog import Catalog
+from tests.support.servers import private_copy, running_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+KOREAN = {1: "토이 스토리", 3114: "토이 스토리 2", 78499: "토이 스토리 3"}
+SCREENSHOTS = Path(__file__).parents[1] / "reports" / "screenshots"
+K = 10
+TIMEOUT_MS = 30_000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium (make system-deps)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install '.[test]')")
+
+
+@dataclass
+class Problems:
+    """Console errors and failed requests a page produced."""
+
+    console: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def watch(self, page: sync_api.Page) -> None:
+        page.on("console", lambda m: self.console.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.console.append(str(e)))
+        page.on("requestfailed", lambda r: self.requests.append(f"{r.url}: {r.failure}"))
+        page.on("response", lambda r: self.requests.append(f"{r.url}: {r.status}") if r.status >= 400 else None)
+
+
+def _korean_titles(settings: Settings) -> None:
+    catalog = Catalog(settings.catalog_url)
+    try:
+        catalog.update_movies([{"movie_id": m, "movie_title": t} for m, t in KOREAN.items()])
+    finally:
+        catalog.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(built_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API over a private copy with Korean Toy Story titles and an evaluation report (cheap protocol)."""
+    settings = private_copy(built_settings, tmp_path_factory.mktemp("page") / "data")
+    _korean_titles(settings)
+    run = evaluate_step(settings, Protocol.from_settings(settings, pairs=400, k=K, resamples=100), progress=False)
+    write_report(run, settings.resolved_data_dir / "report")
+    with running_server(settings) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def degraded_url(built_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API over a copy whose Qdrant shard was removed."""
+    settings = private_copy(built_settings, tmp_path_factory.mktemp("page-degraded") / "data")
+    shutil.rmtree(settings.qdrant_path)
+    with running_server(settings) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[sync_api.Browser]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def problems() -> Problems:
+    return Problems()
+
+
+@pytest.fixture
+def page(browser: sync_api.Browser, problems: Problems) -> Iterator[sync_api.Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ko-KR")
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    problems.watch(tab)
+    yield tab
+    context.close()
+
+
+def shot(page: sync_api.Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+def wait_for_lists(page: sync_api.Page) -> None:
+    """Until every strategy column has its list (or its unavailable notice)."""
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-strategy]').length === n && "
+        "[...document.querySelectorAll('[data-strategy]')].every(s => s.querySelector('.recs, .message'))",
+        arg=len(STRATEGY_NAMES),
+    )
+
+
+def listed(page: sync_api.Page, strategy: str) -> list[int]:
+    return [int(v) for v in page.locator(f'[data-strategy="{strategy}"] li.rec').evaluate_all(
+        "nodes => nodes.map(n => n.dataset.movieId)")]
+
+
+def open_toy_story(page: sync_api.Page, base_url: str) -> None:
+    page.goto(base_url + "/")
+    page.fill("#title-q", "토이")
+    page.locator("#title-results li.tile", has_text="토이 스토리").first.wait_for()
+    page.locator('#title-results li.tile[data-movie-id="1"] a').click()
+    page.wait_for_url("**/#/movie/1")
+    wait_for_lists(page)
+
+
+def test_title_search_opens_the_movie_with_every_strategy(page: sync_api.Page, base_url: str,
+                                                          problems: Problems) -> None:
+    open_toy_story(page, base_url)
+    assert page.locator("#movie-title").inner_text() == "토이 스토리"
+    assert page.locator(".original").inner_text() == "Toy Story"
+    columns = page.locator("[data-strategy]").evaluate_all("nodes => nodes.map(n => n.dataset.strategy)")
+    assert columns[0] == "hybrid" and sorted(columns) == sorted(STRATEGY_NAMES)
+    for strategy in columns:
+        ids = listed(page, strategy)
+        assert len(ids) == K and len(set(ids)) == K and 1 not in ids, (strategy, ids)
+    strip = page.locator("#series li.tile").evaluate_all("nodes => nodes.map(n => Number(n.dataset.movieId))")
+    assert strip[:2] == [1, 3114]  # release order
+    assert page.locator('#series a[aria-current="page"]').count() == 1
+
+    first = page.locator('[data-strategy="hybrid"] li.rec').first
+    first.locator("a").focus()  # keyboard focus shows why
+    assert first.locator(".why").is_visible() and "series" in first.locator(".why").inner_text()
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "movie.png")
+    assert problems.console == [] and problems.requests == []
+
+
+def test_filters_reach_the_api(page: sync_api.Page, base_url: str, problems: Problems) -> None:
+    open_toy_story(page, base_url)
+    before = listed(page, "hybrid")
+    page.fill("#f-exclude", f"{before[0]},{before[1]}")
+    page.select_option("#f-genre", "Comedy")
+    page.get_by_role("button", name="적용").click()
+    page.wait_for_function("() => !document.querySelector('#strategies > .message')")
+    wait_for_lists(page)
+    after = listed(page, "hybrid")
+    assert len(after) == K and not {before[0], before[1]} & set(after)
+    assert problems.console == [] and problems.requests == []
+
+
+def test_meaning_search(page: sync_api.Page, base_url: str, problems: Problems) -> None:
+    page.goto(base_url + "/")
+    page.fill("#meaning-q", "우주를 배경으로 한 가족 영화")
+    page.press("#meaning-q", "Enter")
+    page.locator("#meaning-results li.tile").first.wait_for()
+    assert page.locator("#meaning-results li.tile").count() == 12
+    shot(page, "search.png")
+    assert problems.console == [] and problems.requests == []
+
+
+def test_rate_three_movies(page: sync_api.Page, base_url: str, problems: Problems) -> None:
+    page.goto(base_url + "/#/rate")
+    for text, movie_id in (("토이", 1), ("Godfather", 858), ("Matrix", 2571)):
+        page.fill("#rate-q", text)
+        page.locator(f'#rate-results [data-add="{movie_id}"]').click()
+    assert page.locator("#picked li.picked").count() == 3
+    page.locator("#stars-858-4").focus()  # keyboard: arrows move between the stars of one movie
+    page.keyboard.press("ArrowRight")
+    assert page.locator("#stars-858-5").is_checked()
+    assert page.locator('#picked [data-movie-id="858"] label.on').count() == 5
+    page.click("#rate-go")
+    page.locator("#user-recs li.rec").first.wait_for()
+    ids = [int(v) for v in page.locator("#user-recs li.rec").evaluate_all("ns => ns.map(n => n.dataset.movieId)")]
+    assert len(ids) == K and len(set(ids)) == K and not {1, 858, 2571} & set(ids)
+    page.locator("#user-recs li.rec a").first.hover()
+    assert "%" in page.locator("#user-recs li.rec .why").first.inner_text()  # the rated movies' shares
+    shot(page, "rate.png")
+    assert problems.console == [] and problems.requests == []
+
+
+def test_evaluation_page(page: sync_api.Page, base_url: str, problems: Problems) -> None:
+    page.goto(base_url + "/evaluation")
+    page.locator("#eval-table tbody tr").first.wait_for()
+    rows = page.locator("#eval-table tbody th").all_inner_texts()
+    assert sorted(rows) == sorted(STRATEGY_NAMES)
+    assert "[" in page.locator("#eval-table tbody td").first.inner_text()  # the interval
+    page.wait_for_function("() => document.querySelector('#eval-plot').naturalWidth > 0")
+    protocol = page.locator("#eval-protocol").inner_text()
+    assert "UTC" in protocol or ":" in protocol
+    assert len(page.locator("#eval-protocol .hash").inner_text()) == 64
+    shot(page, "evaluation.png")
+    page.click("#lang")
+    assert page.locator('nav a[data-nav="evaluation"]').inner_text() == "Evaluation"
+    assert page.locator("#eval-table thead th").first.inner_text() == "strategy"
+    assert problems.console == [] and problems.requests == []
+
+
+def test_phone_width(browser: sync_api.Browser, base_url: str) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    try:
+        tab.goto(base_url + "/#/movie/1")
+        wait_for_lists(tab)
+        assert tab.evaluate("document.documentElement.scrollWidth") <= 390
+        shot(tab, "movie-phone.png")
+        tab.locator('[data-strategy="hybrid"] li.rec a').first.tap()
+        tab.wait_for_url("**/#/movie/*")
+        assert not tab.url.endswith("#/movie/1")
+    finally:
+        context.close()
+
+
+def test_degraded_api_shows_a_notice(page: sync_api.Page, degraded_url: str, problems: Problems) -> None:
+    page.goto(degraded_url + "/#/movie/1")
+    notice = page.locator("#notice")
+    notice.wait_for()
+    assert "벡터 저장소" in notice.inner_text()
+    wait_for_lists(page)
+    assert "벡터 저장소" in page.locator('[data-strategy="hybrid"] .degraded').inner_text()
+    assert len(listed(page, "hybrid")) == K
+    assert page.locator('[data-strategy="vector"] .message').is_visible()
+    assert problems.requests == [f"{degraded_url}/ready: 503"]  # the only failing call, and it is expected
+    assert all("503" in message for message in problems.console)

@@ -3,12 +3,11 @@
 Exact top N by blocked matrix products: rows normalised once, then ``block x all`` similarities, the
 best N per row picked with ``np.argpartition`` (within the column groups that can hold them) and sorted
 by (score desc, movieId asc); the query movie itself is never its own neighbour. Memory beyond the
-matrix (and its padded copy) is a few ``block x rows`` arrays (block 256 at 87,585 rows: about 90 MB of
+matrix (normalised into a copy) is a few ``block x rows`` arrays (block 256 at 87,585 rows: about 90 MB of
 float32 similarities).
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -18,20 +17,21 @@ from services.recommender.base import Source
 from services.stores.collaborative import CollaborativeModel
 from services.stores.neighbours import PAD, NeighbourTable
 
-log = logging.getLogger(__name__)
-
 BLOCK = 256
 # implicit's floor for zero norms (similar_items), so zero vectors score 0 against everything
 MIN_NORM = 1e-10
 
 
 def _sorted_unique(movie_ids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The ids ascending and the order that sorts them; duplicate ids are an error."""
+    """The ids ascending and the order that sorts them; duplicate ids (or ids that int32 table cells
+    cannot hold) are an error."""
     ids = np.asarray(movie_ids, dtype=np.int64).reshape(-1)
     order = np.argsort(ids, kind="stable")
     ids = ids[order]
     if len(ids) > 1 and not bool(np.all(np.diff(ids) > 0)):
         raise ValueError("movie ids must be unique")
+    if len(ids) and (ids[0] < 0 or ids[-1] > np.iinfo(np.int32).max):
+        raise ValueError("movie ids must be in 0 .. 2**31 - 1")
     return ids, order
 
 
@@ -43,9 +43,6 @@ def exact_vector_table(
     vectors = np.asarray(matrix, dtype=np.float32)
     if vectors.ndim != 2 or len(vectors) != len(ids):
         raise ValueError(f"matrix must have one row per movie id: {vectors.shape} for {len(ids)} ids")
-    unit = vectors[order]
-    norms = np.linalg.norm(unit, axis=1)
-    unit = np.ascontiguousarray(unit / np.maximum(norms, MIN_NORM)[:, None], dtype=np.float32)
     rows = len(ids)
     width = max(0, min(int(n), rows - 1))
     out_ids = np.full((rows, int(n)), PAD, dtype=np.int32)
@@ -53,8 +50,10 @@ def exact_vector_table(
     if width == 0:
         return NeighbourTable(ids, out_ids, out_scores)
     size = max(1, rows // (8 * width))  # column groups of `size`: about 8 x width of them
-    padded = np.zeros((-(-rows // size) * size, unit.shape[1]), dtype=np.float32)
-    padded[:rows] = unit
+    padded = np.zeros((-(-rows // size) * size, vectors.shape[1]), dtype=np.float32)  # whole groups
+    padded[:rows] = vectors[order]
+    padded[:rows] /= np.maximum(np.linalg.norm(padded[:rows], axis=1), MIN_NORM)[:, None]
+    unit = padded[:rows]
     for start in range(0, rows, block):
         stop = min(start + block, rows)
         sims = unit[start:stop] @ padded.T

@@ -124,6 +124,8 @@ def write_table(directory: Path, source_name: str, table: NeighbourTable, finger
     rows, n = arrays["ids"].shape
     if arrays["movies"].shape != (rows,) or arrays["scores"].shape != (rows, n):
         raise ValueError(f"inconsistent table shapes: {[a.shape for a in arrays.values()]}")
+    if rows > 1 and not bool(np.all(np.diff(arrays["movies"]) > 0)):
+        raise ValueError("a table's movie ids must be strictly ascending")
     if paths["json"].exists():
         paths["json"].unlink()
         _fsync_dir(directory)

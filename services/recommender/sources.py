@@ -4,7 +4,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
-from typing import Protocol
+from itertools import repeat
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -12,22 +13,34 @@ from services.recommender.base import Source
 
 
 class RandomSource:
-    """Uniformly random catalogue movies, reproducible per (seed, query movie)."""
+    """Uniformly random catalogue movies, reproducible per (seed, query movie).
+
+    The catalogue is shuffled once (seeded); a query movie walks that order from a start with a stride
+    coprime to the catalogue size, both derived from (seed, movie id), so each position is uniform over
+    the catalogue, the k picks are distinct, and a whole batch is drawn with array operations.
+    """
 
     name = "random"
 
     def __init__(self, movie_ids: Sequence[int], seed: int = 42) -> None:
-        self._ids = np.asarray(sorted(set(int(m) for m in movie_ids)), dtype=np.int64)
-        self._seed = seed
+        ids = np.asarray(sorted(set(int(m) for m in movie_ids)), dtype=np.int64)
+        self._order = ids[np.random.default_rng(seed).permutation(len(ids))]
+        size = len(ids)
+        steps = np.arange(1, max(size, 2), dtype=np.int64)
+        self._strides = steps[np.gcd(steps, size) == 1] if size > 1 else np.ones(1, dtype=np.int64)
+        self._key = _mix(np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))[0]
 
     def candidates(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]:
-        out = []
-        for movie_id in movie_ids:
-            rng = np.random.default_rng([self._seed, int(movie_id) & 0x7FFFFFFF])
-            take = min(k + 1, len(self._ids))
-            picked = self._ids[rng.choice(len(self._ids), size=take, replace=False)]
-            out.append([(int(m), 0.0) for m in picked if m != movie_id][:k])
-        return out
+        queries = np.asarray(movie_ids, dtype=np.int64).reshape(-1)
+        size = len(self._order)
+        take = min(k + 1, size)
+        if take <= 0 or len(queries) == 0:
+            return [[] for _ in queries]
+        mixed = _mix(queries.astype(np.uint64) ^ self._key)
+        start = (mixed % np.uint64(size)).astype(np.int64)
+        stride = self._strides[((mixed >> np.uint64(32)) % np.uint64(len(self._strides))).astype(np.int64)]
+        walk = self._order[(start[:, None] + stride[:, None] * np.arange(take, dtype=np.int64)) % size]
+        return [list(zip(row, repeat(0.0))) for row in _without_queries(walk.tolist(), walk, queries, k)]
 
 
 class PopularSource:
@@ -38,11 +51,33 @@ class PopularSource:
     def __init__(self, counts: dict[int, int]) -> None:
         ranked = sorted(((c, m) for m, c in counts.items() if c > 0), key=lambda cm: (-cm[0], cm[1]))
         top = ranked[0][0] if ranked else 1
-        self._ranked = [(m, c / top) for c, m in ranked]
+        self._ids = np.asarray([m for _, m in ranked], dtype=np.int64)
+        self._scores = np.asarray([c / top for c, _ in ranked], dtype=np.float64)
 
     def candidates(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]:
-        head = self._ranked[: k + 1]
-        return [[(m, s) for m, s in head if m != movie_id][:k] for movie_id in movie_ids]
+        queries = np.asarray(movie_ids, dtype=np.int64).reshape(-1)
+        head = self._ids[: max(k, 0) + 1]
+        pairs = list(zip(head.tolist(), self._scores[: len(head)].tolist()))
+        return _without_queries([pairs] * len(queries), np.broadcast_to(head, (len(queries), len(head))), queries, k)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a well-mixed uint64 per input uint64."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def _without_queries(rows: list[list[Any]], ids: np.ndarray, queries: np.ndarray, k: int) -> list[list[Any]]:
+    """The first k items of each row other than its query movie; `ids[i]` are row i's (distinct) ids.
+
+    Only slicing per row: where the query sits is found for the whole batch at once."""
+    if k <= 0:
+        return [[] for _ in queries]
+    hit = ids == queries[:, None]
+    at = np.where(hit.any(axis=1), hit.argmax(axis=1), -1).tolist()
+    return [row[:k] if p < 0 else row[:p] + row[p + 1 : k + 1] for row, p in zip(rows, at)]
 
 
 class SeriesSource:

@@ -1,0 +1,166 @@
+"""Precomputed item-to-item neighbour tables: each query movie's top N (id, score), on disk as .npy files.
+
+A table for source ``name`` in ``directory`` is four files: ``name.movies.npy`` (int64, the rows' query
+movies, ascending), ``name.ids.npy`` (int32 ``[rows, N]``, best first, padded with -1),
+``name.scores.npy`` (float32 ``[rows, N]``, padding 0) and ``name.json`` (fingerprint, N, rows, created).
+:func:`write_table` removes the json first and writes it last, every file through a temporary name,
+fsync and ``os.replace``; :func:`load_table` trusts a table only when its json is there (and names the
+expected fingerprint) and the arrays have the shapes it states, so a half-written table reads as absent.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PAD = -1
+_NAME = re.compile(r"[A-Za-z0-9_+-]+")
+_ARRAYS = ("movies", "ids", "scores")
+
+
+@dataclass(frozen=True)
+class NeighbourTable:
+    """Top-N neighbour lists of the movies in ``movie_ids`` (sorted), one row each."""
+
+    movie_ids: np.ndarray  # int64 [rows], ascending
+    ids: np.ndarray  # int32 [rows, N], padded with PAD
+    scores: np.ndarray  # float32 [rows, N]
+
+    @property
+    def n(self) -> int:
+        """Neighbours per row (the table's depth)."""
+        return int(self.ids.shape[1])
+
+    def __len__(self) -> int:
+        return int(len(self.movie_ids))
+
+    def positions(self, movie_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Row of each movie, -1 where the table has none."""
+        wanted = np.asarray(movie_ids, dtype=np.int64).reshape(-1)
+        if len(self.movie_ids) == 0:
+            return np.full(len(wanted), -1, dtype=np.int64)
+        pos = np.searchsorted(self.movie_ids, wanted)
+        pos[pos >= len(self.movie_ids)] = 0
+        return np.where(self.movie_ids[pos] == wanted, pos, -1)
+
+    def full(self, positions: np.ndarray) -> np.ndarray:
+        """Whether each row holds all N neighbours (the source may have had more to give)."""
+        if self.n == 0:
+            return np.ones(len(positions), dtype=bool)
+        return np.asarray(self.ids[positions, self.n - 1] != PAD)
+
+    def row(self, movie_id: int) -> list[tuple[int, float]] | None:
+        """The movie's whole neighbour list, None when the table has no row for it."""
+        if self.positions([movie_id])[0] < 0:
+            return None
+        return self.candidates([movie_id], self.n)[0]
+
+    def candidates(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]:
+        """Up to min(k, N) neighbours per movie, best first; [] for a movie without a row."""
+        pos = self.positions(movie_ids)
+        out: list[list[tuple[int, float]]] = [[] for _ in range(len(pos))]
+        known = np.flatnonzero(pos >= 0)
+        width = max(0, min(int(k), self.n))
+        if len(known) == 0 or width == 0:
+            return out
+        ids = np.asarray(self.ids[pos[known], :width])
+        lengths = (ids != PAD).sum(axis=1).tolist()
+        score_rows = np.asarray(self.scores[pos[known], :width], dtype=np.float64).tolist()
+        for at, length, row_ids, row_scores in zip(known.tolist(), lengths, ids.tolist(), score_rows):
+            out[at] = list(zip(row_ids[:length], row_scores[:length]))
+        return out
+
+
+def _paths(directory: Path, name: str) -> dict[str, Path]:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"not a valid neighbour table name: {name!r}")
+    paths = {part: directory / f"{name}.{part}.npy" for part in _ARRAYS}
+    paths["json"] = directory / f"{name}.json"
+    return paths
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _replace(target: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write `target` through a temporary name in its directory: write, flush, fsync, os.replace."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_table(directory: Path, source_name: str, table: NeighbourTable, fingerprint: str) -> None:
+    """Write the table atomically: the old json goes first, the arrays next, the new json last."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = _paths(directory, source_name)
+    arrays = {
+        "movies": np.ascontiguousarray(table.movie_ids, dtype=np.int64),
+        "ids": np.ascontiguousarray(table.ids, dtype=np.int32),
+        "scores": np.ascontiguousarray(table.scores, dtype=np.float32),
+    }
+    rows, n = arrays["ids"].shape
+    if arrays["movies"].shape != (rows,) or arrays["scores"].shape != (rows, n):
+        raise ValueError(f"inconsistent table shapes: {[a.shape for a in arrays.values()]}")
+    if rows > 1 and not bool(np.all(np.diff(arrays["movies"]) > 0)):
+        raise ValueError("a table's movie ids must be strictly ascending")
+    if paths["json"].exists():
+        paths["json"].unlink()
+        _fsync_dir(directory)
+    for part, array in arrays.items():
+        _replace(paths[part], lambda handle, a=array: np.save(handle, a, allow_pickle=False))
+    meta = {
+        "fingerprint": fingerprint, "n": int(n), "rows": int(rows),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _replace(paths["json"], lambda handle: handle.write(json.dumps(meta, indent=2).encode("utf-8")))
+    _fsync_dir(directory)
+
+
+def load_table(directory: Path, source_name: str, fingerprint: str | None = None) -> NeighbourTable | None:
+    """The table memory-mapped, or None when it is missing, partial, inconsistent or (when `fingerprint`
+    is given) built from other inputs."""
+    paths = _paths(Path(directory), source_name)
+    try:
+        meta = json.loads(paths["json"].read_text(encoding="utf-8"))
+        rows, n = int(meta["rows"]), int(meta["n"])
+        if fingerprint is not None and meta["fingerprint"] != fingerprint:
+            log.info("neighbour table %s was built from other inputs: ignored", source_name)
+            return None
+        arrays = {part: np.load(paths[part], mmap_mode="r", allow_pickle=False) for part in _ARRAYS}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.info("no usable neighbour table %s in %s: %s", source_name, directory, exc)
+        return None
+    movies, ids, scores = arrays["movies"], arrays["ids"], arrays["scores"]
+    expected = {"movies": ((rows,), np.int64), "ids": ((rows, n), np.int32), "scores": ((rows, n), np.float32)}
+    for part, (shape, dtype) in expected.items():
+        if arrays[part].shape != shape or arrays[part].dtype != dtype:
+            log.info("neighbour table %s: %s is %s %s, expected %s %s", source_name, part,
+                     arrays[part].shape, arrays[part].dtype, shape, np.dtype(dtype))
+            return None
+    if rows > 1 and not bool(np.all(np.diff(movies) > 0)):
+        log.info("neighbour table %s: movie ids are not strictly ascending", source_name)
+        return None
+    return NeighbourTable(movies, ids, scores)

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import GB, report, run_stage  # noqa: E402
+from bench.harness import GB, report, run_stage
 
 MOVIES = 87_585
 SEED = 42
@@ -73,11 +73,12 @@ def stage_vector(args: argparse.Namespace) -> None:
 
 def stage_als(args: argparse.Namespace) -> None:
     from pipelines.neighbours import als_table
+    from services.settings import Settings
     from services.stores.collaborative import ALSParams, CollaborativeModel
     from services.stores.neighbours import write_table
 
-    model = CollaborativeModel(_movie_ids(args.movies, SEED), _als_factors(args.movies, args.factors, SEED),
-                               ALSParams(factors=args.factors))
+    params = ALSParams.from_settings(Settings(als_factors=args.factors))
+    model = CollaborativeModel(_movie_ids(args.movies, SEED), _als_factors(args.movies, args.factors, SEED), params)
     started, cpu = time.perf_counter(), time.process_time()
     table = als_table(model, args.n)
     built, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -92,7 +93,7 @@ def stage_als(args: argparse.Namespace) -> None:
                    "disk_bytes": _disk_bytes(args.work, "collaborative"), "overlap_at_10_vs_similar": agree})
 
 
-def _per_call(source, queries: list[int], k: int) -> float:  # noqa: ANN001
+def _per_call(source, queries: list[int], k: int) -> float:
     started = time.perf_counter()
     for q in queries:
         source.candidates([q], k)

@@ -13,7 +13,7 @@ from services.recommender.filters import Filter
 from services.recommender.sources import CollaborativeSource, SeriesSource, VectorSource
 from services.recommender.strategies import ChainStrategy
 from services.recommender.tabled import TabledSource
-from services.runtime import Runtime, open_runtime
+from services.serving.runtime import Runtime, open_runtime
 from services.settings import Settings
 from services.stores import neighbours
 from services.stores.neighbours import NeighbourTable, load_table, write_table
@@ -190,7 +190,7 @@ def test_an_interrupted_write_leaves_no_table_and_no_temp_files(
     write_table(tmp_path, "vector", vector_table, "fp-1")
     saved: list[int] = []
 
-    def failing_save(handle, array, allow_pickle=False) -> None:  # noqa: ANN001
+    def failing_save(handle, array, allow_pickle=False) -> None:
         saved.append(len(array))
         if len(saved) == 2:
             raise OSError("disk full")

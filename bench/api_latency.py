@@ -68,10 +68,10 @@ class RandomUnitBackend:
 def build(settings: Settings, source: Path) -> None:
     """The real offline steps over the synthetic 32M release, with random vectors (each step idempotent)."""
     from pipelines.embeddings.vectors import build_vectors
-    from pipelines.state import BuildState
     from pipelines.steps import catalog_step, ingest_step, train_step
     from pipelines.tmdb.mapping import apply_records, read_dump
     from pipelines.vector_build import build_vectors
+    from services.stores.build_state import BuildState
     from services.stores.catalog import Catalog
     from services.stores.embedding_cache import EmbeddingCache
     from services.stores.vectors import open_vector_store

@@ -28,9 +28,9 @@ from harness import report  # first: it puts the repo root on sys.path
 from pipelines.collaborative.als import interaction_matrix
 from pipelines.embeddings.vectors import build_vectors
 from pipelines.evaluation.protocol import next_item_pairs
-from pipelines.state import BuildState
 from pipelines.steps import catalog_step, ingest_step, train_step
 from services.settings import Settings
+from services.stores.build_state import BuildState
 from services.stores.catalog import Catalog
 from services.stores.collaborative import ALSParams
 from services.stores.embedding_cache import EmbeddingCache

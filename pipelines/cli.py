@@ -49,6 +49,9 @@ def _describe(step: str, result: Any) -> str:
     if step == "catalog":
         return (f"catalog: {result.movies:,} movies ({result.new_movies:,} new), {result.inferred_series:,} "
                 f"inferred series covering {result.movies_in_inferred_series:,} movies")
+    if step == "neighbours":
+        return (f"neighbours: {', '.join(result.written)} tables of {result.rows:,} movies x top "
+                f"{_settings().neighbours} in {result.seconds} s")
     return (f"train: ALS on {result['nnz']:,} interactions ({result['users']:,} users x {result['items']:,} "
             f"movies) in {result['fit_seconds']} s")
 
@@ -119,8 +122,14 @@ def train(force: Force = False, quiet: Quiet = False) -> None:
 
 
 @app.command()
+def neighbours(force: Force = False) -> None:
+    """Precompute each source's top N neighbours per movie (exact vector and ALS tables) for serving."""
+    _run_step("neighbours", _settings(), force=force)
+
+
+@app.command()
 def build(force: Force = False, quiet: Quiet = False) -> None:
-    """All offline steps in the order of `pipelines.steps.BUILD_ORDER`: ingest, catalog, embed, train."""
+    """All offline steps in the order of `pipelines.steps.BUILD_ORDER` (ingest ... neighbours)."""
     from pipelines import steps
 
     started = time.perf_counter()

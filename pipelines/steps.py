@@ -18,9 +18,10 @@ from pipelines.embeddings.plan import EmbeddingPlan, plan_embedding
 from pipelines.embeddings.texts import content_text
 from pipelines.embeddings.vectors import VectorBuildResult, build_vectors
 from pipelines.ingest.movielens import IngestResult, ingest
-from pipelines.state import BuildState, fingerprint
+from pipelines.neighbours.step import NeighboursResult, build_neighbour_tables
 from services.embeddings.backends import make_backend
 from services.settings import Settings
+from services.stores.build_state import BuildState, fingerprint
 from services.stores.catalog import Catalog
 from services.stores.collaborative import ALSParams, CollaborativeModel
 from services.stores.embedding_cache import EmbeddingCache
@@ -71,7 +72,7 @@ def embed_step(
             raise RuntimeError("the catalog is empty: run `nextwatch catalog` first")
         return build_vectors(
             catalog, store, make_backend(settings), cache, BuildState(settings.resolved_data_dir),
-            state_key=f"vectors:{settings.qdrant_url or 'embedded'}:{settings.collection}",
+            state_key=settings.vectors_state_key,
             recreate=recreate or force, batch_size=settings.embedding_batch_size, progress=progress,
         )
     finally:
@@ -109,11 +110,20 @@ def train_step(settings: Settings, *, force: bool = False, progress: bool = True
     return model.info
 
 
+def neighbours_step(
+    settings: Settings, *, force: bool = False, progress: bool = True
+) -> NeighboursResult | None:
+    """Each source's top N per movie (exact vector neighbours, ALS neighbours) for the served build."""
+    require_ingested(settings)
+    return build_neighbour_tables(settings, force=force)
+
+
 BUILD_ORDER: tuple[tuple[str, Step], ...] = (
     ("ingest", ingest_step),
     ("catalog", catalog_step),
     ("embed", embed_step),
     ("train", train_step),
+    ("neighbours", neighbours_step),
 )
 
 

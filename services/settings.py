@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     seed: int = 42
     bootstrap_resamples: int = Field(default=1000, ge=10, description="user resamples for the 95% intervals")
 
+    # neighbour tables: each source's top N per catalogue movie, precomputed by the `neighbours` build step
+    neighbours: int = Field(default=100, ge=1, description="neighbours kept per movie and source in the tables")
+
     # hybrid: at most this many vector neighbours before the collaborative ones (`nextwatch tune` picks it)
     hybrid_vector_limit: int | None = Field(default=None, ge=0, description="empty: no limit")
     # which models the runtime serves: "full" (trained on all ratings) or "evaluation" (the build
@@ -174,6 +177,16 @@ class Settings(BaseSettings):
     @property
     def als_dir(self) -> Path:
         return self.resolved_data_dir / "als"
+
+    @property
+    def neighbours_dir(self) -> Path:
+        """Neighbour tables of the served build (vector, collaborative, ...): .npy arrays + json."""
+        return self.resolved_data_dir / "neighbours"
+
+    @property
+    def vectors_state_key(self) -> str:
+        """The build-state entry of the vector collection (its fingerprint is the vector table's input)."""
+        return f"vectors:{self.qdrant_url or 'embedded'}:{self.collection}"
 
     @property
     def als_eval_dir(self) -> Path:

@@ -1,6 +1,7 @@
 """The API when parts of the stack are down: hybrid keeps answering, marked degraded; others say 503."""
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 
@@ -10,12 +11,23 @@ from fastapi.testclient import TestClient
 from services.api.app import create_app
 from services.settings import Settings
 from services.stores.collaborative import CollaborativeModel
+from tests.support.servers import private_copy
+
+
+@pytest.fixture(scope="module")
+def live_settings(built_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The build without its neighbour tables: every vector and ALS answer is asked of the stores live."""
+    settings = private_copy(built_settings, tmp_path_factory.mktemp("live") / "data")
+    shutil.rmtree(settings.neighbours_dir)
+    for part in settings.als_dir.glob("collaborative.*"):
+        part.unlink()
+    return settings
 
 
 @pytest.fixture
-def client(built_settings: Settings) -> Iterator[TestClient]:
+def client(live_settings: Settings) -> Iterator[TestClient]:
     """Short time limits, no neighbour cache: every request reaches the stores."""
-    settings = built_settings.model_copy(update={"store_timeout_seconds": 0.3, "neighbour_cache_size": 0})
+    settings = live_settings.model_copy(update={"store_timeout_seconds": 0.3, "neighbour_cache_size": 0})
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -54,9 +66,9 @@ def test_hybrid_answers_without_the_vector_store(client: TestClient, monkeypatch
     assert 'nextwatch_degraded_responses_total{missing="vectors",strategy="hybrid"}' in metrics
 
 
-def test_neighbour_lists_in_memory_outlive_the_vector_store(built_settings: Settings,
+def test_neighbour_lists_in_memory_outlive_the_vector_store(live_settings: Settings,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    with TestClient(create_app(built_settings)) as client:
+    with TestClient(create_app(live_settings)) as client:
         before = client.get("/movies/2/recommendations?k=10").json()
         kill_vectors(client, monkeypatch, "raise")
         assert client.get("/movies/2/recommendations?k=10").json() == before  # remembered: not degraded
@@ -100,9 +112,9 @@ def test_a_catalog_that_is_down_is_a_503_not_a_500(client: TestClient, monkeypat
     assert client.get("/movies/1/recommendations").json()["items"][0]["title"] == "Toy Story 3"
 
 
-def test_without_the_als_model(built_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_als_model(live_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(CollaborativeModel, "exists", staticmethod(lambda directory: False))
-    with TestClient(create_app(built_settings)) as client:
+    with TestClient(create_app(live_settings)) as client:
         body = client.get("/movies/1/recommendations?k=10").json()
         assert body["degraded"] is True and body["missing"] == ["collaborative"] and len(body["items"]) == 10
         assert client.get("/movies/1/recommendations?strategy=collaborative").status_code == 503
@@ -112,3 +124,18 @@ def test_without_the_als_model(built_settings: Settings, monkeypatch: pytest.Mon
         assert len(client.get("/item-based/1").json()["result"]) == 10  # hybrid stands in
         ready = client.get("/ready")
         assert ready.status_code == 503 and ready.json()["parts"]["collaborative"] == "missing"
+
+
+def test_neighbour_tables_answer_while_the_vector_store_is_down(built_settings: Settings,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the build's tables loaded, item-to-item answers never reach the vector store."""
+    settings = built_settings.model_copy(update={"store_timeout_seconds": 0.3, "neighbour_cache_size": 0})
+    with TestClient(create_app(settings)) as client:
+        assert set(client.app.state.runtime.tables) == {"vector", "collaborative"}
+        healthy = client.get("/movies/1/recommendations?k=10").json()
+        kill_vectors(client, monkeypatch, "raise")
+        for strategy in ("hybrid", "vector", "series+vector"):
+            response = client.get(f"/movies/1/recommendations?k=10&strategy={strategy.replace('+', '%2B')}")
+            assert response.status_code == 200, response.text
+            assert response.json()["degraded"] is False
+        assert client.get("/movies/1/recommendations?k=10").json() == healthy

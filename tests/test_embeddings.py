@@ -317,7 +317,7 @@ def test_cli_refuses_a_model_switch_without_recreate(tiny_data_dir, monkeypatch)
 
 def test_build_refuses_same_size_model_switch_before_embedding_anything(tmp_path):
     from pipelines.embeddings.vectors import build_vectors
-    from pipelines.state import BuildState
+    from services.stores.build_state import BuildState
     from services.stores.vectors import VectorStoreError, open_vector_store
 
     class FakeCatalog:

@@ -14,7 +14,6 @@ from sqlalchemy import select
 from pipelines.catalog.load import load_catalog
 from pipelines.embeddings.texts import content_text
 from pipelines.embeddings.vectors import build_vectors
-from pipelines.state import BuildState
 from pipelines.tmdb.mapping import (
     DumpError,
     apply_records,
@@ -22,6 +21,7 @@ from pipelines.tmdb.mapping import (
     parse_collection_text,
     read_dump,
 )
+from services.stores.build_state import BuildState
 from services.stores.catalog import Catalog, movie_table, series_table
 from services.stores.embedding_cache import EmbeddingCache
 from services.stores.vectors import CollectionInfo

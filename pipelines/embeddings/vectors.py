@@ -8,8 +8,8 @@ import numpy as np
 
 from pipelines.embeddings.cached import embed_cached
 from pipelines.embeddings.texts import content_text
-from pipelines.state import BuildState
 from services.embeddings.backends import EmbeddingBackend, cache_key
+from services.stores.build_state import BuildState
 from services.stores.catalog import Catalog
 from services.stores.embedding_cache import EmbeddingCache, text_hash
 from services.stores.vectors import VectorStore

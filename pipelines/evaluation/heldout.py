@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from pipelines.collaborative.als import train_als
-from pipelines.state import BuildState, fingerprint
 from services.settings import Settings
+from services.stores.build_state import BuildState, fingerprint
 from services.stores.collaborative import ALSParams, CollaborativeModel
 from services.stores.popularity import load_popularity, popularity_exists, save_popularity
 

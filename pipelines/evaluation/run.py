@@ -16,9 +16,10 @@ from pipelines.evaluation.metrics import StrategyScore, evaluate_strategies
 from pipelines.evaluation.protocol import Protocol, next_item_pairs, ratings_fingerprint, utc
 from pipelines.evaluation.served import ServedStrategy, ServiceClient
 from pipelines.evaluation.tuning import tune
+from pipelines.neighbours.step import write_collaborative_table
 from pipelines.steps import require_ingested
 from services.recommender.strategies import STRATEGY_NAMES
-from services.serving.runtime import assemble_strategies, open_runtime
+from services.serving.runtime import assemble_strategies, load_tables, open_runtime, tabled_sources
 from services.settings import TUNABLE, Settings
 from services.stores.catalog import Catalog
 from services.stores.collaborative import ALSParams
@@ -102,11 +103,14 @@ def _score_in_process(
     """Scores of every strategy over the evaluation build, what its models were trained on, the catalogue size."""
     cutoff = int(pairs["timestamp"].min())
     held_out = evaluation_build(settings, ratings, cutoff, ALSParams.from_settings(settings), progress=progress)
+    write_collaborative_table(settings.als_eval_dir, settings.neighbours)
     runtime = open_runtime(settings, require=("vectors",))
     try:
+        tables = load_tables(settings, settings.als_eval_dir)  # the served sources: tables, live behind them
         strategies = assemble_strategies(
             runtime.facts, vectors=runtime.vectors, collaborative=held_out.collaborative,
             popularity=held_out.popularity, seed=protocol.seed, hybrid_vector_limit=settings.hybrid_vector_limit,
+            wrap=tabled_sources(tables),
         )
         catalog_size = len(runtime.facts.movie_ids)
         scores = evaluate_strategies(
@@ -120,6 +124,7 @@ def _score_in_process(
         "als": {**asdict(held_out.collaborative.params), **held_out.collaborative.info},
         "hybrid_vector_limit": settings.hybrid_vector_limit,
         "evaluation_build": str(settings.als_eval_dir),
+        "neighbour_tables": sorted(tables),
     }
     return scores, models, catalog_size
 

@@ -3,20 +3,24 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from services.embeddings.backends import EmbeddingBackend, make_backend
 from services.recommender.base import Source
 from services.recommender.filters import ItemFacts
 from services.recommender.sources import ItemSimilarity, SeriesSource, VectorIndex
 from services.recommender.strategies import ChainStrategy, build_strategies
+from services.recommender.tabled import TabledSource
 from services.serving.cache import CachedSource
 from services.serving.guards import PART_OF_SOURCE, GuardedSource, Guards
 from services.settings import Settings
 from services.stores.catalog import Catalog, MovieFacts
 from services.stores.collaborative import CollaborativeModel
+from services.stores.neighbours import NeighbourTable, load_table
 from services.stores.popularity import load_popularity, popularity_exists
+from services.stores.table_inputs import model_table_input, vector_table_input
 from services.stores.vectors import VectorStore, open_vector_store
 
 log = logging.getLogger(__name__)
@@ -35,6 +39,7 @@ class Runtime:
     missing: list[str] = field(default_factory=list)
     items: ItemFacts | None = None  # genres and adult flags (filters, random browsing)
     guards: Guards = field(default_factory=lambda: Guards(None))  # time limits of store calls
+    tables: dict[str, NeighbourTable] = field(default_factory=dict)  # precomputed lists by source name
     _query_backend: EmbeddingBackend | None = None
     _query_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -72,6 +77,35 @@ def assemble_strategies(
         facts=items or ItemFacts(facts.movie_ids, facts.genres, facts.adult),
         wrap=wrap,
     )
+
+
+def load_tables(settings: Settings, models_dir: Path) -> dict[str, NeighbourTable]:
+    """The neighbour tables whose inputs are the ones being served (vector collection, ALS model in
+    `models_dir`); a missing or stale table is left out and its source answers live."""
+    inputs = {
+        "vector": (settings.neighbours_dir, vector_table_input(settings)),
+        "collaborative": (models_dir, model_table_input("collaborative", models_dir / "model.npz", settings.neighbours)),
+    }
+    tables: dict[str, NeighbourTable] = {}
+    for name, (directory, wanted) in inputs.items():
+        table = load_table(directory, name, wanted) if wanted is not None else None
+        if table is not None:
+            tables[name] = table
+    return tables
+
+
+def tabled_sources(
+    tables: Mapping[str, NeighbourTable], live: Callable[[Source], Source] | None = None
+) -> Callable[[Source], Source]:
+    """Store-backed sources answered from their neighbour table where one is loaded; the live source
+    (decorated by `live`, e.g. time limits and caches) answers what the table cannot."""
+
+    def wrap(source: Source) -> Source:
+        inner = live(source) if live is not None else source
+        table = tables.get(source.name)
+        return TabledSource(table, inner) if table is not None else inner
+
+    return wrap
 
 
 def serving_sources(guards: Guards, cache_size: int) -> Callable[[Source], Source]:
@@ -146,10 +180,11 @@ def open_runtime(
             raise RuntimeError(f"{part} unavailable: run `nextwatch build` first")
     guards = Guards(settings.store_timeout_seconds if serving else None)
     items = ItemFacts(facts.movie_ids, facts.genres, facts.adult)
+    tables = load_tables(settings, models_dir)
     strategies = assemble_strategies(
         facts, vectors=vectors, collaborative=collaborative, seed=settings.seed, items=items,
-        wrap=serving_sources(guards, settings.neighbour_cache_size) if serving else None,
+        wrap=tabled_sources(tables, serving_sources(guards, settings.neighbour_cache_size) if serving else None),
         popularity=load_popularity(models_dir) if evaluation else None,
         hybrid_vector_limit=settings.hybrid_vector_limit,
     )
-    return Runtime(settings, catalog, facts, vectors, collaborative, strategies, missing, items, guards)
+    return Runtime(settings, catalog, facts, vectors, collaborative, strategies, missing, items, guards, tables)

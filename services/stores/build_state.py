@@ -1,4 +1,4 @@
-"""Remembers what each build step was last built from, so re-runs skip unchanged work."""
+"""What each build step was last built from (build_state.json): re-runs skip unchanged work, readers check freshness."""
 from __future__ import annotations
 
 import hashlib
@@ -30,6 +30,10 @@ class BuildState:
             return json.loads(self._path.read_text(encoding="utf-8"))
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
+
+    def digest(self, step: str) -> str | None:
+        """The fingerprint `step` last succeeded with, None when it never did."""
+        return self._read().get(step)
 
     def is_fresh(self, step: str, digest: str) -> bool:
         return self._read().get(step) == digest

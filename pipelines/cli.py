@@ -44,10 +44,12 @@ def _describe(step: str, result: Any) -> str:
     if result is None:
         return f"{step}: up to date"
     if step == "ingest":
-        return (f"ingest: {result.ratings:,} ratings, {result.users:,} users, {result.movies:,} movies "
+        replacing = f"ingest: replacing {result.replaced} with {result.source}\n" if result.replaced else ""
+        return (f"{replacing}ingest: {result.ratings:,} ratings, {result.users:,} users, {result.movies:,} movies "
                 f"from {result.source}")
     if step == "catalog":
-        return (f"catalog: {result.movies:,} movies ({result.new_movies:,} new), {result.inferred_series:,} "
+        hidden = f", {result.retired:,} no longer in the release (hidden)" if result.retired else ""
+        return (f"catalog: {result.movies:,} movies ({result.new_movies:,} new{hidden}), {result.inferred_series:,} "
                 f"inferred series covering {result.movies_in_inferred_series:,} movies")
     if step == "neighbours":
         return (f"neighbours: {', '.join(result.written)} tables of {result.rows:,} movies x top "

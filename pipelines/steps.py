@@ -7,7 +7,7 @@ Every step takes the settings plus ``force`` (redo even when its inputs did not 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import pandas as pd
@@ -18,6 +18,7 @@ from pipelines.embeddings.plan import EmbeddingPlan, plan_embedding
 from pipelines.embeddings.texts import content_text
 from pipelines.embeddings.vectors import VectorBuildResult, build_vectors
 from pipelines.ingest.movielens import IngestResult, ingest
+from pipelines.ingest.source import DEFAULT_SOURCE, read_source, same_source, write_source
 from pipelines.neighbours.step import NeighboursResult, build_neighbour_tables
 from services.embeddings.backends import make_backend
 from services.settings import Settings
@@ -31,13 +32,26 @@ Step = Callable[..., Any]
 
 
 def ingest_step(settings: Settings, *, force: bool = False, progress: bool = True) -> IngestResult | None:
-    """MovieLens -> ratings.parquet + movies.parquet; None when already ingested from the same source."""
-    state = BuildState(settings.resolved_data_dir)
-    digest = fingerprint("ingest", settings.source, settings.ratings_path, settings.movies_path)
-    if not force and settings.ratings_path.exists() and state.is_fresh("ingest", digest):
+    """MovieLens -> ratings.parquet + movies.parquet; None when already ingested from the same source.
+
+    The source is the one given (``--source`` / ``NEXTWATCH_SOURCE``), else the one the data dir was last
+    ingested from, else the bundled sample: a build never swaps the user's release for the sample. A
+    different source given explicitly replaces the release (``result.replaced`` names the old one).
+    """
+    data_dir = settings.resolved_data_dir
+    recorded = read_source(data_dir)
+    source = settings.source or (recorded.source if recorded else DEFAULT_SOURCE)
+    replacing = recorded is not None and not same_source(source, recorded.source)
+    state = BuildState(data_dir)
+    digest = fingerprint("ingest", source, settings.ratings_path, settings.movies_path)
+    if not force and not replacing and settings.ratings_path.exists() and state.is_fresh("ingest", digest):
         return None
-    result = ingest(settings.source, settings.resolved_data_dir, md5=settings.source_md5, progress=progress)
-    state.mark("ingest", fingerprint("ingest", settings.source, settings.ratings_path, settings.movies_path))
+    result = ingest(source, data_dir, md5=settings.source_md5, progress=progress)
+    write_source(data_dir, source, settings.source_md5, ratings=result.ratings, users=result.users,
+                 movies=result.movies)
+    state.mark("ingest", fingerprint("ingest", source, settings.ratings_path, settings.movies_path))
+    if replacing and recorded is not None:
+        return replace(result, replaced=f"{recorded.source} ({recorded.ratings:,} ratings)")
     return result
 
 
@@ -54,6 +68,10 @@ def catalog_step(settings: Settings, *, force: bool = False, progress: bool = Tr
         movies = pd.read_parquet(settings.movies_path)
         ratings = pd.read_parquet(settings.ratings_path, columns=["movieId", "rating"])
         result = load_catalog(catalog, movies, ratings)
+        if settings.tmdb_checkpoint_path.exists():  # fetched TMDB metadata applies to every release
+            from pipelines.tmdb.runs import apply_checkpoints
+
+            apply_checkpoints(settings, catalog)
     finally:
         catalog.close()
     state.mark("catalog", digest)

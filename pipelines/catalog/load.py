@@ -18,6 +18,7 @@ class CatalogResult:
     new_movies: int
     inferred_series: int
     movies_in_inferred_series: int
+    retired: int = 0  # catalog movies the release no longer has: hidden (useyn 'N'), their metadata kept
 
 
 def _opt(value: Any) -> Any:
@@ -28,11 +29,19 @@ def _opt(value: Any) -> Any:
 
 
 def load_catalog(catalog: Catalog, movies: pd.DataFrame, ratings: pd.DataFrame) -> CatalogResult:
-    """Upsert every movie (keeping richer metadata already there) and refresh inferred series."""
+    """Upsert every movie (keeping richer metadata already there) and refresh inferred series.
+
+    The catalog follows the release: movies it no longer has are hidden (useyn 'N', never recommended),
+    and a hidden movie the release has again comes back with the metadata it had (TMDB text, series).
+    """
     catalog.create_schema()
     stats = ratings.groupby("movieId")["rating"].agg(["size", "mean"])
-    facts = catalog.movie_facts()
-    existing = set(facts.movie_ids)
+    known = catalog.movie_ids()
+    existing = set(known)
+    in_release = {int(m) for m in movies["movieId"]}
+    retired = [m for m, active in known.items() if active and m not in in_release]
+    catalog.set_active(retired, False)
+    catalog.set_active([m for m, active in known.items() if not active and m in in_release], True)
     stamp = now()
     new_rows, stat_rows = [], []
     for row in movies.itertuples(index=False):
@@ -59,7 +68,7 @@ def load_catalog(catalog: Catalog, movies: pd.DataFrame, ratings: pd.DataFrame) 
     series = _refresh_inferred_series(catalog, movies)
     return CatalogResult(
         movies=len(movies), new_movies=len(new_rows), inferred_series=len(series),
-        movies_in_inferred_series=sum(len(s.movie_ids) for s in series),
+        movies_in_inferred_series=sum(len(s.movie_ids) for s in series), retired=len(retired),
     )
 
 

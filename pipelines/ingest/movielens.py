@@ -69,6 +69,7 @@ class IngestResult:
     source: str  # human description of the source
     ratings_path: Path
     movies_path: Path
+    replaced: str | None = None  # the release this one replaced (another source), as "<source> (N ratings)"
 
 
 # --------------------------------------------------------------------------------------------

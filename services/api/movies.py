@@ -55,7 +55,7 @@ def random_movies(
 def get_movie(rt: deps.RuntimeDep, movie_id: Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]) -> Movie:
     """One catalogue movie, with its poster and IMDb URLs."""
     row = deps.catalog(rt, rt.catalog.get_movie, movie_id)
-    if row is None:
+    if row is None or row.get("useyn") == "N":  # hidden: no longer in the ingested release
         raise HTTPException(status_code=404, detail=f"movie {movie_id} not found")
     return views.movie(row, rt.settings.tmdb_image_base)
 

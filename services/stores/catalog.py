@@ -164,6 +164,10 @@ class Catalog:
                 conn.execute(stmt, chunk)
         return len(rows)
 
+    def set_active(self, movie_ids: Iterable[int], active: bool) -> int:
+        """Show (useyn 'Y') or hide (useyn 'N': never recommended, searched or listed) movies by id."""
+        return self.update_movies({"movie_id": int(m), "useyn": "Y" if active else "N"} for m in movie_ids)
+
     def set_series(self, assignments: Mapping[int, int | None]) -> None:
         """Point movies at a series (or none) by id."""
         self.update_movies({"movie_id": m, "series_id": s} for m, s in assignments.items())
@@ -189,6 +193,12 @@ class Catalog:
         return written
 
     # ---- reads -------------------------------------------------------------------------
+
+    def movie_ids(self) -> dict[int, bool]:
+        """Every catalog movie id, hidden ones too, and whether it is active (useyn 'Y')."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(movie_table.c.movie_id, movie_table.c.useyn))
+            return {int(m): flag == "Y" for m, flag in rows}
 
     def count_movies(self) -> int:
         with self.engine.connect() as conn:
@@ -229,7 +239,7 @@ class Catalog:
         """Movies of one series, newest release first (seed 002's ORDER BY release_date DESC)."""
         stmt = (
             select(movie_table)
-            .where(movie_table.c.series_id == series_id)
+            .where(movie_table.c.series_id == series_id, movie_table.c.useyn == "Y")
             .order_by(movie_table.c.release_date.desc(), movie_table.c.movie_id)
         )
         with self.engine.connect() as conn:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines import generations
 from pipelines.catalog.load import CatalogResult, load_catalog
 from pipelines.collaborative.als import train_als
 from pipelines.embeddings.plan import EmbeddingPlan, plan_embedding
@@ -26,6 +27,7 @@ from services.stores.build_state import BuildState, fingerprint
 from services.stores.catalog import Catalog
 from services.stores.collaborative import ALSParams, CollaborativeModel
 from services.stores.embedding_cache import EmbeddingCache
+from services.stores.generations import current_generation
 from services.stores.vectors import open_vector_store
 
 Step = Callable[..., Any]
@@ -58,8 +60,8 @@ def ingest_step(settings: Settings, *, force: bool = False, progress: bool = Tru
 def catalog_step(settings: Settings, *, force: bool = False, progress: bool = True) -> CatalogResult | None:
     """Load movies, rating statistics and inferred series into the catalog; None when unchanged."""
     require_ingested(settings)
-    state = BuildState(settings.resolved_data_dir)
-    digest = fingerprint("catalog", settings.catalog_url, settings.ratings_path, settings.movies_path)
+    state = BuildState(settings.build_dir)
+    digest = fingerprint("catalog", settings.database_url or "embedded", settings.ratings_path, settings.movies_path)
     catalog = Catalog(settings.catalog_url)
     try:
         catalog.create_schema()
@@ -89,7 +91,7 @@ def embed_step(
         if catalog.count_movies() == 0:
             raise RuntimeError("the catalog is empty: run `nextwatch catalog` first")
         return build_vectors(
-            catalog, store, make_backend(settings), cache, BuildState(settings.resolved_data_dir),
+            catalog, store, make_backend(settings), cache, BuildState(settings.build_dir),
             state_key=settings.vectors_state_key,
             recreate=recreate or force, batch_size=settings.embedding_batch_size, progress=progress,
         )
@@ -117,7 +119,7 @@ def train_step(settings: Settings, *, force: bool = False, progress: bool = True
     """Train ALS on all ratings for serving (tuned settings apply); None when the saved model is up to date."""
     require_ingested(settings)
     params = ALSParams.from_settings(settings.with_tuned())
-    state = BuildState(settings.resolved_data_dir)
+    state = BuildState(settings.build_dir)
     digest = fingerprint("als", settings.ratings_path, asdict(params))
     if not force and CollaborativeModel.exists(settings.als_dir) and state.is_fresh("als", digest):
         return None
@@ -152,12 +154,39 @@ def build(
     progress: bool = True,
     on_step: Callable[[str, Any], None] = lambda name, result: None,
 ) -> dict[str, Any]:
-    """Run every step of `BUILD_ORDER`, each skipped when up to date; `on_step(name, result)` after each."""
-    results: dict[str, Any] = {}
-    for name, step in BUILD_ORDER:
-        results[name] = step(settings, force=force, progress=progress)
-        on_step(name, results[name])
+    """Run every step of `BUILD_ORDER`, each skipped when up to date; `on_step(name, result)` after each.
+
+    Unless the settings pin a generation, the steps after ingest run in a new build generation beside
+    the served one, switched in when all of them succeeded (and dropped when none had anything to do).
+    """
+    (first, ingest_first), *rest = BUILD_ORDER
+    results: dict[str, Any] = {first: ingest_first(settings, force=force, progress=progress)}
+    on_step(first, results[first])
+    if settings.generation is not None:
+        for name, step in rest:
+            results[name] = step(settings, force=force, progress=progress)
+            on_step(name, results[name])
+        return results
+    generation = generations.begin(settings)
+    staged = settings.model_copy(update={"generation": generation})
+    try:
+        for name, step in rest:
+            results[name] = step(staged, force=force, progress=progress)
+            on_step(name, results[name])
+    except BaseException:
+        generations.discard(settings, generation)
+        raise
+    unchanged = all(results[name] is None or _unchanged(results[name]) for name, _ in rest)
+    if unchanged and current_generation(settings.resolved_data_dir) is not None:
+        generations.discard(settings, generation)
+    else:
+        generations.commit(settings, generation)
     return results
+
+
+def _unchanged(result: Any) -> bool:
+    """A step result that reports no change (the embed step always returns one)."""
+    return isinstance(result, VectorBuildResult) and not result.upserted
 
 
 def require_ingested(settings: Settings) -> None:

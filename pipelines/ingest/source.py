@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.ingest.release import IngestError
@@ -50,7 +50,7 @@ def read_source(data_dir: Path) -> SourceRecord | None:
 def write_source(data_dir: Path, source: str, md5: str | None, *, ratings: int, users: int, movies: int) -> None:
     """Record the source just ingested (write to a temporary name, fsync, rename)."""
     record = SourceRecord(source=source, md5=md5, ratings=ratings, users=users, movies=movies,
-                          ingested_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                          ingested_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     path = data_dir / FILE_NAME
     tmp = path.with_suffix(".json.tmp")
     with open(tmp, "w", encoding="utf-8") as handle:

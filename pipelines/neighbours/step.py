@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from pipelines.neighbours.build import als_table, exact_vector_table, stored_vectors
 from services.settings import Settings
@@ -20,13 +19,14 @@ class NeighboursResult:
     seconds: float
 
 
-def write_collaborative_table(model_dir: Path, n: int, *, force: bool = False) -> int:
-    """The ALS table next to the model in `model_dir` (serving or evaluation build): its rows, 0 when the
-    table was up to date (or there is no model)."""
-    wanted = model_table_input("collaborative", model_dir / "model.npz", n)
+def write_collaborative_table(settings: Settings, step: str, *, force: bool = False) -> int:
+    """The ALS table next to the model of `step` ("als": served, "als_eval": evaluation build): its rows,
+    0 when the table was up to date (or there is no model)."""
+    model_dir = settings.als_dir if step == "als" else settings.als_eval_dir
+    wanted = model_table_input(settings, step)
     if wanted is None or (not force and load_table(model_dir, "collaborative", wanted) is not None):
         return 0
-    table = als_table(CollaborativeModel.load(model_dir), n)
+    table = als_table(CollaborativeModel.load(model_dir), settings.neighbours)
     write_table(model_dir, "collaborative", table, wanted)
     return len(table)
 
@@ -48,7 +48,7 @@ def build_neighbour_tables(settings: Settings, *, force: bool = False) -> Neighb
         write_table(settings.neighbours_dir, "vector", table, wanted)
         written.append("vector")
         rows = max(rows, len(table))
-    als_rows = write_collaborative_table(settings.als_dir, settings.neighbours, force=force)
+    als_rows = write_collaborative_table(settings, "als", force=force)
     if als_rows:
         written.append("collaborative")
         rows = max(rows, als_rows)

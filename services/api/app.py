@@ -1,6 +1,8 @@
 """FastAPI application factory: stores and models are opened once, in the lifespan, and shared."""
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,15 +12,41 @@ from fastapi.middleware.cors import CORSMiddleware
 from services.api import compat, facets, movies, ops, page, recommendations, report_files, search, users
 from services.api.errors import install_error_handlers
 from services.api.observability import REQUEST_ID_HEADER, Metrics, RequestObserver, enable_access_log
+from services.serving.reload import GenerationWatcher
 from services.serving.runtime import Runtime, open_runtime
 from services.serving.titles import TitleIndex
 from services.settings import Settings
+from services.stores.generations import current_generation
 
 DESCRIPTION = """What to watch next: series, overview-vector and collaborative recommendations over a
 MovieLens catalogue with Korean titles.
 
 Errors are JSON `{"detail": ...}`: unknown ids 404, invalid parameters 422, oversize lists 413, a store
 that does not answer in time 503. Every response carries an `X-Request-ID` (yours, or a new one)."""
+
+
+def pin_generation(settings: Settings) -> Settings:
+    """The settings fixed on the generation served now, so the runtime's paths don't move with the pointer."""
+    if settings.generation is not None:
+        return settings
+    return settings.model_copy(update={"generation": current_generation(settings.resolved_data_dir)})
+
+
+def watch_generations(app: FastAPI) -> GenerationWatcher:
+    """Reload the app's runtime when a build switches generations (polling; SIGHUP checks at once)."""
+    base = app.state.runtime.settings
+
+    def open_generation(generation: str) -> Runtime:
+        return open_runtime(base.model_copy(update={"generation": generation}), serving=True)
+
+    def swapped(fresh: Runtime) -> None:
+        app.state.titles = TitleIndex(fresh)
+
+    watcher = GenerationWatcher(app.state, open_generation, poll_seconds=base.reload_poll_seconds, on_swap=swapped)
+    watcher.start()
+    if threading.current_thread() is threading.main_thread():  # signal handlers: main thread only
+        signal.signal(signal.SIGHUP, lambda signum, frame: watcher.poke())
+    return watcher
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -28,11 +56,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
-        app.state.runtime = runtime or open_runtime(settings, serving=True)
+        app.state.runtime = runtime or open_runtime(pin_generation(settings), serving=True)
         app.state.titles = TitleIndex(app.state.runtime)
+        watcher = watch_generations(app) if owned and settings.reload_poll_seconds > 0 else None
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.stop()
             if owned:
                 app.state.runtime.close()
 

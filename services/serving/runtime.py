@@ -5,7 +5,6 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from services.embeddings.backends import EmbeddingBackend, make_backend
 from services.recommender.base import Source
@@ -79,12 +78,13 @@ def assemble_strategies(
     )
 
 
-def load_tables(settings: Settings, models_dir: Path) -> dict[str, NeighbourTable]:
-    """The neighbour tables whose inputs are the ones being served (vector collection, ALS model in
-    `models_dir`); a missing or stale table is left out and its source answers live."""
+def load_tables(settings: Settings, *, evaluation: bool = False) -> dict[str, NeighbourTable]:
+    """The neighbour tables whose inputs are the ones being served (the vector collection, the served or
+    the evaluation ALS model); a missing or stale table is left out and its source answers live."""
+    models_dir, step = (settings.als_eval_dir, "als_eval") if evaluation else (settings.als_dir, "als")
     inputs = {
         "vector": (settings.neighbours_dir, vector_table_input(settings)),
-        "collaborative": (models_dir, model_table_input("collaborative", models_dir / "model.npz", settings.neighbours)),
+        "collaborative": (models_dir, model_table_input(settings, step)),
     }
     tables: dict[str, NeighbourTable] = {}
     for name, (directory, wanted) in inputs.items():
@@ -180,7 +180,7 @@ def open_runtime(
             raise RuntimeError(f"{part} unavailable: run `nextwatch build` first")
     guards = Guards(settings.store_timeout_seconds if serving else None)
     items = ItemFacts(facts.movie_ids, facts.genres, facts.adult)
-    tables = load_tables(settings, models_dir)
+    tables = load_tables(settings, evaluation=evaluation)
     strategies = assemble_strategies(
         facts, vectors=vectors, collaborative=collaborative, seed=settings.seed, items=items,
         wrap=tabled_sources(tables, serving_sources(guards, settings.neighbour_cache_size) if serving else None),

@@ -1,0 +1,1 @@
+"""Candidate models learned from ratings: sequential co-visitation, recent popularity, fusion weights."""

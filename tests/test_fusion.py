@@ -11,10 +11,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from pipelines.collaborative.fusion_search import search_weights  # noqa: E402
+from pipelines.collaborative.fusion_search import choose_fusion, search_weights  # noqa: E402
 from pipelines.evaluation import evaluate_strategies  # noqa: E402
 from services.recommender.filters import Filter, ItemFacts  # noqa: E402
-from services.recommender.fusion import FusionResult, FusionStrategy, fuse  # noqa: E402
+from services.recommender.fusion import FusionResult, FusionStrategy, fuse, fused_hybrid  # noqa: E402
 from services.recommender.sources import PopularSource, RandomSource  # noqa: E402
 from services.recommender.strategies import ChainResult  # noqa: E402
 
@@ -111,6 +111,14 @@ def test_failing_optional_source_degrades_and_is_reported():
         required.recommend_batch([1], 10)
 
 
+def test_fused_hybrid_reports_sources_that_were_not_built():
+    strategy = fused_hybrid({"a": random_lists("a", 1), "vector": None, "series": None},
+                            {"a": 1.0, "vector": 0.5, "series": 0.0}, fallback=[RandomSource(CATALOG)], depth=10,
+                            rank_constant=10.0)
+    result = strategy.recommend_batch([1], 10)
+    assert result.missing == ["vector"] and len(result.items[0]) == 10
+
+
 def test_filters_apply_inside_and_sources_are_asked_for_more():
     deep = ListSource("a", {1: list(range(2, 41))})
     strategy = FusionStrategy("hybrid", [deep], {"a": 1.0}, depth=5, facts=facts(),
@@ -170,11 +178,7 @@ def test_search_scores_exactly_what_the_strategy_serves():
     popular = PopularSource({m: 41 - m for m in CATALOG})
     pairs = pd.DataFrame({"userId": rng.integers(0, 20, 300), "prev_movieId": rng.choice(CATALOG, 300),
                           "movieId": rng.choice(CATALOG, 300)})
-    queries = np.unique(pairs["prev_movieId"].to_numpy())
-    lists = {s.name: s.candidates(queries.tolist(), 10) for s in sources}
-    choice = search_weights(lists, queries.tolist(), np.searchsorted(queries, pairs["prev_movieId"].to_numpy()),
-                            pairs["movieId"].to_numpy(), 10, depth=10,
-                            fallback=popular.candidates(queries.tolist(), 30))
+    choice = choose_fusion({s.name: s for s in sources}, pairs, 10, fallback=popular, depth=10)
     for trial in choice.trials[:: max(len(choice.trials) // 15, 1)]:
         strategy = FusionStrategy("hybrid", sources, trial["weights"], depth=10,
                                   rank_constant=trial["rank_constant"], fallback=[popular])

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
+
+from services.recommender.base import Source
 
 Candidates = Sequence[tuple[int, float]]
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
@@ -154,3 +157,22 @@ def search_weights(
         if current > best_score:
             best, best_score = (weights, c), current
     return FusionChoice(best[0], best[1], best_score[0], best_score[1], trials)
+
+
+def choose_fusion(
+    sources: Mapping[str, Source], pairs: pd.DataFrame, k: int, *, fallback: Source, depth: int = 50,
+    grid: Sequence[float] = GRID, rank_constants: Sequence[float] = (1.0, 10.0, 60.0),
+) -> FusionChoice:
+    """Weights for :class:`~services.recommender.fusion.FusionStrategy` over `sources`, chosen on `pairs`
+    (columns prev_movieId, movieId; the validation window, with sources trained before its cutoff).
+
+    Each source is asked once for the distinct previous movies; `fallback` (popular) fills short lists.
+    """
+    queries = np.unique(pairs["prev_movieId"].to_numpy(np.int64))
+    asked = queries.tolist()
+    lists = {name: source.candidates(asked, depth) for name, source in sources.items()}
+    return search_weights(
+        lists, asked, np.searchsorted(queries, pairs["prev_movieId"].to_numpy(np.int64)),
+        pairs["movieId"].to_numpy(np.int64), k, depth=depth, grid=grid, rank_constants=rank_constants,
+        fallback=fallback.candidates(asked, 3 * k),
+    )

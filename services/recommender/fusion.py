@@ -20,7 +20,8 @@ Candidates = Sequence[tuple[int, float]]
 
 
 class FusionResult(NamedTuple):
-    """A served batch with explanations: per query and item, each source's contribution to its score."""
+    """A served batch with explanations: per query and item, each source's contribution to its score
+    (empty for the movies a fallback source filled in)."""
 
     items: list[list[Recommendation]]
     missing: list[str]
@@ -176,3 +177,22 @@ class FusionStrategy:
         if self.facts is None:
             raise ValueError(f"strategy {self.name!r} has no catalogue facts to filter with")
         return self.facts.predicate(rules)
+
+
+def fused_hybrid(
+    sources: Mapping[str, Source | None],
+    weights: Mapping[str, float],
+    *,
+    fallback: Sequence[Source],
+    depth: int,
+    rank_constant: float,
+    facts: ItemFacts | None = None,
+    optional: Sequence[str] = (),
+    name: str = "hybrid",
+) -> FusionStrategy:
+    """The fused hybrid over the sources that exist; weighted ones that are None (not built, not
+    configured) are reported in `missing` as absent, like ChainStrategy's hybrid."""
+    present = [s for s in sources.values() if s is not None]
+    absent = [n for n, s in sources.items() if s is None and weights.get(n, 0.0) > 0]
+    return FusionStrategy(name, present, weights, fallback=fallback, depth=depth, rank_constant=rank_constant,
+                          facts=facts, optional=optional, absent=absent)

@@ -125,6 +125,13 @@ def test_blocks_row_order_and_min_rating_do_not_change_the_result():
     assert np.array_equal(liked.scores, plain.scores) and np.array_equal(liked.indices, plain.indices)
 
 
+def test_empty_and_single_rating_histories():
+    empty = build_sequential(HAND.iloc[:0], params())
+    assert empty.similar([10], 5) == [[]] and empty.info["ratings"] == 0
+    single = build_sequential(HAND.iloc[:1], params())
+    assert single.similar([10], 5) == [[]] and 10 in single
+
+
 def test_popularity_damping_divides_by_the_candidates_count():
     ratings = frame([(1, 1, 1), (1, 2, 2), (2, 1, 3), (2, 3, 4), (3, 3, 5), (4, 3, 6)])
     model = build_sequential(ratings, params(window=1, b=0.0, beta=1.0))

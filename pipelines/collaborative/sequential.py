@@ -128,7 +128,7 @@ class _Windows:
         w = params.window
         start = 0 if params.backward_weight > 0 else w  # without the reverse direction: only itself and after
         offsets = np.arange(start - w, w + 1)
-        padded = np.concatenate([np.zeros(w, np.int32), items, np.zeros(w, np.int32)])
+        padded = np.concatenate([np.zeros(w, np.int32), items, np.zeros(w + 1, np.int32)])  # +1: never empty
         self._columns = sliding_window_view(padded, 2 * w + 1)[:, start:]
         distance = np.maximum(np.abs(offsets), 1).astype(np.float64)
         backward = np.where(offsets < 0, params.backward_weight / distance, 0)

@@ -73,8 +73,9 @@ class SequentialModel:
         if len(rows) == 0:
             return []
         known = rows >= 0
-        starts = np.where(known, self.indptr[np.maximum(rows, 0)], 0)
-        lengths = np.where(known, np.minimum(self.indptr[np.maximum(rows, 0) + 1] - starts, max(k, 0)), 0)
+        starts, stops = np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)
+        starts[known], stops[known] = self.indptr[rows[known]], self.indptr[rows[known] + 1]
+        lengths = np.minimum(stops - starts, max(k, 0))
         ends = np.cumsum(lengths)
         flat = np.repeat(starts - (ends - lengths), lengths) + np.arange(ends[-1])
         ids = self.item_ids[self.indices[flat]].tolist()

@@ -1,0 +1,198 @@
+"""Weighted reciprocal-rank fusion of candidate sources: a hybrid that ranks by every source at once.
+
+Each source's top `depth` candidates per query (after the query itself and filtered movies are dropped)
+get ``weight / (rank_constant + rank)`` (rank from 1); a movie's fused score is the sum over sources.
+Movies are ordered by fused score (ties by movieId), then fallback sources fill the list to k.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
+
+from services.recommender.base import Recommendation, Source
+from services.recommender.filters import Filter, ItemFacts
+from services.recommender.strategies import ChainResult
+
+log = logging.getLogger(__name__)
+
+Candidates = Sequence[tuple[int, float]]
+
+
+class FusionResult(NamedTuple):
+    """A served batch with explanations: per query and item, each source's contribution to its score
+    (empty for the movies a fallback source filled in)."""
+
+    items: list[list[Recommendation]]
+    missing: list[str]
+    contributions: list[list[dict[str, float]]]
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.missing)
+
+
+def fuse(
+    lists: Mapping[str, Candidates], weights: Mapping[str, float], query: int, *, depth: int, rank_constant: float,
+    keep: Callable[[int], bool] | None = None,
+) -> list[tuple[int, float, dict[str, float]]]:
+    """Fused (movie, score, contributions) best first (ties by movieId); never the query or filtered movies."""
+    contributions: dict[int, dict[str, float]] = {}
+    for source, candidates in lists.items():
+        weight, rank = weights[source], 0
+        for movie_id, _ in candidates:
+            if rank >= depth:
+                break
+            if movie_id == query or (keep is not None and not keep(movie_id)):
+                continue
+            rank += 1
+            parts = contributions.setdefault(movie_id, {})
+            if source not in parts:  # a source repeating a movie counts once, at its best rank
+                parts[source] = weight / (rank_constant + rank)
+    fused = [(m, sum(parts.values()), parts) for m, parts in contributions.items()]
+    fused.sort(key=lambda item: (-item[1], item[0]))
+    return fused
+
+
+class FusionStrategy:
+    """A hybrid over named sources, fused by weighted reciprocal rank, filled from fallback sources.
+
+    The same surface as :class:`~services.recommender.strategies.ChainStrategy`: `similar`,
+    `similar_batch` (failures propagate), `recommend_batch` (``optional`` sources that raise are skipped
+    and reported in `missing`, with ``absent`` ones), :class:`Filter` support through `facts`. A source
+    whose weight is 0 (or missing from `weights`) is not asked. ``Recommendation.source`` is the source
+    that contributed most (ties: the earlier source); ``recommend_batch(..., explain=True)`` also gives
+    every item's contributions.
+    """
+
+    MAX_FETCH = 2000
+
+    def __init__(
+        self,
+        name: str,
+        sources: Sequence[Source],
+        weights: Mapping[str, float],
+        *,
+        fallback: Sequence[Source] = (),
+        depth: int = 50,
+        rank_constant: float = 10.0,
+        facts: ItemFacts | None = None,
+        optional: Sequence[str] = (),
+        absent: Sequence[str] = (),
+    ) -> None:
+        self.name = name
+        self.sources = [s for s in sources if weights.get(s.name, 0.0) > 0]
+        if not self.sources and not fallback:
+            raise ValueError(f"strategy {name!r} needs a source with a positive weight or a fallback")
+        self.weights = {s.name: float(weights[s.name]) for s in self.sources}
+        self.fallback = list(fallback)
+        self.depth = depth
+        self.rank_constant = rank_constant
+        self.facts = facts
+        self.optional = frozenset(optional)
+        self.absent = list(absent)
+
+    def similar(self, movie_id: int, k: int, *, filter: Filter | None = None) -> list[Recommendation]:
+        return self.similar_batch([movie_id], k, filter=filter)[0]
+
+    def similar_batch(
+        self, movie_ids: Sequence[int], k: int, *, filter: Filter | None = None
+    ) -> list[list[Recommendation]]:
+        """Up to k recommendations per movie; any source failure propagates."""
+        return self._run(movie_ids, k, filter, degrade=False).items
+
+    def recommend_batch(
+        self, movie_ids: Sequence[int], k: int, *, filter: Filter | None = None, explain: bool = False
+    ) -> ChainResult | FusionResult:
+        """Serving: an optional source that raises is skipped and reported in `missing`; with `explain`,
+        a :class:`FusionResult` whose `contributions` give each item's score per source."""
+        result = self._run(movie_ids, k, filter, degrade=True)
+        return result if explain else ChainResult(result.items, result.missing)
+
+    def _run(self, movie_ids: Sequence[int], k: int, rules: Filter | None, *, degrade: bool) -> FusionResult:
+        keep = self._predicate(rules)
+        extra = len(rules.exclude) if rules is not None else 0
+        ids = [int(m) for m in movie_ids]
+        missing = list(self.absent)
+        lists: list[dict[str, Candidates]] = [{} for _ in ids]
+        for source in self.sources:
+            answers = self._ask(source, ids, self.depth + extra, keep, self.depth, degrade, missing)
+            if answers is not None:
+                for per_query, candidates in zip(lists, answers):
+                    per_query[source.name] = candidates
+        items: list[list[Recommendation]] = []
+        explained: list[list[dict[str, float]]] = []
+        for query, per_query in zip(ids, lists):
+            fused = fuse(per_query, self.weights, query, depth=self.depth, rank_constant=self.rank_constant,
+                         keep=keep)[:k]
+            items.append([Recommendation(m, score, max(parts, key=parts.__getitem__)) for m, score, parts in fused])
+            explained.append([parts for _, _, parts in fused])
+        for source in self.fallback:
+            short = [i for i, recs in enumerate(items) if len(recs) < k]
+            if not short:
+                break
+            answers = self._ask(source, [ids[i] for i in short], 2 * k + extra, keep, k, degrade, missing)
+            for i, candidates in zip(short, answers or []):
+                taken = {ids[i], *(r.movie_id for r in items[i])}
+                for movie_id, score in candidates:
+                    if len(items[i]) >= k:
+                        break
+                    if movie_id not in taken and (keep is None or keep(movie_id)):
+                        taken.add(movie_id)
+                        items[i].append(Recommendation(movie_id, float(score), source.name))
+                        explained[i].append({})
+        return FusionResult(items, missing, explained)
+
+    def _ask(
+        self, source: Source, ids: list[int], want: int, keep: Callable[[int], bool] | None, enough: int,
+        degrade: bool, missing: list[str],
+    ) -> list[Candidates] | None:
+        """The source's candidates per query, asked again for more (up to MAX_FETCH) where the filter left
+        fewer than `enough`; None when an optional source failed while serving (noted in `missing`)."""
+        want = min(want, self.MAX_FETCH)
+        answers: list[Candidates] = [[] for _ in ids]
+        pending = list(range(len(ids)))
+        while pending:
+            try:
+                batch = source.candidates([ids[i] for i in pending], want)
+            except Exception:
+                if not (degrade and source.name in self.optional):
+                    raise
+                log.warning("strategy %s: source %s failed, answering without it", self.name, source.name,
+                            exc_info=True)
+                missing.append(source.name)
+                return None
+            for i, candidates in zip(pending, batch):
+                answers[i] = candidates
+            if keep is None or want >= self.MAX_FETCH:
+                break
+            pending = [i for i, c in zip(pending, batch)
+                       if len(c) >= want and sum(1 for m, _ in c if m != ids[i] and keep(m)) < enough]
+            want = min(4 * want, self.MAX_FETCH)
+        return answers
+
+    def _predicate(self, rules: Filter | None) -> Callable[[int], bool] | None:
+        if rules is None:
+            return None
+        if self.facts is None:
+            raise ValueError(f"strategy {self.name!r} has no catalogue facts to filter with")
+        return self.facts.predicate(rules)
+
+
+def fused_hybrid(
+    sources: Mapping[str, Source | None],
+    weights: Mapping[str, float],
+    *,
+    fallback: Sequence[Source],
+    depth: int,
+    rank_constant: float,
+    facts: ItemFacts | None = None,
+    optional: Sequence[str] = (),
+    name: str = "hybrid",
+) -> FusionStrategy:
+    """The fused hybrid over the sources that exist; weighted ones that are None (not built, not
+    configured) are reported in `missing` as absent, like ChainStrategy's hybrid."""
+    present = [s for s in sources.values() if s is not None]
+    absent = [n for n, s in sources.items() if s is None and weights.get(n, 0.0) > 0]
+    return FusionStrategy(name, present, weights, fallback=fallback, depth=depth, rank_constant=rank_constant,
+                          facts=facts, optional=optional, absent=absent)

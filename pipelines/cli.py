@@ -51,6 +51,9 @@ def _describe(step: str, result: Any) -> str:
         hidden = f", {result.retired:,} no longer in the release (hidden)" if result.retired else ""
         return (f"catalog: {result.movies:,} movies ({result.new_movies:,} new{hidden}), {result.inferred_series:,} "
                 f"inferred series covering {result.movies_in_inferred_series:,} movies")
+    if step == "sequential":
+        return (f"sequential: {result['neighbours_kept']:,} next-watched neighbours of {result['movies']:,} movies "
+                f"in {result['seconds']} s")
     if step == "neighbours":
         return (f"neighbours: {', '.join(result.written)} tables of {result.rows:,} movies x top "
                 f"{_settings().neighbours} in {result.seconds} s")
@@ -124,6 +127,12 @@ def train(force: Force = False, quiet: Quiet = False) -> None:
 
 
 @app.command()
+def sequential(force: Force = False) -> None:
+    """Build the sequential "watched next" model (co-visitation in time order) and recent popularity."""
+    _run_step("sequential", _settings(), force=force)
+
+
+@app.command()
 def neighbours(force: Force = False) -> None:
     """Precompute each source's top N neighbours per movie (exact vector and ALS tables) for serving."""
     _run_step("neighbours", _settings(), force=force)
@@ -166,6 +175,8 @@ def evaluate(
         help="score the service running at this URL over HTTP instead of in process")] = None,
     concurrency: Annotated[int, typer.Option(
         min=1, help="parallel requests (of 100 movies each) with --through-api")] = 4,
+    strategies: Annotated[Optional[str], typer.Option(
+        help="only these strategies, comma-separated (e.g. hybrid,sequential,collaborative)")] = None,
     min_ratings: MinRatings = None,
     pairs: Pairs = None,
     k: K = None,
@@ -180,12 +191,13 @@ def evaluate(
     settings = _settings()
     try:
         protocol = _protocol(settings, min_ratings, pairs, k, seed)
+        only = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else []
         run = evaluate_step(settings, protocol, progress=not quiet, through_api=through_api,
-                            concurrency=concurrency)
+                            concurrency=concurrency, strategies=only)
     except (RuntimeError, ValueError) as exc:
         _fail(str(exc))
         return
-    typer.echo(format_table(run.scores, protocol.k, len(run.pairs)))
+    typer.echo(format_table(run.scores, protocol.k, len(run.pairs), run.comparison))
     trained = ("ALS and popularity trained only on ratings before it" if run.mode == "in-process"
                else f"models served by {run.mode}")
     typer.echo(f"({len(run.pairs)} pairs from {run.users} users, min_ratings={protocol.min_ratings}; cutoff "

@@ -15,6 +15,8 @@ import pandas as pd
 from pipelines import generations
 from pipelines.catalog.load import CatalogResult, load_catalog
 from pipelines.collaborative.als import train_als
+from pipelines.collaborative.popularity import recent_popularity
+from pipelines.collaborative.sequential import build_sequential
 from pipelines.embeddings.plan import EmbeddingPlan, plan_embedding
 from pipelines.embeddings.texts import content_text
 from pipelines.embeddings.vectors import VectorBuildResult, build_vectors
@@ -28,6 +30,8 @@ from services.stores.catalog import Catalog
 from services.stores.collaborative import ALSParams, CollaborativeModel
 from services.stores.embedding_cache import EmbeddingCache
 from services.stores.generations import current_generation
+from services.stores.popularity import RECENT_FILE_NAME, save_popularity
+from services.stores.sequential import SequentialModel, SequentialParams
 from services.stores.vectors import open_vector_store
 
 Step = Callable[..., Any]
@@ -130,6 +134,27 @@ def train_step(settings: Settings, *, force: bool = False, progress: bool = True
     return model.info
 
 
+def sequential_step(settings: Settings, *, force: bool = False, progress: bool = True) -> dict[str, Any] | None:
+    """The sequential "watched next" model and recent popularity from all ratings (tuned settings apply);
+    None when the saved ones are up to date."""
+    require_ingested(settings)
+    tuned = settings.with_tuned()
+    params = SequentialParams.from_settings(tuned)
+    state = BuildState(settings.build_dir)
+    digest = fingerprint("sequential", settings.ratings_path, asdict(params), tuned.recent_popular_days)
+    directory = settings.sequential_dir
+    if not force and SequentialModel.exists(directory) and state.is_fresh("sequential", digest):
+        return None
+    ratings = pd.read_parquet(settings.ratings_path)
+    model = build_sequential(ratings, params)
+    model.save(directory)
+    cutoff = int(ratings["timestamp"].max()) + 1  # serving: the days up to the newest rating
+    save_popularity(directory, recent_popularity(ratings, cutoff, tuned.recent_popular_days),
+                    cutoff_timestamp=cutoff, name=RECENT_FILE_NAME)
+    state.mark("sequential", digest)
+    return model.info
+
+
 def neighbours_step(
     settings: Settings, *, force: bool = False, progress: bool = True
 ) -> NeighboursResult | None:
@@ -143,6 +168,7 @@ BUILD_ORDER: tuple[tuple[str, Step], ...] = (
     ("catalog", catalog_step),
     ("embed", embed_step),
     ("train", train_step),
+    ("sequential", sequential_step),
     ("neighbours", neighbours_step),
 )
 

@@ -12,7 +12,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from services.stores.generations import BUILDS, current_generation
 
 # the fields `nextwatch tune` may choose (saved in tuned.json)
-TUNABLE = ("als_factors", "als_regularization", "als_alpha", "als_iterations", "hybrid_vector_limit")
+TUNABLE = (
+    "als_factors", "als_regularization", "als_alpha", "als_iterations",
+    "sequential_window", "sequential_backward_weight", "sequential_popularity_damping", "recent_popular_days",
+    "fusion_weights", "fusion_rank_constant",
+)
 
 
 class Settings(BaseSettings):
@@ -94,8 +98,6 @@ class Settings(BaseSettings):
     # neighbour tables: each source's top N per catalogue movie, precomputed by the `neighbours` build step
     neighbours: int = Field(default=100, ge=1, description="neighbours kept per movie and source in the tables")
 
-    # hybrid: at most this many vector neighbours before the collaborative ones (`nextwatch tune` picks it)
-    hybrid_vector_limit: int | None = Field(default=None, ge=0, description="empty: no limit")
     # which models the runtime serves: "full" (trained on all ratings) or "evaluation" (the build
     # `nextwatch evaluate` scores: ALS and popularity from ratings before the test window)
     serve_models: Literal["full", "evaluation"] = "full"
@@ -202,6 +204,11 @@ class Settings(BaseSettings):
     def vectors_state_key(self) -> str:
         """The build-state entry of the vector collection (its fingerprint is the vector table's input)."""
         return f"vectors:{self.qdrant_url or 'embedded'}:{self.collection}"
+
+    @property
+    def sequential_dir(self) -> Path:
+        """The served sequential model (all ratings) and recent popularity."""
+        return self.build_dir / "sequential"
 
     @property
     def als_eval_dir(self) -> Path:

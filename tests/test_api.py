@@ -48,7 +48,8 @@ def test_ready_when_every_part_answers(client: TestClient) -> None:
     response = client.get("/ready")
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "missing": [],
-                               "parts": {"catalog": "ok", "vectors": "ok", "collaborative": "ok"}}
+                               "parts": {"catalog": "ok", "vectors": "ok", "collaborative": "ok",
+                                         "sequential": "ok"}}
 
 
 def test_metrics_count_requests_per_route_and_strategy(client: TestClient) -> None:
@@ -185,11 +186,33 @@ def test_recommendations_are_k_distinct_movies_without_the_query(client: TestCli
     assert all(item["title"] for item in body["items"])
 
 
-def test_hybrid_starts_with_the_series(client: TestClient) -> None:
-    items = client.get("/movies/1/recommendations?k=10").json()["items"]
-    assert {i["title"] for i in items[:2]} == {"토이 스토리 2", "토이 스토리 3"}
-    assert [i["source"] for i in items[:2]] == ["series", "series"]
-    assert items[2]["source"] == "vector"
+def test_hybrid_fuses_its_sources_by_weight_and_explains_them(built_settings: Settings) -> None:
+    """Series weighted highest: the series leads, then the fused neighbours; explain gives every item's parts."""
+    weights = {"series": 4.0, "vector": 1.0, "sequential": 1.0, "collaborative": 0.5}
+    with TestClient(create_app(built_settings.model_copy(update={"fusion_weights": weights}))) as client:
+        items = client.get("/movies/1/recommendations?k=10").json()["items"]
+        assert {i["movie_id"] for i in items[:2]} == {3114, 78499}
+        assert [i["source"] for i in items[:2]] == ["series", "series"]
+        assert {i["source"] for i in items[2:]} <= {"vector", "sequential", "collaborative", "popular"}
+        assert all(i["contributions"] is None and i["viewers"] is None for i in items)
+        explained = client.get("/movies/1/recommendations?k=10&explain=true").json()["items"]
+        assert [i["movie_id"] for i in explained] == [i["movie_id"] for i in items]
+        for item in explained:
+            parts = item["contributions"]
+            assert parts and set(parts) <= set(weights) and item["source"] == max(parts, key=parts.get)
+            assert item["score"] == pytest.approx(sum(parts.values()))
+        assert any(i["viewers"] for i in explained if "sequential" in i["contributions"])
+        batch = client.post("/recommendations/batch", json={"movie_ids": [1], "k": 10, "explain": True}).json()
+        assert batch["results"][0]["items"] == explained
+
+
+def test_sequential_and_recent_popular_are_served(client: TestClient) -> None:
+    for strategy in ("sequential", "recent-popular"):
+        body = client.get(f"/movies/1/recommendations?k=10&strategy={strategy}").json()
+        ids = [i["movie_id"] for i in body["items"]]
+        assert len(set(ids)) == 10 and 1 not in ids and body["items"][0]["source"] == strategy
+    sequential = client.get("/movies/1/recommendations?k=5&strategy=sequential&explain=true").json()["items"]
+    assert all(i["viewers"] for i in sequential) and all(set(i["contributions"]) == {"sequential"} for i in sequential)
 
 
 def test_exclude_and_genre_filters(client: TestClient) -> None:

@@ -9,8 +9,7 @@ import pytest
 
 from services.recommender.filters import Filter, ItemFacts, UnknownGenre
 from services.recommender.sources import SeriesSource
-from services.recommender.strategies import build_strategies
-from tests.support.fakes import IDS, SERIES, ExactVectors, FakeALS
+from tests.support.fakes import IDS, SERIES, ExactVectors, FakeALS, standard
 
 # movies 1..40: even ids are comedies, every fifth is adult, 7 is a drama only
 GENRES = ["Comedy" if m % 2 == 0 else ("Drama" if m == 7 else "Action|Thriller") for m in IDS]
@@ -24,7 +23,7 @@ def facts() -> ItemFacts:
 
 def strategies_with(facts: ItemFacts, vectors: object | None = None, collaborative: object | None = None) -> dict:
     series = SeriesSource(IDS, [SERIES.get(m) for m in IDS], [date(1990 + m, 1, 1) for m in IDS])
-    return build_strategies(
+    return standard(
         movie_ids=IDS, series=series, popularity={m: 100 - m for m in IDS},
         vectors=vectors if vectors is not None else ExactVectors(IDS),
         collaborative=collaborative if collaborative is not None else FakeALS(), seed=7, facts=facts,
@@ -108,7 +107,7 @@ def test_failures_propagate_outside_hybrid_and_in_similar_batch(facts: ItemFacts
 
 def test_hybrid_built_without_a_part_reports_it_missing() -> None:
     series = SeriesSource(IDS, [SERIES.get(m) for m in IDS], [date(1990 + m, 1, 1) for m in IDS])
-    strategies = build_strategies(movie_ids=IDS, series=series, popularity={m: 1 for m in IDS},
+    strategies = standard(movie_ids=IDS, series=series, popularity={m: 1 for m in IDS},
                                   vectors=None, collaborative=FakeALS())
     assert strategies["hybrid"].recommend_batch([1], 3).missing == ["vector"]
     assert strategies["collaborative"].recommend_batch([1], 3).missing == []
@@ -117,6 +116,6 @@ def test_hybrid_built_without_a_part_reports_it_missing() -> None:
 
 def test_filtering_needs_facts() -> None:
     series = SeriesSource(IDS, [None] * len(IDS), [None] * len(IDS))
-    strategies = build_strategies(movie_ids=IDS, series=series, popularity={1: 1}, vectors=None, collaborative=None)
+    strategies = standard(movie_ids=IDS, series=series, popularity={1: 1}, vectors=None, collaborative=None)
     with pytest.raises(ValueError, match="no catalogue facts"):
         strategies["popular"].similar(1, 3, filter=Filter.of(exclude=[2]))

@@ -5,18 +5,18 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from collections.abc import Sequence  # noqa: E402
+from collections.abc import Sequence
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
 
-from pipelines.collaborative.fusion_search import choose_fusion, search_weights  # noqa: E402
-from pipelines.evaluation import evaluate_strategies  # noqa: E402
-from services.recommender.filters import Filter, ItemFacts  # noqa: E402
-from services.recommender.fusion import FusionResult, FusionStrategy, fuse, fused_hybrid  # noqa: E402
-from services.recommender.sources import PopularSource, RandomSource  # noqa: E402
-from services.recommender.strategies import ChainResult  # noqa: E402
+from pipelines.evaluation.fusion_search import choose_fusion, search_weights
+from pipelines.evaluation.metrics import evaluate_strategies
+from services.recommender.base import ChainResult
+from services.recommender.filters import Filter, ItemFacts
+from services.recommender.fusion import FusionResult, FusionStrategy, fuse, fused_hybrid
+from services.recommender.sources import PopularSource, RandomSource
 
 CATALOG = list(range(1, 41))
 

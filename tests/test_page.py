@@ -11,7 +11,7 @@ import pytest
 from pipelines.evaluation.protocol import Protocol
 from pipelines.evaluation.report import write_report
 from pipelines.evaluation.run import evaluate_step
-from services.recommender.strategies import STRATEGY_NAMES
+from services.recommender.standard import STRATEGY_NAMES
 from services.settings import Settings
 from services.stores.catalog import Catalog
 from tests.support.servers import private_copy, running_server

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.api.app import create_app
-from services.recommender.strategies import STRATEGY_NAMES
+from services.recommender.standard import STRATEGY_NAMES
 from services.settings import Settings
 from tests.support.servers import private_copy
 

@@ -5,20 +5,20 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from collections import defaultdict  # noqa: E402
-from pathlib import Path  # noqa: E402
+from collections import defaultdict
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
 
-from pipelines.collaborative.popularity import DAY_SECONDS, recent_popularity  # noqa: E402
-from pipelines.collaborative.sequential import build_sequential  # noqa: E402
-from services.recommender.sequential_sources import (  # noqa: E402
+from pipelines.collaborative.popularity import DAY_SECONDS, recent_popularity
+from pipelines.collaborative.sequential import build_sequential
+from services.recommender.sequential_sources import (
     RecentPopularSource,
     SequentialSource,
 )
-from services.stores.sequential import SequentialModel, SequentialParams  # noqa: E402
+from services.stores.sequential import SequentialModel, SequentialParams
 
 
 def params(window: int = 2, b: float = 0.5, beta: float = 0.0, n: int = 100, min_rating: float | None = None):

@@ -31,8 +31,16 @@ def test_tune_chooses_the_best_on_validation_and_saves_it(tuned: tuple[Settings,
     best = max(trials, key=lambda t: (t["hr@10"], t["ndcg@10"]))
     assert {k: saved["settings"][k] for k in ("als_factors", "als_regularization", "als_alpha", "als_iterations")} \
         == {k: best[k] for k in ("als_factors", "als_regularization", "als_alpha", "als_iterations")}
-    hybrid = max(saved["trials"]["hybrid"], key=lambda t: (t["hr@10"], t["ndcg@10"]))
-    assert saved["settings"]["hybrid_vector_limit"] == hybrid["hybrid_vector_limit"]
+    sequential = max(saved["trials"]["sequential"], key=lambda t: (t["hr@10"], t["ndcg@10"]))
+    assert (saved["settings"]["sequential_window"], saved["settings"]["sequential_backward_weight"]) == (
+        sequential["window"], sequential["backward_weight"])
+    # hybrid is never below its best part on validation (every source alone is in the search space)
+    fused = max(saved["trials"]["hybrid"], key=lambda t: (t["hr@10"], t["mrr@10"]))
+    assert saved["settings"]["fusion_weights"] == fused["weights"]
+    scored = saved["validation"]["strategies"]
+    parts = ("series", "vector", "collaborative", "sequential", "recent-popular")
+    assert scored["hybrid"]["hr@10"] >= max(scored[name]["hr@10"] for name in parts)
+    assert scored["hybrid"]["hr@10"] == pytest.approx(fused["hr@10"])  # the served strategy is what was searched
 
     # the validation window is the `pairs` pairs just before the test window; its models saw neither
     validation = saved["validation"]
@@ -48,13 +56,14 @@ def test_evaluate_and_serving_use_the_tuned_settings(tuned: tuple[Settings, dict
     models = run.as_json()["models"]
     assert set(models["settings_source"].values()) == {"tuned.json"}
     assert models["als"]["factors"] == result["settings"]["als_factors"]
-    assert models["hybrid_vector_limit"] == result["settings"]["hybrid_vector_limit"]
+    assert models["fusion"]["weights"] == result["settings"]["fusion_weights"]
+    assert models["sequential"]["window"] == result["settings"]["sequential_window"]
     assert models["tuned"]["precedes_this_test_window"] is True
     saved = CollaborativeModel.load(settings.als_eval_dir)
     assert saved.item_factors.shape[1] == result["settings"]["als_factors"]
     runtime = open_runtime(settings)
     try:
-        assert runtime.settings.hybrid_vector_limit == result["settings"]["hybrid_vector_limit"]
+        assert runtime.settings.fusion_weights == result["settings"]["fusion_weights"]
     finally:
         runtime.close()
 
@@ -63,20 +72,21 @@ def test_a_hand_written_tuned_json_is_what_evaluate_trains_with(built_settings: 
     settings = private_copy(built_settings, tmp_path / "data")
     settings.tuned_path.write_text(json.dumps({"settings": {
         "als_factors": 24, "als_regularization": 0.05, "als_alpha": 2.0, "als_iterations": 3,
-        "hybrid_vector_limit": 1,
+        "fusion_weights": {"series": 1.0},
     }}), encoding="utf-8")
     run = evaluate_step(settings, PROTOCOL, progress=False)
     als = run.models["als"]
     assert (als["factors"], als["regularization"], als["alpha"], als["iterations"]) == (24, 0.05, 2.0, 3)
     assert CollaborativeModel.load(settings.als_eval_dir).item_factors.shape[1] == 24
     assert run.models["tuned"]["precedes_this_test_window"] is False  # no validation record in this file
-    # hybrid with at most one vector neighbour: at most one "vector" source in any list
+    # hybrid fusing series alone: series members, then the popular fill-in
     runtime = open_runtime(settings)
     try:
         lists = runtime.strategies["hybrid"].similar_batch(run.pairs["prev_movieId"].unique()[:50].tolist(), 10)
     finally:
         runtime.close()
-    assert max(sum(r.source == "vector" for r in recs) for recs in lists) == 1
+    assert {r.source for recs in lists for r in recs} <= {"series", "popular", "random"}
+    assert any(r.source == "series" for recs in lists for r in recs)
 
     # an explicit setting wins over tuned.json, and the run says where each value came from
     explicit = Settings(data_dir=settings.data_dir, als_factors=12)

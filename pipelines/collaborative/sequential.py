@@ -22,7 +22,6 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.sparse import coo_matrix, csr_matrix
 
-from services.settings import Settings
 from services.stores.sequential import SequentialModel, SequentialParams
 
 BLOCK_PAIRS = 24_000_000
@@ -60,15 +59,6 @@ def build_sequential(
             "movies": m, "neighbours_kept": len(indices), "seconds": round(time.perf_counter() - started, 3)}
     return SequentialModel(item_ids, np.concatenate([[0], np.cumsum(lengths)]), indices, scores, viewers,
                            params, info)
-
-
-def sequential_params(settings: Settings) -> SequentialParams:
-    """The sequential model's parameters from settings (their defaults were chosen on the validation window)."""
-    return SequentialParams(
-        window=settings.sequential_window, backward_weight=settings.sequential_backward_weight,
-        popularity_damping=settings.sequential_popularity_damping, neighbours=settings.sequential_neighbours,
-        min_rating=settings.sequential_min_rating,
-    )
 
 
 def _sequences(ratings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -141,7 +141,9 @@ def evaluate_strategies(
     return results
 
 
-def format_table(scores: Mapping[str, StrategyScore], k: int, n_pairs: int) -> str:
+def format_table(
+    scores: Mapping[str, StrategyScore], k: int, n_pairs: int, comparison: Comparison | None = None
+) -> str:
     """A fixed-width table of the scores, with 95% intervals where computed."""
 
     head = (f"{'strategy':<15}{f'HR@{k} [95% CI]':>26}{f'NDCG@{k} [95% CI]':>26}{f'MRR@{k} [95% CI]':>26}"
@@ -152,4 +154,42 @@ def format_table(scores: Mapping[str, StrategyScore], k: int, n_pairs: int) -> s
             f"{name:<15}{s.formatted('hr'):>26}{s.formatted('ndcg'):>26}{s.formatted('mrr'):>26}"
             f"{s.answered:>10.3f}{s.coverage:>10.4f}{s.qps:>9.0f}"
         )
+    if comparison is not None:
+        lines.append(comparison.describe())
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One strategy against another on the same pairs: the difference of HR@k with a paired interval
+    (users resampled together for both, so what they share cancels out)."""
+
+    strategy: str
+    against: str
+    k: int
+    difference: float
+    interval: tuple[float, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "against": self.against, "metric": f"hr@{self.k}",
+                "difference": self.difference, "ci": list(self.interval), "confidence": 0.95}
+
+    def describe(self) -> str:
+        lo, hi = self.interval
+        return (f"{self.strategy} - {self.against} (the best other strategy): HR@{self.k} {self.difference:+.4f} "
+                f"[{lo:+.4f}, {hi:+.4f}], paired 95% interval over users")
+
+
+def compare_with_best(
+    scores: Mapping[str, StrategyScore], users: Sequence[int] | np.ndarray | pd.Series, strategy: str, k: int, *,
+    resamples: int, seed: int,
+) -> Comparison | None:
+    """`strategy` against the other strategy with the highest HR@k, with a paired user-bootstrap interval of
+    the difference; None when either is missing or no intervals are computed."""
+    others = {name: s for name, s in scores.items() if name != strategy}
+    if strategy not in scores or not others or resamples <= 0:
+        return None
+    best = max(others, key=lambda name: (others[name].hit_ratio, others[name].ndcg))
+    diff = scores[strategy].per_pair()["hr"] - others[best].per_pair()["hr"]
+    interval = user_bootstrap(users, {"hr": diff}, resamples=resamples, seed=seed)["hr"]
+    return Comparison(strategy, best, k, float(diff.mean()), interval)

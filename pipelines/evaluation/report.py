@@ -53,6 +53,7 @@ def render_markdown(run: EvaluationRun) -> str:
         "",
         markdown_table(run),
         "",
+        *([f"**Paired comparison**: {run.comparison.describe()}.", ""] if run.comparison else []),
         f"Intervals: 95% percentile bootstrap over **users** ({p.resamples} resamples, seed {p.seed}); "
         "pairs of one user are not independent, so resampling pairs would understate the uncertainty. "
         "*answered*: share of pairs where the strategy's own source (not the random/popular fallback) "
@@ -95,7 +96,7 @@ def render_markdown(run: EvaluationRun) -> str:
 
 def _cutoff_sentence(run: EvaluationRun) -> str:
     if run.mode == "in-process":
-        return "ALS and popular were trained only on ratings strictly before it"
+        return "ALS, the sequential model, popular and recent-popular were trained only on ratings strictly before it"
     return ("the service's models must come from ratings strictly before it "
             "(serve with NEXTWATCH_SERVE_MODELS=evaluation)")
 
@@ -103,15 +104,23 @@ def _cutoff_sentence(run: EvaluationRun) -> str:
 def _model_lines(models: dict[str, Any]) -> list[str]:
     if "served_by" in models:
         return [f"- served by {models['served_by']}: {models['note']}"]
-    als = models["als"]
+    als, seq, fusion = models["als"], models["sequential"], models["fusion"]
     sources = models["settings_source"]
     return [
         f"- ALS (implicit): factors {als['factors']} ({sources['als_factors']}), regularization "
         f"{als['regularization']} ({sources['als_regularization']}), alpha {als['alpha']} ({sources['als_alpha']}), "
         f"iterations {als['iterations']} ({sources['als_iterations']}); ratings >= {als['min_rating']} as "
         f"positives; {als.get('nnz', 0):,} interactions of {als.get('users', 0):,} users, all before the cutoff",
-        f"- popular: {models['popularity']}",
-        f"- hybrid: {_hybrid_order(models['hybrid_vector_limit'])} ({sources['hybrid_vector_limit']})",
+        f"- sequential (co-visitation in time order): window {seq['window']} ({sources['sequential_window']}), "
+        f"backward weight {seq['backward_weight']} ({sources['sequential_backward_weight']}), popularity damping "
+        f"{seq['popularity_damping']} ({sources['sequential_popularity_damping']}), top {seq['neighbours']} per "
+        f"movie; {seq.get('neighbours_kept', 0):,} neighbours kept",
+        f"- popular: {models['popularity']}; recent-popular: the last {models['recent_popular_days']:g} days before "
+        f"the cutoff ({sources['recent_popular_days']})",
+        f"- hybrid: weighted reciprocal-rank fusion, weights {_weights(fusion['weights'])} "
+        f"({sources['fusion_weights']}), rank constant {fusion['rank_constant']:g} "
+        f"({sources['fusion_rank_constant']}), top {fusion['depth']} per source, then popular",
+        f"- neighbour tables used: {', '.join(models.get('neighbour_tables', [])) or 'none (live stores)'}",
         _tuning_line(models.get("tuned")),
         f"- evaluation build (what `NEXTWATCH_SERVE_MODELS=evaluation` serves): `{models['evaluation_build']}`",
     ]
@@ -130,13 +139,9 @@ def _tuning_line(tuned: dict[str, Any] | None) -> str:
             f"ratings before {v['first']}")
 
 
-def _hybrid_order(limit: int | None) -> str:
-    if limit is None:
-        return "series, then vector neighbours, then collaborative, then popular"
-    if limit == 0:
-        return "series, then collaborative, then vector neighbours (for movies ALS doesn't know), then popular"
-    return (f"series, then at most {limit} vector neighbours, then collaborative, then the other vector "
-            "neighbours, then popular")
+def _weights(weights: dict[str, float]) -> str:
+    used = {name: w for name, w in weights.items() if w > 0}
+    return ", ".join(f"{name} {w:g}" for name, w in sorted(used.items(), key=lambda nw: -nw[1])) or "none"
 
 
 def plot_hit_ratio(run: EvaluationRun, path: Path) -> None:

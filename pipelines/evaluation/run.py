@@ -4,22 +4,23 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pipelines.evaluation.heldout import evaluation_build
-from pipelines.evaluation.metrics import StrategyScore, evaluate_strategies
+from pipelines.evaluation.heldout import LearnedParams, evaluation_build
+from pipelines.evaluation.metrics import Comparison, StrategyScore, compare_with_best, evaluate_strategies
 from pipelines.evaluation.protocol import Protocol, next_item_pairs, ratings_fingerprint, utc
+from pipelines.evaluation.sequential_tuning import SequentialGrid
 from pipelines.evaluation.served import ServedStrategy, ServiceClient
-from pipelines.evaluation.tuning import tune
+from pipelines.evaluation.tuning import Grid, tune
 from pipelines.neighbours.step import write_collaborative_table
 from pipelines.steps import require_ingested
-from services.recommender.strategies import STRATEGY_NAMES
-from services.serving.runtime import assemble_strategies, load_tables, open_runtime, tabled_sources
+from services.recommender.standard import STRATEGY_NAMES
+from services.serving.runtime import open_runtime
 from services.settings import TUNABLE, Settings
 from services.stores.catalog import Catalog
 from services.stores.collaborative import ALSParams
@@ -39,6 +40,7 @@ class EvaluationRun:
     models: dict[str, Any]  # what the learned models were trained on and where their settings came from
     mode: str = "in-process"  # or the URL of the service scored over HTTP
     seconds: float = 0.0
+    comparison: Comparison | None = None  # hybrid against the best other strategy, paired
 
     @property
     def users(self) -> int:
@@ -60,6 +62,7 @@ class EvaluationRun:
             "data": self.data,
             "models": self.models,
             "strategies": {name: s.as_dict(k) for name, s in self.scores.items()},
+            "comparison": self.comparison.as_dict() if self.comparison else None,
             "seconds": round(self.seconds, 3),
         }
 
@@ -71,12 +74,17 @@ def evaluate_step(
     progress: bool = True,
     through_api: str | None = None,
     concurrency: int = 4,
+    strategies: Sequence[str] = (),
 ) -> EvaluationRun:
-    """Score every strategy on the latest next-item pairs, in process or through a running service.
+    """Score every strategy (or only `strategies`) on the latest next-item pairs, in process or through a
+    running service, and compare hybrid with the best other strategy (paired, by users).
 
-    In process, anything learned from ratings (ALS, popularity) comes from the evaluation build, trained
-    only on ratings strictly before the first test pair, with the settings `nextwatch tune` chose.
+    In process, anything learned from ratings (ALS, sequential, popularity) comes from the evaluation build,
+    trained only on ratings strictly before the first test pair, with the settings `nextwatch tune` chose.
     """
+    unknown = sorted(set(strategies) - set(STRATEGY_NAMES))
+    if unknown:
+        raise ValueError(f"unknown strategies {', '.join(unknown)}: choose from {', '.join(STRATEGY_NAMES)}")
     require_ingested(settings)
     started = time.perf_counter()
     sources = _tunable_sources(settings)
@@ -87,50 +95,55 @@ def evaluate_step(
         raise RuntimeError(f"no next-item pairs among movies with >= {protocol.min_ratings} ratings")
     cutoff = int(pairs["timestamp"].min())
     if through_api:
-        scores, models, catalog_size = _score_served(settings, pairs, protocol, through_api, concurrency)
+        scores, models, catalog_size = _score_served(settings, pairs, protocol, through_api, concurrency, strategies)
     else:
-        scores, models, catalog_size = _score_in_process(settings, ratings, pairs, protocol, progress=progress)
+        scores, models, catalog_size = _score_in_process(settings, ratings, pairs, protocol, progress=progress,
+                                                         only=strategies)
         models["settings_source"] = sources
         models["tuned"] = _tuning_record(settings, cutoff) if "tuned.json" in sources.values() else None
     data = {**ratings_fingerprint(ratings), "catalog_movies": catalog_size}
+    comparison = compare_with_best(scores, pairs["userId"], "hybrid", protocol.k, resamples=protocol.resamples,
+                                   seed=protocol.seed)
     return EvaluationRun(protocol, pairs, cutoff, scores, data, models, mode=through_api or "in-process",
-                         seconds=time.perf_counter() - started)
+                         seconds=time.perf_counter() - started, comparison=comparison)
 
 
 def _score_in_process(
-    settings: Settings, ratings: pd.DataFrame, pairs: pd.DataFrame, protocol: Protocol, *, progress: bool
+    settings: Settings, ratings: pd.DataFrame, pairs: pd.DataFrame, protocol: Protocol, *, progress: bool,
+    only: Sequence[str] = (),
 ) -> tuple[dict[str, StrategyScore], dict[str, Any], int]:
     """Scores of every strategy over the evaluation build, what its models were trained on, the catalogue size."""
     cutoff = int(pairs["timestamp"].min())
-    held_out = evaluation_build(settings, ratings, cutoff, ALSParams.from_settings(settings), progress=progress)
+    held_out = evaluation_build(settings, ratings, cutoff, LearnedParams.from_settings(settings), progress=progress)
     write_collaborative_table(settings, "als_eval")
-    runtime = open_runtime(settings, require=("vectors",))
+    # the runtime `nextwatch serve --evaluation` serves: the same strategy objects, over the evaluation build
+    served = settings.model_copy(update={"serve_models": "evaluation", "seed": protocol.seed})
+    runtime = open_runtime(served, require=("vectors",))
     try:
-        tables = load_tables(settings, evaluation=True)  # the served sources: tables, live behind them
-        strategies = assemble_strategies(
-            runtime.facts, vectors=runtime.vectors, collaborative=held_out.collaborative,
-            popularity=held_out.popularity, seed=protocol.seed, hybrid_vector_limit=settings.hybrid_vector_limit,
-            wrap=tabled_sources(tables),
-        )
+        chosen = {name: s for name, s in runtime.strategies.items() if not only or name in only}
         catalog_size = len(runtime.facts.movie_ids)
         scores = evaluate_strategies(
-            strategies, pairs, protocol.k, catalog_size, resamples=protocol.resamples, seed=protocol.seed
+            chosen, pairs, protocol.k, catalog_size, resamples=protocol.resamples, seed=protocol.seed
         )
+        tables = sorted(runtime.tables)
     finally:
         runtime.close()
     models = {
         "trained_before": cutoff, "trained_before_utc": utc(cutoff),
         "popularity": "rating counts before the cutoff",
         "als": {**asdict(held_out.collaborative.params), **held_out.collaborative.info},
-        "hybrid_vector_limit": settings.hybrid_vector_limit,
+        "sequential": {**asdict(held_out.sequential.params), **held_out.sequential.info},
+        "recent_popular_days": settings.recent_popular_days,
+        "fusion": {"weights": dict(settings.fusion_weights), "depth": settings.fusion_depth,
+                   "rank_constant": settings.fusion_rank_constant},
         "evaluation_build": str(settings.als_eval_dir),
-        "neighbour_tables": sorted(tables),
+        "neighbour_tables": tables,
     }
     return scores, models, catalog_size
 
 
 def _score_served(
-    settings: Settings, pairs: pd.DataFrame, protocol: Protocol, url: str, concurrency: int
+    settings: Settings, pairs: pd.DataFrame, protocol: Protocol, url: str, concurrency: int, only: Sequence[str]
 ) -> tuple[dict[str, StrategyScore], dict[str, Any], int]:
     """Scores of every strategy the service at `url` answers, its provenance, and the catalogue size."""
     catalog = Catalog(settings.catalog_url)
@@ -139,7 +152,8 @@ def _score_served(
     finally:
         catalog.close()
     with ServiceClient(url, concurrency=concurrency) as client:
-        names = client.available(STRATEGY_NAMES, int(pairs["prev_movieId"].iloc[0]))
+        names = client.available([n for n in STRATEGY_NAMES if not only or n in only],
+                                 int(pairs["prev_movieId"].iloc[0]))
         strategies = {name: ServedStrategy(client, name) for name in names}
         scores = evaluate_strategies(
             strategies, pairs, protocol.k, catalog_size, resamples=protocol.resamples, seed=protocol.seed
@@ -169,12 +183,15 @@ def _tuning_record(settings: Settings, cutoff: int) -> dict[str, Any]:
 
 
 def tune_step(settings: Settings, protocol: Protocol, *, say: Callable[[str], None] = log.info) -> dict[str, Any]:
-    """Choose ALS hyperparameters and hybrid's vector limit on the validation window; writes tuned.json."""
+    """Choose every learned setting (ALS, sequential, recent-popular, fusion) on the validation window; writes tuned.json."""
     require_ingested(settings)
     ratings = pd.read_parquet(settings.ratings_path)
     runtime = open_runtime(settings, require=("vectors",))
     try:
-        result = tune(ratings, runtime.facts, runtime.vectors, protocol, ALSParams.from_settings(settings), say=say)
+        grid = Grid(sequential=SequentialGrid(neighbours=settings.sequential_neighbours,
+                                              min_rating=settings.sequential_min_rating))
+        result = tune(ratings, runtime.facts, runtime.vectors, protocol, ALSParams.from_settings(settings), grid,
+                      depth=settings.fusion_depth, say=say)
     finally:
         runtime.close()
     write_json(settings.tuned_path, result)

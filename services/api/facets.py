@@ -5,7 +5,7 @@ from fastapi import APIRouter
 
 from services.api import deps
 from services.api.explorer_schemas import GenreList, StrategyInfo, StrategyList
-from services.recommender.strategies import STRATEGY_NAMES
+from services.recommender.standard import STRATEGY_NAMES
 
 router = APIRouter(tags=["movies"])
 DEFAULT_STRATEGY = "hybrid"

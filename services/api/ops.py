@@ -41,6 +41,7 @@ def _check(rt: Runtime) -> dict[str, str]:
     parts = {"catalog": _probe(rt, "catalog", rt.catalog.ping)}
     parts["vectors"] = "missing" if rt.vectors is None else _probe(rt, "vectors", rt.vectors.info)
     parts["collaborative"] = "missing" if rt.collaborative is None else "ok"
+    parts["sequential"] = "missing" if rt.sequential is None else "ok"
     return parts
 
 

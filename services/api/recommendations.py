@@ -16,8 +16,8 @@ from services.api.schemas import (
     Recommendations,
     StrategyName,
 )
-from services.recommender.base import Recommendation
 from services.recommender.filters import Filter
+from services.serving.recommend import Explanation, Served, StrategyUnavailable, recommend
 from services.serving.runtime import Runtime
 
 router = APIRouter(tags=["recommendations"])
@@ -43,20 +43,24 @@ def recommendations(
                                         examples=["3114,78499"])] = [],  # noqa: B006 - FastAPI copies it
     genre: Annotated[str | None, Query(max_length=100, description="only movies of this genre")] = None,
     include_adult: Annotated[bool, Query(description="also adult movies")] = False,
+    explain: Annotated[bool, Query(description="add each item's contributions and viewers")] = False,
 ) -> Recommendations:
     """The movies a viewer is most likely to watch after `movie_id`.
 
-    `hybrid` is the product default: the movie's series first, then overview-vector neighbours, then
-    collaborative neighbours, then popular movies. It keeps answering when the vector store or the ALS
-    model is down (`degraded: true`, `missing` names the part).
+    `hybrid` is the product default: a weighted fusion of what viewers watched next (sequential),
+    collaborative neighbours, the movie's series, overview-vector neighbours and recent popularity, with
+    weights chosen on a validation window; popular movies fill the list. It keeps answering when the vector
+    store, the ALS model or the sequential model is down (`degraded: true`, `missing` names the part).
+    With `explain=true` each item says how much each source contributed and, where known, how many viewers
+    of the movie watched it within their next titles.
     """
     deps.check_at_most(("query", "k"), k, rt.settings.max_k, "k")
     rules = Filter.of(_exclude_ids(exclude, rt.settings.max_exclude), deps.known_genre(rt, ("query", "genre"), genre),
                       include_adult)
     deps.require_known(rt, [movie_id])
-    recs, missing, titles = _serve(request, rt, strategy, [movie_id], k, rules)
-    return Recommendations(movie_id=movie_id, strategy=strategy, degraded=bool(missing), missing=missing,
-                           items=views.recommended(recs[0], titles))
+    served, titles = _serve(request, rt, strategy, [movie_id], k, rules, explain)
+    return Recommendations(movie_id=movie_id, strategy=strategy, degraded=bool(served.missing), missing=served.missing,
+                           items=views.recommended(served.items[0], titles, _why(served, 0)))
 
 
 @router.post(
@@ -71,27 +75,30 @@ def batch_recommendations(request: Request, rt: deps.RuntimeDep, body: BatchRequ
     deps.check_at_most(("body", "k"), body.k, rt.settings.max_k, "k")
     rules = Filter.of(body.exclude, deps.known_genre(rt, ("body", "genre"), body.genre), body.include_adult)
     deps.require_known(rt, body.movie_ids)
-    recs, missing, titles = _serve(request, rt, body.strategy, body.movie_ids, body.k, rules)
+    served, titles = _serve(request, rt, body.strategy, body.movie_ids, body.k, rules, body.explain)
     return BatchRecommendations(
-        strategy=body.strategy, degraded=bool(missing), missing=missing,
-        results=[BatchItem(movie_id=m, items=views.recommended(r, titles)) for m, r in zip(body.movie_ids, recs)],
+        strategy=body.strategy, degraded=bool(served.missing), missing=served.missing,
+        results=[BatchItem(movie_id=m, items=views.recommended(r, titles, _why(served, i)))
+                 for i, (m, r) in enumerate(zip(body.movie_ids, served.items))],
     )
 
 
 def _serve(
-    request: Request, rt: Runtime, strategy: str, movie_ids: Sequence[int], k: int, rules: Filter
-) -> tuple[list[list[Recommendation]], list[str], dict[int, str]]:
-    """Run a strategy for the movies; (recommendations, missing parts, titles of what was recommended)."""
+    request: Request, rt: Runtime, strategy: str, movie_ids: Sequence[int], k: int, rules: Filter, explain: bool
+) -> tuple[Served, dict[int, str]]:
+    """Run a strategy for the movies; what it served and the titles of what it recommended."""
     request.state.strategy = strategy
-    chosen = rt.strategies.get(strategy)
-    if chosen is None:
-        raise HTTPException(status_code=503,
-                            detail=f"strategy {strategy!r} is unavailable: missing {', '.join(rt.missing)}")
-    result = chosen.recommend_batch(movie_ids, k, filter=rules)
-    missing = views.parts(result.missing)
-    if missing:
-        request.app.state.metrics.count_degraded(strategy, missing)
-    return result.items, missing, deps.titles(request, [r.movie_id for recs in result.items for r in recs])
+    try:
+        served = recommend(rt, strategy, list(movie_ids), k, rules, explain=explain)
+    except StrategyUnavailable as exc:
+        raise HTTPException(status_code=503, detail=str(exc)) from None
+    if served.missing:
+        request.app.state.metrics.count_degraded(strategy, served.missing)
+    return served, deps.titles(request, [r.movie_id for recs in served.items for r in recs])
+
+
+def _why(served: Served, position: int) -> list[Explanation] | None:
+    return served.explanations[position] if served.explanations is not None else None
 
 
 def _exclude_ids(raw: Sequence[str], limit: int) -> list[int]:

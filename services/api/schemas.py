@@ -6,12 +6,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.recommender.strategies import STRATEGY_NAMES
+from services.recommender.standard import STRATEGY_NAMES
 
 MovieId = Annotated[int, Field(ge=1, le=2**31 - 1, description="MovieLens movieId")]
 Rating = Annotated[float, Field(ge=0.5, le=5.0, description="MovieLens stars, 0.5 to 5.0")]
 StrategyName = Literal[STRATEGY_NAMES]  # type: ignore[valid-type]
-Part = Literal["catalog", "vectors", "collaborative"]
+Part = Literal["catalog", "vectors", "collaborative", "sequential"]
 
 _TOY_STORY = {
     "movie_id": 1, "movie_title": "토이 스토리", "original_title": "Toy Story", "original_language": "en",
@@ -41,7 +41,8 @@ class Readiness(BaseModel):
     missing: list[str] = Field(default_factory=list, description="the parts that are not ok")
 
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"status": "ready", "parts": {"catalog": "ok", "vectors": "ok", "collaborative": "ok"}, "missing": []},
+        {"status": "ready", "parts": {"catalog": "ok", "vectors": "ok", "collaborative": "ok", "sequential": "ok"},
+         "missing": []},
     ]})
 
 
@@ -91,7 +92,14 @@ class RecommendedMovie(BaseModel):
     movie_id: int
     title: str
     score: float = Field(description="the source's score, higher is better (not comparable across sources)")
-    source: str = Field(description="series | vector | collaborative | popular | random")
+    source: str = Field(description="series | vector | collaborative | sequential | recent-popular | popular | "
+                        "random; for hybrid, the source that contributed most")
+    contributions: dict[str, float] | None = Field(
+        default=None, description="with explain=true: each source's part of the item's score (hybrid: of the "
+        "fused score; empty for a popular fill-in)")
+    viewers: int | None = Field(
+        default=None, description="with explain=true: how many viewers of the movie watched this one within "
+        "their next few titles (the sequential model's count), when it knows the pair")
 
 
 Degraded = Annotated[bool, Field(description="true when a part of the stack was missing or failed")]
@@ -119,6 +127,7 @@ class BatchRequest(BaseModel):
     exclude: list[MovieId] = Field(default_factory=list, description="never recommend these")
     genre: str | None = Field(default=None, max_length=100, description="only movies of this genre")
     include_adult: bool = False
+    explain: bool = Field(default=False, description="add each item's contributions and viewers")
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"movie_ids": [1, 260, 2571], "strategy": "hybrid", "k": 5, "exclude": [3114], "include_adult": False},

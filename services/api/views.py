@@ -8,6 +8,7 @@ from typing import Any
 from services.api.schemas import LegacyMovie, Movie, RecommendedMovie
 from services.recommender.base import Recommendation
 from services.serving.guards import PART_OF_SOURCE
+from services.serving.recommend import Explanation
 
 
 def poster_url(image_base: str, poster_path: str | None) -> str | None:
@@ -53,9 +54,15 @@ def legacy_movie(row: Mapping[str, Any], image_base: str) -> LegacyMovie:
     )
 
 
-def recommended(recs: Sequence[Recommendation], titles: Mapping[int, str]) -> list[RecommendedMovie]:
-    return [RecommendedMovie(movie_id=r.movie_id, title=titles.get(r.movie_id, ""), score=r.score,
-                             source=r.source) for r in recs]
+def recommended(
+    recs: Sequence[Recommendation], titles: Mapping[int, str], why: Sequence[Explanation] | None = None
+) -> list[RecommendedMovie]:
+    """Recommendations with their titles, and their explanations when asked for."""
+    return [
+        RecommendedMovie(movie_id=r.movie_id, title=titles.get(r.movie_id, ""), score=r.score, source=r.source,
+                         contributions=why[i].contributions if why else None, viewers=why[i].viewers if why else None)
+        for i, r in enumerate(recs)
+    ]
 
 
 def parts(sources: Sequence[str]) -> list[str]:

@@ -29,3 +29,14 @@ class Source(Protocol):
     name: str
 
     def candidates(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]: ...
+
+
+class ChainResult(NamedTuple):
+    """A served batch: one list per query, and the sources it had to do without."""
+
+    items: list[list[Recommendation]]
+    missing: list[str]
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.missing)

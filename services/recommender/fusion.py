@@ -10,9 +10,8 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
-from services.recommender.base import Recommendation, Source
+from services.recommender.base import ChainResult, Recommendation, Source
 from services.recommender.filters import Filter, ItemFacts
-from services.recommender.strategies import ChainResult
 
 log = logging.getLogger(__name__)
 

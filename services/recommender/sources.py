@@ -9,8 +9,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from services.recommender.base import Source
-
 
 class RandomSource:
     """Uniformly random catalogue movies, reproducible per (seed, query movie).
@@ -158,13 +156,3 @@ class CollaborativeSource:
         return self._model.similar([int(m) for m in movie_ids], k)
 
 
-class LimitedSource:
-    """Another source's first `limit` candidates only (hybrid's share of vector neighbours)."""
-
-    def __init__(self, source: Source, limit: int) -> None:
-        self.name = source.name
-        self._source = source
-        self._limit = limit
-
-    def candidates(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]:
-        return self._source.candidates(movie_ids, min(k, self._limit))

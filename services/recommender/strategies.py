@@ -1,39 +1,13 @@
-"""Strategies as ordered chains of candidate sources, and the standard set the product serves."""
+"""Strategies as ordered chains of candidate sources (the seed's series, vector and series+vector among them)."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
-from services.recommender.base import Recommendation, Source
+from services.recommender.base import ChainResult, Recommendation, Source
 from services.recommender.filters import Filter, ItemFacts
-from services.recommender.sources import (
-    CollaborativeSource,
-    ItemSimilarity,
-    LimitedSource,
-    PopularSource,
-    RandomSource,
-    SeriesSource,
-    VectorIndex,
-    VectorSource,
-)
 
 log = logging.getLogger(__name__)
-
-STRATEGY_NAMES: tuple[str, ...] = (
-    "random", "popular", "series", "vector", "collaborative", "series+vector", "hybrid",
-)
-
-
-class ChainResult(NamedTuple):
-    """A served batch: one list per query, and the sources it had to do without."""
-
-    items: list[list[Recommendation]]
-    missing: list[str]
-
-    @property
-    def degraded(self) -> bool:
-        return bool(self.missing)
 
 
 class ChainStrategy:
@@ -128,64 +102,3 @@ def _take(
             recs.append(Recommendation(movie_id, float(score), source))
 
 
-def build_strategies(
-    *,
-    movie_ids: Sequence[int],
-    series: SeriesSource,
-    popularity: dict[int, int],
-    vectors: VectorIndex | None,
-    collaborative: ItemSimilarity | None,
-    seed: int = 42,
-    hybrid_vector_limit: int | None = None,
-    facts: ItemFacts | None = None,
-    wrap: Callable[[Source], Source] | None = None,
-) -> dict[str, ChainStrategy]:
-    """The seven strategies; those that need a missing part (vectors or ALS) are left out.
-
-    `hybrid_vector_limit` caps how many vector neighbours hybrid takes before the collaborative ones
-    (None: no cap; see :func:`_hybrid_chain`). Hybrid answers without vectors or ALS when they are missing
-    or fail (degraded); `facts` lets every strategy take a :class:`Filter`; `wrap` decorates the sources
-    that reach a store (vector, collaborative), e.g. with time limits.
-    """
-    rand = RandomSource(movie_ids, seed)
-    popular = PopularSource(popularity)
-    chains: dict[str, list[Source]] = {
-        "random": [rand],
-        "popular": [popular],
-        "series": [series, rand],
-    }
-    wrap = wrap or (lambda source: source)
-    vector = wrap(VectorSource(vectors)) if vectors is not None else None
-    collab = wrap(CollaborativeSource(collaborative)) if collaborative is not None else None
-    if vector:
-        chains["vector"] = [vector, rand]
-        chains["series+vector"] = [series, vector, rand]
-    if collab:
-        chains["collaborative"] = [collab, rand]
-    chains["hybrid"] = _hybrid_chain(series, vector, collab, popular, hybrid_vector_limit)
-    degradable = {"hybrid": [VectorSource.name, CollaborativeSource.name]}
-    absent = [name for name, part in ((VectorSource.name, vector), (CollaborativeSource.name, collab)) if part is None]
-    return {
-        name: ChainStrategy(
-            name, chains[name], facts=facts, optional=degradable.get(name, ()),
-            absent=absent if name in degradable else (),
-        )
-        for name in STRATEGY_NAMES if name in chains
-    }
-
-
-def _hybrid_chain(
-    series: Source, vector: Source | None, collab: Source | None, popular: Source, vector_limit: int | None
-) -> list[Source]:
-    """Series, then vector neighbours (at most `vector_limit` when set), then collaborative ones; with a
-    limit the remaining vector neighbours come after collaborative (movies ALS doesn't know), then popular."""
-    chain: list[Source] = [series]
-    if vector and vector_limit is None:
-        chain.append(vector)
-    elif vector and vector_limit > 0:
-        chain.append(LimitedSource(vector, vector_limit))
-    if collab:
-        chain.append(collab)
-    if vector and vector_limit is not None:
-        chain.append(vector)
-    return chain + [popular]

@@ -10,7 +10,7 @@ from services.embeddings.backends import EmbeddingBackend, make_backend
 from services.recommender.base import Source
 from services.recommender.filters import ItemFacts
 from services.recommender.sources import ItemSimilarity, SeriesSource, VectorIndex
-from services.recommender.strategies import ChainStrategy, build_strategies
+from services.recommender.standard import FusionConfig, Strategy, build_strategies
 from services.recommender.tabled import TabledSource
 from services.serving.cache import CachedSource
 from services.serving.guards import PART_OF_SOURCE, GuardedSource, Guards
@@ -18,7 +18,8 @@ from services.settings import Settings
 from services.stores.catalog import Catalog, MovieFacts
 from services.stores.collaborative import CollaborativeModel
 from services.stores.neighbours import NeighbourTable, load_table
-from services.stores.popularity import load_popularity, popularity_exists
+from services.stores.popularity import RECENT_FILE_NAME, load_popularity, popularity_exists
+from services.stores.sequential import SequentialModel
 from services.stores.table_inputs import model_table_input, vector_table_input
 from services.stores.vectors import VectorStore, open_vector_store
 
@@ -34,11 +35,12 @@ class Runtime:
     facts: MovieFacts
     vectors: VectorStore | None
     collaborative: CollaborativeModel | None
-    strategies: dict[str, ChainStrategy]
+    strategies: dict[str, Strategy]
     missing: list[str] = field(default_factory=list)
     items: ItemFacts | None = None  # genres and adult flags (filters, random browsing)
     guards: Guards = field(default_factory=lambda: Guards(None))  # time limits of store calls
     tables: dict[str, NeighbourTable] = field(default_factory=dict)  # precomputed lists by source name
+    sequential: SequentialModel | None = None  # "watched next": also explains sequential items (viewers)
     _query_backend: EmbeddingBackend | None = None
     _query_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -61,20 +63,21 @@ def assemble_strategies(
     *,
     vectors: VectorIndex | None,
     collaborative: ItemSimilarity | None,
+    sequential: ItemSimilarity | None,
+    recent_popularity: dict[int, int] | None,
+    fusion: FusionConfig,
+    seed: int,
     popularity: dict[int, int] | None = None,
-    seed: int = 42,
-    hybrid_vector_limit: int | None = None,
     items: ItemFacts | None = None,
     wrap: Callable[[Source], Source] | None = None,
-) -> dict[str, ChainStrategy]:
+) -> dict[str, Strategy]:
     """The standard strategies over catalogue facts; popularity defaults to the catalogue's rating counts."""
     series = SeriesSource(facts.movie_ids, facts.series_ids, facts.release_dates)
     counts = popularity if popularity is not None else dict(zip(facts.movie_ids, facts.rating_counts))
     return build_strategies(
-        movie_ids=facts.movie_ids, series=series, popularity=counts,
-        vectors=vectors, collaborative=collaborative, seed=seed, hybrid_vector_limit=hybrid_vector_limit,
-        facts=items or ItemFacts(facts.movie_ids, facts.genres, facts.adult),
-        wrap=wrap,
+        movie_ids=facts.movie_ids, series=series, popularity=counts, vectors=vectors, collaborative=collaborative,
+        sequential=sequential, recent_popularity=recent_popularity, fusion=fusion, seed=seed,
+        facts=items or ItemFacts(facts.movie_ids, facts.genres, facts.adult), wrap=wrap,
     )
 
 
@@ -175,6 +178,16 @@ def open_runtime(
     else:
         log.warning("no ALS model in %s", models_dir)
         missing.append("collaborative")
+    sequential_dir = models_dir / "sequential" if evaluation else settings.sequential_dir
+    sequential: SequentialModel | None = None
+    recent: dict[int, int] | None = None
+    if SequentialModel.exists(sequential_dir):
+        sequential = SequentialModel.load(sequential_dir)
+        recent_dir = models_dir if evaluation else sequential_dir
+        recent = load_popularity(recent_dir, RECENT_FILE_NAME) if popularity_exists(recent_dir, RECENT_FILE_NAME) else None
+    else:
+        log.warning("no sequential model in %s", sequential_dir)
+        missing.append("sequential")
     for part in require:
         if part in missing:
             raise RuntimeError(f"{part} unavailable: run `nextwatch build` first")
@@ -182,9 +195,10 @@ def open_runtime(
     items = ItemFacts(facts.movie_ids, facts.genres, facts.adult)
     tables = load_tables(settings, evaluation=evaluation)
     strategies = assemble_strategies(
-        facts, vectors=vectors, collaborative=collaborative, seed=settings.seed, items=items,
+        facts, vectors=vectors, collaborative=collaborative, sequential=sequential, recent_popularity=recent,
+        fusion=FusionConfig.from_settings(settings), seed=settings.seed, items=items,
         wrap=tabled_sources(tables, serving_sources(guards, settings.neighbour_cache_size) if serving else None),
         popularity=load_popularity(models_dir) if evaluation else None,
-        hybrid_vector_limit=settings.hybrid_vector_limit,
     )
-    return Runtime(settings, catalog, facts, vectors, collaborative, strategies, missing, items, guards, tables)
+    return Runtime(settings, catalog, facts, vectors, collaborative, strategies, missing, items, guards, tables,
+                   sequential)

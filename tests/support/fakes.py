@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+from services.recommender.standard import FusionConfig, Strategy, build_strategies
 
 IDS = list(range(1, 41))
 
@@ -40,3 +43,14 @@ class FakeALS:
             near = [(m + j) % 40 + 1 for j in range(k + 1)]
             out.append([] if m == 40 else [(x, 1.0 - j / 100) for j, x in enumerate(near) if x != m][:k])
         return out
+
+
+# hybrid as the unit tests know it: series first, then vector neighbours, then collaborative ones
+TEST_FUSION = FusionConfig({"series": 4.0, "vector": 2.0, "collaborative": 1.0}, depth=50, rank_constant=10.0)
+
+
+def standard(**parts: Any) -> dict[str, Strategy]:
+    """`build_strategies` with the parts a test leaves out: no sequential model, no recent counts, seed 42,
+    and `TEST_FUSION`."""
+    defaults: dict[str, Any] = {"sequential": None, "recent_popularity": None, "fusion": TEST_FUSION, "seed": 42}
+    return build_strategies(**{**defaults, **parts})

@@ -10,7 +10,7 @@ import pandas as pd
 
 from pipelines.collaborative.popularity import recent_popularity
 from pipelines.collaborative.sequential import build_sequential
-from pipelines.evaluation import StrategyScore, evaluate_strategies
+from pipelines.evaluation.metrics import StrategyScore, evaluate_strategies
 from services.recommender.sequential_sources import (
     RecentPopularSource,
     SequentialSource,

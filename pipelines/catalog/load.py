@@ -28,8 +28,14 @@ def _opt(value: Any) -> Any:
 
 
 def load_catalog(catalog: Catalog, movies: pd.DataFrame, ratings: pd.DataFrame) -> CatalogResult:
-    """Upsert every movie (keeping richer metadata already there) and refresh inferred series."""
+    """Upsert every movie (keeping richer metadata already there) and refresh inferred series, in one
+    transaction: a load cut short leaves the catalog as it was."""
     catalog.create_schema()
+    with catalog.transaction():
+        return _load(catalog, movies, ratings)
+
+
+def _load(catalog: Catalog, movies: pd.DataFrame, ratings: pd.DataFrame) -> CatalogResult:
     stats = ratings.groupby("movieId")["rating"].agg(["size", "mean"])
     facts = catalog.movie_facts()
     existing = set(facts.movie_ids)

@@ -13,6 +13,7 @@ from pipelines.collaborative.als import train_als
 from pipelines.state import BuildState, fingerprint
 from services.settings import Settings
 from services.stores.collaborative import ALSParams, CollaborativeModel
+from services.stores.errors import ArtifactError
 from services.stores.popularity import load_popularity, popularity_exists, save_popularity
 
 
@@ -48,7 +49,10 @@ def evaluation_build(
     state = BuildState(settings.resolved_data_dir)
     digest = fingerprint("als_eval", settings.ratings_path, cutoff, asdict(params))
     if CollaborativeModel.exists(directory) and popularity_exists(directory) and state.is_fresh("als_eval", digest):
-        return HeldOutModels(CollaborativeModel.load(directory), load_popularity(directory), cutoff)
+        try:
+            return HeldOutModels(CollaborativeModel.load(directory), load_popularity(directory), cutoff)
+        except ArtifactError:  # a damaged cache: trained again below
+            pass
     models = train_before(ratings, cutoff, params, progress=progress)
     models.collaborative.save(directory)
     save_popularity(directory, models.popularity, cutoff_timestamp=cutoff)

@@ -20,6 +20,7 @@ from pipelines.steps import require_ingested
 from services.recommender.strategies import STRATEGY_NAMES
 from services.serving.runtime import assemble_strategies, open_runtime
 from services.settings import TUNABLE, Settings
+from services.stores.atomic import write_text_atomic
 from services.stores.catalog import Catalog
 from services.stores.collaborative import ALSParams
 
@@ -177,5 +178,5 @@ def tune_step(settings: Settings, protocol: Protocol, *, say: Callable[[str], No
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    """Write `payload` as indented JSON, atomically."""
+    write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False))

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
+
+from services.stores.atomic import write_text_atomic
+from services.stores.errors import ArtifactError, reason
 
 FILE_NAME = "popularity.json"
 
@@ -16,15 +18,21 @@ def save_popularity(directory: Path, counts: Mapping[int, int], *, cutoff_timest
         "cutoff_timestamp": int(cutoff_timestamp),
         "counts": {str(int(m)): int(c) for m, c in sorted(counts.items())},
     }
-    tmp = directory / f"{FILE_NAME}.tmp"
-    tmp.write_text(json.dumps(payload), encoding="utf-8")
-    os.replace(tmp, directory / FILE_NAME)
+    write_text_atomic(directory / FILE_NAME, json.dumps(payload))
 
 
 def load_popularity(directory: Path) -> dict[int, int]:
-    """The counts saved by `save_popularity`; FileNotFoundError when none were saved."""
-    payload = json.loads((directory / FILE_NAME).read_text(encoding="utf-8"))
-    return {int(m): int(c) for m, c in payload["counts"].items()}
+    """The counts saved by `save_popularity`; FileNotFoundError when none were saved, ArtifactError when
+    they are unreadable."""
+    path = directory / FILE_NAME
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        return {int(m): int(c) for m, c in payload["counts"].items()}
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # bad JSON or shape
+        raise ArtifactError(f"{path} is unreadable ({type(exc).__name__}: {reason(exc)}): "
+                            "run `nextwatch evaluate`") from exc
 
 
 def popularity_exists(directory: Path) -> bool:

@@ -16,7 +16,7 @@ from pipelines.evaluation.metrics import StrategyScore, evaluate_strategies
 from pipelines.evaluation.protocol import Protocol, next_item_pairs, ratings_fingerprint, utc
 from pipelines.evaluation.served import ServedStrategy, ServiceClient
 from pipelines.evaluation.tuning import tune
-from pipelines.steps import require_ingested
+from pipelines.steps import read_ingested, require_ingested
 from services.recommender.strategies import STRATEGY_NAMES
 from services.serving.runtime import assemble_strategies, open_runtime
 from services.settings import TUNABLE, Settings
@@ -81,7 +81,7 @@ def evaluate_step(
     started = time.perf_counter()
     sources = _tunable_sources(settings)
     settings = settings.with_tuned()
-    ratings = pd.read_parquet(settings.ratings_path)
+    ratings = read_ingested(settings, settings.ratings_path)
     pairs = next_item_pairs(ratings, protocol.min_ratings, protocol.pairs)
     if pairs.empty:
         raise RuntimeError(f"no next-item pairs among movies with >= {protocol.min_ratings} ratings")
@@ -166,8 +166,7 @@ def _tuning_record(settings: Settings, cutoff: int) -> dict[str, Any]:
 
 def tune_step(settings: Settings, protocol: Protocol, *, say: Callable[[str], None] = log.info) -> dict[str, Any]:
     """Choose ALS hyperparameters and hybrid's vector limit on the validation window; writes tuned.json."""
-    require_ingested(settings)
-    ratings = pd.read_parquet(settings.ratings_path)
+    ratings = read_ingested(settings, settings.ratings_path)
     runtime = open_runtime(settings, require=("vectors",))
     try:
         result = tune(ratings, runtime.facts, runtime.vectors, protocol, ALSParams.from_settings(settings), say=say)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from services.serving.runtime import check_servable
+from services.serving.runtime import check_servable, open_runtime
 from services.settings import Settings
 
 
@@ -18,5 +18,10 @@ def serve(settings: Settings) -> None:
     problem = check_servable(settings)
     if problem:
         raise NotServable(problem)
-    # the app writes its own access log (JSON lines with request ids): uvicorn's would repeat it
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False)
+    runtime = open_runtime(settings, serving=True)  # an unreadable store stops here, not inside uvicorn
+    try:
+        # the app writes its own access log (JSON lines with request ids): uvicorn's would repeat it
+        uvicorn.run(create_app(settings, runtime=runtime), host=settings.host, port=settings.port,
+                    log_level="info", access_log=False)
+    finally:
+        runtime.close()

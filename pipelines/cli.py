@@ -230,13 +230,9 @@ def serve(
         "--evaluation", help="serve the evaluation build (models trained before the test window)")] = False,
 ) -> None:
     """Serve the HTTP API (and the page) over the built data dir."""
-    from services.serving.server import NotServable
     from services.serving.server import serve as run_server
 
-    try:
-        run_server(_settings(host=host, port=port, serve_models="evaluation" if evaluation else None))
-    except NotServable as exc:
-        _fail(str(exc))
+    run_server(_settings(host=host, port=port, serve_models="evaluation" if evaluation else None))
 
 
 @app.command()

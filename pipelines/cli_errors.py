@@ -27,6 +27,16 @@ def one_line(exc: BaseException) -> str:
         return message
     import pyarrow as pa
 
+    from pipelines.ingest.release import IngestError
+    from services.stores.vectors import VectorStoreError, VectorStoreLocked
+
+    if isinstance(exc, IngestError):
+        return f"{message}: check the MovieLens source (`nextwatch ingest --source SOURCE` or NEXTWATCH_SOURCE)"
+    if isinstance(exc, VectorStoreLocked):
+        return f"{message} (a running `nextwatch serve` holds it)"
+    if isinstance(exc, VectorStoreError):
+        return f"{message} (`nextwatch embed --recreate`)"
+
     if isinstance(exc, pa.ArrowException):
         return f"an ingested parquet file is unreadable ({message}): run `nextwatch ingest --force`"
     if isinstance(exc, sqlite3.DatabaseError):

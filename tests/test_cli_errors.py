@@ -133,7 +133,8 @@ DAMAGE = {"garbage": garbage, "truncated": truncate}
 
 # (stage, damaged file in the data dir, commands) -> what the one line must name
 DAMAGED = [
-    ("trained", "ratings.parquet", ("catalog", "train", "tune", "evaluate"), ("ratings.parquet", "nextwatch ingest --force")),
+    ("trained", "ratings.parquet", ("catalog", "train", "tune", "evaluate"),
+     ("ratings.parquet", "nextwatch ingest --force")),
     ("trained", "movies.parquet", ("catalog",), ("movies.parquet", "nextwatch ingest --force")),
     ("trained", "als/model.npz", ("serve",), ("ALS model", "nextwatch train --force")),
     ("trained", "als/model.json", ("serve",), ("ALS model", "nextwatch train --force")),

@@ -47,11 +47,11 @@ from pipelines.ingest.ratings import (
     RATINGS_READERS,
     ROW_GROUP_ROWS,
     RatingsSink,
-    atomic_path,
     canonical_names,
     conform_batch,
 )
 from pipelines.ingest.release import IngestError, Release, find_release, release_from_ratings_file
+from services.stores.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipelines.ingest.release import IngestError
-from services.stores.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

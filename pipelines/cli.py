@@ -7,17 +7,45 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from services.settings import Settings
 
 if TYPE_CHECKING:
     from pipelines.evaluation.protocol import Protocol
 
+
+
+class OneLineErrors(TyperGroup):
+    """Whatever stops a command is one `error: ...` line naming its fix and exit code 1; `--debug` shows
+    the traceback instead (typer's own exits and usage errors pass through)."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):  # exits, usage errors, ^C: typer's own
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            from pipelines.cli_errors import one_line
+
+            _fail(one_line(exc))
+
+
 app = typer.Typer(
     help="nextwatch: build, evaluate and serve 'what to watch next' recommendations.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=OneLineErrors,
 )
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an error")] = False,
+) -> None:
+    """nextwatch: build, evaluate and serve 'what to watch next' recommendations."""
 
 Force = Annotated[bool, typer.Option("--force", help="redo the step even if its inputs did not change")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bars")]
@@ -61,24 +89,11 @@ def _describe(step: str, result: Any) -> str:
             f"movies) in {result['fit_seconds']} s")
 
 
-def _step_errors() -> tuple[type[Exception], ...]:
-    """What a build step raises for a problem the user can fix (everything else is a bug: traceback)."""
-    from pipelines.ingest.movielens import IngestError
-    from services.stores.vectors import VectorStoreError
-
-    return IngestError, VectorStoreError, RuntimeError, ValueError, OSError
-
-
 def _run_step(name: str, settings: Settings, **options: Any) -> None:
     from pipelines import steps
 
     step = dict(steps.BUILD_ORDER)[name]
-    try:
-        result = step(settings, **options)
-    except _step_errors() as exc:
-        _fail(str(exc))  # e.g. a model/size mismatch names both and the --recreate flag
-        return
-    _say(_describe(name, result))
+    _say(_describe(name, step(settings, **options)))
 
 
 @app.command()
@@ -112,10 +127,7 @@ def embed(
     if dry_run:
         from pipelines.steps import embed_plan_step
 
-        try:
-            typer.echo(embed_plan_step(_settings()).describe())
-        except _step_errors() as exc:
-            _fail(str(exc))
+        typer.echo(embed_plan_step(_settings()).describe())
         return
     _run_step("embed", _settings(), recreate=recreate, progress=not quiet)
 
@@ -144,11 +156,7 @@ def build(force: Force = False, quiet: Quiet = False) -> None:
     from pipelines import steps
 
     started = time.perf_counter()
-    try:
-        steps.build(_settings(), force=force, progress=not quiet, on_step=lambda name, result: _say(_describe(name, result)))
-    except _step_errors() as exc:
-        _fail(str(exc))
-        return
+    steps.build(_settings(), force=force, progress=not quiet, on_step=lambda name, result: _say(_describe(name, result)))
     _say(f"build: done in {time.perf_counter() - started:.1f} s")
 
 
@@ -189,14 +197,10 @@ def evaluate(
     from pipelines.evaluation.run import evaluate_step, write_json
 
     settings = _settings()
-    try:
-        protocol = _protocol(settings, min_ratings, pairs, k, seed)
-        only = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else []
-        run = evaluate_step(settings, protocol, progress=not quiet, through_api=through_api,
-                            concurrency=concurrency, strategies=only)
-    except (RuntimeError, ValueError) as exc:
-        _fail(str(exc))
-        return
+    protocol = _protocol(settings, min_ratings, pairs, k, seed)
+    only = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else []
+    run = evaluate_step(settings, protocol, progress=not quiet, through_api=through_api, concurrency=concurrency,
+                        strategies=only)
     typer.echo(format_table(run.scores, protocol.k, len(run.pairs), run.comparison))
     trained = ("ALS and popularity trained only on ratings before it" if run.mode == "in-process"
                else f"models served by {run.mode}")
@@ -231,11 +235,7 @@ def tune(
     from pipelines.evaluation.run import tune_step
 
     settings = _settings()
-    try:
-        result = tune_step(settings, _protocol(settings, min_ratings, pairs, k, seed), say=_say)
-    except (RuntimeError, ValueError) as exc:
-        _fail(str(exc))
-        return
+    result = tune_step(settings, _protocol(settings, min_ratings, pairs, k, seed), say=_say)
     validation = result["validation"]
     chosen = ", ".join(f"{name}={value}" for name, value in result["settings"].items())
     _say(f"tune: {validation['pairs']} validation pairs from {validation['users']} users "
@@ -254,13 +254,9 @@ def serve(
         "--evaluation", help="serve the evaluation build (models trained before the test window)")] = False,
 ) -> None:
     """Serve the HTTP API (and the page) over the built data dir."""
-    from services.serving.server import NotServable
     from services.serving.server import serve as run_server
 
-    try:
-        run_server(_settings(host=host, port=port, serve_models="evaluation" if evaluation else None))
-    except NotServable as exc:
-        _fail(str(exc))
+    run_server(_settings(host=host, port=port, serve_models="evaluation" if evaluation else None))
 
 
 @app.command()
@@ -273,8 +269,8 @@ def demo(
     if not _settings().tuned_path.exists():
         try:
             tune()  # choose ALS and hybrid settings on the validation window ...
-        except typer.Exit:
-            _say("demo: not tuned; evaluating and serving with the settings as they are")
+        except (RuntimeError, ValueError) as exc:
+            _say(f"demo: not tuned ({exc}); evaluating and serving with the settings as they are")
         train(force=False, quiet=False)  # ... and retrain the served model with them
     evaluate(report=_settings().resolved_data_dir / "report", quiet=True)
     serve(host=host, port=port)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from pipelines import generations
 from pipelines.catalog.load import CatalogResult, load_catalog
@@ -29,6 +31,7 @@ from services.stores.build_state import BuildState, fingerprint
 from services.stores.catalog import Catalog
 from services.stores.collaborative import ALSParams, CollaborativeModel
 from services.stores.embedding_cache import EmbeddingCache
+from services.stores.errors import ArtifactError, reason
 from services.stores.generations import current_generation
 from services.stores.popularity import RECENT_FILE_NAME, save_popularity
 from services.stores.sequential import SequentialModel, SequentialParams
@@ -71,8 +74,8 @@ def catalog_step(settings: Settings, *, force: bool = False, progress: bool = Tr
         catalog.create_schema()
         if not force and catalog.count_movies() > 0 and state.is_fresh("catalog", digest):
             return None
-        movies = pd.read_parquet(settings.movies_path)
-        ratings = pd.read_parquet(settings.ratings_path, columns=["movieId", "rating"])
+        movies = read_ingested(settings, settings.movies_path)
+        ratings = read_ingested(settings, settings.ratings_path, columns=["movieId", "rating"])
         result = load_catalog(catalog, movies, ratings)
         if settings.tmdb_checkpoint_path.exists():  # fetched TMDB metadata applies to every release
             from pipelines.tmdb.runs import apply_checkpoints
@@ -88,12 +91,11 @@ def embed_step(
     settings: Settings, *, force: bool = False, recreate: bool = False, progress: bool = True
 ) -> VectorBuildResult:
     """Embed content texts (cached) and load them into the Qdrant collection (`force`: rebuild it from the cache)."""
+    require_catalog(settings)
     catalog = Catalog(settings.catalog_url)
     store = open_vector_store(settings)
     cache = EmbeddingCache(settings.embedding_cache_path)
     try:
-        if catalog.count_movies() == 0:
-            raise RuntimeError("the catalog is empty: run `nextwatch catalog` first")
         return build_vectors(
             catalog, store, make_backend(settings), cache, BuildState(settings.build_dir),
             state_key=settings.vectors_state_key,
@@ -107,11 +109,10 @@ def embed_step(
 
 def embed_plan_step(settings: Settings) -> EmbeddingPlan:
     """What `embed` would send (texts, cache hits, requests, estimated tokens and cost); calls no API."""
+    require_catalog(settings)
     catalog = Catalog(settings.catalog_url)
     cache = EmbeddingCache(settings.embedding_cache_path)
     try:
-        if catalog.count_movies() == 0:
-            raise RuntimeError("the catalog is empty: run `nextwatch catalog` first")
         texts = [content_text(r) for r in catalog.content_rows()]
         return plan_embedding(make_backend(settings), cache, texts, batch_size=settings.embedding_batch_size)
     finally:
@@ -127,7 +128,7 @@ def train_step(settings: Settings, *, force: bool = False, progress: bool = True
     digest = fingerprint("als", settings.ratings_path, asdict(params))
     if not force and CollaborativeModel.exists(settings.als_dir) and state.is_fresh("als", digest):
         return None
-    ratings = pd.read_parquet(settings.ratings_path)
+    ratings = read_ingested(settings, settings.ratings_path)
     model = train_als(ratings, params, progress=progress)
     model.save(settings.als_dir)
     state.mark("als", digest)
@@ -145,7 +146,7 @@ def sequential_step(settings: Settings, *, force: bool = False, progress: bool =
     directory = settings.sequential_dir
     if not force and SequentialModel.exists(directory) and state.is_fresh("sequential", digest):
         return None
-    ratings = pd.read_parquet(settings.ratings_path)
+    ratings = read_ingested(settings, settings.ratings_path)
     model = build_sequential(ratings, params)
     model.save(directory)
     cutoff = int(ratings["timestamp"].max()) + 1  # serving: the days up to the newest rating
@@ -219,3 +220,23 @@ def require_ingested(settings: Settings) -> None:
     """RuntimeError naming `nextwatch ingest` when the data dir holds no ratings yet."""
     if not settings.ratings_path.exists():
         raise RuntimeError(f"no ratings in {settings.resolved_data_dir}: run `nextwatch ingest` first")
+
+
+def read_ingested(settings: Settings, path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """An ingested parquet file (ratings or movies); ArtifactError naming `nextwatch ingest --force` when
+    it is unreadable, RuntimeError naming `nextwatch ingest` when nothing was ingested."""
+    require_ingested(settings)
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except (pa.ArrowException, OSError, ValueError) as exc:  # truncated, not parquet, missing columns
+        raise ArtifactError(f"{path} is unreadable ({reason(exc)}): run `nextwatch ingest --force`") from exc
+
+
+def require_catalog(settings: Settings) -> None:
+    """RuntimeError naming `nextwatch catalog` when the catalog has no movies (or no tables) yet."""
+    catalog = Catalog(settings.catalog_url)
+    try:
+        if not catalog.has_schema() or catalog.count_movies() == 0:
+            raise RuntimeError("the catalog is empty: run `nextwatch catalog` first")
+    finally:
+        catalog.close()

@@ -112,3 +112,24 @@ def test_real_series_beats_inferred(tmp_path: Path) -> None:
     assert catalog.get_movie(1)["series_id"] == 10194
     assert catalog.series_ids(inferred=True) == []
     catalog.close()
+
+
+def test_a_transaction_is_all_or_nothing(tmp_path) -> None:
+    """Writes inside `transaction()` join one transaction: reads inside see them, an error undoes them all."""
+    from services.stores.catalog import now
+
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    catalog.create_schema()
+    row = {"movie_id": 1, "movie_title": "A", "adult": "N", "useyn": "Y", "regtime": now()}
+    try:
+        with pytest.raises(RuntimeError, match="cut short"), catalog.transaction():
+            catalog.upsert_movies([row])
+            catalog.update_movies([{"movie_id": 1, "rating_count": 3}])
+            assert catalog.count_movies() == 1
+            raise RuntimeError("cut short")
+        assert catalog.count_movies() == 0
+        with catalog.transaction():
+            catalog.upsert_movies([row])
+        assert catalog.count_movies() == 1
+    finally:
+        catalog.close()

@@ -29,12 +29,18 @@ def _opt(value: Any) -> Any:
 
 
 def load_catalog(catalog: Catalog, movies: pd.DataFrame, ratings: pd.DataFrame) -> CatalogResult:
-    """Upsert every movie (keeping richer metadata already there) and refresh inferred series.
+    """Upsert every movie (keeping richer metadata already there) and refresh inferred series, in one
+    transaction: a load cut short leaves the catalog as it was.
 
     The catalog follows the release: movies it no longer has are hidden (useyn 'N', never recommended),
     and a hidden movie the release has again comes back with the metadata it had (TMDB text, series).
     """
     catalog.create_schema()
+    with catalog.transaction():
+        return _load(catalog, movies, ratings)
+
+
+def _load(catalog: Catalog, movies: pd.DataFrame, ratings: pd.DataFrame) -> CatalogResult:
     stats = ratings.groupby("movieId")["rating"].agg(["size", "mean"])
     known = catalog.movie_ids()
     existing = set(known)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +13,9 @@ from services.embeddings.backends import EmbeddingBackend, cache_key
 from services.stores.build_state import BuildState
 from services.stores.catalog import Catalog
 from services.stores.embedding_cache import EmbeddingCache, text_hash
-from services.stores.vectors import VectorStore
+from services.stores.vectors import CollectionInfo, VectorStore, VectorStoreError, VectorStoreLocked
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,8 @@ def build_vectors(
     digest = hashlib.sha256(
         repr((cache_key(backend), ids, [text_hash(t) for t in texts], payloads)).encode()
     ).hexdigest()[:16]
-    info = store.info()
+    info, broken = (None, False) if recreate else _usable_info(store)
+    recreate = recreate or broken
     if (
         not recreate and info is not None and info.points == len(ids)
         and info.model == backend.model and state.is_fresh(state_key, digest)
@@ -71,3 +75,15 @@ def build_vectors(
     state.mark(state_key, digest)
     return VectorBuildResult(points=len(ids), newly_embedded=fresh, upserted=True)
 
+
+def _usable_info(store: VectorStore) -> tuple[CollectionInfo | None, bool]:
+    """The collection's info, and whether it must be rebuilt because it is unreadable (e.g. a build was
+    killed while creating it)."""
+    try:
+        info = store.info()
+    except VectorStoreLocked:
+        raise
+    except VectorStoreError as exc:
+        log.warning("rebuilding the collection: %s", exc)
+        return None, True
+    return info, False

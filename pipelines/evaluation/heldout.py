@@ -15,6 +15,7 @@ from pipelines.collaborative.sequential import build_sequential
 from services.settings import Settings
 from services.stores.build_state import BuildState, fingerprint
 from services.stores.collaborative import ALSParams, CollaborativeModel
+from services.stores.errors import ArtifactError
 from services.stores.popularity import RECENT_FILE_NAME, load_popularity, popularity_exists, save_popularity
 from services.stores.sequential import SequentialModel, SequentialParams
 
@@ -79,10 +80,13 @@ def evaluation_build(
         and popularity_exists(directory) and popularity_exists(directory, RECENT_FILE_NAME)
         and state.is_fresh("als_eval", digest)
     ):
-        return HeldOutModels(
-            CollaborativeModel.load(directory), SequentialModel.load(sequential_dir), load_popularity(directory),
-            load_popularity(directory, RECENT_FILE_NAME), cutoff,
-        )
+        try:
+            return HeldOutModels(
+                CollaborativeModel.load(directory), SequentialModel.load(sequential_dir), load_popularity(directory),
+                load_popularity(directory, RECENT_FILE_NAME), cutoff,
+            )
+        except ArtifactError:  # a damaged cache: trained again below
+            pass
     models = train_before(ratings, cutoff, params, progress=progress)
     models.collaborative.save(directory)
     models.sequential.save(sequential_dir)

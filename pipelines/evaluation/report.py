@@ -7,6 +7,7 @@ from typing import Any
 
 from pipelines.evaluation.protocol import utc
 from pipelines.evaluation.run import EvaluationRun
+from services.stores.atomic import atomic_path, write_text_atomic
 
 # Seed 002's HR@10 on MovieLens 32M (min_ratings 1000, 3000 pairs; vector = OpenAI ada-002 on Korean
 # overviews). Another dataset and embedding model: a landmark, not a comparison.
@@ -19,9 +20,10 @@ def write_report(run: EvaluationRun, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / "report.json", directory / "report.md", directory / "hit_ratio.png"]
     payload = {**run.as_json(), "reference": {"dataset": REFERENCE_DATASET, "hr@10": REFERENCE_HR10}}
-    paths[0].write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
-    paths[1].write_text(render_markdown(run), encoding="utf-8")
-    plot_hit_ratio(run, paths[2])
+    write_text_atomic(paths[0], json.dumps(payload, indent=2, ensure_ascii=False))
+    write_text_atomic(paths[1], render_markdown(run))
+    with atomic_path(paths[2]) as tmp:
+        plot_hit_ratio(run, tmp)
     return paths
 
 
@@ -161,4 +163,4 @@ def plot_hit_ratio(run: EvaluationRun, path: Path) -> None:
                    f"(95% user-bootstrap intervals)", fontsize=10)
     axes.tick_params(axis="x", labelrotation=20)
     axes.set_ylim(bottom=0)
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, format="png")

@@ -18,10 +18,11 @@ from pipelines.evaluation.sequential_tuning import SequentialGrid
 from pipelines.evaluation.served import ServedStrategy, ServiceClient
 from pipelines.evaluation.tuning import Grid, tune
 from pipelines.neighbours.step import write_collaborative_table
-from pipelines.steps import require_ingested
+from pipelines.steps import read_ingested, require_ingested
 from services.recommender.standard import STRATEGY_NAMES
 from services.serving.runtime import open_runtime
 from services.settings import TUNABLE, Settings
+from services.stores.atomic import write_text_atomic
 from services.stores.catalog import Catalog
 from services.stores.collaborative import ALSParams
 
@@ -89,7 +90,7 @@ def evaluate_step(
     started = time.perf_counter()
     sources = _tunable_sources(settings)
     settings = settings.with_tuned()
-    ratings = pd.read_parquet(settings.ratings_path)
+    ratings = read_ingested(settings, settings.ratings_path)
     pairs = next_item_pairs(ratings, protocol.min_ratings, protocol.pairs)
     if pairs.empty:
         raise RuntimeError(f"no next-item pairs among movies with >= {protocol.min_ratings} ratings")
@@ -183,9 +184,9 @@ def _tuning_record(settings: Settings, cutoff: int) -> dict[str, Any]:
 
 
 def tune_step(settings: Settings, protocol: Protocol, *, say: Callable[[str], None] = log.info) -> dict[str, Any]:
-    """Choose every learned setting (ALS, sequential, recent-popular, fusion) on the validation window; writes tuned.json."""
-    require_ingested(settings)
-    ratings = pd.read_parquet(settings.ratings_path)
+    """Choose every learned setting (ALS, sequential, recent-popular, fusion) on the validation window; writes
+    tuned.json."""
+    ratings = read_ingested(settings, settings.ratings_path)
     runtime = open_runtime(settings, require=("vectors",))
     try:
         grid = Grid(sequential=SequentialGrid(neighbours=settings.sequential_neighbours,
@@ -199,5 +200,5 @@ def tune_step(settings: Settings, protocol: Protocol, *, say: Callable[[str], No
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    """Write `payload` as indented JSON, atomically."""
+    write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False))

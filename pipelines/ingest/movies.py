@@ -10,8 +10,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.ingest.ratings import PARQUET_COMPRESSION, atomic_path, canonical_names
+from pipelines.ingest.ratings import PARQUET_COMPRESSION, canonical_names
 from pipelines.ingest.release import IngestError
+from services.stores.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

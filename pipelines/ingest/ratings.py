@@ -2,12 +2,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -41,19 +37,6 @@ ROW_GROUP_ROWS = 1 << 20
 
 
 PARQUET_COMPRESSION = "snappy"  # zstd: ~25% smaller but ~1 s slower on 32M rows
-
-
-@contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """A temporary path next to `final`, moved onto it when the block succeeds."""
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class _DistinctIds:

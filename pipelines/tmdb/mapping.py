@@ -269,6 +269,21 @@ def apply_records(
     movies: pd.DataFrame | None = None,
     refresh_inferred: bool = False,
 ) -> ApplyResult:
+    """`_apply_records` in one catalog transaction: an apply cut short leaves the catalog as it was."""
+    with catalog.transaction():
+        return _apply_records(catalog, records, language=language, collections=collections, movies=movies,
+                              refresh_inferred=refresh_inferred)
+
+
+def _apply_records(
+    catalog: Catalog,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    language: str = "ko",
+    collections: Iterable[Mapping[str, Any]] = (),
+    movies: pd.DataFrame | None = None,
+    refresh_inferred: bool = False,
+) -> ApplyResult:
     """Write TMDB movie records (and optionally collection records) into the catalog; idempotent.
 
     `records` are TMDB movie payloads whose top-level text is in `language`; `collections` are

@@ -49,13 +49,16 @@ def watch_generations(app: FastAPI) -> GenerationWatcher:
     return watcher
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    """The API over an already-built data dir (or over a runtime the caller owns and closes)."""
+def create_app(
+    settings: Settings | None = None, runtime: Runtime | None = None, *, owns_runtime: bool | None = None
+) -> FastAPI:
+    """The API over an already-built data dir, or over `runtime` (the caller's to close, unless
+    `owns_runtime`). An app that owns its runtime reloads it when a build switches generations."""
     settings = settings or (runtime.settings if runtime is not None else Settings())
+    owned = runtime is None if owns_runtime is None else owns_runtime
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = runtime is None
         app.state.runtime = runtime or open_runtime(pin_generation(settings), serving=True)
         app.state.titles = TitleIndex(app.state.runtime)
         watcher = watch_generations(app) if owned and settings.reload_poll_seconds > 0 else None

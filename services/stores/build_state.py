@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from services.stores.atomic import write_text_atomic
 
 
 def fingerprint(*parts: Any) -> str:
@@ -41,6 +42,4 @@ class BuildState:
     def mark(self, step: str, digest: str) -> None:
         state = self._read()
         state[step] = digest
-        tmp = self._path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-        os.replace(tmp, self._path)
+        write_text_atomic(self._path, json.dumps(state, indent=2))

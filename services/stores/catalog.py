@@ -6,7 +6,9 @@ SQL to the catalog; sql/oracle/ holds the same schema as DDL (tests/test_oracle_
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -15,6 +17,7 @@ from sqlalchemy import (
     CHAR,
     CheckConstraint,
     Column,
+    Connection,
     Date,
     DateTime,
     Engine,
@@ -31,6 +34,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     literal,
     make_url,
     or_,
@@ -118,10 +122,52 @@ class Catalog:
         self.engine: Engine = create_engine(url, **engine_kwargs)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._joined = threading.local()  # this thread's open transaction(), if any
 
     def create_schema(self) -> None:
         """Create the tables and indexes when missing (never drops anything)."""
-        metadata.create_all(self.engine)
+        with self._begin() as conn:
+            metadata.create_all(conn)
+
+    def has_schema(self) -> bool:
+        """Whether the catalog tables exist (an empty or new database has none)."""
+        with self._connect() as conn:
+            return inspect(conn).has_table(movie_table.name) and inspect(conn).has_table(series_table.name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction that every read and write of this thread inside the block joins: committed when
+        the block ends, rolled back when it raises (or the process dies), so a load is all or nothing."""
+        joined = getattr(self._joined, "conn", None)
+        if joined is not None:  # nested: part of the outer one
+            yield joined
+            return
+        with self.engine.begin() as conn:
+            self._joined.conn = conn
+            try:
+                yield conn
+            finally:
+                self._joined.conn = None
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """The open transaction(), else a transaction of its own."""
+        joined = getattr(self._joined, "conn", None)
+        if joined is not None:
+            yield joined
+            return
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """The open transaction() (so reads see its writes), else a connection of its own."""
+        joined = getattr(self._joined, "conn", None)
+        if joined is not None:
+            yield joined
+            return
+        with self.engine.connect() as conn:
+            yield conn
 
     def close(self) -> None:
         self.engine.dispose()
@@ -147,7 +193,7 @@ class Catalog:
             return 0
         values = {c: _bind(c) for c in rows[0] if c != "movie_id"}
         stmt = movie_table.update().where(movie_table.c.movie_id == _bind("b_movie_id")).values(values)
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             for chunk in _chunks([{**r, "b_movie_id": r["movie_id"]} for r in rows], _BATCH):
                 conn.execute(stmt, chunk)
         return len(rows)
@@ -159,7 +205,7 @@ class Catalog:
             return 0
         values = {c: _bind(c) for c in rows[0] if c != "series_id"}
         stmt = series_table.update().where(series_table.c.series_id == _bind("b_series_id")).values(values)
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             for chunk in _chunks([{**r, "b_series_id": r["series_id"]} for r in rows], _BATCH):
                 conn.execute(stmt, chunk)
         return len(rows)
@@ -176,7 +222,7 @@ class Catalog:
         """Detach movies from the given series and delete those series rows."""
         if not series_ids:
             return
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             for chunk in _chunks(list(series_ids), 500):
                 conn.execute(
                     movie_table.update().where(movie_table.c.series_id.in_(chunk)).values(series_id=None)
@@ -186,7 +232,7 @@ class Catalog:
     def _upsert(self, table: Table, key: str, rows: Iterable[Mapping[str, Any]]) -> int:
         """Batched upsert in one transaction: one executemany of the dialect's statement per batch."""
         written = 0
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             for chunk in _chunks(list(rows), _BATCH):
                 conn.execute(upsert_statement(self.engine.dialect.name, table, key, tuple(chunk[0])), chunk)
                 written += len(chunk)
@@ -201,7 +247,7 @@ class Catalog:
             return {int(m): flag == "Y" for m, flag in rows}
 
     def count_movies(self) -> int:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(movie_table)) or 0)
 
     def get_movie(self, movie_id: int) -> dict[str, Any] | None:
@@ -218,7 +264,7 @@ class Catalog:
             .select_from(movie_table.outerjoin(series_table))
         )
         found: dict[int, dict[str, Any]] = {}
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             for chunk in _chunks(list(dict.fromkeys(int(m) for m in movie_ids)), 500):
                 for row in conn.execute(stmt.where(movie_table.c.movie_id.in_(chunk))).mappings():
                     found[row["movie_id"]] = dict(row)
@@ -227,7 +273,7 @@ class Catalog:
     def titles(self, movie_ids: Sequence[int]) -> dict[int, str]:
         """movie_id -> movie_title for the ids that exist."""
         out: dict[int, str] = {}
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             for chunk in _chunks(list(dict.fromkeys(int(m) for m in movie_ids)), 500):
                 stmt = select(movie_table.c.movie_id, movie_table.c.movie_title).where(
                     movie_table.c.movie_id.in_(chunk)
@@ -242,12 +288,12 @@ class Catalog:
             .where(movie_table.c.series_id == series_id, movie_table.c.useyn == "Y")
             .order_by(movie_table.c.release_date.desc(), movie_table.c.movie_id)
         )
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings()]
 
     def get_series(self, series_id: int) -> dict[str, Any] | None:
         """One series row, or None."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(select(series_table).where(series_table.c.series_id == series_id)).mappings().first()
         return dict(row) if row is not None else None
 
@@ -271,26 +317,26 @@ class Catalog:
         if not include_adult:
             stmt = stmt.where(c.adult == "N")
         stmt = stmt.order_by(c.rating_count.desc(), c.movie_id).limit(limit)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings()]
 
     def ping(self) -> None:
         """Raise unless the database answers a trivial query."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             conn.execute(select(1)).scalar()
 
     def movies_with_tmdb_id(self) -> list[tuple[int, int]]:
         """(movie_id, tmdb_id) of every movie that has a TMDB id, by movie_id."""
         c = movie_table.c
         stmt = select(c.movie_id, c.tmdb_id).where(c.tmdb_id.is_not(None)).order_by(c.movie_id)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return [(int(m), int(t)) for m, t in conn.execute(stmt)]
 
     def series_ids(self, inferred: bool | None = None) -> list[int]:
         stmt = select(series_table.c.series_id)
         if inferred is not None:
             stmt = stmt.where(series_table.c.inferred == ("Y" if inferred else "N"))
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return list(conn.scalars(stmt))
 
     def content_rows(self) -> Iterator[dict[str, Any]]:
@@ -302,7 +348,7 @@ class Catalog:
             .where(c.useyn == "Y")
             .order_by(c.movie_id)
         )
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             for row in conn.execute(stmt).mappings():
                 yield dict(row)
 
@@ -314,7 +360,7 @@ class Catalog:
             .where(c.useyn == "Y")
             .order_by(c.movie_id)
         )
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(stmt).all()
         return MovieFacts(
             movie_ids=[r[0] for r in rows],

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,6 +11,8 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from services.settings import Settings
+from services.stores.atomic import atomic_path, write_text_atomic
+from services.stores.errors import ArtifactError, reason
 
 if TYPE_CHECKING:
     from implicit.cpu.als import AlternatingLeastSquares
@@ -129,20 +130,26 @@ class CollaborativeModel:
     # ---- persistence -------------------------------------------------------------------
 
     def save(self, directory: Path) -> None:
-        """Write item factors (npz) and params (json) atomically."""
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / "model.tmp.npz"
-        np.savez(tmp, item_ids=self.item_ids, item_factors=self.item_factors)
-        os.replace(tmp, directory / "model.npz")
+        """Write item factors (npz) and params (json), each atomically."""
+        with atomic_path(directory / "model.npz") as tmp, tmp.open("wb") as out:
+            np.savez(out, item_ids=self.item_ids, item_factors=self.item_factors)
         meta = {"params": asdict(self.params), "info": self.info}
-        (directory / "model.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+        write_text_atomic(directory / "model.json", json.dumps(meta, indent=2, ensure_ascii=False))
 
     @classmethod
     def load(cls, directory: Path) -> CollaborativeModel:
-        """Load a model saved by `save`; FileNotFoundError when none was trained."""
-        meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
-        with np.load(directory / "model.npz", allow_pickle=False) as data:
-            return cls(data["item_ids"], data["item_factors"], ALSParams(**meta["params"]), meta.get("info"))
+        """Load a model saved by `save`; FileNotFoundError when none was trained, ArtifactError when it is
+        unreadable (naming the command that retrains it)."""
+        try:
+            meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+            with np.load(directory / "model.npz", allow_pickle=False) as data:
+                return cls(data["item_ids"], data["item_factors"], ALSParams(**meta["params"]), meta.get("info"))
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # truncated zip, bad JSON, missing arrays or fields: all mean "retrain"
+            retrain = "nextwatch evaluate" if directory.name == "als_eval" else "nextwatch train --force"
+            raise ArtifactError(f"ALS model in {directory} is unreadable ({type(exc).__name__}: {reason(exc)}): "
+                                f"run `{retrain}`") from exc
 
     @staticmethod
     def exists(directory: Path) -> bool:

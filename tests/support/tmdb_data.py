@@ -61,7 +61,7 @@ def fast_env(data: Path, server: FakeTmdb) -> dict[str, str]:
 def cli_env(data: Path, server: FakeTmdb | None = None, **settings: str) -> dict[str, str]:
     """The environment of a `python -m pipelines.cli` child: this worktree's code, `data`, no real credentials."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TMDB_", "NEXTWATCH_"))}
-    env.update({"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OPENBLAS_NUM_THREADS": "1",
+    env.update({"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OPENBLAS_NUM_THREADS": "1",
                 "NEXTWATCH_DATA_DIR": str(data)})
     if server is not None:
         env.update(fast_env(data, server))

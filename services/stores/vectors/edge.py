@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import threading
 import time
@@ -14,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from services.stores.atomic import write_text_atomic
+from services.stores.errors import reason
 from services.stores.vectors.base import (
     HNSW_EF_CONSTRUCT,
     HNSW_M,
@@ -79,21 +80,16 @@ class EdgeVectorStore(BaseVectorStore):
         return self.path / f"{self.collection}.json"
 
     def _read_meta(self) -> dict[str, Any]:
-        if self.meta_path.exists():
-            return json.loads(self.meta_path.read_text())
-        # a shard without our metadata (interrupted create, or made by hand): dimension from its config
-        meta: dict[str, Any] = {"model": "", "dim": 0}
+        """The model and dimension stored with the shard; VectorStoreError when missing or unreadable (a
+        shard without them is what a build killed while creating the collection leaves)."""
         try:
-            config = json.loads((self.shard_path / "edge_config.json").read_text())
-            meta["dim"] = int(config["vectors"][""]["size"])
-        except (OSError, KeyError, ValueError, TypeError):
-            pass
-        return meta
+            return dict(json.loads(self.meta_path.read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise VectorStoreError(f"metadata {self.meta_path} of collection {self.collection} is missing or "
+                                   f"unreadable ({reason(exc)}): run `nextwatch embed --recreate`") from exc
 
     def _write_meta(self, meta: dict[str, Any]) -> None:
-        tmp = self.meta_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
-        os.replace(tmp, self.meta_path)
+        write_text_atomic(self.meta_path, json.dumps(meta, indent=2, sort_keys=True))
 
     # -- shard lifecycle ----------------------------------------------------------------------------
 
@@ -103,10 +99,11 @@ class EdgeVectorStore(BaseVectorStore):
             if self._shard is None:
                 if not self.shard_path.is_dir():
                     raise VectorStoreError(
-                        f"collection {self.collection} does not exist under {self.path}: build it first"
+                        f"collection {self.collection} does not exist under {self.path}: run `nextwatch embed`"
                     )
                 from qdrant_edge import EdgeShard
 
+                meta = self._read_meta()
                 try:
                     self._shard = EdgeShard.load(str(self.shard_path))
                 except Exception as exc:
@@ -116,9 +113,10 @@ class EdgeVectorStore(BaseVectorStore):
                             "or store (qdrant-edge allows one at a time): close it and retry"
                         ) from exc
                     raise VectorStoreError(
-                        f"cannot open collection {self.collection} at {self.shard_path}: {exc}"
+                        f"cannot open collection {self.collection} at {self.shard_path} ({reason(exc)}): "
+                        "run `nextwatch embed --recreate`"
                     ) from exc
-                self._meta = self._read_meta()
+                self._meta = meta
             return self._shard
 
     def _dim(self) -> int:

@@ -1,0 +1,12 @@
+"""The error a store raises when a file the build wrote is missing or unreadable."""
+from __future__ import annotations
+
+
+class ArtifactError(RuntimeError):
+    """A build artifact is missing or unreadable; the message names it and the command that rebuilds it."""
+
+
+def reason(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when the message is empty), for a one-line error."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

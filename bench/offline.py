@@ -6,6 +6,8 @@
     .venv/bin/python bench/offline.py vectors  --data-dir D   # seeded random unit vectors, real build path
     .venv/bin/python bench/offline.py als      --data-dir D   # ours: train_step (parquet + CSR + fit + save)
     .venv/bin/python bench/offline.py implicit --data-dir D   # implicit's fit alone on the same CSR
+    .venv/bin/python bench/offline.py sequential --data-dir D  # the sequential step (co-visitation)
+    .venv/bin/python bench/offline.py neighbours --data-dir D  # exact vector + ALS neighbour tables
     .venv/bin/python bench/offline.py build    --data-dir D2 --source S   # ingest..ALS in ONE process
 
 Each prints one ``BENCH {json}`` line (bench/harness.py). ``vectors`` runs the real embed step
@@ -28,7 +30,7 @@ from harness import report  # first: it puts the repo root on sys.path
 from pipelines.collaborative.als import interaction_matrix
 from pipelines.embeddings.vectors import build_vectors
 from pipelines.evaluation.protocol import next_item_pairs
-from pipelines.steps import catalog_step, ingest_step, train_step
+from pipelines.steps import catalog_step, ingest_step, neighbours_step, sequential_step, train_step
 from services.settings import Settings
 from services.stores.build_state import BuildState
 from services.stores.catalog import Catalog
@@ -171,6 +173,27 @@ def implicit(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
             "iterations": params.iterations}
 
 
+def sequential(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """The sequential step: co-visitation in time order over every rating, pruned, saved (+ recent counts)."""
+    started = time.perf_counter()
+    info = sequential_step(settings, force=True, progress=False)
+    assert info is not None
+    return {"seconds": time.perf_counter() - started, "build_seconds": info["seconds"], "ratings": info["ratings"],
+            "movies": info["movies"], "neighbours_kept": info["neighbours_kept"],
+            "window": settings.sequential_window}
+
+
+def neighbours(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """The neighbours step: exact vector and ALS top-N tables of every movie (N = settings.neighbours)."""
+    started = time.perf_counter()
+    result = neighbours_step(settings, force=True, progress=False)
+    assert result is not None
+    disk = sum(p.stat().st_size for d in (settings.neighbours_dir, settings.als_dir)
+               for p in d.glob("*") if p.name.startswith(("vector.", "collaborative.")))
+    return {"seconds": time.perf_counter() - started, "tables": list(result.written), "rows": result.rows,
+            "n": settings.neighbours, "disk_bytes": disk}
+
+
 def build(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     """ingest, catalog, vectors and ALS in one process, as `nextwatch build` runs them (embeddings random)."""
     started = time.perf_counter()
@@ -180,7 +203,7 @@ def build(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 STAGES: dict[str, Callable[[Settings, argparse.Namespace], dict[str, Any]]] = {
     "ingest": ingest, "pairs": pairs, "catalog": catalog, "vectors": vectors, "als": als,
-    "implicit": implicit, "build": build,
+    "implicit": implicit, "sequential": sequential, "neighbours": neighbours, "build": build,
 }
 
 

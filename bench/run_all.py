@@ -4,8 +4,8 @@
     .venv/bin/python bench/run_all.py --scale 1m --work /tmp/nw-bench1m        # quick, while developing
     .venv/bin/python bench/run_all.py --from-results /tmp/nw-bench32/results.json   # re-render a run
 
-Stages, in order (``--only`` / ``--skip`` pick some): ingest, pairs, catalog, vectors, als, implicit
-(bench/offline.py), evaluate, seed (bench/seed_loop.py), edge, local (bench/vector_index.py), build
+Stages, in order (``--only`` / ``--skip`` pick some): ingest, pairs, catalog, vectors, als, implicit,
+sequential, neighbours (bench/offline.py), evaluate, seed (bench/seed_loop.py), edge, local (bench/vector_index.py), build
 (bench/offline.py: ingest..ALS in one process, into a second data dir). Artifacts go under ``--work``
 (``data`` is emptied when ingest runs, ``one-process`` when build runs), with one log per stage in
 ``logs/`` and the figures in ``results.json``. implicit and als alternate ``--als-runs`` times (the
@@ -28,8 +28,9 @@ from typing import Any
 
 from harness import GB, ROOT, machine, run_stage, wait_for_quiet
 
-TARGETS = {"ingest_s": 30, "ingest_gb": 4, "pairs_s": 20, "build_gb": 8, "als_ratio": 1.2, "eval_total_s": 5,
-           "seed_ratio": 20, "edge_p50_ms": 5}
+TARGETS = {"ingest_s": 30, "ingest_gb": 4, "pairs_s": 20, "build_gb": 8, "als_ratio": 1.2, "eval_total_s": 2,
+           "seed_ratio": 20, "edge_p50_ms": 5, "sequential_s": 60, "sequential_gb": 4, "neighbours_s": 300,
+           "neighbours_gb": 2, "neighbours_mb": 150}
 SEED_COMPARED = ("series", "vector", "series+vector")
 
 
@@ -44,6 +45,8 @@ def stage_argvs(args: argparse.Namespace, source: Path) -> dict[str, list[str]]:
         "vectors": ["bench/offline.py", "vectors", "--data-dir", data],
         "als": ["bench/offline.py", "als", "--data-dir", data],
         "implicit": ["bench/offline.py", "implicit", "--data-dir", data],
+        "sequential": ["bench/offline.py", "sequential", "--data-dir", data],
+        "neighbours": ["bench/offline.py", "neighbours", "--data-dir", data],
         "evaluate": ["bench/seed_loop.py", "evaluate", "--data-dir", data, *proto],
         "seed": ["bench/seed_loop.py", "seed", "--data-dir", data, "--seed-pairs", str(args.seed_pairs)],
         "edge": ["bench/vector_index.py", "edge", "--data-dir", data],
@@ -205,6 +208,19 @@ def render_offline(results: dict[str, Any]) -> str:
             status = f"{_ok(ratio <= t['als_ratio'])} ({ratio:.2f}x; fit vs fit {fits:.2f}x)"
         row("als", f"{_s(s['seconds'])} end to end: fit {_s(s['fit_seconds'])} + {_s(s['seconds'] - s['fit_seconds'])}"
             f" outside it (parquet read, CSR build, save), peak {_gb(s['peak_rss_bytes'])}{_best_of(s)}", target, status)
+    if "sequential" in st:
+        s = st["sequential"]
+        row("sequential", f"{_s(s['seconds'])} (co-visitation {_s(s['build_seconds'])}), peak "
+            f"{_gb(s['peak_rss_bytes'])}; {s['ratings']:,} ratings, window {s['window']}, {s['neighbours_kept']:,} "
+            "neighbours kept", f"<= {t['sequential_s']} s, <= {t['sequential_gb']} GB",
+            _ok(s["seconds"] <= t["sequential_s"] and s["peak_rss_bytes"] <= t["sequential_gb"] * GB))
+    if "neighbours" in st:
+        s = st["neighbours"]
+        row("neighbours", f"{_s(s['seconds'])}, peak {_gb(s['peak_rss_bytes'])}; {', '.join(s['tables'])} tables, "
+            f"{s['rows']:,} movies x top {s['n']}, {s['disk_bytes'] / 1e6:.0f} MB on disk",
+            f"<= {t['neighbours_s']} s, <= {t['neighbours_gb']} GB, <= {t['neighbours_mb']} MB",
+            _ok(s["seconds"] <= t["neighbours_s"] and s["peak_rss_bytes"] <= t["neighbours_gb"] * GB
+                and s["disk_bytes"] <= t["neighbours_mb"] * 1e6))
     build_stages = [n for n in ("ingest", "catalog", "vectors", "als") if n in st]
     if len(build_stages) == 4:
         top = max(build_stages, key=lambda n: st[n]["peak_rss_bytes"])

@@ -202,7 +202,7 @@ def evaluate(
     run = evaluate_step(settings, protocol, progress=not quiet, through_api=through_api, concurrency=concurrency,
                         strategies=only)
     typer.echo(format_table(run.scores, protocol.k, len(run.pairs), run.comparison))
-    trained = ("ALS and popularity trained only on ratings before it" if run.mode == "in-process"
+    trained = ("ALS, sequential and popularity trained only on ratings before it" if run.mode == "in-process"
                else f"models served by {run.mode}")
     typer.echo(f"({len(run.pairs)} pairs from {run.users} users, min_ratings={protocol.min_ratings}; cutoff "
                f"{utc(run.cutoff_timestamp)}, {trained}; 95% intervals resample users "
@@ -260,6 +260,15 @@ def serve(
 
 
 @app.command()
+def status() -> None:
+    """What the data dir holds: its source, the served build generation, what is stale, evaluation and tuning."""
+    from pipelines.status import status_lines
+
+    for line in status_lines(_settings()):
+        typer.echo(line)
+
+
+@app.command()
 def demo(
     host: Annotated[Optional[str], typer.Option(help="bind address")] = None,
     port: Annotated[Optional[int], typer.Option(help="port")] = None,
@@ -268,10 +277,10 @@ def demo(
     build(force=False, quiet=False)
     if not _settings().tuned_path.exists():
         try:
-            tune()  # choose ALS and hybrid settings on the validation window ...
+            tune()  # choose ALS, sequential and fusion settings on the validation window ...
         except (RuntimeError, ValueError) as exc:
             _say(f"demo: not tuned ({exc}); evaluating and serving with the settings as they are")
-        train(force=False, quiet=False)  # ... and retrain the served model with them
+        build(force=False, quiet=False)  # ... and rebuild what they change (a new generation)
     evaluate(report=_settings().resolved_data_dir / "report", quiet=True)
     serve(host=host, port=port)
 

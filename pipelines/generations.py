@@ -19,7 +19,7 @@ from services.stores.generations import BUILDS, current_generation, generations,
 log = logging.getLogger(__name__)
 KEEP = 2  # the served generation and the one before it
 # what a generation holds (in the flat layout these sit at the top of the data dir)
-DERIVED = ("catalog.sqlite", "qdrant", "als", "als_eval", "neighbours", "build_state.json")
+DERIVED = ("catalog.sqlite", "qdrant", "als", "als_eval", "sequential", "neighbours", "build_state.json")
 
 
 def begin(settings: Settings) -> str:
@@ -44,9 +44,10 @@ def commit(settings: Settings, generation: str) -> None:
     set_current(data_dir, generation)
     for old in generations(data_dir)[:-KEEP]:
         shutil.rmtree(data_dir / BUILDS / old, ignore_errors=True)
-    if flat:
+    if flat:  # the top-level build state stays: it also remembers the ingest (an input)
         for name in DERIVED:
-            _remove(data_dir / name)
+            if name != "build_state.json":
+                _remove(data_dir / name)
     log.info("serving build generation %s", generation)
 
 

@@ -40,6 +40,29 @@ from services.stores.vectors import open_vector_store
 Step = Callable[..., Any]
 
 
+def catalog_inputs(settings: Settings) -> str:
+    """What the catalog is built from (the ingested files; the database when it is not the embedded one)."""
+    return fingerprint("catalog", settings.database_url or "embedded", settings.ratings_path, settings.movies_path)
+
+
+def train_inputs(settings: Settings) -> str:
+    """What the served ALS model is trained from: the ratings and the (tuned) hyperparameters."""
+    return fingerprint("als", settings.ratings_path, asdict(ALSParams.from_settings(settings.with_tuned())))
+
+
+def sequential_inputs(settings: Settings) -> str:
+    """What the served sequential model is built from: the ratings, its (tuned) parameters and recent days."""
+    tuned = settings.with_tuned()
+    return fingerprint("sequential", settings.ratings_path, asdict(SequentialParams.from_settings(tuned)),
+                       tuned.recent_popular_days)
+
+# the build-state entry and current inputs of each step whose inputs are cheap to fingerprint
+STEP_INPUTS: dict[str, tuple[str, Callable[[Settings], str]]] = {
+    "catalog": ("catalog", catalog_inputs), "train": ("als", train_inputs),
+    "sequential": ("sequential", sequential_inputs),
+}
+
+
 def ingest_step(settings: Settings, *, force: bool = False, progress: bool = True) -> IngestResult | None:
     """MovieLens -> ratings.parquet + movies.parquet; None when already ingested from the same source.
 
@@ -68,7 +91,7 @@ def catalog_step(settings: Settings, *, force: bool = False, progress: bool = Tr
     """Load movies, rating statistics and inferred series into the catalog; None when unchanged."""
     require_ingested(settings)
     state = BuildState(settings.build_dir)
-    digest = fingerprint("catalog", settings.database_url or "embedded", settings.ratings_path, settings.movies_path)
+    digest = catalog_inputs(settings)
     catalog = Catalog(settings.catalog_url)
     try:
         catalog.create_schema()
@@ -125,7 +148,7 @@ def train_step(settings: Settings, *, force: bool = False, progress: bool = True
     require_ingested(settings)
     params = ALSParams.from_settings(settings.with_tuned())
     state = BuildState(settings.build_dir)
-    digest = fingerprint("als", settings.ratings_path, asdict(params))
+    digest = train_inputs(settings)
     if not force and CollaborativeModel.exists(settings.als_dir) and state.is_fresh("als", digest):
         return None
     ratings = read_ingested(settings, settings.ratings_path)
@@ -142,7 +165,7 @@ def sequential_step(settings: Settings, *, force: bool = False, progress: bool =
     tuned = settings.with_tuned()
     params = SequentialParams.from_settings(tuned)
     state = BuildState(settings.build_dir)
-    digest = fingerprint("sequential", settings.ratings_path, asdict(params), tuned.recent_popular_days)
+    digest = sequential_inputs(settings)
     directory = settings.sequential_dir
     if not force and SequentialModel.exists(directory) and state.is_fresh("sequential", digest):
         return None

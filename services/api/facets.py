@@ -9,13 +9,17 @@ from services.recommender.standard import STRATEGY_NAMES
 
 router = APIRouter(tags=["movies"])
 DEFAULT_STRATEGY = "hybrid"
+# how a page lists them: the product first, then its parts from the strongest, the baselines last
+DISPLAY_ORDER = ("hybrid", "sequential", "collaborative", "series", "vector", "series+vector", "recent-popular",
+                 "popular", "random")
 
 
 @router.get("/strategies", response_model=StrategyList)
 def strategies(rt: deps.RuntimeDep) -> StrategyList:
-    """Every strategy name `strategy=` takes, hybrid first, and whether it can answer now."""
+    """Every strategy name `strategy=` takes, hybrid first (then its parts, the baselines last), and whether
+    it can answer now."""
     served = rt.strategies
-    names = [DEFAULT_STRATEGY] + [n for n in STRATEGY_NAMES if n != DEFAULT_STRATEGY]
+    names = [n for n in DISPLAY_ORDER if n in STRATEGY_NAMES] + [n for n in STRATEGY_NAMES if n not in DISPLAY_ORDER]
     return StrategyList(default=DEFAULT_STRATEGY, items=[StrategyInfo(name=n, available=n in served) for n in names])
 
 

@@ -20,13 +20,17 @@ def health() -> Health:
     return Health()
 
 
+GENERATION_HEADER = "X-Build-Generation"  # the build generation answering (embedded default)
+
+
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}})
 def ready(rt: deps.RuntimeDep) -> JSONResponse:
     """Catalog, vectors and ALS model loaded and answering; 503 naming the parts that are not."""
     parts = _check(rt)
     missing = [name for name, state in parts.items() if state != "ok"]
     body = Readiness(status="unavailable" if missing else "ready", parts=parts, missing=missing)
-    return JSONResponse(body.model_dump(), status_code=503 if missing else 200)
+    served = {GENERATION_HEADER: rt.settings.generation} if rt.settings.generation else None
+    return JSONResponse(body.model_dump(), status_code=503 if missing else 200, headers=served)
 
 
 @router.get("/metrics", response_class=Response,

@@ -10,9 +10,10 @@ from services.stores.atomic import write_text_atomic
 
 
 def fingerprint(*parts: Any) -> str:
-    """A short stable digest of JSON-serialisable parts (files are represented by size and mtime)."""
+    """A short stable digest of JSON-serialisable parts (a file by its name, size and mtime: a data dir that is
+    moved or copied with its times keeps its fingerprints)."""
     normalised = [
-        {"file": str(p), "size": p.stat().st_size, "mtime": p.stat().st_mtime_ns}
+        {"file": p.name, "size": p.stat().st_size, "mtime": p.stat().st_mtime_ns}
         if isinstance(p, Path) and p.exists() else p
         for p in parts
     ]

@@ -151,7 +151,7 @@ def load_table(directory: Path, source_name: str, fingerprint: str | None = None
             return None
         arrays = {part: np.load(paths[part], mmap_mode="r", allow_pickle=False) for part in _ARRAYS}
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.info("no usable neighbour table %s in %s: %s", source_name, directory, exc)
+        log.debug("no usable neighbour table %s in %s: %s", source_name, directory, exc)
         return None
     movies, ids, scores = arrays["movies"], arrays["ids"], arrays["scores"]
     expected = {"movies": ((rows,), np.int64), "ids": ((rows, n), np.int32), "scores": ((rows, n), np.float32)}

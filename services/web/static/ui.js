@@ -47,9 +47,11 @@ export function explanation(item) {
   const lines = [];
   if (item.contributions && Object.keys(item.contributions).length) {
     const parts = Object.entries(item.contributions).sort((a, b) => b[1] - a[1]);
-    lines.push(h("ul", { class: "shares" }, parts.map(([source, share]) =>
-      h("li", {}, h("span", { class: "bar", style: `--share:${Math.round(share * 100)}%` }),
-        `${t(`source.${source}`)} ${Math.round(share * 100)}%`))));
+    const total = parts.reduce((sum, [, value]) => sum + value, 0) || 1;  // each source's share of the score
+    lines.push(h("ul", { class: "shares" }, parts.map(([source, value]) => {
+      const share = Math.round((value / total) * 100);
+      return h("li", {}, h("span", { class: "bar", style: `--share:${share}%` }), `${t(`source.${source}`)} ${share}%`);
+    })));
   } else if (item.source) {
     lines.push(h("p", {}, `${t("why.source")}: ${item.source} — ${t(`source.${item.source}`)}`));
   }

@@ -1,0 +1,67 @@
+"""`nextwatch status`: what the data dir holds, from which source, when it was built, and what is stale."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from pipelines.ingest.source import read_source
+from pipelines.steps import STEP_INPUTS
+from services.settings import Settings
+from services.stores.build_state import BuildState
+from services.stores.generations import current_generation, generations
+from services.stores.neighbours import load_table
+from services.stores.table_inputs import model_table_input, vector_table_input
+
+
+def _when(path: Path) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(path.stat().st_mtime)) if path.exists() else "never"
+
+
+def status_lines(settings: Settings) -> list[str]:
+    """Human-readable lines; the last one says what to run when anything is stale."""
+    data_dir = settings.resolved_data_dir
+    lines = [f"data dir: {data_dir}"]
+    source = read_source(data_dir)
+    if source is None:
+        return [*lines, "source: nothing ingested yet", "next: run `nextwatch build`"]
+    lines.append(f"source: {source.source} ({source.ratings:,} ratings, {source.users:,} users, "
+                 f"{source.movies:,} movies; ingested {source.ingested_at})")
+    current = current_generation(data_dir)
+    kept = generations(data_dir)
+    if current is None:
+        lines.append("build: flat layout (no generations yet: the next `nextwatch build` makes one)")
+    else:
+        lines.append(f"build generation: {current} (built {_when(settings.build_dir)}); kept: {', '.join(kept)}")
+    state = BuildState(settings.build_dir)
+    stale: list[str] = []
+    for step, (entry, inputs) in STEP_INPUTS.items():
+        recorded = state.digest(entry)
+        if recorded is None:
+            stale.append(f"{step} (never built)")
+        elif recorded != inputs(settings):
+            stale.append(f"{step} (its inputs changed)")
+    if state.digest(settings.vectors_state_key) is None:
+        stale.append("embed (never built)")
+    tables = {
+        "vector": (settings.neighbours_dir, vector_table_input(settings)),
+        "collaborative": (settings.als_dir, model_table_input(settings, "als")),
+    }
+    for name, (directory, wanted) in tables.items():
+        if wanted is not None and load_table(directory, name, wanted) is None:
+            stale.append(f"neighbours: {name} table (missing or older than its inputs)")
+    lines.append(f"steps: {'all up to date' if not stale else 'stale: ' + '; '.join(stale)}")
+    evaluation = state.digest("als_eval")
+    lines.append(f"evaluation build: {'trained ' + _when(settings.als_eval_dir) if evaluation else 'none yet'}")
+    lines.append(_tuned_line(settings))
+    lines.append("next: run `nextwatch build`" if stale else "next: nothing to build; `nextwatch serve` serves it")
+    return lines
+
+
+def _tuned_line(settings: Settings) -> str:
+    if not settings.tuned_path.is_file():
+        return "tuned: no (run `nextwatch tune` to choose settings on the validation window)"
+    saved = json.loads(settings.tuned_path.read_text(encoding="utf-8"))
+    window = saved.get("validation", {})
+    return (f"tuned: {', '.join(sorted(saved.get('settings', {})))} on {window.get('pairs', '?')} validation pairs "
+            f"({window.get('first', '?')} .. {window.get('last', '?')})")

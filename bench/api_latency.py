@@ -18,6 +18,7 @@ the store time limits (thread-pool hops) cost.
     .venv/bin/python bench/api_latency.py                      # build once, then 8 runs of 60 s
     .venv/bin/python bench/api_latency.py --write BENCHMARKS.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,7 +71,6 @@ def build(settings: Settings, source: Path) -> None:
     from pipelines.embeddings.vectors import build_vectors
     from pipelines.steps import catalog_step, ingest_step, train_step
     from pipelines.tmdb.mapping import apply_records, read_dump
-    from pipelines.vector_build import build_vectors
     from services.stores.build_state import BuildState
     from services.stores.catalog import Catalog
     from services.stores.embedding_cache import EmbeddingCache
@@ -99,8 +99,15 @@ def build(settings: Settings, source: Path) -> None:
     catalog, store = Catalog(settings.catalog_url), open_vector_store(settings)
     cache = EmbeddingCache(settings.embedding_cache_path)
     try:
-        build_vectors(catalog, store, RandomUnitBackend(), cache, BuildState(settings.resolved_data_dir),
-                      state_key="vectors:bench", progress=False)
+        build_vectors(
+            catalog,
+            store,
+            RandomUnitBackend(),
+            cache,
+            BuildState(settings.resolved_data_dir),
+            state_key="vectors:bench",
+            progress=False,
+        )
     finally:
         cache.close()
         store.close()
@@ -181,13 +188,19 @@ def wrk_script(path: Path, ids: Sequence[int], template: str, tag: str) -> Path:
 def run_wrk(base: str, script: Path, seconds: int, connections: int) -> dict[str, Any]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), base],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
-    return {"requests": requests, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "errors": errors + non2xx, "raw": out}
+    return {
+        "requests": requests,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "errors": errors + non2xx,
+        "raw": out,
+    }
 
 
 def server_latencies(log_path: Path, tag: str) -> tuple[np.ndarray, int]:
@@ -208,9 +221,26 @@ def server_latencies(log_path: Path, tag: str) -> tuple[np.ndarray, int]:
 def serve(settings: Settings, port: int, log_path: Path) -> subprocess.Popen:
     env = {**os.environ, "NEXTWATCH_DATA_DIR": str(settings.data_dir), "NEXTWATCH_ACCESS_LOG": "true"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "bench.api_latency:bench_app", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"],
-        cwd=Path(__file__).resolve().parents[1], env=env, stderr=log_path.open("w"), stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "bench.api_latency:bench_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stderr=log_path.open("w"),
+        stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -252,16 +282,22 @@ def measure(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     catalog.close()
     warm_ids, loads = workloads(facts, args.ids, args.seed)
     result: dict[str, Any] = {
-        "movies": len(facts.movie_ids), "series_members": sum(s is not None for s in facts.series_ids),
-        "ids": args.ids, "duration": args.duration, "load_before": os.getloadavg(), "runs": [],
+        "movies": len(facts.movie_ids),
+        "series_members": sum(s is not None for s in facts.series_ids),
+        "ids": args.ids,
+        "duration": args.duration,
+        "load_before": os.getloadavg(),
+        "runs": [],
         "distinct_popular": len(set(loads["popular"])),
     }
     _say("in-process: store time limits on / off")
     result["guards"] = guard_overhead(settings, loads["uniform"][:2000])
     work = Path(tempfile.mkdtemp(prefix="nextwatch-bench-"))
     base = f"http://127.0.0.1:{args.port}"
-    endpoints = {"hybrid": "/movies/{id}/recommendations?strategy=hybrid&k=10",
-                 "seed": SEED_ROUTE.replace("{movie_id}", "{id}") + "?k=10"}
+    endpoints = {
+        "hybrid": "/movies/{id}/recommendations?strategy=hybrid&k=10",
+        "seed": SEED_ROUTE.replace("{movie_id}", "{id}") + "?k=10",
+    }
     for workload, ids in loads.items():
         for connections in args.connections:
             log_path = work / f"server-{workload}-{connections}.log"
@@ -278,10 +314,16 @@ def measure(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
                     time.sleep(1)  # let the last access-log lines reach the file
                     times, bad = server_latencies(log_path, label)
                     run = {
-                        "endpoint": tag, "workload": workload, "connections": connections, "rps": client["rps"],
-                        "requests": client["requests"], "errors": client["errors"] + bad,
-                        "p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90)),
-                        "p99": float(np.percentile(times, 99)), "max": float(times.max()),
+                        "endpoint": tag,
+                        "workload": workload,
+                        "connections": connections,
+                        "rps": client["rps"],
+                        "requests": client["requests"],
+                        "errors": client["errors"] + bad,
+                        "p50": float(np.percentile(times, 50)),
+                        "p90": float(np.percentile(times, 90)),
+                        "p99": float(np.percentile(times, 99)),
+                        "max": float(times.max()),
                         "cpu_ms": cpu * 1000 / max(len(times), 1),
                     }
                     result["runs"].append(run)
@@ -311,61 +353,72 @@ def report(r: dict[str, Any], command: str) -> str:
                 f"{s['p99'] / run['p99']:.2f}x | {s['cpu_ms'] / run['cpu_ms']:.2f}x |"
             )
     load = "load average {:.1f} before, {:.1f} after".format(r["load_before"][0], r["load_after"][0])
-    return "\n".join([
-        "## API",
-        "",
-        f"`{command}` (wrk is the Debian package: `apt-get install -y wrk`)",
-        "",
-        f"{r['movies']:,} movies ({r['series_members']:,} in a series), 384-d vectors in the embedded Qdrant "
-        "(qdrant-edge, HNSW, ef 128), ALS (64 factors) trained on all 32M synthetic ratings, SQLite catalog; one "
-        f"uvicorn worker on 127.0.0.1, restarted for every workload x connections pair (empty caches), 5 s "
-        f"warm-up on other movies, then `wrk -t1 -cN` on loopback for {r['duration']} s per row; every request "
-        f"`k=10`. Workloads of {r['ids']:,} requests (cycled): **uniform** = distinct movies drawn uniformly "
-        "from the catalogue (nothing repeats: the worst case for any cache); **popular** = movies drawn in "
-        f"proportion to their rating counts, i.e. to how often they are watched ({r['distinct_popular']:,} "
-        f"distinct). 2 cores shared with other engineers' work ({load}).",
-        "",
-        "| workload | connections | endpoint | req/s (wrk) | server p50 ms | p90 ms | p99 ms | max ms "
-        "| server CPU ms/req | requests | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-        *rows,
-        "",
-        "Targets for `hybrid` (p50 <= 5 ms, p99 <= 20 ms at the server, >= 300 req/s, no errors): "
-        + "; ".join(_targets(run) for run in r["runs"] if run["endpoint"] == "hybrid") + ".",
-        "",
-        "| workload | connections | throughput hybrid / seed | p50 seed / hybrid | p99 seed / hybrid "
-        "| CPU seed / hybrid |",
-        "|---|---|---|---|---|---|",
-        *ratios,
-        "",
-        "Server latency = from the request reaching the app to the end of its response (the access log's "
-        "`duration_ms`, every request of the run, matched by the X-Request-ID wrk sets); server CPU = the "
-        "uvicorn process's user + system time over the run divided by its requests; errors = socket errors, "
-        "non-2xx answers and non-200 access-log lines.",
-        "",
-        "**seed-style** answers the same requests the way seed 002 did, store by store, nothing cached: a SQL "
-        "query for the movie, one for its series, one vector retrieve + one vector query, one SQL query for "
-        "the titles, no time limits. **hybrid** (this API) checks the id, the series and the filters (adult "
-        "by default) in memory, takes titles from a startup snapshot, keeps the vector / ALS neighbour lists "
-        "of the 20,000 most recently asked movies (`NEXTWATCH_NEIGHBOUR_CACHE_SIZE`), and runs every store "
-        "call under a time limit on a per-store thread pool.",
-        "",
-        f"Cost of the time limits (in-process, hybrid's strategy alone, 2,000 distinct movies, no cache): p50 "
-        f"{g['direct_p50']:.2f} ms without, {g['guarded_p50']:.2f} ms with (p99 {g['direct_p99']:.2f} / "
-        f"{g['guarded_p99']:.2f} ms).",
-        "",
-        "Where the time goes: one HNSW query of qdrant-edge costs ~1.6 ms of CPU here and holds the GIL while "
-        "it runs, so with one worker the vector query bounds throughput whatever the concurrency; the "
-        "uniform workload pays it on every request, the popular one mostly answers from memory. Caveats: "
-        "the vectors are seeded random unit vectors, not multilingual-e5-small embeddings (embedding 87k "
-        "overviews takes ~25 min on 2 cores); structureless vectors are the slowest case for HNSW. The load "
-        "generator runs on the same 2 cores as the server.",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "## API",
+                "",
+                f"`{command}` (wrk is the Debian package: `apt-get install -y wrk`)",
+                "",
+                f"{r['movies']:,} movies ({r['series_members']:,} in a series), 384-d vectors in the embedded Qdrant "
+                "(qdrant-edge, HNSW, ef 128), ALS (64 factors) trained on all 32M synthetic ratings, SQLite catalog; "
+                "one "
+                f"uvicorn worker on 127.0.0.1, restarted for every workload x connections pair (empty caches), 5 s "
+                f"warm-up on other movies, then `wrk -t1 -cN` on loopback for {r['duration']} s per row; every request "
+                f"`k=10`. Workloads of {r['ids']:,} requests (cycled): **uniform** = distinct movies drawn uniformly "
+                "from the catalogue (nothing repeats: the worst case for any cache); **popular** = movies drawn in "
+                f"proportion to their rating counts, i.e. to how often they are watched ({r['distinct_popular']:,} "
+                f"distinct). 2 cores shared with other engineers' work ({load}).",
+                "",
+                "| workload | connections | endpoint | req/s (wrk) | server p50 ms | p90 ms | p99 ms | max ms "
+                "| server CPU ms/req | requests | errors |",
+                "|---|---|---|---|---|---|---|---|---|---|---|",
+                *rows,
+                "",
+                "Targets for `hybrid` (p50 <= 5 ms, p99 <= 20 ms at the server, >= 300 req/s, no errors): "
+                + "; ".join(_targets(run) for run in r["runs"] if run["endpoint"] == "hybrid")
+                + ".",
+                "",
+                "| workload | connections | throughput hybrid / seed | p50 seed / hybrid | p99 seed / hybrid "
+                "| CPU seed / hybrid |",
+                "|---|---|---|---|---|---|",
+                *ratios,
+                "",
+                "Server latency = from the request reaching the app to the end of its response (the access log's "
+                "`duration_ms`, every request of the run, matched by the X-Request-ID wrk sets); server CPU = the "
+                "uvicorn process's user + system time over the run divided by its requests; errors = socket errors, "
+                "non-2xx answers and non-200 access-log lines.",
+                "",
+                "**seed-style** answers the same requests the way seed 002 did, store by store, nothing cached: a SQL "
+                "query for the movie, one for its series, one vector retrieve + one vector query, one SQL query for "
+                "the titles, no time limits. **hybrid** (this API) checks the id, the series and the filters (adult "
+                "by default) in memory, takes titles from a startup snapshot, keeps the vector / ALS neighbour lists "
+                "of the 20,000 most recently asked movies (`NEXTWATCH_NEIGHBOUR_CACHE_SIZE`), and runs every store "
+                "call under a time limit on a per-store thread pool.",
+                "",
+                f"Cost of the time limits (in-process, hybrid's strategy alone, 2,000 distinct movies, no cache): p50 "
+                f"{g['direct_p50']:.2f} ms without, {g['guarded_p50']:.2f} ms with (p99 {g['direct_p99']:.2f} / "
+                f"{g['guarded_p99']:.2f} ms).",
+                "",
+                "Where the time goes: one HNSW query of qdrant-edge costs ~1.6 ms of CPU here and holds the GIL while "
+                "it runs, so with one worker the vector query bounds throughput whatever the concurrency; the "
+                "uniform workload pays it on every request, the popular one mostly answers from memory. Caveats: "
+                "the vectors are seeded random unit vectors, not multilingual-e5-small embeddings (embedding 87k "
+                "overviews takes ~25 min on 2 cores); structureless vectors are the slowest case for HNSW. The load "
+                "generator runs on the same 2 cores as the server.",
+            ]
+        )
+        + "\n"
+    )
 
 
 def _targets(run: dict[str, Any]) -> str:
-    checks = {"p50": run["p50"] <= 5, "p99": run["p99"] <= 20, "throughput": run["rps"] >= 300,
-              "errors": run["errors"] == 0}
+    checks = {
+        "p50": run["p50"] <= 5,
+        "p99": run["p99"] <= 20,
+        "throughput": run["rps"] >= 300,
+        "errors": run["errors"] == 0,
+    }
     missed = [name for name, ok in checks.items() if not ok]
     return f"{run['workload']} x {run['connections']}: " + ("all met" if not missed else "missed " + ", ".join(missed))
 
@@ -387,8 +440,12 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/nextwatch-bench-api"))
     parser.add_argument("--source", type=Path, default=Path("/tmp/ml32m-synth"))
     parser.add_argument("--duration", type=int, default=60)
-    parser.add_argument("--connections", type=lambda v: [int(c) for c in v.split(",")], default=[1, 4],
-                        help="comma-separated: one run per endpoint for each")
+    parser.add_argument(
+        "--connections",
+        type=lambda v: [int(c) for c in v.split(",")],
+        default=[1, 4],
+        help="comma-separated: one run per endpoint for each",
+    )
     parser.add_argument("--ids", type=int, default=20_000)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--seed", type=int, default=7)

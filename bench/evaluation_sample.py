@@ -11,6 +11,7 @@ With ``--served`` it then starts ``nextwatch serve --evaluation`` on a free loop
 runs: the embedded vector store opens in one process at a time), scores it once with ``--through-api``, says
 whether it agrees exactly, and stops it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,10 @@ from services.settings import Settings
 
 
 def metrics(run: EvaluationRun) -> dict:
-    return {n: {k: v for k, v in s.as_dict(run.protocol.k).items() if k not in ("seconds", "qps")}
-            for n, s in run.scores.items()}
+    return {
+        n: {k: v for k, v in s.as_dict(run.protocol.k).items() if k not in ("seconds", "qps")}
+        for n, s in run.scores.items()
+    }
 
 
 def timed(settings: Settings, protocol: Protocol, **kwargs: object) -> tuple[EvaluationRun, float]:
@@ -57,8 +60,11 @@ def served(settings: Settings) -> Iterator[str]:
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     cli = Path(sys.executable).with_name("nextwatch")
-    server = subprocess.Popen([str(cli), "serve", "--evaluation", "--host", "127.0.0.1", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(cli), "serve", "--evaluation", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -90,25 +96,31 @@ def main() -> None:
     identical = all(metrics(run) == metrics(cold) for run, _ in warm)
 
     print(markdown_table(cold))
-    print(f"\n{len(cold.pairs):,} pairs from {cold.users} users, {cold.pairs['prev_movieId'].nunique():,} distinct "
-          f"previous movies; cutoff {cold.as_json()['cutoff']}; identical metrics in all {args.repeat + 1} runs: "
-          f"{'yes' if identical else 'NO'}\n")
+    print(
+        f"\n{len(cold.pairs):,} pairs from {cold.users} users, {cold.pairs['prev_movieId'].nunique():,} distinct "
+        f"previous movies; cutoff {cold.as_json()['cutoff']}; identical metrics in all {args.repeat + 1} runs: "
+        f"{'yes' if identical else 'NO'}\n"
+    )
     print("| strategy | batch seconds, median (min..max) of warm runs | q/s (median) |\n|---|---|---|")
     for name in cold.scores:
         seconds = [run.scores[name].seconds for run, _ in warm]
         qps = statistics.median(run.scores[name].qps for run, _ in warm)
         print(f"| {name} | {statistics.median(seconds):.3f} ({min(seconds):.3f}..{max(seconds):.3f}) | {qps:,.0f} |")
     walls = [s for _, s in warm]
-    print(f"\n`evaluate_step`: cold (evaluation build retrained) {cold_s:.2f} s; warm median "
-          f"{statistics.median(walls):.2f} s (min {min(walls):.2f}); load average at the end "
-          f"{os.getloadavg()[0]:.2f}")
+    print(
+        f"\n`evaluate_step`: cold (evaluation build retrained) {cold_s:.2f} s; warm median "
+        f"{statistics.median(walls):.2f} s (min {min(walls):.2f}); load average at the end "
+        f"{os.getloadavg()[0]:.2f}"
+    )
     if args.served:
         with served(settings) as url:
             over_http, http_s = timed(settings, protocol, through_api=url)
         agree = "yes" if metrics(over_http) == metrics(cold) else "NO"
-        print(f"\n`evaluate --through-api` (POST /recommendations/batch, 100 ids per request, 4 at a time): "
-              f"{http_s:.2f} s; agrees exactly with in-process: {agree}"
-              "; q/s per strategy: " + ", ".join(f"{n} {s.qps:,.0f}" for n, s in over_http.scores.items()))
+        print(
+            f"\n`evaluate --through-api` (POST /recommendations/batch, 100 ids per request, 4 at a time): "
+            f"{http_s:.2f} s; agrees exactly with in-process: {agree}"
+            "; q/s per strategy: " + ", ".join(f"{n} {s.qps:,.0f}" for n, s in over_http.scores.items())
+        )
 
 
 if __name__ == "__main__":

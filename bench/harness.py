@@ -5,6 +5,7 @@ plus the process's own peak RSS (``ru_maxrss``) and the 1-minute load average. T
 (``bench/run_all.py``) spawns each stage with :func:`run_stage`, so peak RSS never accumulates across
 stages, and reads that line back.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,26 +51,43 @@ def run_stage(argv: list[str], log_path: Path) -> dict[str, Any]:
     load_start = os.getloadavg()[0]
     started = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
-        done = subprocess.run([sys.executable, *argv], cwd=ROOT, env=child_env(), stdout=subprocess.PIPE,
-                              stderr=log, text=True, check=False)
+        done = subprocess.run(
+            [sys.executable, *argv],
+            cwd=ROOT,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            check=False,
+        )
         log.write(done.stdout)
     wall = time.perf_counter() - started
     lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
     if done.returncode != 0 or not lines:
         tail = "\n".join(log_path.read_text(encoding="utf-8").splitlines()[-25:])
         raise RuntimeError(f"stage {' '.join(argv)} failed (exit {done.returncode}):\n{tail}")
-    return {**json.loads(lines[-1][len(MARK):]), "wall_seconds": wall, "load1_start": load_start}
+    return {**json.loads(lines[-1][len(MARK) :]), "wall_seconds": wall, "load1_start": load_start}
 
 
 def machine() -> dict[str, Any]:
     """Cores, memory, CPU model, Python and OS of this machine."""
-    mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:"))
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
+    mem_kib = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:")
+    )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
     return {
-        "nproc": os.cpu_count(), "memory_gib": round(mem_kib / 2**20, 1), "cpu": cpu,
-        "python": platform.python_version(), "os": f"{platform.system()} {platform.release()}",
+        "nproc": os.cpu_count(),
+        "memory_gib": round(mem_kib / 2**20, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
     }
 
 

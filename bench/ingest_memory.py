@@ -9,6 +9,7 @@ ids, half-star ratings, 10-digit timestamps) and is cached under --work. Each in
 fresh subprocess that reports its own peak RSS (ru_maxrss, Linux KiB). Prints one JSON line
 per run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,23 +75,29 @@ def main() -> None:
         if not csv.exists():
             t = time.perf_counter()
             synthesize(csv, args.rows)
-            print(f"# wrote {csv} ({csv.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t:.1f}s",
-                  file=sys.stderr)
+            print(
+                f"# wrote {csv} ({csv.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t:.1f}s",
+                file=sys.stderr,
+            )
         source = str(csv.parent)
     out = args.work / "out"
     for _ in range(args.repeat):
         code = CHILD.format(root=str(ROOT), source=source, out=str(out))
         done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
         ratings, users, movies, seconds, peak_kib = done.stdout.split()
-        print(json.dumps({
-            "source": source,
-            "ratings": int(ratings),
-            "users": int(users),
-            "movies": int(movies),
-            "seconds": round(float(seconds), 2),
-            "peak_rss_mib": round(int(peak_kib) / 1024, 1),
-            "ratings_parquet_mib": round((out / "ratings.parquet").stat().st_size / 2**20, 1),
-        }))
+        print(
+            json.dumps(
+                {
+                    "source": source,
+                    "ratings": int(ratings),
+                    "users": int(users),
+                    "movies": int(movies),
+                    "seconds": round(float(seconds), 2),
+                    "peak_rss_mib": round(int(peak_kib) / 1024, 1),
+                    "ratings_parquet_mib": round((out / "ratings.parquet").stat().st_size / 2**20, 1),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

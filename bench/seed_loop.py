@@ -13,6 +13,7 @@ Two adaptations: a movie is in a series when its series_id is not NULL (the seed
 "none" and had only TMDB series; our inferred series have negative ids), and random fill-ins come from a
 seeded generator.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -105,14 +106,22 @@ def seed_evaluate(pairs: pd.DataFrame, rcmd: Callable[[int], list[int]]) -> floa
 def evaluate(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     """evaluate_step on the protocol; per-strategy batch seconds and hit ratios."""
     started = time.perf_counter()
-    run = evaluate_step(settings, Protocol.from_settings(settings, min_ratings=args.min_ratings, pairs=args.pairs, k=K), progress=False)
+    run = evaluate_step(
+        settings, Protocol.from_settings(settings, min_ratings=args.min_ratings, pairs=args.pairs, k=K), progress=False
+    )
     wall = time.perf_counter() - started
     run.pairs.to_parquet(settings.resolved_data_dir / PAIRS_FILE)
-    strategies = {name: {"seconds": s.seconds, "hit_ratio": s.hit_ratio, "queries": s.queries}
-                  for name, s in run.scores.items()}
-    return {"seconds": sum(s["seconds"] for s in strategies.values()), "step_seconds": wall,
-            "als_eval_fit_seconds": run.models["als"]["fit_seconds"], "pairs": len(run.pairs),
-            "distinct_prev": int(run.pairs["prev_movieId"].nunique()), "strategies": strategies}
+    strategies = {
+        name: {"seconds": s.seconds, "hit_ratio": s.hit_ratio, "queries": s.queries} for name, s in run.scores.items()
+    }
+    return {
+        "seconds": sum(s["seconds"] for s in strategies.values()),
+        "step_seconds": wall,
+        "als_eval_fit_seconds": run.models["als"]["fit_seconds"],
+        "pairs": len(run.pairs),
+        "distinct_prev": int(run.pairs["prev_movieId"].nunique()),
+        "strategies": strategies,
+    }
 
 
 def seed(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
@@ -130,13 +139,16 @@ def seed(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
             started = time.perf_counter()
             hit_ratio = seed_evaluate(subset, rcmd)
             seconds = time.perf_counter() - started
-            strategies[name] = {"seconds": seconds, "hit_ratio": hit_ratio, "queries": len(subset),
-                                "seconds_per_pair": seconds / len(subset)}
+            strategies[name] = {
+                "seconds": seconds,
+                "hit_ratio": hit_ratio,
+                "queries": len(subset),
+                "seconds_per_pair": seconds / len(subset),
+            }
     finally:
         store.close()
         db.close()
-    return {"seconds": sum(s["seconds"] for s in strategies.values()), "pairs": len(subset),
-            "strategies": strategies}
+    return {"seconds": sum(s["seconds"] for s in strategies.values()), "pairs": len(subset), "strategies": strategies}
 
 
 STAGES: dict[str, Callable[[Settings, argparse.Namespace], dict[str, Any]]] = {"evaluate": evaluate, "seed": seed}

@@ -1,12 +1,14 @@
 """Time the sequential model build at MovieLens-32M shape, with peak memory.
 
     PYTHONPATH=$PWD /work/main/.venv/bin/python -m pipelines.cli synth --scale 32m --out /tmp/ml32m-synth
-    PYTHONPATH=$PWD OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/sequential_build.py --ratings /tmp/ml32m-synth/ratings.csv
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/sequential_build.py \
+        --ratings /tmp/ml32m-synth/ratings.csv
 
 Reads ``ratings.csv`` (or parquet) with pyarrow, then builds with the given parameters (``--repeat`` times).
 Prints the load time, each build's wall time, the peak RSS sampled every 20 ms during the builds, and the
 process's peak RSS overall (which includes reading the CSV).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +27,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.collaborative.sequential import build_sequential  # noqa: E402
-from services.stores.sequential import SequentialParams  # noqa: E402
+from pipelines.collaborative.sequential import build_sequential
+from services.stores.sequential import SequentialParams
 
 TYPES = {"userId": pa.int32(), "movieId": pa.int32(), "rating": pa.float32(), "timestamp": pa.int64()}
 
@@ -74,25 +76,36 @@ def main() -> None:
     parser.add_argument("--neighbours", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
-    params = SequentialParams(window=args.window, backward_weight=args.backward_weight,
-                              popularity_damping=args.damping, neighbours=args.neighbours, min_rating=None)
+    params = SequentialParams(
+        window=args.window,
+        backward_weight=args.backward_weight,
+        popularity_damping=args.damping,
+        neighbours=args.neighbours,
+        min_rating=None,
+    )
     started = time.perf_counter()
     ratings = read_ratings(args.ratings)
     loaded = time.perf_counter() - started
-    gib = 2 ** 30
-    print(f"loaded {len(ratings):,} ratings, {ratings['userId'].nunique():,} users, "
-          f"{ratings['movieId'].nunique():,} movies in {loaded:.1f} s; RSS {rss_bytes() / gib:.2f} GiB; "
-          f"load avg {os.getloadavg()[0]:.2f}")
+    gib = 2**30
+    print(
+        f"loaded {len(ratings):,} ratings, {ratings['userId'].nunique():,} users, "
+        f"{ratings['movieId'].nunique():,} movies in {loaded:.1f} s; RSS {rss_bytes() / gib:.2f} GiB; "
+        f"load avg {os.getloadavg()[0]:.2f}"
+    )
     print(f"params: {params}")
     with PeakRss() as peak:
         for _ in range(args.repeat):
             started = time.perf_counter()
             model = build_sequential(ratings, params)
-            print(f"build: {time.perf_counter() - started:.1f} s, {model.info['neighbours_kept']:,} neighbours kept "
-                  f"for {model.info['movies']:,} movies; load avg {os.getloadavg()[0]:.2f}")
+            print(
+                f"build: {time.perf_counter() - started:.1f} s, {model.info['neighbours_kept']:,} neighbours kept "
+                f"for {model.info['movies']:,} movies; load avg {os.getloadavg()[0]:.2f}"
+            )
     overall = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(f"peak RSS during the builds: {peak.peak / gib:.2f} GiB (process peak incl. the CSV read: "
-          f"{overall / gib:.2f} GiB)")
+    print(
+        f"peak RSS during the builds: {peak.peak / gib:.2f} GiB (process peak incl. the CSV read: "
+        f"{overall / gib:.2f} GiB)"
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ the store's policy (HNSW above ``exact_search_max_points``) and exact search, an
 what ``NEXTWATCH_QDRANT_URL=:memory:`` selects) and times the upsert and the same kinds of query.
 Timing and recall helpers come from bench/vector_recall.py. Each prints one ``BENCH`` line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,11 +55,17 @@ def _queries(ids: np.ndarray, series_of: dict[int, int], n: int, n_filtered: int
     return [int(m) for m in plain], [(int(m), series_of[int(m)]) for m in filtered]
 
 
-def _latencies(search: Callable[..., list], stored: dict[int, np.ndarray], plain: Sequence[int],
-               filtered: Sequence[tuple[int, int]], **kwargs: Any) -> tuple[dict, dict, list]:
+def _latencies(
+    search: Callable[..., list],
+    stored: dict[int, np.ndarray],
+    plain: Sequence[int],
+    filtered: Sequence[tuple[int, int]],
+    **kwargs: Any,
+) -> tuple[dict, dict, list]:
     plain_ms, plain_res = timed(lambda v, e: search(v, K, e, **kwargs), [(stored[m], [m]) for m in plain])
-    filt_ms, _ = timed(lambda v, e, s: search(v, K, e, series_id=s, **kwargs),
-                       [(stored[m], [m], s) for m, s in filtered])
+    filt_ms, _ = timed(
+        lambda v, e, s: search(v, K, e, series_id=s, **kwargs), [(stored[m], [m], s) for m, s in filtered]
+    )
     return _percentiles(plain_ms), _percentiles(filt_ms), plain_res
 
 
@@ -78,9 +85,17 @@ def edge(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         hnsw = info.points > settings.exact_search_max_points
     finally:
         store.close()
-    return {"points": info.points, "dim": info.dim, "hnsw": hnsw, "hnsw_ef": settings.hnsw_ef,
-            "query": policy, "query_series": policy_filtered, "exact": exact, "exact_series": exact_filtered,
-            f"recall_at_{K}": recall(approx, truth)}
+    return {
+        "points": info.points,
+        "dim": info.dim,
+        "hnsw": hnsw,
+        "hnsw_ef": settings.hnsw_ef,
+        "query": policy,
+        "query_series": policy_filtered,
+        "exact": exact,
+        "exact_series": exact_filtered,
+        f"recall_at_{K}": recall(approx, truth),
+    }
 
 
 def local(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
@@ -107,8 +122,13 @@ def local(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         query, query_series, _ = _latencies(store.search, stored, plain, filtered)
     finally:
         store.close()
-    return {"points": len(ids), "dim": int(matrix.shape[1]), "upsert_seconds": upsert,
-            "query": query, "query_series": query_series}
+    return {
+        "points": len(ids),
+        "dim": int(matrix.shape[1]),
+        "upsert_seconds": upsert,
+        "query": query,
+        "query_series": query_series,
+    }
 
 
 STAGES: dict[str, Callable[[Settings, argparse.Namespace], dict[str, Any]]] = {"edge": edge, "local": local}

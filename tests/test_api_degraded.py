@@ -1,4 +1,5 @@
 """The API when parts of the stack are down: hybrid keeps answering, marked degraded; others say 503."""
+
 from __future__ import annotations
 
 import shutil
@@ -50,8 +51,9 @@ def kill_vectors(client: TestClient, monkeypatch: pytest.MonkeyPatch, failure: o
 
 
 @pytest.mark.parametrize("failure", ["raise", "hang"])
-def test_hybrid_answers_without_the_vector_store(client: TestClient, monkeypatch: pytest.MonkeyPatch,
-                                                 failure: str) -> None:
+def test_hybrid_answers_without_the_vector_store(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
     healthy = client.get("/movies/1/recommendations?k=10").json()
     assert healthy["degraded"] is False and "vector" in {i["source"] for i in healthy["items"]}
     kill_vectors(client, monkeypatch, failure)
@@ -69,8 +71,9 @@ def test_hybrid_answers_without_the_vector_store(client: TestClient, monkeypatch
     assert 'nextwatch_degraded_responses_total{missing="vectors",strategy="hybrid"}' in metrics
 
 
-def test_neighbour_lists_in_memory_outlive_the_vector_store(live_settings: Settings,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_neighbour_lists_in_memory_outlive_the_vector_store(
+    live_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with TestClient(create_app(live_settings)) as client:
         before = client.get("/movies/2/recommendations?k=10").json()
         kill_vectors(client, monkeypatch, "raise")
@@ -107,7 +110,8 @@ def test_a_catalog_that_is_down_is_a_503_not_a_500(client: TestClient, monkeypat
         monkeypatch.setattr(catalog, method, down)
     response = client.get("/movies/1")
     assert response.status_code == 503 and response.json() == {
-        "detail": "catalog unavailable: OSError: database is gone"}
+        "detail": "catalog unavailable: OSError: database is gone"
+    }
     assert client.get("/movies", params={"q": "toy"}).status_code == 503
     assert client.get("/all/").status_code == 503
     assert client.get("/ready").json()["missing"] == ["catalog"]
@@ -129,11 +133,13 @@ def test_without_the_als_model(live_settings: Settings, monkeypatch: pytest.Monk
         assert ready.status_code == 503 and ready.json()["parts"]["collaborative"] == "missing"
 
 
-def test_neighbour_tables_answer_while_the_vector_store_is_down(built_settings: Settings,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_neighbour_tables_answer_while_the_vector_store_is_down(
+    built_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With the build's tables loaded, item-to-item answers never reach the vector store."""
     settings = built_settings.model_copy(
-        update={"store_timeout_seconds": 0.3, "neighbour_cache_size": 0, "fusion_weights": HYBRID})
+        update={"store_timeout_seconds": 0.3, "neighbour_cache_size": 0, "fusion_weights": HYBRID}
+    )
     with TestClient(create_app(settings)) as client:
         assert set(client.app.state.runtime.tables) == {"vector", "collaborative"}
         healthy = client.get("/movies/1/recommendations?k=10").json()

@@ -1,4 +1,5 @@
 """Property-based fuzz of the OpenAPI schema (schemathesis, in-process ASGI): no input gives a 5xx."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -56,8 +57,9 @@ def test_no_input_gives_a_server_error(
     operation = schema[path][method]
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    )
     def fuzz(case: schemathesis.Case) -> None:
         response = case.call()
         assert response.status_code < 500, f"{method} {case.formatted_path}: {response.status_code} {response.text}"

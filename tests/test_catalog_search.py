@@ -1,4 +1,5 @@
 """Catalog search (title substring, genre), series lookup and ping on SQLite and PostgreSQL, in Korean."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -35,13 +36,25 @@ def catalog(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     cat = Catalog(url)
     try:
         cat.create_schema()
-        cat.upsert_series([{"series_id": 7, "series_title": "토이 스토리 시리즈", "inferred": "N", "useyn": "Y",
-                            "regtime": STAMP}])
-        cat.upsert_movies([
-            {"movie_id": m, "movie_title": title, "original_title": original, "genres": genres, "adult": adult,
-             "rating_count": count, "series_id": series, "useyn": "N" if m == 6 else "Y", "regtime": STAMP}
-            for m, title, original, genres, adult, count, series in MOVIES
-        ])
+        cat.upsert_series(
+            [{"series_id": 7, "series_title": "토이 스토리 시리즈", "inferred": "N", "useyn": "Y", "regtime": STAMP}]
+        )
+        cat.upsert_movies(
+            [
+                {
+                    "movie_id": m,
+                    "movie_title": title,
+                    "original_title": original,
+                    "genres": genres,
+                    "adult": adult,
+                    "rating_count": count,
+                    "series_id": series,
+                    "useyn": "N" if m == 6 else "Y",
+                    "regtime": STAMP,
+                }
+                for m, title, original, genres, adult, count, series in MOVIES
+            ]
+        )
         yield cat
     finally:
         cat.close()

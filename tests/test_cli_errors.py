@@ -4,6 +4,7 @@ problem and the command that fixes it, never a traceback (unless `--debug`).
 The states are cheap: a tiny release (30 movies) ingested, catalogued and trained, no embeddings;
 tests/test_cli_errors_built.py covers the states that need real vectors.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -18,9 +19,15 @@ from tests.support.data import write_release
 from tests.support.tmdb_data import cli_env, nextwatch
 
 COMMANDS = {
-    "ingest": ["ingest", "--quiet"], "catalog": ["catalog"], "embed": ["embed", "--quiet"],
-    "embed --dry-run": ["embed", "--dry-run"], "train": ["train", "--quiet"], "build": ["build", "--quiet"],
-    "tune": ["tune"], "evaluate": ["evaluate", "--quiet"], "serve --evaluation": ["serve", "--evaluation"],
+    "ingest": ["ingest", "--quiet"],
+    "catalog": ["catalog"],
+    "embed": ["embed", "--quiet"],
+    "embed --dry-run": ["embed", "--dry-run"],
+    "train": ["train", "--quiet"],
+    "build": ["build", "--quiet"],
+    "tune": ["tune"],
+    "evaluate": ["evaluate", "--quiet"],
+    "serve --evaluation": ["serve", "--evaluation"],
     "serve": ["serve"],
 }
 
@@ -133,22 +140,37 @@ DAMAGE = {"garbage": garbage, "truncated": truncate}
 
 # (stage, damaged file in the data dir, commands) -> what the one line must name
 DAMAGED = [
-    ("trained", "ratings.parquet", ("catalog", "train", "tune", "evaluate"),
-     ("ratings.parquet", "nextwatch ingest --force")),
+    (
+        "trained",
+        "ratings.parquet",
+        ("catalog", "train", "tune", "evaluate"),
+        ("ratings.parquet", "nextwatch ingest --force"),
+    ),
     ("trained", "movies.parquet", ("catalog",), ("movies.parquet", "nextwatch ingest --force")),
     ("trained", "als/model.npz", ("serve",), ("ALS model", "nextwatch train --force")),
     ("trained", "als/model.json", ("serve",), ("ALS model", "nextwatch train --force")),
     ("trained", "tuned.json", ("train", "evaluate", "serve"), ("tuned.json", "nextwatch tune")),
-    ("catalogued", "catalog.sqlite", ("catalog", "embed", "embed --dry-run", "tune", "evaluate", "serve"),
-     ("catalog.sqlite", "nextwatch catalog")),
+    (
+        "catalogued",
+        "catalog.sqlite",
+        ("catalog", "embed", "embed --dry-run", "tune", "evaluate", "serve"),
+        ("catalog.sqlite", "nextwatch catalog"),
+    ),
     ("catalogued", "embedding_cache.sqlite", ("embed", "embed --dry-run"), ("embedding cache", "nextwatch embed")),
 ]
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
 @pytest.mark.parametrize(("stage", "name", "commands", "needles"), DAMAGED, ids=[d[1] for d in DAMAGED])
-def test_damaged_artifact(stages: dict[str, Path], data_dir: Path, stage: str, name: str,
-                          commands: tuple[str, ...], needles: tuple[str, ...], damage: str) -> None:
+def test_damaged_artifact(
+    stages: dict[str, Path],
+    data_dir: Path,
+    stage: str,
+    name: str,
+    commands: tuple[str, ...],
+    needles: tuple[str, ...],
+    damage: str,
+) -> None:
     at(stages, stage, data_dir)
     path = data_dir / name
     if not path.exists():  # tuned.json, the embedding cache: not made by the cheap stages
@@ -189,8 +211,9 @@ def test_a_missing_source(data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_p
     fails(invoke("ingest"), "ml-latest-small.zip", "nextwatch ingest --source")
 
 
-def test_the_database_password_is_never_shown(stages: dict[str, Path], data_dir: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_database_password_is_never_shown(
+    stages: dict[str, Path], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     at(stages, "ingested", data_dir)
     monkeypatch.setenv("NEXTWATCH_DATABASE_URL", "postgresql+psycopg://nextwatch:s3cr3t-pw@127.0.0.1:1/nextwatch")
     for command in ("catalog", "embed --dry-run", "evaluate"):
@@ -198,8 +221,9 @@ def test_the_database_password_is_never_shown(stages: dict[str, Path], data_dir:
         assert "s3cr3t-pw" not in line
 
 
-def test_an_unexpected_error_names_itself_and_debug(stages: dict[str, Path], data_dir: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unexpected_error_names_itself_and_debug(
+    stages: dict[str, Path], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     at(stages, "catalogued", data_dir)
 
     def broken(*args: object, **kwargs: object) -> None:
@@ -211,11 +235,14 @@ def test_an_unexpected_error_names_itself_and_debug(stages: dict[str, Path], dat
     assert result.exit_code != 0 and isinstance(result.exception, KeyError)
 
 
-@pytest.mark.parametrize(("stage", "command", "fix"), [
-    ("ingested", "embed", "nextwatch catalog"),
-    ("ingested", "serve", "nextwatch catalog"),
-    ("trained", "serve --evaluation", "nextwatch evaluate"),
-])
+@pytest.mark.parametrize(
+    ("stage", "command", "fix"),
+    [
+        ("ingested", "embed", "nextwatch catalog"),
+        ("ingested", "serve", "nextwatch catalog"),
+        ("trained", "serve --evaluation", "nextwatch evaluate"),
+    ],
+)
 def test_the_real_cli(stages: dict[str, Path], tmp_path: Path, stage: str, command: str, fix: str) -> None:
     """As a process: one line on stderr, nothing on stdout, exit code 1; `--debug` shows the traceback."""
     data = at(stages, stage, tmp_path / "data")

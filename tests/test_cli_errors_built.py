@@ -1,5 +1,6 @@
 """One-line errors on a fully built data dir (real vectors) with one artifact damaged, and the rebuilds
 the lines name actually repairing it."""
+
 from __future__ import annotations
 
 from pathlib import Path

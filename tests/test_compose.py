@@ -1,6 +1,7 @@
 """compose.yaml, validated without a Docker engine: the Compose specification's JSON schema, the services
 the README names, pinned images, build contexts, secrets from .env, and the settings the api and the
 pipeline need."""
+
 from __future__ import annotations
 
 import re
@@ -47,7 +48,9 @@ def test_compose_file_matches_the_compose_specification() -> None:
     checker = Path(sys.executable).with_name("check-jsonschema")
     result = subprocess.run(
         [str(checker), "--builtin-schema", "vendor.compose-spec", str(ROOT / "compose.yaml")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -100,8 +103,8 @@ def test_app_image_runs_the_api_as_non_root_with_a_health_check() -> None:
     assert re.search(r"^HEALTHCHECK .*\n?.*/health", dockerfile, flags=re.MULTILINE)
     assert 'CMD ["nextwatch", "serve", "--host", "0.0.0.0"]' in dockerfile
     # dependencies in a layer of their own, before the code is copied
-    assert dockerfile.index("COPY pyproject.toml") < dockerfile.index("pip install -r") < dockerfile.index(
-        "COPY services"
+    assert (
+        dockerfile.index("COPY pyproject.toml") < dockerfile.index("pip install -r") < dockerfile.index("COPY services")
     )
     assert ".env" in (ROOT / ".dockerignore").read_text().split()
 
@@ -134,8 +137,14 @@ def test_app_services_get_every_setting_they_need(service: str, monkeypatch: pyt
     fields = {f"NEXTWATCH_{name.upper()}" for name in Settings.model_fields}
     unknown = {k for k in env if k.startswith("NEXTWATCH_")} - fields
     assert not unknown, f"{service}: no such setting {unknown}"
-    assert {"NEXTWATCH_DATA_DIR", "NEXTWATCH_DATABASE_URL", "NEXTWATCH_QDRANT_URL", "NEXTWATCH_QDRANT_API_KEY",
-            "NEXTWATCH_EMBEDDING_BACKEND", "OPENAI_BASE_URL"} <= env.keys()
+    assert {
+        "NEXTWATCH_DATA_DIR",
+        "NEXTWATCH_DATABASE_URL",
+        "NEXTWATCH_QDRANT_URL",
+        "NEXTWATCH_QDRANT_API_KEY",
+        "NEXTWATCH_EMBEDDING_BACKEND",
+        "OPENAI_BASE_URL",
+    } <= env.keys()
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(ROOT / "sql")  # no stray .env

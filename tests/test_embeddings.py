@@ -1,4 +1,5 @@
 """Embedding cache, content texts, the local backend, token estimates, batching and the --dry-run plan."""
+
 from __future__ import annotations
 
 import hashlib
@@ -74,8 +75,12 @@ def test_content_text_prefers_overview_and_collapses_whitespace():
 
 
 def test_content_text_falls_back_to_title_year_genres():
-    row = {"overview": None, "movie_title": "Toy Story", "release_date": date(1995, 1, 1),
-           "genres": "Adventure|Animation"}
+    row = {
+        "overview": None,
+        "movie_title": "Toy Story",
+        "release_date": date(1995, 1, 1),
+        "genres": "Adventure|Animation",
+    }
     assert content_text(row) == "Toy Story (1995). Adventure, Animation"
     assert content_text({"movie_title": "Untitled", "genres": ""}) == "Untitled"
 
@@ -112,8 +117,9 @@ def test_default_model_depends_on_the_backend(monkeypatch):
     backend = make_backend(Settings(embedding_backend="openai", embedding_model="text-embedding-ada-002"))
     assert isinstance(backend, OpenAIBackend) and (backend.model, backend.dim) == ("text-embedding-ada-002", 1536)
     with pytest.raises(EmbeddingError, match="always returns 1536"):
-        make_backend(Settings(embedding_backend="openai", embedding_model="text-embedding-ada-002",
-                              embedding_dimensions=512))
+        make_backend(
+            Settings(embedding_backend="openai", embedding_model="text-embedding-ada-002", embedding_dimensions=512)
+        )
 
 
 # -- cache ---------------------------------------------------------------------------------------
@@ -177,13 +183,19 @@ def test_openai_cache_key_follows_what_shapes_the_vectors():
 
 # (text, tokens by the real cl100k_base tokenizer), counted offline during development
 CL100K = [
-    ("어린 시절 가장 친한 친구였던 두 남자가 성인이 되어 다시 만나게 되면서 벌어지는 이야기. 감독 봉준호의 세 번째 "
-     "장편 영화로, 2006년 개봉했다.", 85),
+    (
+        "어린 시절 가장 친한 친구였던 두 남자가 성인이 되어 다시 만나게 되면서 벌어지는 이야기. 감독 봉준호의 세 번째 "
+        "장편 영화로, 2006년 개봉했다.",
+        85,
+    ),
     (KO_OVERVIEW, 89),
-    ("Led by Woody, Andy's toys live happily in his room until Andy's birthday brings Buzz Lightyear onto "
-     "the scene. Afraid of losing his place in Andy's heart, Woody plots against Buzz. But when "
-     "circumstances separate Buzz and Woody from their owner, the duo eventually learns to put aside their "
-     "differences.", 61),
+    (
+        "Led by Woody, Andy's toys live happily in his room until Andy's birthday brings Buzz Lightyear onto "
+        "the scene. Afraid of losing his place in Andy's heart, Woody plots against Buzz. But when "
+        "circumstances separate Buzz and Woody from their owner, the duo eventually learns to put aside their "
+        "differences.",
+        61,
+    ),
     ("Toy Story (1995). Adventure, Animation, Children, Comedy, Fantasy", 15),
     ("뷁 똠 햏 쀍 꿻 휐 퓳 얌 뽈 쭹", 29),  # rare syllables: BPE falls back to bytes
 ]
@@ -264,20 +276,43 @@ def tiny_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A data dir whose catalog holds six movies (Korean overviews and title-only ones)."""
     from services.stores.catalog import Catalog
 
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NEXTWATCH_EMBEDDING_MODEL", "NEXTWATCH_QDRANT_URL",
-                "NEXTWATCH_EMBEDDING_BACKEND", "NEXTWATCH_DATABASE_URL", "NEXTWATCH_COLLECTION"):
+    for var in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "NEXTWATCH_EMBEDDING_MODEL",
+        "NEXTWATCH_QDRANT_URL",
+        "NEXTWATCH_EMBEDDING_BACKEND",
+        "NEXTWATCH_DATABASE_URL",
+        "NEXTWATCH_COLLECTION",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NEXTWATCH_DATA_DIR", str(tmp_path))
     catalog = Catalog(Settings().catalog_url)
     catalog.create_schema()
-    overviews = [CL100K[0][0], KO_OVERVIEW, "1945년 여름, 뉴욕의 마피아 대부 비토 콜레오네의 딸 코니의 결혼식.", None, None,
-                 CL100K[2][0]]
-    catalog.upsert_movies([
-        {"movie_id": i + 1, "movie_title": f"Movie {i + 1}", "original_title": f"Movie {i + 1}",
-         "overview": overview, "release_date": date(2000 + i, 1, 1), "genres": "Drama|Comedy",
-         "adult": "N", "useyn": "Y", "regtime": datetime(2024, 1, 1)}
-        for i, overview in enumerate(overviews)
-    ])
+    overviews = [
+        CL100K[0][0],
+        KO_OVERVIEW,
+        "1945년 여름, 뉴욕의 마피아 대부 비토 콜레오네의 딸 코니의 결혼식.",
+        None,
+        None,
+        CL100K[2][0],
+    ]
+    catalog.upsert_movies(
+        [
+            {
+                "movie_id": i + 1,
+                "movie_title": f"Movie {i + 1}",
+                "original_title": f"Movie {i + 1}",
+                "overview": overview,
+                "release_date": date(2000 + i, 1, 1),
+                "genres": "Drama|Comedy",
+                "adult": "N",
+                "useyn": "Y",
+                "regtime": datetime(2024, 1, 1),
+            }
+            for i, overview in enumerate(overviews)
+        ]
+    )
     catalog.close()
     return tmp_path
 
@@ -323,8 +358,13 @@ def test_build_refuses_same_size_model_switch_before_embedding_anything(tmp_path
     class FakeCatalog:
         def content_rows(self):
             for i in range(5):
-                yield {"movie_id": i + 1, "overview": f"movie number {i}", "genres": "Drama",
-                       "release_date": date(2001, 1, 1), "series_id": None}
+                yield {
+                    "movie_id": i + 1,
+                    "overview": f"movie number {i}",
+                    "genres": "Drama",
+                    "release_date": date(2001, 1, 1),
+                    "series_id": None,
+                }
 
     settings = Settings(data_dir=tmp_path)
     store = open_vector_store(settings)

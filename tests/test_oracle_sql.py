@@ -1,5 +1,6 @@
 """Oracle, verified by compilation (no Oracle server runs here): sql/oracle matches the SQLAlchemy
 metadata, and the catalog's MERGE upsert has the expected text and bind parameters."""
+
 from __future__ import annotations
 
 import re
@@ -76,7 +77,8 @@ def test_sql_files_match_the_sqlalchemy_metadata() -> None:
 def test_schema_belongs_to_the_app_user_and_stops_on_errors() -> None:
     statements = [_normal(s) for s in _sql_file_statements(SQL_DIR / "02_schema.sql")]
     assert statements[:3] == [
-        "WHENEVER SQLERROR EXIT SQL.SQLCODE", "ALTER SESSION SET CONTAINER = FREEPDB1",
+        "WHENEVER SQLERROR EXIT SQL.SQLCODE",
+        "ALTER SESSION SET CONTAINER = FREEPDB1",
         "ALTER SESSION SET CURRENT_SCHEMA = NEXTWATCH",
     ]
     user_script = (SQL_DIR / "01_app_user.sh").read_text(encoding="utf-8")
@@ -102,9 +104,13 @@ def test_merge_text_and_binds() -> None:
     assert compiled.construct_params(row) == row
 
 
-@pytest.mark.parametrize(("table", "key", "columns"), [
-    (movie_table, "movie_id", MOVIE_COLUMNS), (series_table, "series_id", SERIES_COLUMNS),
-])
+@pytest.mark.parametrize(
+    ("table", "key", "columns"),
+    [
+        (movie_table, "movie_id", MOVIE_COLUMNS),
+        (series_table, "series_id", SERIES_COLUMNS),
+    ],
+)
 def test_full_row_merge_binds_every_column_with_its_type(table, key, columns) -> None:
     compiled = oracle_merge(table, key, columns).compile(dialect=DIALECT)
     sql = str(compiled)

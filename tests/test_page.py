@@ -1,4 +1,5 @@
 """The explorer page end to end: a real Chromium (Playwright) against the API served by uvicorn."""
+
 from __future__ import annotations
 
 import shutil
@@ -17,8 +18,16 @@ from services.stores.catalog import Catalog
 from tests.support.servers import private_copy, running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 KOREAN = {1: "토이 스토리", 3114: "토이 스토리 2", 78499: "토이 스토리 3"}
 SCREENSHOTS = Path(__file__).parents[1] / "reports" / "screenshots"
 K = 10
@@ -112,8 +121,12 @@ def wait_for_lists(page: sync_api.Page) -> None:
 
 
 def listed(page: sync_api.Page, strategy: str) -> list[int]:
-    return [int(v) for v in page.locator(f'[data-strategy="{strategy}"] li.rec').evaluate_all(
-        "nodes => nodes.map(n => n.dataset.movieId)")]
+    return [
+        int(v)
+        for v in page.locator(f'[data-strategy="{strategy}"] li.rec').evaluate_all(
+            "nodes => nodes.map(n => n.dataset.movieId)"
+        )
+    ]
 
 
 def open_toy_story(page: sync_api.Page, base_url: str) -> None:
@@ -125,8 +138,9 @@ def open_toy_story(page: sync_api.Page, base_url: str) -> None:
     wait_for_lists(page)
 
 
-def test_title_search_opens_the_movie_with_every_strategy(page: sync_api.Page, base_url: str,
-                                                          problems: Problems) -> None:
+def test_title_search_opens_the_movie_with_every_strategy(
+    page: sync_api.Page, base_url: str, problems: Problems
+) -> None:
     open_toy_story(page, base_url)
     assert page.locator("#movie-title").inner_text() == "토이 스토리"
     assert page.locator(".original").inner_text() == "Toy Story"

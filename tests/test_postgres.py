@@ -1,5 +1,6 @@
 """PostgreSQL, executed: a throwaway server from the installed binaries, the real pipeline steps and
 the API against it (Korean text, idempotent re-runs, batched upserts)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -41,8 +42,13 @@ def tiny_release(sample: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory)
 @pytest.fixture(scope="module")
 def pg_settings(pg_url: str, tiny_release: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The whole offline build with the catalog in PostgreSQL."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("pg-data"), source=str(tiny_release), database_url=pg_url,
-                        als_factors=8, als_iterations=3)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("pg-data"),
+        source=str(tiny_release),
+        database_url=pg_url,
+        als_factors=8,
+        als_iterations=3,
+    )
     steps.build(settings, progress=False)
     return settings
 
@@ -101,8 +107,17 @@ def test_rerunning_the_pipeline_changes_nothing(pg_settings: Settings, catalog: 
 
 def test_batched_upserts_insert_update_and_leave_other_columns(catalog: Catalog) -> None:
     stamp = datetime(2026, 1, 1, 12)
-    rows = [{"movie_id": 900_000 + i, "movie_title": f"영화 {i}", "overview": "줄거리", "adult": "N", "useyn": "Y",
-             "regtime": stamp} for i in range(2500)]  # more than one executemany batch
+    rows = [
+        {
+            "movie_id": 900_000 + i,
+            "movie_title": f"영화 {i}",
+            "overview": "줄거리",
+            "adult": "N",
+            "useyn": "Y",
+            "regtime": stamp,
+        }
+        for i in range(2500)
+    ]  # more than one executemany batch
     assert catalog.upsert_movies(rows) == 2500
     assert catalog.upsert_movies([{"movie_id": 900_001, "movie_title": "영화 하나", "regtime": stamp}]) == 1
     catalog.update_movies([{"movie_id": 900_002, "rating_count": 42}])

@@ -1,4 +1,5 @@
 """`nextwatch evaluate --report DIR`: report.json, report.md and hit_ratio.png, and clear errors on bad input."""
+
 from __future__ import annotations
 
 import json
@@ -30,26 +31,54 @@ def test_report_files(data_dir: Path, tmp_path: Path) -> None:
     assert "HR@5 [95% CI]" in result.output and "cutoff" in result.output
 
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    assert {"mode", "protocol", "pairs", "users", "test_window", "cutoff_timestamp", "cutoff", "data", "models",
-            "strategies", "reference", "seconds"} <= set(report)
-    assert report["protocol"] == {"min_ratings": 20, "pairs": 400, "k": 5, "seed": 7, "resamples": 1000,
-                                  "confidence": 0.95, "resampled": "users"}
+    assert {
+        "mode",
+        "protocol",
+        "pairs",
+        "users",
+        "test_window",
+        "cutoff_timestamp",
+        "cutoff",
+        "data",
+        "models",
+        "strategies",
+        "reference",
+        "seconds",
+    } <= set(report)
+    assert report["protocol"] == {
+        "min_ratings": 20,
+        "pairs": 400,
+        "k": 5,
+        "seed": 7,
+        "resamples": 1000,
+        "confidence": 0.95,
+        "resampled": "users",
+    }
     assert report["pairs"] == 400 and report["users"] >= 1
     assert report["models"]["trained_before"] == report["cutoff_timestamp"]
     assert report["models"]["als"]["max_timestamp"] < report["cutoff_timestamp"]
     for scores in report["strategies"].values():
-        assert {"hr@5", "hr@5_ci", "ndcg@5", "ndcg@5_ci", "mrr@5", "mrr@5_ci", "coverage", "answered", "qps",
-                "seconds"} <= set(scores)
+        assert {
+            "hr@5",
+            "hr@5_ci",
+            "ndcg@5",
+            "ndcg@5_ci",
+            "mrr@5",
+            "mrr@5_ci",
+            "coverage",
+            "answered",
+            "qps",
+            "seconds",
+        } <= set(scores)
         lo, hi = scores["hr@5_ci"]
         assert lo <= scores["hr@5"] <= hi
-    assert report["reference"]["hr@10"] == {"random": 0.0, "series": 0.0603, "vector": 0.0683,
-                                            "series+vector": 0.0653}
+    assert report["reference"]["hr@10"] == {"random": 0.0, "series": 0.0603, "vector": 0.0683, "series+vector": 0.0653}
     assert len(report["data"]["sha256"]) == 64
 
     markdown = (out / "report.md").read_text(encoding="utf-8")
     assert f"cutoff: {report['cutoff']}" in markdown
     assert "| strategy | HR@5 [95% CI] |" in markdown
-    reference = markdown[markdown.index("## Reference"):]
+    reference = markdown[markdown.index("## Reference") :]
     assert "MovieLens 32M" in reference and "another dataset" in reference
     assert all(f"{v:.4f}" in reference for v in (0.0603, 0.0683, 0.0653))
     assert report["data"]["sha256"] in markdown

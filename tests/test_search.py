@@ -1,4 +1,5 @@
 """The explorer page's API routes: meaning search (/search), /strategies, /genres, the report files, the page."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,4 +1,5 @@
 """Sequential co-visitation: exact counts, pruning, persistence, determinism and no leakage."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,9 @@ from services.stores.sequential import SequentialModel, SequentialParams
 
 
 def params(window: int = 2, b: float = 0.5, beta: float = 0.0, n: int = 100, min_rating: float | None = None):
-    return SequentialParams(window=window, backward_weight=b, popularity_damping=beta, neighbours=n,
-                            min_rating=min_rating)
+    return SequentialParams(
+        window=window, backward_weight=b, popularity_damping=beta, neighbours=n, min_rating=min_rating
+    )
 
 
 def frame(rows: list[tuple[int, int, int]], rating: float = 4.0) -> pd.DataFrame:
@@ -81,8 +83,10 @@ def test_window_bounds_the_distance_and_backward_weight_zero():
 @pytest.mark.parametrize("window,b,beta", [(1, 0.0, 0.0), (3, 0.5, 0.0), (5, 1.0, 0.5), (12, 2.0, 1.0)])
 def test_matches_plain_loops_on_random_sequences(window: int, b: float, beta: float):
     rng = np.random.default_rng(window)
-    rows = [(int(u), int(m), int(t)) for u, m, t in zip(rng.integers(0, 30, 900), rng.integers(0, 60, 900),
-                                                       rng.integers(0, 200, 900))]  # repeats and equal times
+    rows = [
+        (int(u), int(m), int(t))
+        for u, m, t in zip(rng.integers(0, 30, 900), rng.integers(0, 60, 900), rng.integers(0, 200, 900))
+    ]  # repeats and equal times
     ratings = frame(rows)
     p = params(window=window, b=b, beta=beta, n=1000)
     scores, viewers = reference(ratings, p)
@@ -97,8 +101,12 @@ def test_matches_plain_loops_on_random_sequences(window: int, b: float, beta: fl
 
 def test_pruning_keeps_the_top_n_by_score_then_movie_id():
     rng = np.random.default_rng(7)
-    ratings = frame([(int(u), int(m), int(t)) for u, m, t in zip(rng.integers(0, 40, 2000), rng.integers(0, 50, 2000),
-                                                                 rng.integers(0, 10**6, 2000))])
+    ratings = frame(
+        [
+            (int(u), int(m), int(t))
+            for u, m, t in zip(rng.integers(0, 40, 2000), rng.integers(0, 50, 2000), rng.integers(0, 10**6, 2000))
+        ]
+    )
     p = params(window=4, b=0.5, n=3)
     scores, _ = reference(ratings, p)
     model = build_sequential(ratings, p)
@@ -111,13 +119,19 @@ def test_pruning_keeps_the_top_n_by_score_then_movie_id():
 
 def test_blocks_row_order_and_min_rating_do_not_change_the_result():
     rng = np.random.default_rng(3)
-    ratings = frame([(int(u), int(m), int(t)) for u, m, t in zip(rng.integers(0, 50, 3000), rng.integers(0, 80, 3000),
-                                                                 rng.integers(0, 500, 3000))])
+    ratings = frame(
+        [
+            (int(u), int(m), int(t))
+            for u, m, t in zip(rng.integers(0, 50, 3000), rng.integers(0, 80, 3000), rng.integers(0, 500, 3000))
+        ]
+    )
     ratings["rating"] = rng.choice([1.0, 3.0, 5.0], len(ratings))
     p = params(window=5, b=0.5, beta=0.25, n=20)
     whole = build_sequential(ratings, p)
-    for other in (build_sequential(ratings, p, block_pairs=1),
-                  build_sequential(ratings.sample(frac=1.0, random_state=1), p)):
+    for other in (
+        build_sequential(ratings, p, block_pairs=1),
+        build_sequential(ratings.sample(frac=1.0, random_state=1), p),
+    ):
         for name in ("item_ids", "indptr", "indices", "scores", "viewer_counts"):
             assert np.array_equal(getattr(whole, name), getattr(other, name)), name
     liked = build_sequential(ratings, params(window=5, b=0.5, beta=0.25, n=20, min_rating=3.0))
@@ -173,13 +187,20 @@ def test_params_have_no_defaults_and_are_checked():
 
 def test_no_leakage_ratings_after_the_cutoff_change_nothing():
     rng = np.random.default_rng(11)
-    rows = [(int(u), int(m), int(t)) for u, m, t in zip(rng.integers(0, 30, 1500), rng.integers(0, 60, 1500),
-                                                       rng.integers(0, 100 * DAY_SECONDS, 1500))]
+    rows = [
+        (int(u), int(m), int(t))
+        for u, m, t in zip(
+            rng.integers(0, 30, 1500), rng.integers(0, 60, 1500), rng.integers(0, 100 * DAY_SECONDS, 1500)
+        )
+    ]
     ratings = frame(rows)
     cutoff = 60 * DAY_SECONDS
-    later = frame([(int(u), int(m), cutoff + int(t)) for u, m, t in zip(rng.integers(0, 40, 500),
-                                                                        rng.integers(0, 90, 500),
-                                                                        rng.integers(0, 10**6, 500))])
+    later = frame(
+        [
+            (int(u), int(m), cutoff + int(t))
+            for u, m, t in zip(rng.integers(0, 40, 500), rng.integers(0, 90, 500), rng.integers(0, 10**6, 500))
+        ]
+    )
     before = ratings[ratings["timestamp"] < cutoff]
     grown = pd.concat([ratings, later], ignore_index=True)
     p = params(window=4, b=0.5, beta=0.5, n=10)
@@ -191,8 +212,9 @@ def test_no_leakage_ratings_after_the_cutoff_change_nothing():
 
 def test_recent_popularity_counts_only_the_last_days_before_the_cutoff():
     day = DAY_SECONDS
-    ratings = frame([(1, 1, 10 * day), (2, 1, 10 * day), (1, 2, 3 * day), (3, 2, 11 * day), (4, 3, 12 * day - 1),
-                     (5, 4, 12 * day)])
+    ratings = frame(
+        [(1, 1, 10 * day), (2, 1, 10 * day), (1, 2, 3 * day), (3, 2, 11 * day), (4, 3, 12 * day - 1), (5, 4, 12 * day)]
+    )
     assert recent_popularity(ratings, 12 * day, 2) == {1: 2, 2: 1, 3: 1}
     assert recent_popularity(ratings, 12 * day, 1) == {2: 1, 3: 1}
     source = RecentPopularSource(recent_popularity(ratings, 12 * day, 2))

@@ -1,4 +1,5 @@
 """The data dir keeps the user's release: builds reuse its source, a new source replaces it, TMDB data stays."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,10 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def korean_checkpoint(path: Path) -> Path:
     """Our own TMDB checkpoint format (JSON Lines) with the Korean records of Toy Story 1-3."""
-    lines = [{"tmdb_id": t, "status": "ok", "fetched_at": "2026-01-01T00:00:00+00:00", "language": "ko-KR",
-              "data": r} for t, r in toy_story_records().items()]
+    lines = [
+        {"tmdb_id": t, "status": "ok", "fetched_at": "2026-01-01T00:00:00+00:00", "language": "ko-KR", "data": r}
+        for t, r in toy_story_records().items()
+    ]
     path.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
     return path
 
@@ -63,9 +66,7 @@ def active_ids(settings: Settings) -> set[int]:
         catalog.close()
 
 
-def test_build_keeps_the_users_release_and_a_new_source_replaces_it(
-    sample: pd.DataFrame, tmp_path: Path, cli
-) -> None:
+def test_build_keeps_the_users_release_and_a_new_source_replaces_it(sample: pd.DataFrame, tmp_path: Path, cli) -> None:
     mine = my_release(sample, tmp_path / "mine", 120)
     cli("ingest", "--source", str(mine), "--quiet")
     cli("catalog")
@@ -75,7 +76,8 @@ def test_build_keeps_the_users_release_and_a_new_source_replaces_it(
 
     settings = Settings()
     release = pd.read_csv(mine / "ratings.csv").astype(
-        {"userId": "int32", "movieId": "int32", "rating": "float32", "timestamp": "int64"})  # ingest's schema
+        {"userId": "int32", "movieId": "int32", "rating": "float32", "timestamp": "int64"}
+    )  # ingest's schema
     assert ratings_fingerprint(pd.read_parquet(settings.ratings_path)) == ratings_fingerprint(release)
     assert active_ids(settings) == set(pd.read_csv(mine / "movies.csv")["movieId"])
     only_in_sample = int(sample.loc[~sample["movieId"].isin(release["movieId"]), "movieId"].iloc[0])
@@ -116,4 +118,5 @@ def test_an_unreadable_source_record_is_a_one_line_error(tmp_path: Path, cli) ->
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         f"error: {data / 'source.json'} is unreadable (JSONDecodeError): "
-        "run `nextwatch ingest --source <release> --force`"]
+        "run `nextwatch ingest --source <release> --force`"
+    ]

@@ -1,4 +1,5 @@
 """Every strategy's invariants on a hand-made catalogue with in-memory vectors and ALS stand-ins."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -14,9 +15,14 @@ from tests.support.fakes import IDS, SERIES, ExactVectors, FakeALS, standard
 def strategies():
     series = SeriesSource(IDS, [SERIES.get(m) for m in IDS], [date(1990 + m, 1, 1) for m in IDS])
     return standard(
-        movie_ids=IDS, series=series, popularity={m: 100 - m for m in IDS},
-        vectors=ExactVectors(IDS), collaborative=FakeALS(), seed=7,
-        sequential=FakeALS(), recent_popularity={m: m for m in IDS[:5]},
+        movie_ids=IDS,
+        series=series,
+        popularity={m: 100 - m for m in IDS},
+        vectors=ExactVectors(IDS),
+        collaborative=FakeALS(),
+        seed=7,
+        sequential=FakeALS(),
+        recent_popularity={m: m for m in IDS[:5]},
     )
 
 
@@ -48,10 +54,17 @@ def test_hybrid_order_of_sources(strategies) -> None:
     recs = strategies["hybrid"].similar(10, 10)
     assert [r.source for r in recs] == ["series"] + ["vector"] * 9
     series = SeriesSource(IDS, [SERIES.get(m) for m in IDS], [date(1990 + m, 1, 1) for m in IDS])
-    only_content = standard(movie_ids=IDS, series=series, popularity={m: 1 for m in IDS}, vectors=ExactVectors(IDS),
-                            collaborative=None, fusion=FusionConfig({"series": 4.0, "vector": 2.0}, 50, 10.0))
+    only_content = standard(
+        movie_ids=IDS,
+        series=series,
+        popularity={m: 1 for m in IDS},
+        vectors=ExactVectors(IDS),
+        collaborative=None,
+        fusion=FusionConfig({"series": 4.0, "vector": 2.0}, 50, 10.0),
+    )
     assert [r.movie_id for r in only_content["hybrid"].similar(10, 10)] == [
-        r.movie_id for r in strategies["series+vector"].similar(10, 10)]
+        r.movie_id for r in strategies["series+vector"].similar(10, 10)
+    ]
 
 
 def test_vector_neighbours_are_the_exact_nearest(strategies) -> None:
@@ -62,8 +75,9 @@ def test_vector_neighbours_are_the_exact_nearest(strategies) -> None:
 
 def test_hybrid_without_vectors_falls_back_to_collaborative_then_popular() -> None:
     series = SeriesSource(IDS, [SERIES.get(m) for m in IDS], [None] * len(IDS))
-    strategies = standard(movie_ids=IDS, series=series, popularity={m: 100 - m for m in IDS},
-                                  vectors=None, collaborative=FakeALS())
+    strategies = standard(
+        movie_ids=IDS, series=series, popularity={m: 100 - m for m in IDS}, vectors=None, collaborative=FakeALS()
+    )
     assert "vector" not in strategies and "series+vector" not in strategies
     assert {r.source for r in strategies["hybrid"].similar(5, 10)} == {"collaborative"}
     recs = strategies["hybrid"].similar(40, 10)  # unknown to ALS

@@ -1,4 +1,5 @@
 """Synthetic MovieLens-32M-shaped data: exact sizes, GroupLens formats, determinism and series structure."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,21 @@ import pytest
 from bench.synth.synth import ML_GENRES, NO_GENRES, SCALES, ScaleSpec, _build_catalog, synthesize
 
 FILES = ("ratings", "movies", "links", "tmdb_metadata")
-TMDB_COLUMNS = ["id", "title", "original_title", "original_language", "overview", "tagline", "release_date",
-                "runtime", "adult", "imdb_id", "poster_path", "belongs_to_collection", "genres"]
+TMDB_COLUMNS = [
+    "id",
+    "title",
+    "original_title",
+    "original_language",
+    "overview",
+    "tagline",
+    "release_date",
+    "runtime",
+    "adult",
+    "imdb_id",
+    "poster_path",
+    "belongs_to_collection",
+    "genres",
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +60,14 @@ def test_scales() -> None:
 
 def test_exact_counts_100k(release_100k: dict[str, Path], frames: dict[str, pd.DataFrame]) -> None:
     assert set(release_100k) == set(FILES)
-    assert [p.name for p in release_100k.values()] == ["ratings.csv", "movies.csv", "links.csv",
-                                                       "tmdb_metadata.csv"]
+    assert [p.name for p in release_100k.values()] == ["ratings.csv", "movies.csv", "links.csv", "tmdb_metadata.csv"]
     r, m = frames["ratings"], frames["movies"]
     spec = SCALES["100k"]
     assert len(r) == spec.ratings
     assert r["userId"].nunique() == spec.users
     assert sorted(r["userId"].unique()) == list(range(1, spec.users + 1))
     assert r["movieId"].nunique() == spec.movies == len(m)
-    assert set(r["movieId"]) == set(m["movieId"])          # every movie rated, no unknown ids
+    assert set(r["movieId"]) == set(m["movieId"])  # every movie rated, no unknown ids
     assert not r.duplicated(["userId", "movieId"]).any()  # a movie once per user
 
 
@@ -67,12 +80,11 @@ def test_file_formats(release_100k: dict[str, Path], frames: dict[str, pd.DataFr
     assert release_100k["tmdb_metadata"].read_text().splitlines()[0] == ",".join(TMDB_COLUMNS)
 
     r, m, links, tmdb = frames["ratings"], frames["movies"], frames["links"], frames["tmdb"]
-    assert r.dtypes.to_dict() == {"userId": np.int64, "movieId": np.int64, "rating": np.float64,
-                                  "timestamp": np.int64}
+    assert r.dtypes.to_dict() == {"userId": np.int64, "movieId": np.int64, "rating": np.float64, "timestamp": np.int64}
     # movies: "Title (YYYY)", MovieLens genres, ids sorted and not contiguous
     assert m["title"].str.match(r"^.+ \((1[89]|20)\d\d\)$").all()
-    assert m["title"].str.contains(", The (", regex=False).any()   # trailing article as in MovieLens
-    assert release_100k["movies"].read_text().count('"') > 0         # titles with commas are quoted
+    assert m["title"].str.contains(", The (", regex=False).any()  # trailing article as in MovieLens
+    assert release_100k["movies"].read_text().count('"') > 0  # titles with commas are quoted
     allowed = set(ML_GENRES) | {NO_GENRES}
     assert all(set(g.split("|")) <= allowed for g in m["genres"])
     assert m["movieId"].is_monotonic_increasing and m["movieId"].max() > 3 * len(m)
@@ -89,7 +101,7 @@ def test_file_formats(release_100k: dict[str, Path], frames: dict[str, pd.DataFr
     assert tmdb["title"].str.contains(r"[가-힣]").mean() > 0.99
     assert tmdb["overview"].str.contains(r"[가-힣]").all()
     assert tmdb["release_date"].str.fullmatch(r"\d{4}-\d\d-\d\d").all()
-    assert tmdb["adult"].dtype == bool and not tmdb["adult"].all()   # written as True/False
+    assert tmdb["adult"].dtype == bool and not tmdb["adult"].all()  # written as True/False
     assert tmdb["imdb_id"].str.fullmatch(r"tt\d{7,8}").all()
     assert tmdb["poster_path"].str.fullmatch(r"/[A-Za-z0-9]{27}\.jpg").all()
     assert tmdb["runtime"].astype(int).between(20, 240).all()
@@ -112,7 +124,7 @@ def test_rating_values_users_and_time(frames: dict[str, pd.DataFrame]) -> None:
     # sorted by user, then time; timestamps within 1995-2023; several share a second
     key = r["userId"].to_numpy() * 10**10 + r["timestamp"].to_numpy()
     assert (np.diff(key) >= 0).all()
-    tie = np.diff(key) == 0                                  # equal seconds: ordered by movieId
+    tie = np.diff(key) == 0  # equal seconds: ordered by movieId
     assert (np.diff(r["movieId"].to_numpy())[tie] > 0).all()
     assert r["timestamp"].min() >= 789_652_009 and r["timestamp"].max() <= 1_697_164_147
     same = (r["userId"].diff() == 0) & (r["timestamp"].diff() == 0)
@@ -150,15 +162,15 @@ def test_series_members_share_a_collection(frames: dict[str, pd.DataFrame]) -> N
     for members in cat.series_members:
         assert 2 <= len(members) <= 8
         ids = [int(cat.movie_id[i]) for i in members]
-        colls = {coll_of[int(tmdb_of[mid])] for mid in ids}          # all in tmdb_metadata, one collection
+        colls = {coll_of[int(tmdb_of[mid])] for mid in ids}  # all in tmdb_metadata, one collection
         assert len(colls) == 1 and not colls & seen
         seen |= colls
         years = [int(cat.year[i]) for i in members]
-        assert years == sorted(years) and len(set(years)) == len(years)   # released in order
+        assert years == sorted(years) and len(set(years)) == len(years)  # released in order
         assert ids == sorted(ids)
         base = re.sub(r", (The|A|An)$", "", title_of[ids[0]][:-7])
         assert all(title_of[mid].startswith(base) for mid in ids[1:])
-    assert len(coll_of) == sum(len(s) for s in cat.series_members)   # only series members have one
+    assert len(coll_of) == sum(len(s) for s in cat.series_members)  # only series members have one
 
 
 def test_series_are_watched_in_order(frames: dict[str, pd.DataFrame]) -> None:
@@ -173,7 +185,7 @@ def test_series_are_watched_in_order(frames: dict[str, pd.DataFrame]) -> None:
     same_series = same_user & (s[1:] >= 0) & (s[1:] == s[:-1])
     observed = same_series.sum() / same_user.sum()
     share = np.bincount(s[s >= 0], minlength=len(cat.series_members)) / len(s)
-    chance = float((share ** 2).sum())
+    chance = float((share**2).sum())
     assert observed > 0.02 and observed > 5 * chance
     in_order = same_series & (p[1:] == p[:-1] + 1)
     assert in_order.sum() > 0.8 * same_series.sum()

@@ -1,4 +1,5 @@
 """`python -m bench.synth`: writes a MovieLens-32M-format release at the tiny scale, deterministically."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,7 +28,10 @@ def test_synth_writes_a_release_that_ingests(tmp_path: Path) -> None:
     spec = SCALES["tiny"]
     assert list(ratings.columns) == ["userId", "movieId", "rating", "timestamp"]
     assert (len(ratings), ratings["userId"].nunique(), ratings["movieId"].nunique()) == (
-        spec.ratings, spec.users, spec.movies)
+        spec.ratings,
+        spec.users,
+        spec.movies,
+    )
 
     ingested = ingest(str(tmp_path / "rel"), tmp_path / "data", progress=False)
     assert (ingested.ratings, ingested.users, ingested.movies) == (spec.ratings, spec.users, spec.movies)

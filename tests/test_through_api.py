@@ -1,4 +1,5 @@
 """`evaluate --through-api`: a live service serving the evaluation build scores exactly like the in-process run."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,10 @@ PROTOCOL = Protocol.from_settings(Settings(), pairs=300, resamples=200)
 
 
 def _metrics(run) -> dict:
-    return {name: {k: v for k, v in s.as_dict(run.protocol.k).items() if k not in ("seconds", "qps")}
-            for name, s in run.scores.items()}
+    return {
+        name: {k: v for k, v in s.as_dict(run.protocol.k).items() if k not in ("seconds", "qps")}
+        for name, s in run.scores.items()
+    }
 
 
 def test_through_api_agrees_exactly_with_in_process(built_settings: Settings, tmp_path: Path) -> None:

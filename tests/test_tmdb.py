@@ -1,4 +1,5 @@
 """The TMDB fetcher against a fake TMDB server on 127.0.0.1: auth, rate limit, retries, resume, CLI."""
+
 from __future__ import annotations
 
 import asyncio
@@ -59,8 +60,15 @@ def options(server: FakeTmdb, **overrides: object) -> FetchOptions:
     return FetchOptions(base_url=server.base_url, **{**FAST, **overrides})
 
 
-def fetch(server: FakeTmdb, ids: list[int], path: Path, credentials: Credentials = BEARER, *,
-          kind: str = "movie", **kwargs: object):
+def fetch(
+    server: FakeTmdb,
+    ids: list[int],
+    path: Path,
+    credentials: Credentials = BEARER,
+    *,
+    kind: str = "movie",
+    **kwargs: object,
+):
     opts = {k: kwargs.pop(k) for k in list(kwargs) if k in FAST}
     return asyncio.run(run_fetch(kind, ids, path, options(server, **opts), credentials, **kwargs))
 
@@ -71,18 +79,22 @@ def lines(path: Path) -> list[dict]:
 
 def add_plain_movies(server: FakeTmdb, ids: Iterable[int]) -> list[int]:
     for i in ids:
-        server.movies[i] = movie(i, title=f"영화 {i}", original_title=f"Movie {i}",
-                                 overview=f"줄거리 {i}", ko={"iso_639_1": "ko", "iso_3166_1": "KR",
-                                                            "data": {"title": f"영화 {i}", "overview": f"줄거리 {i}"}})
+        server.movies[i] = movie(
+            i,
+            title=f"영화 {i}",
+            original_title=f"Movie {i}",
+            overview=f"줄거리 {i}",
+            ko={"iso_639_1": "ko", "iso_3166_1": "KR", "data": {"title": f"영화 {i}", "overview": f"줄거리 {i}"}},
+        )
     return list(ids)
 
 
 # ---- the fetcher --------------------------------------------------------------------------------
 
 
-def test_fetches_korean_records_with_the_bearer_token(server: FakeTmdb, tmp_path: Path,
-                                                       caplog: pytest.LogCaptureFixture,
-                                                       capsys: pytest.CaptureFixture) -> None:
+def test_fetches_korean_records_with_the_bearer_token(
+    server: FakeTmdb, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     server.movies[862]["translations"]["translations"].append(translation("fr", "FR", "Toy Story", "Woody ..."))
     path = tmp_path / "tmdb" / "movies.jsonl"
@@ -107,8 +119,9 @@ def test_fetches_korean_records_with_the_bearer_token(server: FakeTmdb, tmp_path
         assert TOKEN not in where
 
 
-def test_api_key_goes_in_the_query_and_never_into_logs_or_errors(server: FakeTmdb, tmp_path: Path,
-                                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_api_key_goes_in_the_query_and_never_into_logs_or_errors(
+    server: FakeTmdb, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     server.always[("movie", 863)] = ("status", 500)
     path = tmp_path / "movies.jsonl"
@@ -124,8 +137,15 @@ def test_api_key_goes_in_the_query_and_never_into_logs_or_errors(server: FakeTmd
     base_url = dead.base_url
     dead.stop()
     failed_path = tmp_path / "dead.jsonl"
-    summary = asyncio.run(run_fetch("movie", [1], failed_path, FetchOptions(base_url=base_url, **{**FAST, "max_retries": 1}),
-                                    Credentials(api_key=API_KEY)))
+    summary = asyncio.run(
+        run_fetch(
+            "movie",
+            [1],
+            failed_path,
+            FetchOptions(base_url=base_url, **{**FAST, "max_retries": 1}),
+            Credentials(api_key=API_KEY),
+        )
+    )
     assert summary.failed == 1
     error = lines(failed_path)[0]["error"]
     assert "ConnectError" in error and API_KEY not in error and API_KEY not in caplog.text
@@ -142,8 +162,9 @@ def test_rate_limit_is_respected(server: FakeTmdb, tmp_path: Path) -> None:
     assert max(iter_windows(times, 0.5)) <= rate / 2 + 2
 
 
-def test_retries_recover_from_429_5xx_timeouts_and_dropped_connections(server: FakeTmdb, tmp_path: Path,
-                                                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_retries_recover_from_429_5xx_timeouts_and_dropped_connections(
+    server: FakeTmdb, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     server.scripts[("movie", 862)] = [("status", 429, {"Retry-After": "1"})]
     server.scripts[("movie", 863)] = [("status", 500), ("status", 503)]
@@ -162,7 +183,8 @@ def test_retries_recover_from_429_5xx_timeouts_and_dropped_connections(server: F
 
 
 def test_404_is_not_retried_and_malformed_json_or_persistent_errors_are_recorded_after_the_retries(
-        server: FakeTmdb, tmp_path: Path) -> None:
+    server: FakeTmdb, tmp_path: Path
+) -> None:
     server.always[("movie", 863)] = ("malformed",)
     server.always[("movie", 10193)] = ("status", 502)
     server.always[("movie", 8844)] = ("status", 403)
@@ -182,8 +204,9 @@ def test_404_is_not_retried_and_malformed_json_or_persistent_errors_are_recorded
     assert summary.failed_total == 3
 
 
-def test_truncated_bodies_and_reset_connections_are_retried(server: FakeTmdb, tmp_path: Path,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_truncated_bodies_and_reset_connections_are_retried(
+    server: FakeTmdb, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     server.scripts[("movie", 862)] = [("truncate",)]  # half the JSON, a Content-Length that matches
     server.scripts[("movie", 863)] = [("cut",)]  # half the body, then the connection closes
@@ -195,12 +218,17 @@ def test_truncated_bodies_and_reset_connections_are_retried(server: FakeTmdb, tm
     assert (summary.fetched, summary.failed, summary.retries) == (4, 0, 6)
     assert [len(server.requests_for("movie", i)) for i in (862, 863, 10193, 8844)] == [2, 2, 2, 4]
     assert {r["tmdb_id"]: r["data"]["title"] for r in lines(path)} == {
-        862: "토이 스토리", 863: "토이 스토리 2", 10193: "토이 스토리 3", 8844: "쥬만지"}
+        862: "토이 스토리",
+        863: "토이 스토리 2",
+        10193: "토이 스토리 3",
+        8844: "쥬만지",
+    }
     assert "malformed JSON" in caplog.text and TOKEN not in caplog.text
 
 
 def test_a_fetch_against_a_flaky_server_leaves_at_most_0_2_percent_unfetched(
-        flaky_data_dir: tuple[Path, list[int]], server: FakeTmdb, monkeypatch: pytest.MonkeyPatch) -> None:
+    flaky_data_dir: tuple[Path, list[int]], server: FakeTmdb, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """2,000 ids, 200 of them answered cut short / reset on about half of their attempts; default retries."""
     data_dir, ids = flaky_data_dir
     monkeypatch.setenv("TMDB_READ_ACCESS_TOKEN", TOKEN)
@@ -250,8 +278,9 @@ def test_resume_after_a_cancelled_run_loses_and_duplicates_nothing(server: FakeT
             if len(seen) >= 8:
                 enough.set()
 
-        task = asyncio.create_task(run_fetch("movie", ids, path, options(server, rate_limit=100.0, concurrency=4),
-                                             BEARER, on_record=on_record))
+        task = asyncio.create_task(
+            run_fetch("movie", ids, path, options(server, rate_limit=100.0, concurrency=4), BEARER, on_record=on_record)
+        )
         await enough.wait()
         task.cancel()  # what Ctrl-C does to asyncio.run's main task
         with pytest.raises(asyncio.CancelledError):
@@ -382,8 +411,9 @@ def flaky_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: Fake
     return data, ids
 
 
-def test_cli_fetch_resume_collections_and_catalog(data_dir: Path, server: FakeTmdb,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_fetch_resume_collections_and_catalog(
+    data_dir: Path, server: FakeTmdb, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runner = CliRunner()
     result = runner.invoke(tmdb_app, ["fetch", "--quiet"])
     assert result.exit_code == 1 and "TMDB_READ_ACCESS_TOKEN" in result.output
@@ -430,9 +460,13 @@ def test_cli_import_csv_and_jsonl_and_refuse_pickles(data_dir: Path, tmp_path: P
     assert again.exit_code == 0 and "3 movies updated" in again.output
 
     dump = tmp_path / "other.jsonl"
-    dump.write_text("".join(
-        json.dumps({"tmdb_id": t, "status": "ok", "language": "ko-KR", "data": r}, ensure_ascii=False) + "\n"
-        for t, r in toy_story_records().items()), encoding="utf-8")
+    dump.write_text(
+        "".join(
+            json.dumps({"tmdb_id": t, "status": "ok", "language": "ko-KR", "data": r}, ensure_ascii=False) + "\n"
+            for t, r in toy_story_records().items()
+        ),
+        encoding="utf-8",
+    )
     result = runner.invoke(tmdb_app, ["import", str(dump)])
     assert result.exit_code == 0, result.output
     assert "5 records added to the checkpoint" in result.output

@@ -1,4 +1,5 @@
 """Every `nextwatch tmdb ...` command stops with one line naming the problem and its fix, never a traceback."""
+
 from __future__ import annotations
 
 import json
@@ -33,9 +34,13 @@ def use(monkeypatch: pytest.MonkeyPatch, data: Path, server: FakeTmdb) -> None:
 
 def dump(tmp_path: Path) -> Path:
     path = tmp_path / "dump.jsonl"
-    path.write_text("".join(json.dumps({"tmdb_id": t, "status": "ok", "language": "ko-KR", "data": r},
-                                       ensure_ascii=False) + "\n" for t, r in toy_story_records().items()),
-                    encoding="utf-8")
+    path.write_text(
+        "".join(
+            json.dumps({"tmdb_id": t, "status": "ok", "language": "ko-KR", "data": r}, ensure_ascii=False) + "\n"
+            for t, r in toy_story_records().items()
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -75,14 +80,16 @@ def test_missing_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, se
     data = make_data_dir(tmp_path / "data", movielens_movies())
     use(monkeypatch, data, server)
     for command in ("fetch", "collections"):
-        one_line_error(CliRunner().invoke(app, ["tmdb", command, "--quiet"]),
-                       "no TMDB credentials", "TMDB_READ_ACCESS_TOKEN")
+        one_line_error(
+            CliRunner().invoke(app, ["tmdb", command, "--quiet"]), "no TMDB credentials", "TMDB_READ_ACCESS_TOKEN"
+        )
     assert server.seen == []
 
 
 @pytest.mark.parametrize("damage", ["garbage", "binary", "truncated record"])
 def test_a_damaged_checkpoint_stops_every_command_until_repaired(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: FakeTmdb, damage: str) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: FakeTmdb, damage: str
+) -> None:
     data = make_data_dir(tmp_path / "data", movielens_movies())
     use(monkeypatch, data, server)
     monkeypatch.setenv("TMDB_READ_ACCESS_TOKEN", TOKEN)
@@ -90,8 +97,11 @@ def test_a_damaged_checkpoint_stops_every_command_until_repaired(
     assert runner.invoke(app, ["tmdb", "fetch", "--quiet"]).exit_code == 0
     checkpoint = data / "tmdb" / "movies.jsonl"
     good = checkpoint.read_bytes().splitlines(keepends=True)
-    bad = {"garbage": b"<html>502 Bad Gateway</html>\n", "binary": b"\x00\xff\xfe\x00\n",
-           "truncated record": good[0][: len(good[0]) // 2] + b"\n"}[damage]
+    bad = {
+        "garbage": b"<html>502 Bad Gateway</html>\n",
+        "binary": b"\x00\xff\xfe\x00\n",
+        "truncated record": good[0][: len(good[0]) // 2] + b"\n",
+    }[damage]
     checkpoint.write_bytes(b"".join(good[:2]) + bad + b"".join(good[2:]))
     server.reset_log()
 

@@ -4,6 +4,7 @@ The real CLI runs as a child process against the fake TMDB on 127.0.0.1 (slowed,
 seconds) and is killed with SIGKILL at a seeded random point.  After the rerun, the checkpoint holds the
 same record per id (fetched_at aside) with one line per id, and the catalog the same rows (regtime aside).
 """
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,15 @@ SEED = 20240611
 def korean_record(tmdb_id: int) -> dict[str, Any]:
     """A ko-KR answer; movies come in threes, each three a TMDB collection (real series replace inferred)."""
     n = tmdb_id - FIRST_TMDB_ID - 1
-    return movie(tmdb_id, title=f"영화 {tmdb_id}", original_title=f"Movie {tmdb_id}", overview=f"줄거리 {tmdb_id}",
-                 ko=translation("ko", "KR", f"영화 {tmdb_id}", f"줄거리 {tmdb_id}"),
-                 collection=(900_000 + n // 3, f"시리즈 {n // 3}"), release_date=f"{1990 + n % 3 * 3}-01-01")
+    return movie(
+        tmdb_id,
+        title=f"영화 {tmdb_id}",
+        original_title=f"Movie {tmdb_id}",
+        overview=f"줄거리 {tmdb_id}",
+        ko=translation("ko", "KR", f"영화 {tmdb_id}", f"줄거리 {tmdb_id}"),
+        collection=(900_000 + n // 3, f"시리즈 {n // 3}"),
+        release_date=f"{1990 + n % 3 * 3}-01-01",
+    )
 
 
 def checkpoint_contents(path: Path) -> dict[int, dict[str, Any]]:
@@ -51,8 +58,10 @@ def catalog_rows(data: Path) -> tuple[list[tuple], list[tuple]]:
         with catalog.engine.connect() as conn:
             movies = [c for c in movie_table.c if c.name != "regtime"]
             series = [c for c in series_table.c if c.name != "regtime"]
-            return ([tuple(r) for r in conn.execute(select(*movies).order_by(movie_table.c.movie_id))],
-                    [tuple(r) for r in conn.execute(select(*series).order_by(series_table.c.series_id))])
+            return (
+                [tuple(r) for r in conn.execute(select(*movies).order_by(movie_table.c.movie_id))],
+                [tuple(r) for r in conn.execute(select(*series).order_by(series_table.c.series_id))],
+            )
     finally:
         catalog.close()
 
@@ -77,8 +86,7 @@ def assert_same_as_clean_run(clean: Path, crashed: Path) -> None:
 def test_kill_9_during_fetch_then_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     movies = many_movies(300)
     ids = movies["tmdbId"].astype(int).tolist()
-    settings = {"TMDB_READ_ACCESS_TOKEN": TOKEN, "NEXTWATCH_TMDB_RATE_LIMIT": "100",
-                "NEXTWATCH_TMDB_CONCURRENCY": "4"}
+    settings = {"TMDB_READ_ACCESS_TOKEN": TOKEN, "NEXTWATCH_TMDB_RATE_LIMIT": "100", "NEXTWATCH_TMDB_CONCURRENCY": "4"}
     with FakeTmdb(movies={i: korean_record(i) for i in ids}, latency=0.01) as server:
         clean = make_data_dir(tmp_path / "clean", movies)
         for name, value in cli_env(clean, server, **settings).items():
@@ -92,8 +100,11 @@ def test_kill_9_during_fetch_then_rerun(tmp_path: Path, monkeypatch: pytest.Monk
         kill_after = random.Random(SEED).randint(len(ids) // 5, len(ids) * 4 // 5)  # records on disk
         child = nextwatch(["tmdb", "fetch", "--quiet"], env, tmp_path)
         deadline = time.monotonic() + 120
-        while (not checkpoint.exists() or checkpoint.read_bytes().count(b"\n") < kill_after) \
-                and child.poll() is None and time.monotonic() < deadline:
+        while (
+            (not checkpoint.exists() or checkpoint.read_bytes().count(b"\n") < kill_after)
+            and child.poll() is None
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.005)
         child.send_signal(signal.SIGKILL)
         child.communicate(timeout=60)
@@ -116,8 +127,19 @@ def test_kill_9_during_import_then_rerun(tmp_path: Path) -> None:
     dump = tmp_path / "dump.jsonl"
     with dump.open("w", encoding="utf-8") as out:
         for i in movies["tmdbId"].astype(int):
-            out.write(json.dumps({"tmdb_id": int(i), "status": "ok", "fetched_at": "2026-01-01T00:00:00+00:00",
-                                  "language": "ko-KR", "data": korean_record(int(i))}, ensure_ascii=False) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "tmdb_id": int(i),
+                        "status": "ok",
+                        "fetched_at": "2026-01-01T00:00:00+00:00",
+                        "language": "ko-KR",
+                        "data": korean_record(int(i)),
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     clean = make_data_dir(tmp_path / "clean", movies)
     crashed = make_data_dir(tmp_path / "crashed", movies)
 

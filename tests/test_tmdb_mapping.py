@@ -1,4 +1,5 @@
 """TMDB records -> catalog rows, real series replacing inferred ones, and the dump importers."""
+
 from __future__ import annotations
 
 import json
@@ -97,8 +98,15 @@ def test_hangul_top_level_text_counts_as_korean_without_a_ko_translation() -> No
 
 
 def test_record_without_translations_trusts_the_top_level_language() -> None:
-    record = {"id": 5, "title": "포 룸", "original_title": "Four Rooms", "overview": "호텔의 신년 전야.",
-              "adult": True, "runtime": 0, "release_date": ""}
+    record = {
+        "id": 5,
+        "title": "포 룸",
+        "original_title": "Four Rooms",
+        "overview": "호텔의 신년 전야.",
+        "adult": True,
+        "runtime": 0,
+        "release_date": "",
+    }
     mapped = map_movie(record, language="ko")
     assert mapped.fields["movie_title"] == "포 룸"
     assert mapped.fields["overview_language"] == "ko"
@@ -262,8 +270,10 @@ def test_kaggle_csv_import_is_idempotent(catalog: Catalog, movies: pd.DataFrame,
 
 def test_jsonl_checkpoint_import(catalog: Catalog, movies: pd.DataFrame, tmp_path: Path) -> None:
     path = tmp_path / "movies.jsonl"
-    lines = [{"tmdb_id": t, "status": "ok", "fetched_at": "2026-01-01T00:00:00+00:00", "language": "ko-KR",
-              "data": r} for t, r in RECORDS.items()]
+    lines = [
+        {"tmdb_id": t, "status": "ok", "fetched_at": "2026-01-01T00:00:00+00:00", "language": "ko-KR", "data": r}
+        for t, r in RECORDS.items()
+    ]
     lines.append({"tmdb_id": 238, "status": "not_found", "fetched_at": "2026-01-01T00:00:00+00:00"})
     text = "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines) + '{"tmdb_id": 240, "sta'
     path.write_text(text, encoding="utf-8")
@@ -279,8 +289,11 @@ def test_jsonl_checkpoint_import(catalog: Catalog, movies: pd.DataFrame, tmp_pat
 
 def test_a_dump_in_another_language_than_asked_is_refused(catalog: Catalog, tmp_path: Path) -> None:
     path = tmp_path / "movies.jsonl"
-    path.write_text(json.dumps({"tmdb_id": 862, "status": "ok", "language": "ko-KR", "data": RECORDS[862]},
-                               ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps({"tmdb_id": 862, "status": "ok", "language": "ko-KR", "data": RECORDS[862]}, ensure_ascii=False)
+        + "\n",
+        encoding="utf-8",
+    )
     before = snapshot(catalog)
     with pytest.raises(DumpError, match="ko"):
         apply_records(catalog, read_dump(path, "en").ok_payloads(), language="en")

@@ -1,4 +1,5 @@
 """`nextwatch tune`: chosen on the validation window only, saved to tuned.json, then used by evaluate and serving."""
+
 from __future__ import annotations
 
 import json
@@ -29,11 +30,14 @@ def test_tune_chooses_the_best_on_validation_and_saves_it(tuned: tuple[Settings,
     trials = saved["trials"]["collaborative"]
     assert len(trials) == 8
     best = max(trials, key=lambda t: (t["hr@10"], t["ndcg@10"]))
-    assert {k: saved["settings"][k] for k in ("als_factors", "als_regularization", "als_alpha", "als_iterations")} \
-        == {k: best[k] for k in ("als_factors", "als_regularization", "als_alpha", "als_iterations")}
+    assert {k: saved["settings"][k] for k in ("als_factors", "als_regularization", "als_alpha", "als_iterations")} == {
+        k: best[k] for k in ("als_factors", "als_regularization", "als_alpha", "als_iterations")
+    }
     sequential = max(saved["trials"]["sequential"], key=lambda t: (t["hr@10"], t["ndcg@10"]))
     assert (saved["settings"]["sequential_window"], saved["settings"]["sequential_backward_weight"]) == (
-        sequential["window"], sequential["backward_weight"])
+        sequential["window"],
+        sequential["backward_weight"],
+    )
     # hybrid is never below its best part on validation (every source alone is in the search space)
     fused = max(saved["trials"]["hybrid"], key=lambda t: (t["hr@10"], t["mrr@10"]))
     assert saved["settings"]["fusion_weights"] == fused["weights"]
@@ -70,10 +74,20 @@ def test_evaluate_and_serving_use_the_tuned_settings(tuned: tuple[Settings, dict
 
 def test_a_hand_written_tuned_json_is_what_evaluate_trains_with(built_settings: Settings, tmp_path: Path) -> None:
     settings = private_copy(built_settings, tmp_path / "data")
-    settings.tuned_path.write_text(json.dumps({"settings": {
-        "als_factors": 24, "als_regularization": 0.05, "als_alpha": 2.0, "als_iterations": 3,
-        "fusion_weights": {"series": 1.0},
-    }}), encoding="utf-8")
+    settings.tuned_path.write_text(
+        json.dumps(
+            {
+                "settings": {
+                    "als_factors": 24,
+                    "als_regularization": 0.05,
+                    "als_alpha": 2.0,
+                    "als_iterations": 3,
+                    "fusion_weights": {"series": 1.0},
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
     run = evaluate_step(settings, PROTOCOL, progress=False)
     als = run.models["als"]
     assert (als["factors"], als["regularization"], als["alpha"], als["iterations"]) == (24, 0.05, 2.0, 3)

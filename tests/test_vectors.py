@@ -1,4 +1,5 @@
 """Both vector store backends against numpy exact cosine search, on small seeded data."""
+
 from __future__ import annotations
 
 import subprocess
@@ -44,8 +45,11 @@ def data() -> tuple[np.ndarray, np.ndarray, list[dict]]:
     ids = rng.choice(np.arange(1, 200_000), size=N, replace=False).astype(np.int64)
     vectors = clustered(N, DIM, seed=7)
     payloads = [
-        {"series_id": int(i % 40) if i % 3 == 0 else None, "genres": ["Drama", "Comedy"][: int(i % 3)],
-         "year": 1950 + int(i % 70)}
+        {
+            "series_id": int(i % 40) if i % 3 == 0 else None,
+            "genres": ["Drama", "Comedy"][: int(i % 3)],
+            "year": 1950 + int(i % 70),
+        }
         for i in ids
     ]
     return ids, vectors, payloads
@@ -160,8 +164,9 @@ def test_search_batch_equals_search(shared, data) -> None:
 def test_k_beyond_size_and_ties(store) -> None:
     store.ensure(4, MODEL)
     twin = unit(np.array([[1.0, 1.0, 0.0, 0.0]]))[0]
-    store.upsert([30, 10, 20, 40], np.stack([twin, twin, twin, unit(np.array([[0.0, 0.0, 1.0, 0.0]]))[0]]),
-                 [{}, {}, {}, {}])
+    store.upsert(
+        [30, 10, 20, 40], np.stack([twin, twin, twin, unit(np.array([[0.0, 0.0, 1.0, 0.0]]))[0]]), [{}, {}, {}, {}]
+    )
     store.finalize()
     hits = store.search(twin, 50)
     assert [i for i, _ in hits] == [10, 20, 30, 40]  # equal scores: ascending id
@@ -212,8 +217,11 @@ def test_bad_input(shared, data) -> None:
 def test_incremental_upsert_overwrites(loaded, data) -> None:
     ids, vectors, _ = data
     new_vector = unit(np.random.default_rng(3).normal(size=(1, DIM)))
-    loaded.upsert([int(ids[0]), 1_000_000], np.vstack([new_vector, new_vector]),
-                  [{"series_id": np.int64(5), "genres": ("Drama",), "year": float("nan")}] * 2)
+    loaded.upsert(
+        [int(ids[0]), 1_000_000],
+        np.vstack([new_vector, new_vector]),
+        [{"series_id": np.int64(5), "genres": ("Drama",), "year": float("nan")}] * 2,
+    )
     assert loaded.info().points == N + 1
     np.testing.assert_allclose(loaded.vectors([int(ids[0])])[int(ids[0])], new_vector[0], atol=1e-6)
     assert {i for i, _ in loaded.search(new_vector[0], 2)} == {int(ids[0]), 1_000_000}
@@ -256,8 +264,13 @@ def test_edge_locked_by_other_process(tmp_path: Path, data) -> None:
             except VectorStoreLocked as exc:
                 print("LOCKED", exc)
         """)
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parents[1], timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+            timeout=60,
+        )
         assert "LOCKED" in out.stdout and "another process" in out.stdout, out.stderr
     assert issubclass(VectorStoreLocked, VectorStoreError)
 

@@ -3,6 +3,7 @@
 A "reader" is a second store on the same client, standing in for the API process: it holds no
 rebuild of its own, so it sees exactly what the alias points at.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -116,7 +117,8 @@ def test_an_interrupted_rebuild_is_cleaned_up_by_the_next(client: QdrantClient) 
 def test_a_pre_alias_collection_is_read_then_replaced(client: QdrantClient) -> None:
     """A collection named like the alias, as built before aliases, keeps serving until the first rebuild."""
     client.create_collection(
-        NAME, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE),
+        NAME,
+        vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE),
         metadata={"model": "m0", "dim": DIM},
     )
     ids, vectors, payloads = _data(1)

@@ -1,4 +1,5 @@
 """`python -m bench.synth --scale 32m --out DIR`: write a synthetic release in the MovieLens 32M format."""
+
 from __future__ import annotations
 
 import time
@@ -30,8 +31,11 @@ def synth(
         typer.secho(f"error: cannot write {out}: {exc}", fg="red", err=True)
         raise typer.Exit(code=1) from None
     spec = SCALES[scale]
-    typer.echo(f"synth: {spec.ratings:,} ratings, {spec.users:,} users, {spec.movies:,} movies ({scale}, seed {seed}) "
-               f"in {out} in {time.perf_counter() - started:.1f} s; next: nextwatch ingest --source {out}", err=True)
+    typer.echo(
+        f"synth: {spec.ratings:,} ratings, {spec.users:,} users, {spec.movies:,} movies ({scale}, seed {seed}) "
+        f"in {out} in {time.perf_counter() - started:.1f} s; next: nextwatch ingest --source {out}",
+        err=True,
+    )
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ Randomness comes from ``numpy.random.SeedSequence(seed)`` with one child stream 
 a seed always gives byte-identical files.  Memory at 32M: ~0.5 GB of rating arrays (user, movie,
 timestamp) plus per-chunk temporaries.
 """
+
 from __future__ import annotations
 
 import json
@@ -72,40 +73,71 @@ _MAX_MOVIE_ID = {"32m": 292_757, "1m": 3_952, "100k": 193_609}
 
 DAY = 86_400
 YEAR = 365 * DAY
-T_START = 789_652_009        # 1995-01-09, first rating of ml-32m
-T_END = 1_697_164_147        # 2023-10-13, last rating of ml-32m
+T_START = 789_652_009  # 1995-01-09, first rating of ml-32m
+T_END = 1_697_164_147  # 2023-10-13, last rating of ml-32m
 T_HALF_STARS = 1_045_526_400  # 2003-02-18: MovieLens accepts half stars from here on
 _FIRST_YEAR, _LAST_YEAR = 1902, 2023
 
-_USER_CHUNK = 8_192          # users per generation chunk (fixed: part of the deterministic stream)
-_WRITE_CHUNK = 2_000_000     # rating rows per CSV write
+_USER_CHUNK = 8_192  # users per generation chunk (fixed: part of the deterministic stream)
+_WRITE_CHUNK = 2_000_000  # rating rows per CSV write
 _MIN_USER_RATINGS = 20
-_AVAIL_FACTOR = 2.5          # a user starts only once >= 2.5 x their ratings movies are released
+_AVAIL_FACTOR = 2.5  # a user starts only once >= 2.5 x their ratings movies are released
 _P_RECENT, _RECENT_WINDOW = 0.30, 2 * YEAR
 _P_TASTE_1, _P_TASTE_2 = 0.25, 0.12
 _P_FOLLOW, _P_CHAIN = 0.9, 0.7
-_P_SAME_SECOND = 0.13         # a rating shares the previous one's second
-_SIGMA_POP = 2.4             # log-normal spread of movie popularity
+_P_SAME_SECOND = 0.13  # a rating shares the previous one's second
+_SIGMA_POP = 2.4  # log-normal spread of movie popularity
 
 _RATING_TEXT = np.array(["0.5", "1.0", "1.5", "2.0", "2.5", "3.0", "3.5", "4.0", "4.5", "5.0"])
 
 # ------------------------------------------------------------------------------------- vocabularies
 
-ML_GENRES = ("Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
-             "Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi",
-             "Thriller", "War", "Western")
+ML_GENRES = (
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "IMAX",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 NO_GENRES = "(no genres listed)"
 # approximate counts in ml-32m (relative frequencies for the sampler)
-_GENRE_FREQ = np.array([9.6, 5.4, 4.5, 4.3, 23.0, 6.9, 7.0, 34.0, 3.8, 0.35, 8.0, 0.2, 1.0, 3.5, 10.0,
-                        4.4, 11.0, 1.9, 1.4])
+_GENRE_FREQ = np.array(
+    [9.6, 5.4, 4.5, 4.3, 23.0, 6.9, 7.0, 34.0, 3.8, 0.35, 8.0, 0.2, 1.0, 3.5, 10.0, 4.4, 11.0, 1.9, 1.4]
+)
 # TMDB genre (id, Korean name) for each MovieLens genre (IMAX has none)
 _TMDB_GENRE = {
-    "Action": (28, "액션"), "Adventure": (12, "모험"), "Animation": (16, "애니메이션"),
-    "Children": (10751, "가족"), "Comedy": (35, "코미디"), "Crime": (80, "범죄"),
-    "Documentary": (99, "다큐멘터리"), "Drama": (18, "드라마"), "Fantasy": (14, "판타지"),
-    "Film-Noir": (80, "범죄"), "Horror": (27, "공포"), "Musical": (10402, "음악"),
-    "Mystery": (9648, "미스터리"), "Romance": (10749, "로맨스"), "Sci-Fi": (878, "SF"),
-    "Thriller": (53, "스릴러"), "War": (10752, "전쟁"), "Western": (37, "서부"),
+    "Action": (28, "액션"),
+    "Adventure": (12, "모험"),
+    "Animation": (16, "애니메이션"),
+    "Children": (10751, "가족"),
+    "Comedy": (35, "코미디"),
+    "Crime": (80, "범죄"),
+    "Documentary": (99, "다큐멘터리"),
+    "Drama": (18, "드라마"),
+    "Fantasy": (14, "판타지"),
+    "Film-Noir": (80, "범죄"),
+    "Horror": (27, "공포"),
+    "Musical": (10402, "음악"),
+    "Mystery": (9648, "미스터리"),
+    "Romance": (10749, "로맨스"),
+    "Sci-Fi": (878, "SF"),
+    "Thriller": (53, "스릴러"),
+    "War": (10752, "전쟁"),
+    "Western": (37, "서부"),
 }
 
 # word lists for titles, names and overviews: data, in words.json
@@ -132,6 +164,7 @@ _LANG_P = np.array([72, 6, 4.5, 3.5, 3, 3, 2.5, 1.5, 1.2, 1, 0.7, 0.5, 0.5, 0.3,
 
 # ------------------------------------------------------------------------------------------ helpers
 
+
 def _rng(seed: int, *key: int) -> np.random.Generator:
     """An independent, reproducible stream per (stage, chunk)."""
     return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=tuple(key)))
@@ -148,7 +181,7 @@ def _josa(word: str, pair: str) -> str:
     if pair == "으로/로":
         c = word[-1]
         final = (ord(c) - 0xAC00) % 28 if "가" <= c <= "힣" else 0
-        return word + ("으로" if final not in (0, 8) else "로")   # final ㄹ takes 로
+        return word + ("으로" if final not in (0, 8) else "로")  # final ㄹ takes 로
     return word + (with_final if _has_batchim(word) else without)
 
 
@@ -157,10 +190,10 @@ def _fill(template: str, slots: dict[str, str]) -> str:
     while i < len(template):
         if template[i] == "{":
             j = template.index("}", i)
-            name = template[i + 1:j]
+            name = template[i + 1 : j]
             k = template.find("}", j + 1)
-            if j + 1 < len(template) and template[j + 1] == "{" and "/" in template[j + 2:k]:
-                out.append(_josa(slots[name], template[j + 2:k]))   # "{N1}{을/를}": noun + particle
+            if j + 1 < len(template) and template[j + 1] == "{" and "/" in template[j + 2 : k]:
+                out.append(_josa(slots[name], template[j + 2 : k]))  # "{N1}{을/를}": noun + particle
                 i = k + 1
             else:
                 out.append(slots[name])
@@ -174,7 +207,7 @@ def _fill(template: str, slots: dict[str, str]) -> str:
 def _random_paths(rng: np.random.Generator, n: int, length: int = 27) -> list[str]:
     codes = _ALPHABET[rng.integers(0, len(_ALPHABET), size=(n, length))]
     raw = codes.tobytes()
-    return ["/" + raw[i * length:(i + 1) * length].decode("ascii") + ".jpg" for i in range(n)]
+    return ["/" + raw[i * length : (i + 1) * length].decode("ascii") + ".jpg" for i in range(n)]
 
 
 def _unique_ints(rng: np.random.Generator, n: int, low: int, high: int) -> np.ndarray:
@@ -217,22 +250,24 @@ def _year_start_ts(years: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------ catalogue
 
+
 @dataclass
 class _Catalog:
     """Movies in release order (internal index = position)."""
-    release_ts: np.ndarray     # int64, ascending
-    year: np.ndarray           # int64
-    movie_id: np.ndarray       # int64 MovieLens id
-    weight: np.ndarray         # float64 popularity
-    cluster: np.ndarray        # int64 taste cluster (main genre; 19 = no genres)
-    quality: np.ndarray        # float64 rating offset
-    series: np.ndarray         # int64 series index or -1
-    series_pos: np.ndarray     # int64 position in its series (0-based) or -1
-    succ: np.ndarray           # int64 internal index of the next member or -1
+
+    release_ts: np.ndarray  # int64, ascending
+    year: np.ndarray  # int64
+    movie_id: np.ndarray  # int64 MovieLens id
+    weight: np.ndarray  # float64 popularity
+    cluster: np.ndarray  # int64 taste cluster (main genre; 19 = no genres)
+    quality: np.ndarray  # float64 rating offset
+    series: np.ndarray  # int64 series index or -1
+    series_pos: np.ndarray  # int64 position in its series (0-based) or -1
+    succ: np.ndarray  # int64 internal index of the next member or -1
     genres: list[list[str]]
-    title_en: list[str]        # natural English title ("The Dark Forest 2")
+    title_en: list[str]  # natural English title ("The Dark Forest 2")
     title_ko: list[str]
-    series_members: list[list[int]]   # internal indices, in release order
+    series_members: list[list[int]]  # internal indices, in release order
     series_name_ko: list[str]
     series_collection_id: np.ndarray  # int64 TMDB collection id
     series_vocab: list[tuple[str, list[str]]]  # (protagonist, nouns)
@@ -278,7 +313,7 @@ def _ml_title(title: str, year: int) -> str:
     """MovieLens spelling: leading article moved to the end ("Dark Forest 2: Rise, The (2003)")."""
     for art in ("The", "A", "An"):
         if title.startswith(art + " "):
-            title = f"{title[len(art) + 1:]}, {art}"
+            title = f"{title[len(art) + 1 :]}, {art}"
             break
     return f"{title} ({year})"
 
@@ -341,8 +376,9 @@ def _build_catalog(spec: ScaleSpec, name: str, seed: int) -> _Catalog:
     z[:n_members] = z_series[series_of_member] - 0.3 * pos_of_member + 0.3 * rng.standard_normal(n_members)
     weight = np.exp(_SIGMA_POP * z)
     quality = 0.12 * z + 0.35 * rng.standard_normal(n)
-    quality[:n_members] = (0.12 * z[:n_members] + 0.3 * rng.standard_normal(n_series)[series_of_member]
-                           - 0.08 * pos_of_member)
+    quality[:n_members] = (
+        0.12 * z[:n_members] + 0.3 * rng.standard_normal(n_series)[series_of_member] - 0.08 * pos_of_member
+    )
 
     # ---- genres (Gumbel top-k by frequency; members share their series' genres)
     n_gen = rng.choice(np.arange(1, 6), size=n, p=[0.40, 0.33, 0.19, 0.06, 0.02])
@@ -357,7 +393,7 @@ def _build_catalog(spec: ScaleSpec, name: str, seed: int) -> _Catalog:
         if no_genre[i]:
             genres.append([NO_GENRES])
         else:
-            chosen = sorted(rank[i, :n_gen[i]].tolist())
+            chosen = sorted(rank[i, : n_gen[i]].tolist())
             genres.append([ML_GENRES[g] for g in chosen])
     cluster = np.where(no_genre, len(ML_GENRES), rank[:, 0])
 
@@ -374,7 +410,7 @@ def _build_catalog(spec: ScaleSpec, name: str, seed: int) -> _Catalog:
         t = t.lower()
         for art in ("the ", "a ", "an "):
             if t.startswith(art):
-                return t[len(art):]
+                return t[len(art) :]
         return t
 
     single_titles = [_english_title(r) for _ in range(n_single)]
@@ -421,7 +457,7 @@ def _build_catalog(spec: ScaleSpec, name: str, seed: int) -> _Catalog:
     series[:n_members] = series_of_member
     series_pos = np.full(n, -1, dtype=np.int64)
     series_pos[:n_members] = pos_of_member
-    members = [inv[first_of[s]:first_of[s] + sizes[s]].tolist() for s in range(n_series)]
+    members = [inv[first_of[s] : first_of[s] + sizes[s]].tolist() for s in range(n_series)]
     succ = np.full(n, -1, dtype=np.int64)
     for m in members:
         succ[m[:-1]] = m[1:]
@@ -438,24 +474,34 @@ def _build_catalog(spec: ScaleSpec, name: str, seed: int) -> _Catalog:
     ids = np.concatenate([dense, sparse, [max_id]])
     movie_id = np.empty(n, dtype=np.int64)
     movie_id[np.lexsort((np.arange(n), added))] = ids
-    for m in members:   # sequels get later ids, as MovieLens adds them later
+    for m in members:  # sequels get later ids, as MovieLens adds them later
         movie_id[m] = np.sort(movie_id[m])
 
     def pick(arr: np.ndarray) -> np.ndarray:
         return arr[order]
 
     return _Catalog(
-        release_ts=rel_sorted, year=pick(year), movie_id=movie_id, weight=pick(weight),
-        cluster=pick(cluster).astype(np.int64), quality=pick(quality), series=pick(series),
-        series_pos=pick(series_pos), succ=succ, genres=[genres[i] for i in order],
-        title_en=[titles_en[i] for i in order], title_ko=[titles_ko[i] for i in order],
-        series_members=members, series_name_ko=series_name_ko,
+        release_ts=rel_sorted,
+        year=pick(year),
+        movie_id=movie_id,
+        weight=pick(weight),
+        cluster=pick(cluster).astype(np.int64),
+        quality=pick(quality),
+        series=pick(series),
+        series_pos=pick(series_pos),
+        succ=succ,
+        genres=[genres[i] for i in order],
+        title_en=[titles_en[i] for i in order],
+        title_ko=[titles_ko[i] for i in order],
+        series_members=members,
+        series_name_ko=series_name_ko,
         series_collection_id=_unique_ints(rng, n_series, 10, 1_300_000)[rng.permutation(n_series)],
         series_vocab=series_vocab,
     )
 
 
 # ------------------------------------------------------------------------------------------- users
+
 
 def _user_activity(rng: np.random.Generator, spec: ScaleSpec, n_movies: int) -> np.ndarray:
     """Ratings per user: log-normal excess over 20, capped, summing exactly to spec.ratings."""
@@ -483,10 +529,37 @@ def _user_activity(rng: np.random.Generator, spec: ScaleSpec, n_movies: int) -> 
 
 def _signup_profile() -> tuple[np.ndarray, np.ndarray]:
     """Piecewise-uniform density of users' first ratings over 1995-2023 (CDF knots)."""
-    w = {1995: 0.3, 1996: 3.5, 1997: 1.5, 1998: 0.8, 1999: 2.0, 2000: 4.5, 2001: 2.0, 2002: 1.5, 2003: 1.8,
-         2004: 2.0, 2005: 2.5, 2006: 2.0, 2007: 1.8, 2008: 2.0, 2009: 1.7, 2010: 1.5, 2011: 1.7, 2012: 1.5,
-         2013: 1.5, 2014: 1.6, 2015: 4.0, 2016: 4.5, 2017: 4.0, 2018: 3.5, 2019: 3.2, 2020: 3.8, 2021: 2.8,
-         2022: 2.2, 2023: 1.6}
+    w = {
+        1995: 0.3,
+        1996: 3.5,
+        1997: 1.5,
+        1998: 0.8,
+        1999: 2.0,
+        2000: 4.5,
+        2001: 2.0,
+        2002: 1.5,
+        2003: 1.8,
+        2004: 2.0,
+        2005: 2.5,
+        2006: 2.0,
+        2007: 1.8,
+        2008: 2.0,
+        2009: 1.7,
+        2010: 1.5,
+        2011: 1.7,
+        2012: 1.5,
+        2013: 1.5,
+        2014: 1.6,
+        2015: 4.0,
+        2016: 4.5,
+        2017: 4.0,
+        2018: 3.5,
+        2019: 3.2,
+        2020: 3.8,
+        2021: 2.8,
+        2022: 2.2,
+        2023: 1.6,
+    }
     years = np.array(list(w))
     knots = np.concatenate([[T_START], _year_start_ts(years[1:]), [T_END - 2 * DAY]]).astype(np.float64)
     cdf = np.concatenate([[0.0], np.cumsum(list(w.values()))])
@@ -495,14 +568,14 @@ def _signup_profile() -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class _Users:
-    n_ratings: np.ndarray   # int64
-    start: np.ndarray       # int64 first-session timestamp
-    sessions: np.ndarray    # int64
-    gap_days: np.ndarray    # float64 mean days between sessions
-    fav1: np.ndarray        # int64 favourite cluster
+    n_ratings: np.ndarray  # int64
+    start: np.ndarray  # int64 first-session timestamp
+    sessions: np.ndarray  # int64
+    gap_days: np.ndarray  # float64 mean days between sessions
+    fav1: np.ndarray  # int64 favourite cluster
     fav2: np.ndarray
-    bias: np.ndarray        # float64 rating bias
-    half: np.ndarray        # bool: uses half stars (once allowed)
+    bias: np.ndarray  # float64 rating bias
+    half: np.ndarray  # bool: uses half stars (once allowed)
 
 
 def _build_users(spec: ScaleSpec, cat: _Catalog, seed: int) -> _Users:
@@ -521,11 +594,20 @@ def _build_users(spec: ScaleSpec, cat: _Catalog, seed: int) -> _Users:
     mass = np.bincount(cat.cluster, weights=cat.weight, minlength=len(ML_GENRES) + 1) ** 0.7
     fav1 = rng.choice(len(mass), size=n, p=mass / mass.sum())
     fav2 = rng.choice(len(mass), size=n, p=mass / mass.sum())
-    return _Users(n_ratings=counts, start=start, sessions=sessions.astype(np.int64), gap_days=gap_days,
-                  fav1=fav1, fav2=fav2, bias=0.4 * rng.standard_normal(n), half=rng.random(n) < 0.72)
+    return _Users(
+        n_ratings=counts,
+        start=start,
+        sessions=sessions.astype(np.int64),
+        gap_days=gap_days,
+        fav1=fav1,
+        fav2=fav2,
+        bias=0.4 * rng.standard_normal(n),
+        half=rng.random(n) < 0.72,
+    )
 
 
 # ------------------------------------------------------------------------------------------ ratings
+
 
 class _Sampler:
     """Weighted draws among movies released by a time, optionally within a window or a cluster."""
@@ -551,8 +633,9 @@ class _Sampler:
         idx = np.searchsorted(cw, a + rng.random(len(lo)) * (b - a), side="right") - 1
         return np.clip(idx, lo, hi - 1)
 
-    def draw(self, rng: np.random.Generator, ts: np.ndarray, fav1: np.ndarray, fav2: np.ndarray,
-             mode: int = 0) -> np.ndarray:
+    def draw(
+        self, rng: np.random.Generator, ts: np.ndarray, fav1: np.ndarray, fav2: np.ndarray, mode: int = 0
+    ) -> np.ndarray:
         """mode 0: popularity mix (recent / taste / overall); 1: overall; 2: flattened; 3: uniform."""
         hi = np.searchsorted(self.rel, ts, side="right")
         if mode == 3:
@@ -625,8 +708,9 @@ def _dup_rows(user: np.ndarray, movie: np.ndarray, keep_first: np.ndarray, n_mov
     return order[dup_sorted]
 
 
-def _chunk_ratings(seed: int, chunk: int, users: _Users, sl: slice, cat: _Catalog,
-                   sampler: _Sampler) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _chunk_ratings(
+    seed: int, chunk: int, users: _Users, sl: slice, cat: _Catalog, sampler: _Sampler
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(global user index, internal movie index, timestamp) of one chunk of users."""
     rng = _rng(seed, 3, chunk)
     user, ts = _timeline(rng, users, sl)
@@ -680,8 +764,9 @@ def _chunk_ratings(seed: int, chunk: int, users: _Users, sl: slice, cat: _Catalo
     return user + sl.start, movie, ts
 
 
-def _cover_all_movies(rng: np.random.Generator, user: np.ndarray, movie: np.ndarray, ts: np.ndarray,
-                      cat: _Catalog) -> None:
+def _cover_all_movies(
+    rng: np.random.Generator, user: np.ndarray, movie: np.ndarray, ts: np.ndarray, cat: _Catalog
+) -> None:
     """Give every never-drawn movie one rating, taken over from a popular movie at a later time.
 
     The donor row keeps its user and timestamp (the user never rated the missing movie, so no repeat
@@ -716,11 +801,12 @@ def _cover_all_movies(rng: np.random.Generator, user: np.ndarray, movie: np.ndar
         raise RuntimeError(f"{int((counts == 0).sum())} movies could not be given a rating")
 
 
-def _rating_values(rng: np.random.Generator, user: np.ndarray, movie: np.ndarray, ts: np.ndarray,
-                   users: _Users, cat: _Catalog) -> np.ndarray:
+def _rating_values(
+    rng: np.random.Generator, user: np.ndarray, movie: np.ndarray, ts: np.ndarray, users: _Users, cat: _Catalog
+) -> np.ndarray:
     """Half-star code 1..10 (rating x 2): 3.36 + movie quality + user bias + skewed noise."""
     n = len(user)
-    noise = 0.65 * rng.standard_normal(n) - 0.6 * (rng.standard_exponential(n) - 1.0)   # left-skewed
+    noise = 0.65 * rng.standard_normal(n) - 0.6 * (rng.standard_exponential(n) - 1.0)  # left-skewed
     score = 3.36 + cat.quality[movie] + users.bias[user] + noise
     halves = users.half[user] & (ts >= T_HALF_STARS) & (rng.random(n) < 0.85)
     code = np.where(halves, np.rint(score * 2), np.rint(score) * 2)
@@ -729,25 +815,36 @@ def _rating_values(rng: np.random.Generator, user: np.ndarray, movie: np.ndarray
 
 # -------------------------------------------------------------------------------------------- files
 
-def _write_ratings(path: Path, user: np.ndarray, movie: np.ndarray, ts: np.ndarray, users: _Users,
-                   cat: _Catalog, seed: int, progress: bool, label: str) -> None:
+
+def _write_ratings(
+    path: Path,
+    user: np.ndarray,
+    movie: np.ndarray,
+    ts: np.ndarray,
+    users: _Users,
+    cat: _Catalog,
+    seed: int,
+    progress: bool,
+    label: str,
+) -> None:
     total = len(user)
     dictionary = pa.array(_RATING_TEXT)
     options = pacsv.WriteOptions(include_header=False, quoting_style="none")
     with open(path, "wb") as fh:
         fh.write(b"userId,movieId,rating,timestamp\n")
-        bar = tqdm(total=total, desc=f"synth {label}: ratings.csv", unit="row", unit_scale=True,
-                   disable=not progress)
+        bar = tqdm(total=total, desc=f"synth {label}: ratings.csv", unit="row", unit_scale=True, disable=not progress)
         for c, lo in enumerate(range(0, total, _WRITE_CHUNK)):
             hi = min(total, lo + _WRITE_CHUNK)
             u, m, t = user[lo:hi], movie[lo:hi], ts[lo:hi]
             code = _rating_values(_rng(seed, 5, c), u, m, t, users, cat)
-            table = pa.table({
-                "userId": pa.array((u + 1).astype(np.int32)),
-                "movieId": pa.array(cat.movie_id[m].astype(np.int32)),
-                "rating": pa.DictionaryArray.from_arrays(pa.array(code - 1), dictionary),
-                "timestamp": pa.array(t.astype(np.int64)),
-            })
+            table = pa.table(
+                {
+                    "userId": pa.array((u + 1).astype(np.int32)),
+                    "movieId": pa.array(cat.movie_id[m].astype(np.int32)),
+                    "rating": pa.DictionaryArray.from_arrays(pa.array(code - 1), dictionary),
+                    "timestamp": pa.array(t.astype(np.int64)),
+                }
+            )
             pacsv.write_csv(table, fh, write_options=options)
             bar.update(hi - lo)
         bar.close()
@@ -758,18 +855,23 @@ def _write_movies(out_dir: Path, cat: _Catalog, seed: int) -> dict[str, Path]:
     n = cat.n
     by_id = np.argsort(cat.movie_id, kind="stable")
     ml_titles = [_ml_title(cat.title_en[i], int(cat.year[i])) for i in range(n)]
-    movies = pd.DataFrame({
-        "movieId": cat.movie_id[by_id],
-        "title": [ml_titles[i] for i in by_id],
-        "genres": ["|".join(cat.genres[i]) for i in by_id],
-    })
-    paths = {"movies": out_dir / "movies.csv", "links": out_dir / "links.csv",
-             "tmdb_metadata": out_dir / "tmdb_metadata.csv"}
+    movies = pd.DataFrame(
+        {
+            "movieId": cat.movie_id[by_id],
+            "title": [ml_titles[i] for i in by_id],
+            "genres": ["|".join(cat.genres[i]) for i in by_id],
+        }
+    )
+    paths = {
+        "movies": out_dir / "movies.csv",
+        "links": out_dir / "links.csv",
+        "tmdb_metadata": out_dir / "tmdb_metadata.csv",
+    }
     movies.to_csv(paths["movies"], index=False, lineterminator="\n")
 
     # imdb ids grow with the release year (tt0000001 .. tt2xxxxxxx); tmdb ids too, but noisier
     q = np.sort(rng.random(n))
-    raw = (1 + 2.9e7 * q ** 5).astype(np.int64)
+    raw = (1 + 2.9e7 * q**5).astype(np.int64)
     steps = np.arange(n)
     imdb = np.empty(n, dtype=np.int64)
     imdb[np.lexsort((rng.random(n), cat.year))] = np.maximum.accumulate(raw - steps) + steps
@@ -778,25 +880,32 @@ def _write_movies(out_dir: Path, cat: _Catalog, seed: int) -> dict[str, Path]:
     tmdb[np.argsort(noisy_year, kind="stable")] = _unique_ints(rng, n, 2, 1_200_000)
     has_tmdb = rng.random(n) >= 0.0015
     has_tmdb[cat.series >= 0] = True
-    links = pd.DataFrame({
-        "movieId": cat.movie_id[by_id],
-        "imdbId": [f"{v:07d}" for v in imdb[by_id]],
-        "tmdbId": [str(tmdb[i]) if has_tmdb[i] else "" for i in by_id],
-    })
+    links = pd.DataFrame(
+        {
+            "movieId": cat.movie_id[by_id],
+            "imdbId": [f"{v:07d}" for v in imdb[by_id]],
+            "tmdbId": [str(tmdb[i]) if has_tmdb[i] else "" for i in by_id],
+        }
+    )
     links.to_csv(paths["links"], index=False, lineterminator="\n")
 
     # TMDB metadata (Korean localisation)
     lang = np.array(_LANGS)[rng.choice(len(_LANGS), size=n, p=_LANG_P / _LANG_P.sum())]
-    lang[cat.series >= 0] = np.where(rng.random(int((cat.series >= 0).sum())) < 0.9, "en",
-                                     lang[cat.series >= 0])
+    lang[cat.series >= 0] = np.where(rng.random(int((cat.series >= 0).sum())) < 0.9, "en", lang[cat.series >= 0])
     runtime = np.rint(105 + 18 * rng.standard_normal(n)).clip(45, 240).astype(np.int64)
     adult = rng.random(n) < 0.002
     posters = _random_paths(rng, n)
     coll_paths = _random_paths(rng, 2 * len(cat.series_members))
     collections = [
-        json.dumps({"id": int(cat.series_collection_id[s]), "name": cat.series_name_ko[s],
-                    "poster_path": coll_paths[2 * s], "backdrop_path": coll_paths[2 * s + 1]},
-                   ensure_ascii=False)
+        json.dumps(
+            {
+                "id": int(cat.series_collection_id[s]),
+                "name": cat.series_name_ko[s],
+                "poster_path": coll_paths[2 * s],
+                "backdrop_path": coll_paths[2 * s + 1],
+            },
+            ensure_ascii=False,
+        )
         for s in range(len(cat.series_members))
     ]
     dates = np.datetime_as_string(cat.release_ts.astype("datetime64[s]").astype("datetime64[D]"))
@@ -813,9 +922,16 @@ def _write_movies(out_dir: Path, cat: _Catalog, seed: int) -> dict[str, Path]:
         else:
             person, nouns = ko.person(), r.choices(_KO_NOUN, k=6)
 
-        def slots() -> dict[str, str]:
-            return {"P": person, "N1": r.choice(nouns), "N2": r.choice(nouns), "N3": r.choice(nouns),
-                    "G": r.choice(words), "A": r.choice(_KO_ADJ), "k": str(r.randint(1, 10))}
+        def slots(person: str = person, nouns: list[str] = nouns, words: list[str] = words) -> dict[str, str]:
+            return {
+                "P": person,
+                "N1": r.choice(nouns),
+                "N2": r.choice(nouns),
+                "N3": r.choice(nouns),
+                "G": r.choice(words),
+                "A": r.choice(_KO_ADJ),
+                "k": str(r.randint(1, 10)),
+            }
 
         n_sent = r.randint(1, 3)
         sentences = []
@@ -836,23 +952,52 @@ def _write_movies(out_dir: Path, cat: _Catalog, seed: int) -> dict[str, Path]:
             original = cat.title_en[i]
         anim = "Animation" in g or "Children" in g
         tmdb_genres = list(dict.fromkeys(_TMDB_GENRE[x] for x in g if x in _TMDB_GENRE))
-        rows.append((
-            int(tmdb[i]), cat.title_ko[i], original, str(lang[i]), " ".join(sentences), tagline,
-            str(dates[i]), int(runtime[i] - (20 if anim else 0)), "True" if adult[i] else "False",
-            f"tt{imdb[i]:07d}", posters[i], collections[s] if s >= 0 else "",
-            json.dumps([{"id": gid, "name": gname} for gid, gname in tmdb_genres], ensure_ascii=False),
-        ))
-    meta = pd.DataFrame(rows, columns=["id", "title", "original_title", "original_language", "overview",
-                                       "tagline", "release_date", "runtime", "adult", "imdb_id",
-                                       "poster_path", "belongs_to_collection", "genres"])
+        rows.append(
+            (
+                int(tmdb[i]),
+                cat.title_ko[i],
+                original,
+                str(lang[i]),
+                " ".join(sentences),
+                tagline,
+                str(dates[i]),
+                int(runtime[i] - (20 if anim else 0)),
+                "True" if adult[i] else "False",
+                f"tt{imdb[i]:07d}",
+                posters[i],
+                collections[s] if s >= 0 else "",
+                json.dumps([{"id": gid, "name": gname} for gid, gname in tmdb_genres], ensure_ascii=False),
+            )
+        )
+    meta = pd.DataFrame(
+        rows,
+        columns=[
+            "id",
+            "title",
+            "original_title",
+            "original_language",
+            "overview",
+            "tagline",
+            "release_date",
+            "runtime",
+            "adult",
+            "imdb_id",
+            "poster_path",
+            "belongs_to_collection",
+            "genres",
+        ],
+    )
     meta.to_csv(paths["tmdb_metadata"], index=False, lineterminator="\n")
     return paths
 
 
 # ---------------------------------------------------------------------------------------------- API
 
+
 def synthesize(scale: str, out_dir: Path, *, seed: int = 42, progress: bool = True) -> dict[str, Path]:
-    """Write ratings.csv, movies.csv, links.csv and tmdb_metadata.csv into out_dir (MovieLens 32M format). Returns the paths."""
+    """Write ratings.csv, movies.csv, links.csv and tmdb_metadata.csv into out_dir (MovieLens 32M format).
+
+    Returns the paths."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(SCALES)}")
     spec = SCALES[scale]

@@ -1,4 +1,5 @@
 """Load MovieLens movies into the catalog, with rating statistics and inferred series."""
+
 from __future__ import annotations
 
 import math
@@ -52,29 +53,44 @@ def _load(catalog: Catalog, movies: pd.DataFrame, ratings: pd.DataFrame) -> Cata
     new_rows, stat_rows = [], []
     for row in movies.itertuples(index=False):
         movie_id = int(row.movieId)
-        count, mean = (int(stats.at[movie_id, "size"]), float(stats.at[movie_id, "mean"])) \
-            if movie_id in stats.index else (0, None)
+        count, mean = (
+            (int(stats.at[movie_id, "size"]), float(stats.at[movie_id, "mean"]))
+            if movie_id in stats.index
+            else (0, None)
+        )
         tmdb_id, imdb_id = _opt(row.tmdbId), _opt(row.imdbId)
         common = {
-            "movie_id": movie_id, "genres": _opt(row.genres) or "",
-            "tmdb_id": int(tmdb_id) if tmdb_id is not None else None, "imdb_id": imdb_id,
-            "rating_count": count, "rating_avg": round(mean, 4) if mean is not None else None,
+            "movie_id": movie_id,
+            "genres": _opt(row.genres) or "",
+            "tmdb_id": int(tmdb_id) if tmdb_id is not None else None,
+            "imdb_id": imdb_id,
+            "rating_count": count,
+            "rating_avg": round(mean, 4) if mean is not None else None,
         }
         if movie_id in existing:
             stat_rows.append(common)
         else:
             year = _opt(row.year)
-            new_rows.append({
-                **common, "movie_title": row.title, "original_title": row.title,
-                "release_date": date(int(year), 1, 1) if year is not None else None,
-                "adult": "N", "useyn": "Y", "regtime": stamp,
-            })
+            new_rows.append(
+                {
+                    **common,
+                    "movie_title": row.title,
+                    "original_title": row.title,
+                    "release_date": date(int(year), 1, 1) if year is not None else None,
+                    "adult": "N",
+                    "useyn": "Y",
+                    "regtime": stamp,
+                }
+            )
     catalog.upsert_movies(new_rows)
     catalog.update_movies(stat_rows)
     series = _refresh_inferred_series(catalog, movies)
     return CatalogResult(
-        movies=len(movies), new_movies=len(new_rows), inferred_series=len(series),
-        movies_in_inferred_series=sum(len(s.movie_ids) for s in series), retired=len(retired),
+        movies=len(movies),
+        new_movies=len(new_rows),
+        inferred_series=len(series),
+        movies_in_inferred_series=sum(len(s.movie_ids) for s in series),
+        retired=len(retired),
     )
 
 

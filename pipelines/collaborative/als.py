@@ -1,4 +1,5 @@
 """Train implicit ALS on MovieLens ratings (ratings >= min_rating as implicit feedback)."""
+
 from __future__ import annotations
 
 import time
@@ -32,7 +33,9 @@ def train_als(ratings: pd.DataFrame, params: ALSParams, *, progress: bool = True
     started = time.perf_counter()
     model.fit(matrix, show_progress=progress)
     info = {
-        "users": int(matrix.shape[0]), "items": int(matrix.shape[1]), "nnz": int(matrix.nnz),
+        "users": int(matrix.shape[0]),
+        "items": int(matrix.shape[1]),
+        "nnz": int(matrix.nnz),
         "fit_seconds": round(time.perf_counter() - started, 2),
         "max_timestamp": int(ratings["timestamp"].max()) if "timestamp" in ratings else None,
     }

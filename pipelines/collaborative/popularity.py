@@ -1,4 +1,5 @@
 """Recent popularity: the movies most rated in the last days before a cutoff."""
+
 from __future__ import annotations
 
 import pandas as pd

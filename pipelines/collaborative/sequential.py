@@ -13,6 +13,7 @@ them per movie, so scipy's dense-accumulator SpGEMM sums duplicates without sort
 two sums at once: the real part is the score, the imaginary part the forward pair count. Memory stays
 within one block plus a few O(ratings) arrays.
 """
+
 from __future__ import annotations
 
 import time
@@ -55,10 +56,14 @@ def build_sequential(
         parts.append(_prune(windows.sum(by_movie[a:b]), params.neighbours, col_bits, damping))
         a = b
     lengths, indices, scores, viewers = (np.concatenate(p) for p in zip(*parts))
-    info = {"ratings": len(items), "users": int(np.count_nonzero(users[1:] != users[:-1])) + int(len(users) > 0),
-            "movies": m, "neighbours_kept": len(indices), "seconds": round(time.perf_counter() - started, 3)}
-    return SequentialModel(item_ids, np.concatenate([[0], np.cumsum(lengths)]), indices, scores, viewers,
-                           params, info)
+    info = {
+        "ratings": len(items),
+        "users": int(np.count_nonzero(users[1:] != users[:-1])) + int(len(users) > 0),
+        "movies": m,
+        "neighbours_kept": len(indices),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return SequentialModel(item_ids, np.concatenate([[0], np.cumsum(lengths)]), indices, scores, viewers, params, info)
 
 
 def _sequences(ratings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,12 +140,16 @@ class _Windows:
         positions = block.indices
         cells = len(positions) * self.width
         neighbours = csr_matrix(
-            (self._patterns[self._pattern_of[positions]].reshape(-1), self._columns[positions].reshape(-1),
-             np.arange(0, cells + 1, self.width, dtype=np.int64 if cells >= 2**31 else np.int32)),
+            (
+                self._patterns[self._pattern_of[positions]].reshape(-1),
+                self._columns[positions].reshape(-1),
+                np.arange(0, cells + 1, self.width, dtype=np.int64 if cells >= 2**31 else np.int32),
+            ),
             shape=(len(positions), self._m),
         )
-        summing = csr_matrix((block.data, np.arange(len(positions)), block.indptr),
-                             shape=(block.shape[0], len(positions)))
+        summing = csr_matrix(
+            (block.data, np.arange(len(positions)), block.indptr), shape=(block.shape[0], len(positions))
+        )
         return summing @ neighbours
 
 

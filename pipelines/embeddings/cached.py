@@ -1,4 +1,5 @@
 """The cached, batched embedding of movie content texts (resumable: every batch is cached at once)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,5 @@
 """What an embedding run would send and cost, computed without calling any embedding API."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -60,8 +61,7 @@ def plan_embedding(
     unique = dict(zip((text_hash(t) for t in texts), texts))
     dim = getattr(backend, "known_dim", None) if hasattr(backend, "known_dim") else backend.dim
     hits = (
-        cache.get_many(backend.name, getattr(backend, "cache_model", backend.model), dim, list(unique))
-        if dim else {}
+        cache.get_many(backend.name, getattr(backend, "cache_model", backend.model), dim, list(unique)) if dim else {}
     )
     todo = [text for digest, text in unique.items() if digest not in hits]
     estimate = getattr(backend, "estimate_tokens", _estimate_heuristic)

@@ -1,4 +1,5 @@
 """What a movie is embedded from."""
+
 from __future__ import annotations
 
 from datetime import date

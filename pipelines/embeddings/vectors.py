@@ -1,4 +1,5 @@
 """Embed every catalogue movie's content text and load the vectors into the Qdrant collection."""
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,11 @@ def build_vectors(
     info, broken = (None, False) if recreate else _usable_info(store)
     recreate = recreate or broken
     if (
-        not recreate and info is not None and info.points == len(ids)
-        and info.model == backend.model and state.is_fresh(state_key, digest)
+        not recreate
+        and info is not None
+        and info.points == len(ids)
+        and info.model == backend.model
+        and state.is_fresh(state_key, digest)
     ):
         return VectorBuildResult(points=info.points, newly_embedded=0, upserted=False)
     if not recreate and info is not None and (info.dim != backend.dim or info.model != backend.model):

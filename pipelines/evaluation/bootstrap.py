@@ -1,4 +1,5 @@
 """Bootstrap confidence intervals that resample users (pairs of one user are not independent)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

@@ -4,6 +4,7 @@ Candidate lists are computed once per source for the distinct validation queries
 is then scored with a few numpy passes that reproduce :func:`services.recommender.fusion.fuse` exactly
 (ranks after dropping the query, ties by movieId, fallback fill where the fused list is short).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -34,8 +35,14 @@ class _Scorer:
     """Scores weight vectors on fixed candidate lists: HR@k and MRR@k of the fused lists."""
 
     def __init__(
-        self, lists: Mapping[str, Sequence[Candidates]], queries: Sequence[int], pair_query: np.ndarray,
-        targets: np.ndarray, k: int, depth: int, fallback: Sequence[Candidates],
+        self,
+        lists: Mapping[str, Sequence[Candidates]],
+        queries: Sequence[int],
+        pair_query: np.ndarray,
+        targets: np.ndarray,
+        k: int,
+        depth: int,
+        fallback: Sequence[Candidates],
     ) -> None:
         self.names = list(lists)
         self.k = k
@@ -69,19 +76,20 @@ class _Scorer:
         sizes = (ends - starts)[pair_query]
         self._slot_pair = np.repeat(np.arange(len(pair_query)), sizes)
         self._slot_group = np.repeat(starts[pair_query], sizes) + (
-            np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes))
+            np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        )
 
     def score(self, weights: Mapping[str, float], rank_constant: float) -> tuple[float, float]:
         """(HR@k, MRR@k) of the fused lists with these weights."""
         w = np.array([weights.get(n, 0.0) for n in self.names])
-        fused = np.bincount(self._group, weights=w[self._source] / (rank_constant + self._rank),
-                            minlength=self._groups)
+        fused = np.bincount(self._group, weights=w[self._source] / (rank_constant + self._rank), minlength=self._groups)
         has_target = self._target_group >= 0
         target_score = np.where(has_target, fused[np.maximum(self._target_group, 0)], 0.0)
         slot_score = fused[self._slot_group]
         slot_target = target_score[self._slot_pair]
         ahead = (slot_score > slot_target) | (
-            (slot_score == slot_target) & (self._group_movie[self._slot_group] < self._targets[self._slot_pair]))
+            (slot_score == slot_target) & (self._group_movie[self._slot_group] < self._targets[self._slot_pair])
+        )
         rank = np.bincount(self._slot_pair, weights=ahead & (slot_score > 0), minlength=len(self._targets))
         rank = np.where(target_score > 0, rank, np.inf)
         active = np.bincount(self._group_query, weights=fused > 0, minlength=len(self._queries))
@@ -127,8 +135,9 @@ def search_weights(
     source alone is tried first and coordinate ascent starts from the best of them, accepting only strict
     improvements, so the choice is never worse on these pairs than the best single source.
     """
-    scorer = _Scorer(lists, queries, np.asarray(pair_query, np.int64), np.asarray(targets, np.int64), k, depth,
-                     fallback)
+    scorer = _Scorer(
+        lists, queries, np.asarray(pair_query, np.int64), np.asarray(targets, np.int64), k, depth, fallback
+    )
     trials: list[dict[str, Any]] = []
 
     def trial(weights: dict[str, float], c: float) -> tuple[float, float]:
@@ -160,8 +169,14 @@ def search_weights(
 
 
 def choose_fusion(
-    sources: Mapping[str, Source], pairs: pd.DataFrame, k: int, *, fallback: Source, depth: int = 50,
-    grid: Sequence[float] = GRID, rank_constants: Sequence[float] = (1.0, 10.0, 60.0),
+    sources: Mapping[str, Source],
+    pairs: pd.DataFrame,
+    k: int,
+    *,
+    fallback: Source,
+    depth: int = 50,
+    grid: Sequence[float] = GRID,
+    rank_constants: Sequence[float] = (1.0, 10.0, 60.0),
 ) -> FusionChoice:
     """Weights for :class:`~services.recommender.fusion.FusionStrategy` over `sources`, chosen on `pairs`
     (columns prev_movieId, movieId; the validation window, with sources trained before its cutoff).
@@ -172,7 +187,13 @@ def choose_fusion(
     asked = queries.tolist()
     lists = {name: source.candidates(asked, depth) for name, source in sources.items()}
     return search_weights(
-        lists, asked, np.searchsorted(queries, pairs["prev_movieId"].to_numpy(np.int64)),
-        pairs["movieId"].to_numpy(np.int64), k, depth=depth, grid=grid, rank_constants=rank_constants,
+        lists,
+        asked,
+        np.searchsorted(queries, pairs["prev_movieId"].to_numpy(np.int64)),
+        pairs["movieId"].to_numpy(np.int64),
+        k,
+        depth=depth,
+        grid=grid,
+        rank_constants=rank_constants,
         fallback=fallback.candidates(asked, 3 * k),
     )

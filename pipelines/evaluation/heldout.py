@@ -3,6 +3,7 @@
 The evaluation build is this set of models for the test window's cutoff, saved in ``als_eval/`` so that
 `evaluate` reuses it and a service started with ``NEXTWATCH_SERVE_MODELS=evaluation`` serves exactly it.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -41,8 +42,9 @@ class LearnedParams:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LearnedParams:
-        return cls(ALSParams.from_settings(settings), SequentialParams.from_settings(settings),
-                   settings.recent_popular_days)
+        return cls(
+            ALSParams.from_settings(settings), SequentialParams.from_settings(settings), settings.recent_popular_days
+        )
 
 
 def popularity_before(ratings: pd.DataFrame, cutoff: int) -> dict[int, int]:
@@ -51,9 +53,7 @@ def popularity_before(ratings: pd.DataFrame, cutoff: int) -> dict[int, int]:
     return {int(m): int(c) for m, c in counts.items()}
 
 
-def train_before(
-    ratings: pd.DataFrame, cutoff: int, params: LearnedParams, *, progress: bool = False
-) -> HeldOutModels:
+def train_before(ratings: pd.DataFrame, cutoff: int, params: LearnedParams, *, progress: bool = False) -> HeldOutModels:
     """Train ALS and the sequential model and count popularity on ratings strictly before `cutoff` only."""
     history = ratings.loc[ratings["timestamp"] < cutoff]
     if history.empty:
@@ -76,14 +76,19 @@ def evaluation_build(
     digest = fingerprint("als_eval", settings.ratings_path, cutoff, asdict(params))
     sequential_dir = directory / "sequential"
     if (
-        CollaborativeModel.exists(directory) and SequentialModel.exists(sequential_dir)
-        and popularity_exists(directory) and popularity_exists(directory, RECENT_FILE_NAME)
+        CollaborativeModel.exists(directory)
+        and SequentialModel.exists(sequential_dir)
+        and popularity_exists(directory)
+        and popularity_exists(directory, RECENT_FILE_NAME)
         and state.is_fresh("als_eval", digest)
     ):
         try:
             return HeldOutModels(
-                CollaborativeModel.load(directory), SequentialModel.load(sequential_dir), load_popularity(directory),
-                load_popularity(directory, RECENT_FILE_NAME), cutoff,
+                CollaborativeModel.load(directory),
+                SequentialModel.load(sequential_dir),
+                load_popularity(directory),
+                load_popularity(directory, RECENT_FILE_NAME),
+                cutoff,
             )
         except ArtifactError:  # a damaged cache: trained again below
             pass

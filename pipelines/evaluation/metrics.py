@@ -1,4 +1,5 @@
 """Metrics at k per strategy (hit ratio, NDCG, MRR, coverage, answered) with user-bootstrap intervals."""
+
 from __future__ import annotations
 
 import time
@@ -83,8 +84,13 @@ class StrategyScore:
             out[f"{metric}@{k}"] = value
             if metric in self.intervals:
                 out[f"{metric}@{k}_ci"] = list(self.intervals[metric])
-        out.update(coverage=self.coverage, answered=self.answered, queries=self.queries,
-                   seconds=round(self.seconds, 4), qps=round(self.qps, 1))
+        out.update(
+            coverage=self.coverage,
+            answered=self.answered,
+            queries=self.queries,
+            seconds=round(self.seconds, 4),
+            qps=round(self.qps, 1),
+        )
         return out
 
 
@@ -135,8 +141,9 @@ def evaluate_strategies(
         own = {r.source for answer in answers for r in answer if r.source not in FALLBACK_SOURCES} | {name}
         score = score_lists(recs, targets, k, own, catalog_size, elapsed)
         if resamples > 0:
-            score = replace(score, intervals=user_bootstrap(
-                pairs["userId"], score.per_pair(), resamples=resamples, seed=seed))
+            score = replace(
+                score, intervals=user_bootstrap(pairs["userId"], score.per_pair(), resamples=resamples, seed=seed)
+            )
         results[name] = score
     return results
 
@@ -146,8 +153,10 @@ def format_table(
 ) -> str:
     """A fixed-width table of the scores, with 95% intervals where computed."""
 
-    head = (f"{'strategy':<15}{f'HR@{k} [95% CI]':>26}{f'NDCG@{k} [95% CI]':>26}{f'MRR@{k} [95% CI]':>26}"
-            f"{'answered':>10}{'coverage':>10}{'q/s':>9}")
+    head = (
+        f"{'strategy':<15}{f'HR@{k} [95% CI]':>26}{f'NDCG@{k} [95% CI]':>26}{f'MRR@{k} [95% CI]':>26}"
+        f"{'answered':>10}{'coverage':>10}{'q/s':>9}"
+    )
     lines = [f"next-item evaluation on {n_pairs} pairs", head, "-" * len(head)]
     for name, s in scores.items():
         lines.append(
@@ -171,18 +180,31 @@ class Comparison:
     interval: tuple[float, float]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "against": self.against, "metric": f"hr@{self.k}",
-                "difference": self.difference, "ci": list(self.interval), "confidence": 0.95}
+        return {
+            "strategy": self.strategy,
+            "against": self.against,
+            "metric": f"hr@{self.k}",
+            "difference": self.difference,
+            "ci": list(self.interval),
+            "confidence": 0.95,
+        }
 
     def describe(self) -> str:
         lo, hi = self.interval
-        return (f"{self.strategy} - {self.against} (the best other strategy): HR@{self.k} {self.difference:+.4f} "
-                f"[{lo:+.4f}, {hi:+.4f}], paired 95% interval over users")
+        return (
+            f"{self.strategy} - {self.against} (the best other strategy): HR@{self.k} {self.difference:+.4f} "
+            f"[{lo:+.4f}, {hi:+.4f}], paired 95% interval over users"
+        )
 
 
 def compare_with_best(
-    scores: Mapping[str, StrategyScore], users: Sequence[int] | np.ndarray | pd.Series, strategy: str, k: int, *,
-    resamples: int, seed: int,
+    scores: Mapping[str, StrategyScore],
+    users: Sequence[int] | np.ndarray | pd.Series,
+    strategy: str,
+    k: int,
+    *,
+    resamples: int,
+    seed: int,
 ) -> Comparison | None:
     """`strategy` against the other strategy with the highest HR@k, with a paired user-bootstrap interval of
     the difference; None when either is missing or no intervals are computed."""

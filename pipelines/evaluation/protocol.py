@@ -1,4 +1,5 @@
 """Seed 002's next-item protocol: its parameters, the prev -> next pairs, the test and validation windows."""
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,11 @@ class Protocol:
     def from_settings(cls, settings: Settings, **overrides: int | None) -> Protocol:
         """The protocol the settings describe; overrides that are not None win (command-line options)."""
         values = {
-            "min_ratings": settings.min_ratings, "pairs": settings.pairs, "k": settings.k,
-            "seed": settings.seed, "resamples": settings.bootstrap_resamples,
+            "min_ratings": settings.min_ratings,
+            "pairs": settings.pairs,
+            "k": settings.k,
+            "seed": settings.seed,
+            "resamples": settings.bootstrap_resamples,
         }
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**values)
@@ -59,10 +63,14 @@ def _latest_pairs(ratings: pd.DataFrame, min_ratings: int, n_pairs: int) -> pd.D
         pair_users, pair_prev = pair_users[recent], pair_prev[recent]
         pair_movies, pair_stamps = pair_movies[recent], pair_stamps[recent]
     latest = np.lexsort((pair_movies, pair_users, pair_stamps))[-n_pairs:] if n_pairs > 0 else []
-    return pd.DataFrame({
-        "userId": pair_users[latest], "prev_movieId": pair_prev[latest],
-        "movieId": pair_movies[latest], "timestamp": pair_stamps[latest],
-    })
+    return pd.DataFrame(
+        {
+            "userId": pair_users[latest],
+            "prev_movieId": pair_prev[latest],
+            "movieId": pair_movies[latest],
+            "timestamp": pair_stamps[latest],
+        }
+    )
 
 
 def next_item_pairs(ratings: pd.DataFrame, min_ratings: int, n_pairs: int) -> pd.DataFrame:
@@ -106,9 +114,11 @@ def ratings_fingerprint(ratings: pd.DataFrame) -> dict[str, Any]:
     ordered = ratings[columns].sort_values(columns, kind="stable")
     digest = hashlib.sha256(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes()).hexdigest()
     return {
-        "ratings": int(len(ratings)), "users": int(ratings["userId"].nunique()),
+        "ratings": int(len(ratings)),
+        "users": int(ratings["userId"].nunique()),
         "movies": int(ratings["movieId"].nunique()),
-        "first_timestamp": int(ratings["timestamp"].min()), "last_timestamp": int(ratings["timestamp"].max()),
+        "first_timestamp": int(ratings["timestamp"].min()),
+        "last_timestamp": int(ratings["timestamp"].max()),
         "sha256": digest,
     }
 
@@ -116,5 +126,3 @@ def ratings_fingerprint(ratings: pd.DataFrame) -> dict[str, Any]:
 def utc(timestamp: int) -> str:
     """A Unix timestamp as an ISO-8601 UTC string."""
     return datetime.fromtimestamp(int(timestamp), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-

@@ -1,4 +1,5 @@
 """The evaluation report: report.json, report.md (table, protocol, provenance, references) and hit_ratio.png."""
+
 from __future__ import annotations
 
 import json
@@ -99,8 +100,9 @@ def render_markdown(run: EvaluationRun) -> str:
 def _cutoff_sentence(run: EvaluationRun) -> str:
     if run.mode == "in-process":
         return "ALS, the sequential model, popular and recent-popular were trained only on ratings strictly before it"
-    return ("the service's models must come from ratings strictly before it "
-            "(serve with NEXTWATCH_SERVE_MODELS=evaluation)")
+    return (
+        "the service's models must come from ratings strictly before it (serve with NEXTWATCH_SERVE_MODELS=evaluation)"
+    )
 
 
 def _model_lines(models: dict[str, Any]) -> list[str]:
@@ -134,11 +136,16 @@ def _tuning_line(tuned: dict[str, Any] | None) -> str:
     v = tuned["validation"]
     if not v:
         return f"- *tuned.json* (`{tuned['path']}`): no record of a validation window (not written by `nextwatch tune`)"
-    where = ("just before this test window" if tuned["precedes_this_test_window"] else
-             "**before a different test window** (tuned with another protocol or data: run `nextwatch tune` again)")
-    return (f"- *tuned.json* (`{tuned['path']}`): chosen by {tuned['chosen_by']}; validation window: {v['pairs']} "
-            f"pairs from {v['users']} users, {v['first']} .. {v['last']}, {where}; its models trained only on "
-            f"ratings before {v['first']}")
+    where = (
+        "just before this test window"
+        if tuned["precedes_this_test_window"]
+        else "**before a different test window** (tuned with another protocol or data: run `nextwatch tune` again)"
+    )
+    return (
+        f"- *tuned.json* (`{tuned['path']}`): chosen by {tuned['chosen_by']}; validation window: {v['pairs']} "
+        f"pairs from {v['users']} users, {v['first']} .. {v['last']}, {where}; its models trained only on "
+        f"ratings before {v['first']}"
+    )
 
 
 def _weights(weights: dict[str, float]) -> str:
@@ -159,8 +166,9 @@ def plot_hit_ratio(run: EvaluationRun, path: Path) -> None:
     bars = axes.bar(names, values, yerr=[lows, highs], capsize=4, color="#4C72B0")
     axes.bar_label(bars, labels=[f"{v:.3f}" for v in values], padding=2, fontsize=8)
     axes.set_ylabel(f"HR@{run.protocol.k}")
-    axes.set_title(f"Next-item hit ratio, {len(run.pairs):,} pairs / {run.users} users "
-                   f"(95% user-bootstrap intervals)", fontsize=10)
+    axes.set_title(
+        f"Next-item hit ratio, {len(run.pairs):,} pairs / {run.users} users (95% user-bootstrap intervals)", fontsize=10
+    )
     axes.tick_params(axis="x", labelrotation=20)
     axes.set_ylim(bottom=0)
     figure.savefig(path, dpi=120, format="png")

@@ -1,4 +1,5 @@
 """One evaluation run, in process or through a running service: pairs, scores and their provenance."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,10 @@ class EvaluationRun:
             "pairs": len(self.pairs),
             "users": self.users,
             "test_window": {
-                "first_timestamp": self.cutoff_timestamp, "last_timestamp": int(self.pairs["timestamp"].max()),
-                "first": utc(self.cutoff_timestamp), "last": utc(int(self.pairs["timestamp"].max())),
+                "first_timestamp": self.cutoff_timestamp,
+                "last_timestamp": int(self.pairs["timestamp"].max()),
+                "first": utc(self.cutoff_timestamp),
+                "last": utc(int(self.pairs["timestamp"].max())),
             },
             "cutoff_timestamp": self.cutoff_timestamp,
             "cutoff": utc(self.cutoff_timestamp),
@@ -98,19 +101,35 @@ def evaluate_step(
     if through_api:
         scores, models, catalog_size = _score_served(settings, pairs, protocol, through_api, concurrency, strategies)
     else:
-        scores, models, catalog_size = _score_in_process(settings, ratings, pairs, protocol, progress=progress,
-                                                         only=strategies)
+        scores, models, catalog_size = _score_in_process(
+            settings, ratings, pairs, protocol, progress=progress, only=strategies
+        )
         models["settings_source"] = sources
         models["tuned"] = _tuning_record(settings, cutoff) if "tuned.json" in sources.values() else None
     data = {**ratings_fingerprint(ratings), "catalog_movies": catalog_size}
-    comparison = compare_with_best(scores, pairs["userId"], "hybrid", protocol.k, resamples=protocol.resamples,
-                                   seed=protocol.seed)
-    return EvaluationRun(protocol, pairs, cutoff, scores, data, models, mode=through_api or "in-process",
-                         seconds=time.perf_counter() - started, comparison=comparison)
+    comparison = compare_with_best(
+        scores, pairs["userId"], "hybrid", protocol.k, resamples=protocol.resamples, seed=protocol.seed
+    )
+    return EvaluationRun(
+        protocol,
+        pairs,
+        cutoff,
+        scores,
+        data,
+        models,
+        mode=through_api or "in-process",
+        seconds=time.perf_counter() - started,
+        comparison=comparison,
+    )
 
 
 def _score_in_process(
-    settings: Settings, ratings: pd.DataFrame, pairs: pd.DataFrame, protocol: Protocol, *, progress: bool,
+    settings: Settings,
+    ratings: pd.DataFrame,
+    pairs: pd.DataFrame,
+    protocol: Protocol,
+    *,
+    progress: bool,
     only: Sequence[str] = (),
 ) -> tuple[dict[str, StrategyScore], dict[str, Any], int]:
     """Scores of every strategy over the evaluation build, what its models were trained on, the catalogue size."""
@@ -130,13 +149,17 @@ def _score_in_process(
     finally:
         runtime.close()
     models = {
-        "trained_before": cutoff, "trained_before_utc": utc(cutoff),
+        "trained_before": cutoff,
+        "trained_before_utc": utc(cutoff),
         "popularity": "rating counts before the cutoff",
         "als": {**asdict(held_out.collaborative.params), **held_out.collaborative.info},
         "sequential": {**asdict(held_out.sequential.params), **held_out.sequential.info},
         "recent_popular_days": settings.recent_popular_days,
-        "fusion": {"weights": dict(settings.fusion_weights), "depth": settings.fusion_depth,
-                   "rank_constant": settings.fusion_rank_constant},
+        "fusion": {
+            "weights": dict(settings.fusion_weights),
+            "depth": settings.fusion_depth,
+            "rank_constant": settings.fusion_rank_constant,
+        },
         "evaluation_build": str(settings.als_eval_dir),
         "neighbour_tables": tables,
     }
@@ -153,14 +176,18 @@ def _score_served(
     finally:
         catalog.close()
     with ServiceClient(url, concurrency=concurrency) as client:
-        names = client.available([n for n in STRATEGY_NAMES if not only or n in only],
-                                 int(pairs["prev_movieId"].iloc[0]))
+        names = client.available(
+            [n for n in STRATEGY_NAMES if not only or n in only], int(pairs["prev_movieId"].iloc[0])
+        )
         strategies = {name: ServedStrategy(client, name) for name in names}
         scores = evaluate_strategies(
             strategies, pairs, protocol.k, catalog_size, resamples=protocol.resamples, seed=protocol.seed
         )
-    models = {"served_by": url, "note": "the service's own models: leakage-free only when it serves the "
-              "evaluation build (NEXTWATCH_SERVE_MODELS=evaluation or `nextwatch serve --evaluation`)"}
+    models = {
+        "served_by": url,
+        "note": "the service's own models: leakage-free only when it serves the "
+        "evaluation build (NEXTWATCH_SERVE_MODELS=evaluation or `nextwatch serve --evaluation`)",
+    }
     return scores, models, catalog_size
 
 
@@ -178,7 +205,9 @@ def _tuning_record(settings: Settings, cutoff: int) -> dict[str, Any]:
     saved = json.loads(settings.tuned_path.read_text(encoding="utf-8"))
     validation = saved.get("validation", {})
     return {
-        "path": str(settings.tuned_path), "chosen_by": saved.get("chosen_by"), "validation": validation,
+        "path": str(settings.tuned_path),
+        "chosen_by": saved.get("chosen_by"),
+        "validation": validation,
         "precedes_this_test_window": validation.get("test_cutoff_timestamp") == cutoff,
     }
 
@@ -189,10 +218,21 @@ def tune_step(settings: Settings, protocol: Protocol, *, say: Callable[[str], No
     ratings = read_ingested(settings, settings.ratings_path)
     runtime = open_runtime(settings, require=("vectors",))
     try:
-        grid = Grid(sequential=SequentialGrid(neighbours=settings.sequential_neighbours,
-                                              min_rating=settings.sequential_min_rating))
-        result = tune(ratings, runtime.facts, runtime.vectors, protocol, ALSParams.from_settings(settings), grid,
-                      depth=settings.fusion_depth, say=say)
+        grid = Grid(
+            sequential=SequentialGrid(
+                neighbours=settings.sequential_neighbours, min_rating=settings.sequential_min_rating
+            )
+        )
+        result = tune(
+            ratings,
+            runtime.facts,
+            runtime.vectors,
+            protocol,
+            ALSParams.from_settings(settings),
+            grid,
+            depth=settings.fusion_depth,
+            say=say,
+        )
     finally:
         runtime.close()
     write_json(settings.tuned_path, result)

@@ -1,4 +1,5 @@
 """Sequential model parameters (W, b, beta) and recent-popular's D, chosen by HR@k on a validation window."""
+
 from __future__ import annotations
 
 import itertools
@@ -32,8 +33,10 @@ class SequentialGrid:
     min_rating: float | None = None
 
     def params(self) -> list[SequentialParams]:
-        return [SequentialParams(w, b, beta, self.neighbours, self.min_rating)
-                for w, b, beta in itertools.product(self.window, self.backward_weight, self.popularity_damping)]
+        return [
+            SequentialParams(w, b, beta, self.neighbours, self.min_rating)
+            for w, b, beta in itertools.product(self.window, self.backward_weight, self.popularity_damping)
+        ]
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,12 @@ class SequentialTuning:
     seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
-        return {"params": asdict(self.params), "recent_days": self.recent_days, "trials": self.trials,
-                "seconds": self.seconds}
+        return {
+            "params": asdict(self.params),
+            "recent_days": self.recent_days,
+            "trials": self.trials,
+            "seconds": self.seconds,
+        }
 
 
 def _summary(score: StrategyScore, k: int) -> dict[str, float]:
@@ -55,7 +62,12 @@ def _summary(score: StrategyScore, k: int) -> dict[str, float]:
 
 
 def tune_sequential(
-    ratings: pd.DataFrame, validation_pairs: pd.DataFrame, cutoff: int, grid: SequentialGrid, k: int, *,
+    ratings: pd.DataFrame,
+    validation_pairs: pd.DataFrame,
+    cutoff: int,
+    grid: SequentialGrid,
+    k: int,
+    *,
     seed: int = 42,
 ) -> SequentialTuning:
     """Build on ratings strictly before `cutoff` for every grid point and keep the best by HR@k on
@@ -66,18 +78,25 @@ def tune_sequential(
     fill = RandomSource(catalog, seed)
 
     def score(strategy: ChainStrategy) -> StrategyScore:
-        return evaluate_strategies({strategy.name: strategy}, validation_pairs, k, len(catalog),
-                                   resamples=0)[strategy.name]
+        return evaluate_strategies({strategy.name: strategy}, validation_pairs, k, len(catalog), resamples=0)[
+            strategy.name
+        ]
 
-    sequential = [(p, score(ChainStrategy("sequential", [SequentialSource(build_sequential(history, p)), fill])))
-                  for p in grid.params()]
-    recent = [(d, score(ChainStrategy("recent-popular", [RecentPopularSource(recent_popularity(ratings, cutoff, d)),
-                                                         fill])))
-              for d in grid.recent_days]
+    sequential = [
+        (p, score(ChainStrategy("sequential", [SequentialSource(build_sequential(history, p)), fill])))
+        for p in grid.params()
+    ]
+    recent = [
+        (d, score(ChainStrategy("recent-popular", [RecentPopularSource(recent_popularity(ratings, cutoff, d)), fill])))
+        for d in grid.recent_days
+    ]
     return SequentialTuning(
-        params=_best(sequential), recent_days=_best(recent),
-        trials={"sequential": [{**asdict(p), **_summary(s, k)} for p, s in sequential],
-                "recent-popular": [{"recent_days": d, **_summary(s, k)} for d, s in recent]},
+        params=_best(sequential),
+        recent_days=_best(recent),
+        trials={
+            "sequential": [{**asdict(p), **_summary(s, k)} for p, s in sequential],
+            "recent-popular": [{"recent_days": d, **_summary(s, k)} for d, s in recent],
+        },
         seconds=round(time.perf_counter() - started, 2),
     )
 

@@ -1,4 +1,5 @@
 """A client of a running nextwatch service: strategies answered over HTTP, so the evaluator measures what is served."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,7 +27,8 @@ class ServiceClient:
         self._concurrency = max(1, concurrency)
         self._batch_size = max(1, batch_size)
         self._http = httpx.Client(
-            base_url=self.base_url, timeout=timeout,
+            base_url=self.base_url,
+            timeout=timeout,
             limits=httpx.Limits(max_connections=self._concurrency, max_keepalive_connections=self._concurrency),
         )
 
@@ -53,7 +55,7 @@ class ServiceClient:
 
     def recommend(self, strategy: str, movie_ids: Sequence[int], k: int) -> list[list[Recommendation]]:
         """The service's top k for each movie, in order; a degraded answer is an error, not a score."""
-        chunks = [list(movie_ids[i:i + self._batch_size]) for i in range(0, len(movie_ids), self._batch_size)]
+        chunks = [list(movie_ids[i : i + self._batch_size]) for i in range(0, len(movie_ids), self._batch_size)]
         with ThreadPoolExecutor(self._concurrency) as pool:
             answers = list(pool.map(lambda chunk: self._chunk(strategy, chunk, k), chunks))
         return [recs for answer in answers for recs in answer]
@@ -67,13 +69,17 @@ class ServiceClient:
             )
         body: dict[str, Any] = response.json()
         if body.get("degraded"):
-            raise ServiceError(f"{self.base_url} answered {strategy} degraded (without {', '.join(body['missing'])})"
-                               ": those are not the strategy's numbers")
+            raise ServiceError(
+                f"{self.base_url} answered {strategy} degraded (without {', '.join(body['missing'])})"
+                ": those are not the strategy's numbers"
+            )
         results = body["results"]
         if [int(r["movie_id"]) for r in results] != movie_ids:
             raise ServiceError(f"{self.base_url} answered other movies than asked for strategy {strategy}")
-        return [[Recommendation(int(i["movie_id"]), float(i["score"]), str(i["source"])) for i in r["items"]]
-                for r in results]
+        return [
+            [Recommendation(int(i["movie_id"]), float(i["score"]), str(i["source"])) for i in r["items"]]
+            for r in results
+        ]
 
 
 class ServedStrategy:

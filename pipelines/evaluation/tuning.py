@@ -8,6 +8,7 @@ source alone is in the search space, so on validation hybrid is never below its 
 The validation window is the `pairs` next-item pairs just before the test window; its models train on
 ratings strictly before its first pair, so neither the test pairs nor the validation pairs are seen.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -90,8 +91,13 @@ def tune(
         return evaluate_strategies({strategy.name: strategy}, validation, k, size, resamples=0)[strategy.name]
 
     def standard(**parts: Any) -> dict[str, Any]:
-        defaults: dict[str, Any] = {"vectors": None, "collaborative": None, "sequential": None,
-                                    "recent_popularity": None, "fusion": FusionConfig({}, depth, 60.0)}
+        defaults: dict[str, Any] = {
+            "vectors": None,
+            "collaborative": None,
+            "sequential": None,
+            "recent_popularity": None,
+            "fusion": FusionConfig({}, depth, 60.0),
+        }
         return assemble_strategies(facts, popularity=popularity, seed=protocol.seed, **{**defaults, **parts})
 
     als_trials: list[tuple[tuple[ALSParams, CollaborativeModel], StrategyScore]] = []
@@ -116,11 +122,18 @@ def tune(
         sources["vector"] = VectorSource(vectors)
     fusion = choose_fusion(sources, validation, k, fallback=PopularSource(popularity), depth=depth)
     chosen_fusion = FusionConfig(fusion.weights, depth, fusion.rank_constant)
-    served = standard(vectors=vectors, collaborative=als_model, sequential=sequential_model,
-                      recent_popularity=recent, fusion=chosen_fusion)
+    served = standard(
+        vectors=vectors,
+        collaborative=als_model,
+        sequential=sequential_model,
+        recent_popularity=recent,
+        fusion=chosen_fusion,
+    )
     validated = {name: _summary(score(served[name]), k) for name in served}
-    say(f"tune: hybrid weights {fusion.weights}, rank constant {fusion.rank_constant} -> HR@{k} "
-        f"{validated['hybrid'][f'hr@{k}']:.4f}")
+    say(
+        f"tune: hybrid weights {fusion.weights}, rank constant {fusion.rank_constant} -> HR@{k} "
+        f"{validated['hybrid'][f'hr@{k}']:.4f}"
+    )
     chosen = {
         **_als_fields(als_params),
         "sequential_window": sequential.params.window,
@@ -135,9 +148,12 @@ def tune(
         "chosen_by": f"hr@{k} on the validation window (ties: ndcg@{k} or mrr@{k}, then grid order)",
         "protocol": asdict(protocol),
         "validation": {
-            "pairs": len(validation), "users": int(validation["userId"].nunique()),
-            "first": utc(cutoff), "last": utc(int(validation["timestamp"].max())),
-            "cutoff_timestamp": cutoff, "test_cutoff_timestamp": windows.test_cutoff,
+            "pairs": len(validation),
+            "users": int(validation["userId"].nunique()),
+            "first": utc(cutoff),
+            "last": utc(int(validation["timestamp"].max())),
+            "cutoff_timestamp": cutoff,
+            "test_cutoff_timestamp": windows.test_cutoff,
             "strategies": validated,
         },
         "data": ratings_fingerprint(ratings),
@@ -151,8 +167,12 @@ def tune(
 
 
 def _als_fields(params: ALSParams) -> dict[str, Any]:
-    return {"als_factors": params.factors, "als_regularization": params.regularization,
-            "als_alpha": params.alpha, "als_iterations": params.iterations}
+    return {
+        "als_factors": params.factors,
+        "als_regularization": params.regularization,
+        "als_alpha": params.alpha,
+        "als_iterations": params.iterations,
+    }
 
 
 def _describe(params: ALSParams) -> str:

@@ -1,4 +1,5 @@
 """Fetching a GroupLens zip: download with progress and MD5 check, unpack once."""
+
 from __future__ import annotations
 
 import hashlib

@@ -30,6 +30,7 @@ streaming + writer thread 4.8 s, ~340 MB peak RSS; pandas C parser in 1M-row chu
 to a temporary file in ``out_dir`` and moved into place with :func:`os.replace`, so a crash never
 leaves a half file.
 """
+
 from __future__ import annotations
 
 import logging

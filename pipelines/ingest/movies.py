@@ -1,4 +1,5 @@
 """Movie readers (CSV, .dat, parquet, links) and the canonical movies.parquet."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Rating readers (CSV, .dat, parquet) streamed into one ratings.parquet with the canonical schema."""
+
 from __future__ import annotations
 
 import logging
@@ -145,13 +146,16 @@ def conform_batch(batch: pa.RecordBatch | pa.Table, names: dict[str, str], where
             if col.type != field.type:
                 col = pc.cast(col, field.type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-            raise IngestError(f"{where}: column {names[field.name]!r} ({col.type}) is not a valid {field.name}: {e}") from e
+            raise IngestError(
+                f"{where}: column {names[field.name]!r} ({col.type}) is not a valid {field.name}: {e}"
+            ) from e
         arrays.append(col)
     return pa.RecordBatch.from_arrays(arrays, schema=RATINGS_SCHEMA)
 
 
 def canonical_names(found: list[str], wanted: tuple[str, ...], where: Path | str, what: str) -> dict[str, str]:
     """Map canonical column names to the source's (matching case- and underscore-insensitively)."""
+
     def key(name: str) -> str:
         return name.strip().strip('"').replace("_", "").lower()
 
@@ -181,8 +185,15 @@ def first_line(path: Path, encoding: str = "utf-8-sig") -> str:
 
 
 def _stream_csv(
-    path: Path, sink: RatingsSink, progress: bool, *, read: pacsv.ReadOptions, parse: pacsv.ParseOptions,
-    convert: pacsv.ConvertOptions, names: dict[str, str], file_columns: list[str],
+    path: Path,
+    sink: RatingsSink,
+    progress: bool,
+    *,
+    read: pacsv.ReadOptions,
+    parse: pacsv.ParseOptions,
+    convert: pacsv.ConvertOptions,
+    names: dict[str, str],
+    file_columns: list[str],
 ) -> None:
     f = pa.OSFile(str(path))
     try:
@@ -193,7 +204,9 @@ def _stream_csv(
                     sink.add(conform_batch(batch, names, path))
                     bar.update(max(0, min(f.tell(), bar.total) - bar.n))
             except pa.ArrowInvalid as e:
-                raise IngestError(f"{path}: malformed ratings data: {_explain_arrow(str(e), names, file_columns)}") from e
+                raise IngestError(
+                    f"{path}: malformed ratings data: {_explain_arrow(str(e), names, file_columns)}"
+                ) from e
             bar.update(bar.total - bar.n)
     finally:
         f.close()
@@ -216,7 +229,9 @@ def _read_ratings_csv(path: Path, sink: RatingsSink, progress: bool) -> None:
     names = canonical_names(found, RATING_COLUMNS, path, "ratings CSV header")
     types = {names[f.name]: f.type for f in RATINGS_SCHEMA}
     _stream_csv(
-        path, sink, progress,
+        path,
+        sink,
+        progress,
         read=pacsv.ReadOptions(block_size=_CSV_BLOCK_SIZE, use_threads=True),
         parse=pacsv.ParseOptions(delimiter=","),
         convert=pacsv.ConvertOptions(column_types=types, include_columns=[names[c] for c in RATING_COLUMNS]),
@@ -237,7 +252,9 @@ def _read_ratings_dat(path: Path, sink: RatingsSink, progress: bool) -> None:
     # "a::b::c::d" split on ":" gives 7 fields, the odd ones empty: fast single-char parsing in pyarrow
     cols = {"userId": "f0", "movieId": "f2", "rating": "f4", "timestamp": "f6"}
     _stream_csv(
-        path, sink, progress,
+        path,
+        sink,
+        progress,
         read=pacsv.ReadOptions(block_size=_CSV_BLOCK_SIZE, use_threads=True, autogenerate_column_names=True),
         parse=pacsv.ParseOptions(delimiter=":", quote_char=False),
         convert=pacsv.ConvertOptions(
@@ -257,7 +274,9 @@ def _read_ratings_parquet(path: Path, sink: RatingsSink, progress: bool) -> None
         raise IngestError(f"{path}: not a readable parquet file: {e}") from e
     names = canonical_names(pf.schema_arrow.names, RATING_COLUMNS, path, "ratings parquet")
     try:
-        with tqdm(total=pf.metadata.num_rows, unit="rows", unit_scale=True, desc=path.name, disable=not progress) as bar:
+        with tqdm(
+            total=pf.metadata.num_rows, unit="rows", unit_scale=True, desc=path.name, disable=not progress
+        ) as bar:
             for batch in pf.iter_batches(batch_size=ROW_GROUP_ROWS, columns=list(names.values())):
                 sink.add(conform_batch(batch, names, path))
                 bar.update(batch.num_rows)

@@ -1,4 +1,5 @@
 """Finding a MovieLens release on disk: CSV, .dat or parquet files, in a folder or beside a ratings file."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

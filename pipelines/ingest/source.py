@@ -1,4 +1,5 @@
 """The data dir remembers which MovieLens release it holds (source.json), so later builds keep it."""
+
 from __future__ import annotations
 
 import json
@@ -27,6 +28,7 @@ class SourceRecord:
 
 def same_source(a: str, b: str) -> bool:
     """Whether two source strings name the same release (paths compared resolved)."""
+
     def norm(s: str) -> str:
         s = s.strip()
         return s if s.lower() == DEFAULT_SOURCE or "://" in s else str(Path(s).expanduser().resolve())
@@ -49,8 +51,14 @@ def read_source(data_dir: Path) -> SourceRecord | None:
 
 def write_source(data_dir: Path, source: str, md5: str | None, *, ratings: int, users: int, movies: int) -> None:
     """Record the source just ingested (write to a temporary name, fsync, rename)."""
-    record = SourceRecord(source=source, md5=md5, ratings=ratings, users=users, movies=movies,
-                          ingested_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    record = SourceRecord(
+        source=source,
+        md5=md5,
+        ratings=ratings,
+        users=users,
+        movies=movies,
+        ingested_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
     path = data_dir / FILE_NAME
     tmp = path.with_suffix(".json.tmp")
     with open(tmp, "w", encoding="utf-8") as handle:

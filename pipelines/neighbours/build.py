@@ -6,6 +6,7 @@ by (score desc, movieId asc); the query movie itself is never its own neighbour.
 matrix (normalised into a copy) is a few ``block x rows`` arrays (block 256 at 87,585 rows: about 90 MB of
 float32 similarities).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -101,9 +102,7 @@ def als_table(model: CollaborativeModel, n: int, block: int = BLOCK) -> Neighbou
     return exact_vector_table(model.item_ids, model.item_factors, n, block)
 
 
-def source_table(
-    source: Source, movie_ids: Sequence[int] | np.ndarray, n: int, batch: int = 1024
-) -> NeighbourTable:
+def source_table(source: Source, movie_ids: Sequence[int] | np.ndarray, n: int, batch: int = 1024) -> NeighbourTable:
     """Any source's first n candidates for each movie, asked `batch` movies at a time."""
     ids, _ = _sorted_unique(movie_ids)
     out_ids = np.full((len(ids), int(n)), PAD, dtype=np.int32)

@@ -1,4 +1,5 @@
 """The `neighbours` build step: write each source's table for the served build (and the evaluation build)."""
+
 from __future__ import annotations
 
 import time

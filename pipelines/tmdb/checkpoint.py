@@ -6,6 +6,7 @@ rewrites the file atomically with one line per id, dropping a last line cut shor
 Any other unreadable line means the file was damaged: reading raises `CheckpointError` rather than
 silently dropping records, and `Checkpoint.repair` (``nextwatch tmdb repair``) sets such lines aside.
 """
+
 from __future__ import annotations
 
 import json

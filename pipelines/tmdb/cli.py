@@ -3,6 +3,7 @@
 Whatever stops a command (no catalog, no credentials, a damaged checkpoint, an unreadable dump) is one
 line on stderr naming the problem and the command that fixes it, and a non-zero exit: no traceback.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,16 +22,20 @@ from services.stores.catalog import Catalog
 
 tmdb_app = typer.Typer(
     help="Korean TMDB metadata (titles, overviews, taglines, posters, collections as real series): "
-         "fetch it from the API at the rate limit, resumably, or import a dump.",
+    "fetch it from the API at the rate limit, resumably, or import a dump.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 
 Limit = Annotated[Optional[int], typer.Option("--limit", min=0, help="fetch only the first N missing ids")]
-Concurrency = Annotated[Optional[int], typer.Option("--concurrency", min=1,
-                                                    help="requests in flight (default: NEXTWATCH_TMDB_CONCURRENCY or 8)")]
-RateLimit = Annotated[Optional[float], typer.Option("--rate-limit", min=0.01,
-                                                    help="requests per second (default: NEXTWATCH_TMDB_RATE_LIMIT or 40)")]
+Concurrency = Annotated[
+    Optional[int],
+    typer.Option("--concurrency", min=1, help="requests in flight (default: NEXTWATCH_TMDB_CONCURRENCY or 8)"),
+]
+RateLimit = Annotated[
+    Optional[float],
+    typer.Option("--rate-limit", min=0.01, help="requests per second (default: NEXTWATCH_TMDB_RATE_LIMIT or 40)"),
+]
 RetryFailed = Annotated[bool, typer.Option("--retry-failed", help="also fetch again the ids that failed before")]
 Apply = Annotated[bool, typer.Option("--apply/--no-apply", help="write the fetched records into the catalog")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bar")]
@@ -63,10 +68,15 @@ def _one_line_errors() -> Iterator[None]:
 @contextmanager
 def _catalog(settings: Settings) -> Iterator[Catalog]:
     url = make_url(settings.catalog_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-            and not Path(url.database).exists():
-        _fail(f"no catalog at {url.database}: run `nextwatch build` (or `nextwatch ingest` then "
-              "`nextwatch catalog`) first")
+    if (
+        url.get_backend_name() == "sqlite"
+        and url.database not in (None, "", ":memory:")
+        and not Path(url.database).exists()
+    ):
+        _fail(
+            f"no catalog at {url.database}: run `nextwatch build` (or `nextwatch ingest` then "
+            "`nextwatch catalog`) first"
+        )
     catalog = Catalog(settings.catalog_url)
     try:
         catalog.create_schema()
@@ -90,16 +100,33 @@ def _quiet_http_log() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _run_fetch(kind: str, wanted: list[int], settings: Settings, *, limit: int | None, retry_failed: bool,
-               concurrency: int | None, rate_limit: float | None, quiet: bool) -> None:
+def _run_fetch(
+    kind: str,
+    wanted: list[int],
+    settings: Settings,
+    *,
+    limit: int | None,
+    retry_failed: bool,
+    concurrency: int | None,
+    rate_limit: float | None,
+    quiet: bool,
+) -> None:
     from pipelines.tmdb.checkpoint import Checkpoint
     from pipelines.tmdb.runs import fetch_sync
 
     path = settings.tmdb_checkpoint_path if kind == "movie" else settings.tmdb_collections_checkpoint_path
     try:
         with _quiet_http_log():
-            summary = fetch_sync(settings, kind, wanted, limit=limit, retry_failed=retry_failed,  # type: ignore[arg-type]
-                                 concurrency=concurrency, rate_limit=rate_limit, progress=not quiet)
+            summary = fetch_sync(
+                settings,
+                kind,
+                wanted,
+                limit=limit,
+                retry_failed=retry_failed,  # type: ignore[arg-type]
+                concurrency=concurrency,
+                rate_limit=rate_limit,
+                progress=not quiet,
+            )
     except KeyboardInterrupt:
         saved = len(Checkpoint(path).statuses())
         _fail(f"interrupted: {saved:,} records are safe in {path}; run the same command again to resume", code=130)
@@ -132,8 +159,16 @@ def fetch(
         wanted = [tmdb_id for _, tmdb_id in catalog.movies_with_tmdb_id()]
         if not wanted:
             _fail("no catalog movie has a TMDB id (MovieLens links.csv tmdbId)")
-        _run_fetch("movie", wanted, settings, limit=limit, retry_failed=retry_failed, concurrency=concurrency,
-                   rate_limit=rate_limit, quiet=quiet)
+        _run_fetch(
+            "movie",
+            wanted,
+            settings,
+            limit=limit,
+            retry_failed=retry_failed,
+            concurrency=concurrency,
+            rate_limit=rate_limit,
+            quiet=quiet,
+        )
         if apply:
             _report_apply(apply_checkpoints(settings, catalog))
 
@@ -157,19 +192,38 @@ def collections(
         wanted = collection_ids(settings, catalog)
         if not wanted:
             _fail("no TMDB collection known yet: run `nextwatch tmdb fetch` (or `tmdb import`) first")
-        _run_fetch("collection", wanted, settings, limit=limit, retry_failed=retry_failed,
-                   concurrency=concurrency, rate_limit=rate_limit, quiet=quiet)
+        _run_fetch(
+            "collection",
+            wanted,
+            settings,
+            limit=limit,
+            retry_failed=retry_failed,
+            concurrency=concurrency,
+            rate_limit=rate_limit,
+            quiet=quiet,
+        )
         if apply:
             _report_apply(apply_checkpoints(settings, catalog))
 
 
 @tmdb_app.command("import")
 def import_(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
-                                         help="a .jsonl checkpoint (ours) or a Kaggle-style TMDB movies .csv")],
-    language: Annotated[Optional[str], typer.Option(
-        "--language", help="language of the dump's title/overview/tagline: ko or en "
-                           "(default: ko for .jsonl, en for .csv)")] = None,
+    path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="a .jsonl checkpoint (ours) or a Kaggle-style TMDB movies .csv",
+        ),
+    ],
+    language: Annotated[
+        Optional[str],
+        typer.Option(
+            "--language",
+            help="language of the dump's title/overview/tagline: ko or en (default: ko for .jsonl, en for .csv)",
+        ),
+    ] = None,
 ) -> None:
     """Load TMDB metadata from a dump instead of the API (idempotent). Pickles are refused: unsafe."""
     from pipelines.tmdb.checkpoint import Checkpoint
@@ -183,15 +237,22 @@ def import_(
         if ours:
             Checkpoint(settings.tmdb_checkpoint_path).statuses()  # a damaged checkpoint stops us before any write
         with applying(settings) as interrupted:
-            result = apply_records(catalog, dump.ok_payloads(), language=dump.language,
-                                   movies=movielens_titles(settings), refresh_inferred=interrupted)
+            result = apply_records(
+                catalog,
+                dump.ok_payloads(),
+                language=dump.language,
+                movies=movielens_titles(settings),
+                refresh_inferred=interrupted,
+            )
         if ours:
             # our own records: later `tmdb fetch` runs need not fetch them again
             merged = merge_ko_records(settings.tmdb_checkpoint_path, dump)
             if merged:
                 _say(f"import: {merged:,} records added to the checkpoint {settings.tmdb_checkpoint_path}")
-    _say(f"import: {dump.records:,} records read from {path.name} ({dump.format}, {dump.language})"
-         + (f", {dump.skipped:,} unusable lines skipped" if dump.skipped else ""))
+    _say(
+        f"import: {dump.records:,} records read from {path.name} ({dump.format}, {dump.language})"
+        + (f", {dump.skipped:,} unusable lines skipped" if dump.skipped else "")
+    )
     _report_apply(result)
 
 
@@ -206,12 +267,16 @@ def repair() -> None:
             if path.exists():
                 rejected = Checkpoint(path).repair()
                 aside = f", set aside in {path.name}.rejected" if rejected else ""
-                _say(f"repair: {path}: {rejected:,} unreadable lines{aside}; "
-                     f"{len(Checkpoint(path).statuses()):,} records kept")
+                _say(
+                    f"repair: {path}: {rejected:,} unreadable lines{aside}; "
+                    f"{len(Checkpoint(path).statuses()):,} records kept"
+                )
 
 
 def _report_apply(result) -> None:
     inferred = "" if result.inferred_series is None else f"; {result.inferred_series:,} inferred series remain"
-    _say(f"catalog: {result.movies:,} movies updated from {result.records:,} TMDB records "
-         f"({result.unmatched:,} not in the catalog), {result.series:,} real series, "
-         f"{result.english_overviews:,} English overviews, {result.no_overview:,} without overview{inferred}")
+    _say(
+        f"catalog: {result.movies:,} movies updated from {result.records:,} TMDB records "
+        f"({result.unmatched:,} not in the catalog), {result.series:,} real series, "
+        f"{result.english_overviews:,} English overviews, {result.no_overview:,} without overview{inferred}"
+    )

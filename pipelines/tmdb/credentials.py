@@ -4,6 +4,7 @@
 ever logged, stored or put into an error message: our messages never carry a URL, and `RedactSecrets`
 masks them in httpx's own request log.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """What stops a TMDB command: each message names the problem and the command that fixes it."""
+
 from __future__ import annotations
 
 

@@ -16,6 +16,7 @@ collection's Korean name and members.
 * A movie payload is stored with its Korean and English translations only (TMDB sends dozens; 87,000
   full payloads would be gigabytes).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -78,9 +79,12 @@ class FetchOptions:
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> FetchOptions:
         values = {
-            "base_url": settings.tmdb_base_url, "rate_limit": settings.tmdb_rate_limit,
-            "concurrency": settings.tmdb_concurrency, "timeout": settings.tmdb_timeout,
-            "max_retries": settings.tmdb_max_retries, "backoff_base": settings.tmdb_backoff_base,
+            "base_url": settings.tmdb_base_url,
+            "rate_limit": settings.tmdb_rate_limit,
+            "concurrency": settings.tmdb_concurrency,
+            "timeout": settings.tmdb_timeout,
+            "max_retries": settings.tmdb_max_retries,
+            "backoff_base": settings.tmdb_backoff_base,
             "backoff_max": settings.tmdb_backoff_max,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -91,7 +95,6 @@ class FetchOptions:
             raise ValueError(f"the TMDB base URL must start with http:// or https://, not {self.base_url!r}")
         if self.rate_limit <= 0 or self.concurrency < 1 or self.timeout <= 0 or self.max_retries < 0:
             raise ValueError("TMDB rate limit and timeout must be > 0, concurrency >= 1, retries >= 0")
-
 
 
 @dataclass
@@ -193,8 +196,9 @@ class TmdbFetcher:
             headers={"Accept": "application/json", "User-Agent": "nextwatch", **self._credentials.headers()},
             params=self._credentials.params(),
             timeout=httpx.Timeout(self.options.timeout),
-            limits=httpx.Limits(max_connections=self.options.concurrency,
-                                max_keepalive_connections=self.options.concurrency),
+            limits=httpx.Limits(
+                max_connections=self.options.concurrency, max_keepalive_connections=self.options.concurrency
+            ),
             transport=self._transport,
             follow_redirects=False,
         )
@@ -254,8 +258,7 @@ class TmdbFetcher:
                             "check NEXTWATCH_TMDB_BASE_URL and the network, then run again with --retry-failed"
                         )
                     bar.update(1)
-                    bar.set_postfix(ok=summary.fetched, missing=summary.not_found, failed=summary.failed,
-                                    refresh=False)
+                    bar.set_postfix(ok=summary.fetched, missing=summary.not_found, failed=summary.failed, refresh=False)
                     if on_record is not None:
                         on_record(record)
 
@@ -289,8 +292,13 @@ class TmdbFetcher:
         if status == 200:
             if not isinstance(payload, dict) or payload.get("id") is None:
                 return _failed(tmdb_id, "unexpected payload (no id)")
-            return {"tmdb_id": tmdb_id, "status": OK, "fetched_at": _stamp(), "language": params["language"],
-                    "data": slim_payload(payload) if kind == "movie" else payload}
+            return {
+                "tmdb_id": tmdb_id,
+                "status": OK,
+                "fetched_at": _stamp(),
+                "language": params["language"],
+                "data": slim_payload(payload) if kind == "movie" else payload,
+            }
         if status == 404:
             return {"tmdb_id": tmdb_id, "status": NOT_FOUND, "fetched_at": _stamp()}
         if status == 401:
@@ -299,15 +307,21 @@ class TmdbFetcher:
             )
         return _failed(tmdb_id, f"HTTP {status}")
 
-    async def _get_with_retries(self, path: str, params: dict[str, str], kind: str,
-                                tmdb_id: int) -> tuple[int, Any]:
+    async def _get_with_retries(self, path: str, params: dict[str, str], kind: str, tmdb_id: int) -> tuple[int, Any]:
         def before_sleep(state: RetryCallState) -> None:
             self.retries += 1
             exc = state.outcome.exception() if state.outcome is not None else None
             reason = str(exc) if isinstance(exc, (_Retryable, _Unreadable)) else type(exc).__name__
             wait = state.next_action.sleep if state.next_action is not None else 0.0
-            log.info("tmdb %s %d: %s, retry %d/%d in %.2f s", kind, tmdb_id, reason, state.attempt_number,
-                     self.options.max_retries, wait)
+            log.info(
+                "tmdb %s %d: %s, retry %d/%d in %.2f s",
+                kind,
+                tmdb_id,
+                reason,
+                state.attempt_number,
+                self.options.max_retries,
+                wait,
+            )
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.options.max_retries + 1),

@@ -18,6 +18,7 @@ the language the dump was written in.
 Dumps: our own JSON Lines checkpoint (see `pipelines.tmdb.checkpoint`) or a Kaggle-style "TMDB movies" CSV.  A
 pickle (the seed's ``tmdb_movie_info_kr.pkl``) is refused: unpickling runs arbitrary code.
 """
+
 from __future__ import annotations
 
 import ast
@@ -47,11 +48,29 @@ OK, NOT_FOUND, FAILED = "ok", "not_found", "failed"
 STATUSES = (OK, NOT_FOUND, FAILED)
 
 # catalog column widths (seed 002's VARCHAR2 sizes)
-_WIDTHS = {"movie_title": 500, "original_title": 500, "original_language": 16, "poster_path": 200,
-           "tagline": 1000, "imdb_id": 20, "series_title": 500}
+_WIDTHS = {
+    "movie_title": 500,
+    "original_title": 500,
+    "original_language": 16,
+    "poster_path": 200,
+    "tagline": 1000,
+    "imdb_id": 20,
+    "series_title": 500,
+}
 # movie columns a TMDB record writes; the ones in _KEEP_IF_MISSING keep the catalog value when TMDB has none
-MOVIE_FIELDS = ("movie_title", "original_title", "original_language", "overview", "overview_language",
-                "tagline", "poster_path", "release_date", "runtime", "imdb_id", "adult")
+MOVIE_FIELDS = (
+    "movie_title",
+    "original_title",
+    "original_language",
+    "overview",
+    "overview_language",
+    "tagline",
+    "poster_path",
+    "release_date",
+    "runtime",
+    "imdb_id",
+    "adult",
+)
 _KEEP_IF_MISSING = ("movie_title", "original_title", "release_date", "imdb_id")
 _MAX_COLLECTION_TEXT = 10_000
 
@@ -109,7 +128,8 @@ def map_movie(record: Mapping[str, Any], language: str = "ko") -> MappedMovie:
         "adult": "Y" if _bool(record.get("adult")) else "N",
     }
     return MappedMovie(
-        tmdb_id=tmdb_id, fields=fields,
+        tmdb_id=tmdb_id,
+        fields=fields,
         series_id=series[0] if series else None,
         series_title=_clip("series_title", series[1]) if series else None,
     )
@@ -130,8 +150,11 @@ def _translation(record: Mapping[str, Any], lang: str) -> Mapping[str, Any] | No
     if not isinstance(entries, list):
         return None
     preferred = {"ko": "KR", "en": "US"}.get(lang)
-    found = [e for e in entries if isinstance(e, Mapping) and e.get("iso_639_1") == lang
-             and isinstance(e.get("data"), Mapping)]
+    found = [
+        e
+        for e in entries
+        if isinstance(e, Mapping) and e.get("iso_639_1") == lang and isinstance(e.get("data"), Mapping)
+    ]
     found.sort(key=lambda e: e.get("iso_3166_1") != preferred)
     # the first entry with any text wins per field, so merge in preference order
     merged: dict[str, Any] = {}
@@ -163,8 +186,7 @@ def _localized(record: Mapping[str, Any], key: str, lang: str, top_language: str
 
 
 def _has_hangul(text: str) -> bool:
-    return any("\uac00" <= ch <= "\ud7a3" or "\u1100" <= ch <= "\u11ff" or "\u3130" <= ch <= "\u318f"
-               for ch in text)
+    return any("\uac00" <= ch <= "\ud7a3" or "\u1100" <= ch <= "\u11ff" or "\u3130" <= ch <= "\u318f" for ch in text)
 
 
 def _collection(value: Any) -> tuple[int, str] | None:
@@ -271,8 +293,14 @@ def apply_records(
 ) -> ApplyResult:
     """`_apply_records` in one catalog transaction: an apply cut short leaves the catalog as it was."""
     with catalog.transaction():
-        return _apply_records(catalog, records, language=language, collections=collections, movies=movies,
-                              refresh_inferred=refresh_inferred)
+        return _apply_records(
+            catalog,
+            records,
+            language=language,
+            collections=collections,
+            movies=movies,
+            refresh_inferred=refresh_inferred,
+        )
 
 
 def _apply_records(
@@ -363,12 +391,16 @@ def _apply_records(
 
     known_series = set(catalog.series_ids())
     # series for the movies written, and new titles for real series already in the catalog
-    wanted = {s: plan.series_titles[s] for s in sorted(used_series | (set(plan.series_titles) & known_series))
-              if s in plan.series_titles}
+    wanted = {
+        s: plan.series_titles[s]
+        for s in sorted(used_series | (set(plan.series_titles) & known_series))
+        if s in plan.series_titles
+    }
     stamp = now()
     catalog.upsert_series(
         {"series_id": s, "series_title": t, "inferred": "N", "useyn": "Y", "regtime": stamp}
-        for s, t in wanted.items() if s not in known_series
+        for s, t in wanted.items()
+        if s not in known_series
     )
     catalog.update_series(
         {"series_id": s, "series_title": t, "inferred": "N"} for s, t in wanted.items() if s in known_series
@@ -502,19 +534,42 @@ class Dump:
                     continue
                 payload: dict[str, Any] = {
                     "id": tmdb_id,
-                    **{c: _text(row.get(c)) for c in ("title", "original_title", "original_language", "overview",
-                                                       "tagline", "release_date", "imdb_id", "poster_path")},
+                    **{
+                        c: _text(row.get(c))
+                        for c in (
+                            "title",
+                            "original_title",
+                            "original_language",
+                            "overview",
+                            "tagline",
+                            "release_date",
+                            "imdb_id",
+                            "poster_path",
+                        )
+                    },
                     "runtime": _int(_text(row.get("runtime"))),
                     "adult": _bool(row.get("adult")),
                     "belongs_to_collection": parse_collection_text(row.get("belongs_to_collection") or ""),
                 }
-                yield {"tmdb_id": tmdb_id, "status": OK, "language": _request_language(self.language),
-                       "data": payload}
+                yield {"tmdb_id": tmdb_id, "status": OK, "language": _request_language(self.language), "data": payload}
 
 
 # a Kaggle-style "TMDB movies" CSV: only `id` is required; genres are ignored (MovieLens genres stay)
-CSV_COLUMNS = ("id", "title", "original_title", "original_language", "overview", "tagline", "release_date",
-               "runtime", "adult", "imdb_id", "poster_path", "belongs_to_collection", "genres")
+CSV_COLUMNS = (
+    "id",
+    "title",
+    "original_title",
+    "original_language",
+    "overview",
+    "tagline",
+    "release_date",
+    "runtime",
+    "adult",
+    "imdb_id",
+    "poster_path",
+    "belongs_to_collection",
+    "genres",
+)
 
 
 def _first_language(path: Path) -> str | None:

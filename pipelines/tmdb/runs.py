@@ -1,4 +1,5 @@
 """One fetch run over a checkpoint (plan, fetch, compact), imports into it, and checkpoints into the catalog."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +20,11 @@ from services.stores.catalog import Catalog
 
 
 def plan(
-    wanted: Iterable[int], done: Mapping[int, str], *, limit: int | None = None, retry_failed: bool = False,
+    wanted: Iterable[int],
+    done: Mapping[int, str],
+    *,
+    limit: int | None = None,
+    retry_failed: bool = False,
 ) -> list[int]:
     """The ids to fetch, in `wanted` order: those without a record (plus failed ones), at most `limit`.
 
@@ -80,8 +85,9 @@ def fetch_sync(
     credentials = Credentials.from_settings(settings)
     options = FetchOptions.from_settings(settings, concurrency=concurrency, rate_limit=rate_limit)
     path = settings.tmdb_checkpoint_path if kind == "movie" else settings.tmdb_collections_checkpoint_path
-    return asyncio.run(run_fetch(kind, wanted, path, options, credentials, limit=limit,
-                                 retry_failed=retry_failed, progress=progress))
+    return asyncio.run(
+        run_fetch(kind, wanted, path, options, credentials, limit=limit, retry_failed=retry_failed, progress=progress)
+    )
 
 
 def merge_into_checkpoint(path: Path, records: Iterable[Mapping[str, Any]]) -> int:
@@ -138,9 +144,12 @@ def apply_checkpoints(settings: Settings, catalog: Catalog) -> ApplyResult:
     """Write every fetched movie and collection record into the catalog (idempotent)."""
     with applying(settings) as interrupted:
         return apply_records(
-            catalog, checkpoint_payloads(settings.tmdb_checkpoint_path), language="ko",
+            catalog,
+            checkpoint_payloads(settings.tmdb_checkpoint_path),
+            language="ko",
             collections=checkpoint_payloads(settings.tmdb_collections_checkpoint_path),
-            movies=movielens_titles(settings), refresh_inferred=interrupted,
+            movies=movielens_titles(settings),
+            refresh_inferred=interrupted,
         )
 
 

@@ -1,4 +1,5 @@
 """FastAPI application factory: stores and models are opened once, in the lifespan, and shared."""
+
 from __future__ import annotations
 
 import signal
@@ -76,8 +77,11 @@ def create_app(
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-            allow_headers=["*"], expose_headers=[REQUEST_ID_HEADER],
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=[REQUEST_ID_HEADER],
         )
     app.state.metrics = Metrics()
     app.add_middleware(RequestObserver, metrics=app.state.metrics)

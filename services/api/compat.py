@@ -1,4 +1,5 @@
 """The earlier service's routes (seed 000's React front end): `{"result": [movie records]}`."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -34,7 +35,9 @@ def genre_movies(rt: deps.RuntimeDep, genre: Annotated[str, Path(max_length=100,
 
 
 @router.get("/item-based/{item_id}", response_model=LegacyResult, responses=NOT_FOUND)
-def item_based(request: Request, rt: deps.RuntimeDep, item_id: Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]) -> LegacyResult:
+def item_based(
+    request: Request, rt: deps.RuntimeDep, item_id: Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]
+) -> LegacyResult:
     """The ten nearest movies by ALS item factors (hybrid recommendations when the model is unavailable)."""
     deps.require_known(rt, [item_id])
     rules = Filter.of(include_adult=False)
@@ -55,13 +58,16 @@ def item_based(request: Request, rt: deps.RuntimeDep, item_id: Annotated[int, Pa
 
 
 @router.get(
-    "/user-based/", response_model=LegacyResult,
+    "/user-based/",
+    response_model=LegacyResult,
     responses={**NOT_FOUND, 413: {"model": ErrorBody, "description": "more ratings than allowed"}},
 )
 def user_based(
-    request: Request, rt: deps.RuntimeDep,
-    params: Annotated[list[str], Query(description='movieId:rating pairs, e.g. params=1:4.5&params=2:5',
-                                       examples=[["1:4.5", "2:5"]])] = [],  # noqa: B006 - FastAPI copies it
+    request: Request,
+    rt: deps.RuntimeDep,
+    params: Annotated[
+        list[str], Query(description="movieId:rating pairs, e.g. params=1:4.5&params=2:5", examples=[["1:4.5", "2:5"]])
+    ] = [],  # noqa: B006 - FastAPI copies it
 ) -> LegacyResult:
     """Ten user-based (ALS) recommendations for the given ratings, none of the rated movies."""
     deps.check_size(len(params), rt.settings.max_user_ratings, "ratings")
@@ -80,8 +86,9 @@ def _parse_ratings(params: Sequence[str]) -> dict[int, float]:
         movie, _, stars = value.partition(":")
         movie_id, rating = _number(movie, int), _number(stars, float)
         if movie_id is None or rating is None or not (1 <= movie_id <= 2**31 - 1 and 0.5 <= rating <= 5.0):
-            raise deps.invalid(("query", "params"), "each rating is movieId:stars with stars from 0.5 to 5, "
-                               'e.g. "1:4.5"', value)
+            raise deps.invalid(
+                ("query", "params"), 'each rating is movieId:stars with stars from 0.5 to 5, e.g. "1:4.5"', value
+            )
         ratings[movie_id] = rating
     return ratings
 
@@ -98,4 +105,3 @@ def _number(text: str, kind: type[int] | type[float]) -> int | float | None:
 def _records(rt: Runtime, ids: Sequence[int]) -> LegacyResult:
     rows = deps.catalog(rt, rt.catalog.get_movies, list(ids))
     return LegacyResult(result=[views.legacy_movie(r, rt.settings.tmdb_image_base) for r in rows])
-

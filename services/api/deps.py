@@ -1,4 +1,5 @@
 """What every route needs: the runtime, store calls under time limits, and limits from the settings."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

@@ -1,4 +1,5 @@
 """Failures as JSON answers: a store that is down is a 503 naming it; anything else a 500 without a trace."""
+
 from __future__ import annotations
 
 import logging

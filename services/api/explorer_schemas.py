@@ -1,4 +1,5 @@
 """Response bodies of the explorer page's routes: meaning search, strategy and genre lists."""
+
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,10 +15,16 @@ class SearchResults(BaseModel):
     query: str = Field(description="the text that was embedded (trimmed)")
     items: list[SearchHit] = Field(description="nearest movies, best first")
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "query": "우주를 배경으로 한 가족 영화",
-        "items": [{"movie_id": 2009, "title": "스페이스 캠프", "score": 0.87}],
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "query": "우주를 배경으로 한 가족 영화",
+                    "items": [{"movie_id": 2009, "title": "스페이스 캠프", "score": 0.87}],
+                }
+            ]
+        }
+    )
 
 
 class StrategyInfo(BaseModel):
@@ -29,9 +36,16 @@ class StrategyList(BaseModel):
     default: str = "hybrid"
     items: list[StrategyInfo] = Field(description="product default first, then the evaluator's order")
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "default": "hybrid", "items": [{"name": "hybrid", "available": True}, {"name": "series", "available": True}],
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "default": "hybrid",
+                    "items": [{"name": "hybrid", "available": True}, {"name": "series", "available": True}],
+                }
+            ]
+        }
+    )
 
 
 class GenreList(BaseModel):

@@ -1,4 +1,5 @@
 """Lists a client builds its controls from: the strategies and the catalogue's genres."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter
@@ -10,8 +11,17 @@ from services.recommender.standard import STRATEGY_NAMES
 router = APIRouter(tags=["movies"])
 DEFAULT_STRATEGY = "hybrid"
 # how a page lists them: the product first, then its parts from the strongest, the baselines last
-DISPLAY_ORDER = ("hybrid", "sequential", "collaborative", "series", "vector", "series+vector", "recent-popular",
-                 "popular", "random")
+DISPLAY_ORDER = (
+    "hybrid",
+    "sequential",
+    "collaborative",
+    "series",
+    "vector",
+    "series+vector",
+    "recent-popular",
+    "popular",
+    "random",
+)
 
 
 @router.get("/strategies", response_model=StrategyList)

@@ -1,4 +1,5 @@
 """Request ids, structured access logs and Prometheus metrics, as one pure ASGI middleware."""
+
 from __future__ import annotations
 
 import json
@@ -28,15 +29,22 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "nextwatch_http_requests", "HTTP requests answered", ["route", "method", "status", "strategy"],
+            "nextwatch_http_requests",
+            "HTTP requests answered",
+            ["route", "method", "status", "strategy"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "nextwatch_http_request_duration_seconds", "time from request to the end of the response",
-            ["route", "strategy"], buckets=BUCKETS, registry=self.registry,
+            "nextwatch_http_request_duration_seconds",
+            "time from request to the end of the response",
+            ["route", "strategy"],
+            buckets=BUCKETS,
+            registry=self.registry,
         )
         self.degraded = Counter(
-            "nextwatch_degraded_responses", "answers given without a part of the stack", ["strategy", "missing"],
+            "nextwatch_degraded_responses",
+            "answers given without a part of the stack",
+            ["strategy", "missing"],
             registry=self.registry,
         )
 
@@ -91,12 +99,25 @@ class RequestObserver:
             strategy = str(state.get("strategy", ""))
             self.metrics.observe(path, method, status, strategy, seconds)
             if self.log.isEnabledFor(logging.INFO):
-                self.log.info("%s %s %d", scope["method"], scope["path"], status, extra={"access": {
-                    "request_id": request_id, "method": scope["method"], "path": scope["path"],
-                    "query": scope.get("query_string", b"").decode("latin-1")[:500], "route": path,
-                    "strategy": strategy, "status": status, "duration_ms": round(seconds * 1000, 3),
-                    "client": (scope.get("client") or ("", 0))[0],
-                }})
+                self.log.info(
+                    "%s %s %d",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "access": {
+                            "request_id": request_id,
+                            "method": scope["method"],
+                            "path": scope["path"],
+                            "query": scope.get("query_string", b"").decode("latin-1")[:500],
+                            "route": path,
+                            "strategy": strategy,
+                            "status": status,
+                            "duration_ms": round(seconds * 1000, 3),
+                            "client": (scope.get("client") or ("", 0))[0],
+                        }
+                    },
+                )
 
 
 def _request_id(scope: Scope) -> str:
@@ -115,7 +136,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname, "logger": record.name,
+            "level": record.levelname,
+            "logger": record.name,
         }
         access = getattr(record, "access", None)
         if isinstance(access, dict):

@@ -1,4 +1,5 @@
 """Operations routes: liveness, readiness (which part is not reachable) and Prometheus metrics."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -33,8 +34,11 @@ def ready(rt: deps.RuntimeDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=503 if missing else 200, headers=served)
 
 
-@router.get("/metrics", response_class=Response,
-            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
 def metrics(observed: deps.MetricsDep) -> Response:
     """Request counts and latency histograms per route and strategy, degraded answers per missing part."""
     body, content_type = observed.render()
@@ -50,7 +54,7 @@ def _check(rt: Runtime) -> dict[str, str]:
 
 
 def _probe(rt: Runtime, part: str, call: Callable[[], object]) -> str:
-    """"ok", or why the part did not answer (a vector store without its collection is "missing")."""
+    """ "ok", or why the part did not answer (a vector store without its collection is "missing")."""
     try:
         answer = rt.guards[part].call(call)
     except StoreUnavailable as exc:

@@ -1,4 +1,5 @@
 """The explorer page: static files of `services.web`, served by the API itself (no build step, no CDN)."""
+
 from __future__ import annotations
 
 import mimetypes

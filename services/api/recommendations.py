@@ -1,4 +1,5 @@
 """Item-to-item recommendation routes: one movie, or a batch of movies in one call."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -28,19 +29,22 @@ ERRORS = {
 
 # "series+vector" arrives as "series vector" when a client leaves the "+" unescaped
 Strategy = Annotated[
-    StrategyName, BeforeValidator(lambda v: v.replace(" ", "+") if isinstance(v, str) else v),
+    StrategyName,
+    BeforeValidator(lambda v: v.replace(" ", "+") if isinstance(v, str) else v),
     Query(description="which strategy ranks the movies"),
 ]
 
 
 @router.get("/movies/{movie_id}/recommendations", response_model=Recommendations, responses=ERRORS)
 def recommendations(
-    request: Request, rt: deps.RuntimeDep,
+    request: Request,
+    rt: deps.RuntimeDep,
     movie_id: Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])],
     strategy: Strategy = "hybrid",
     k: Annotated[int, Query(ge=1, description="how many movies, at most NEXTWATCH_MAX_K (default 100)")] = 10,
-    exclude: Annotated[list[str], Query(description='movie ids never to recommend: "1,2" or repeated',
-                                        examples=["3114,78499"])] = [],  # noqa: B006 - FastAPI copies it
+    exclude: Annotated[
+        list[str], Query(description='movie ids never to recommend: "1,2" or repeated', examples=["3114,78499"])
+    ] = [],  # noqa: B006 - FastAPI copies it
     genre: Annotated[str | None, Query(max_length=100, description="only movies of this genre")] = None,
     include_adult: Annotated[bool, Query(description="also adult movies")] = False,
     explain: Annotated[bool, Query(description="add each item's contributions and viewers")] = False,
@@ -55,18 +59,28 @@ def recommendations(
     of the movie watched it within their next titles.
     """
     deps.check_at_most(("query", "k"), k, rt.settings.max_k, "k")
-    rules = Filter.of(_exclude_ids(exclude, rt.settings.max_exclude), deps.known_genre(rt, ("query", "genre"), genre),
-                      include_adult)
+    rules = Filter.of(
+        _exclude_ids(exclude, rt.settings.max_exclude), deps.known_genre(rt, ("query", "genre"), genre), include_adult
+    )
     deps.require_known(rt, [movie_id])
     served, titles = _serve(request, rt, strategy, [movie_id], k, rules, explain)
-    return Recommendations(movie_id=movie_id, strategy=strategy, degraded=bool(served.missing), missing=served.missing,
-                           items=views.recommended(served.items[0], titles, _why(served, 0)))
+    return Recommendations(
+        movie_id=movie_id,
+        strategy=strategy,
+        degraded=bool(served.missing),
+        missing=served.missing,
+        items=views.recommended(served.items[0], titles, _why(served, 0)),
+    )
 
 
 @router.post(
-    "/recommendations/batch", response_model=BatchRecommendations,
-    responses={**ERRORS, **deps.UNREADABLE_BODY,
-               413: {"model": ErrorBody, "description": "more ids than NEXTWATCH_MAX_BATCH"}},
+    "/recommendations/batch",
+    response_model=BatchRecommendations,
+    responses={
+        **ERRORS,
+        **deps.UNREADABLE_BODY,
+        413: {"model": ErrorBody, "description": "more ids than NEXTWATCH_MAX_BATCH"},
+    },
 )
 def batch_recommendations(request: Request, rt: deps.RuntimeDep, body: BatchRequest) -> BatchRecommendations:
     """Recommendations for many movies in one call (a page of rows), answered in one batched pass."""
@@ -77,9 +91,13 @@ def batch_recommendations(request: Request, rt: deps.RuntimeDep, body: BatchRequ
     deps.require_known(rt, body.movie_ids)
     served, titles = _serve(request, rt, body.strategy, body.movie_ids, body.k, rules, body.explain)
     return BatchRecommendations(
-        strategy=body.strategy, degraded=bool(served.missing), missing=served.missing,
-        results=[BatchItem(movie_id=m, items=views.recommended(r, titles, _why(served, i)))
-                 for i, (m, r) in enumerate(zip(body.movie_ids, served.items))],
+        strategy=body.strategy,
+        degraded=bool(served.missing),
+        missing=served.missing,
+        results=[
+            BatchItem(movie_id=m, items=views.recommended(r, titles, _why(served, i)))
+            for i, (m, r) in enumerate(zip(body.movie_ids, served.items))
+        ],
     )
 
 
@@ -108,8 +126,9 @@ def _exclude_ids(raw: Sequence[str], limit: int) -> list[int]:
         if not part:
             continue
         if not (part.isascii() and part.isdigit() and len(part) <= 10 and 1 <= int(part) <= 2**31 - 1):
-            raise deps.invalid(("query", "exclude"), "exclude takes movie ids (positive integers), "
-                               'comma-separated: "1,2"', part)
+            raise deps.invalid(
+                ("query", "exclude"), 'exclude takes movie ids (positive integers), comma-separated: "1,2"', part
+            )
         ids.append(int(part))
     deps.check_at_most(("query", "exclude"), len(ids), limit, "the number of excluded ids")
     return ids

@@ -1,4 +1,5 @@
 """The latest evaluation report (`make run` writes it to <data_dir>/report/) as API routes."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,11 @@ from services.api.schemas import ErrorBody
 from services.serving.runtime import Runtime
 
 router = APIRouter(tags=["evaluation"])
-REPORT_FILES = {"report.json": "application/json", "report.md": "text/markdown; charset=utf-8",
-                "hit_ratio.png": "image/png"}
+REPORT_FILES = {
+    "report.json": "application/json",
+    "report.md": "text/markdown; charset=utf-8",
+    "hit_ratio.png": "image/png",
+}
 ABSENT: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "no report written yet"}}
 
 
@@ -25,8 +29,11 @@ def report_dir(rt: Runtime) -> Path:
 def _report_file(rt: Runtime, name: str) -> FileResponse:
     path = report_dir(rt) / name
     if not path.is_file():
-        raise HTTPException(status_code=404, detail=f"no evaluation report ({name}) yet: run "
-                            f"`nextwatch evaluate --report {report_dir(rt)}` (or `make run`)")
+        raise HTTPException(
+            status_code=404,
+            detail=f"no evaluation report ({name}) yet: run "
+            f"`nextwatch evaluate --report {report_dir(rt)}` (or `make run`)",
+        )
     return FileResponse(path, media_type=REPORT_FILES[name])
 
 

@@ -1,4 +1,5 @@
 """Request and response bodies of the HTTP API (with the examples the OpenAPI document shows)."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -14,13 +15,26 @@ StrategyName = Literal[STRATEGY_NAMES]  # type: ignore[valid-type]
 Part = Literal["catalog", "vectors", "collaborative", "sequential"]
 
 _TOY_STORY = {
-    "movie_id": 1, "movie_title": "토이 스토리", "original_title": "Toy Story", "original_language": "en",
-    "overview": "장난감들이 살아 움직이는 세계...", "tagline": None, "genres": ["Adventure", "Animation"],
-    "release_date": "1995-10-30", "runtime": 81, "series_id": 10194, "series_title": "토이 스토리 시리즈",
-    "series_inferred": False, "poster_path": "/uXDfjJbdP4ijW5hWSBrPrlKpxab.jpg",
+    "movie_id": 1,
+    "movie_title": "토이 스토리",
+    "original_title": "Toy Story",
+    "original_language": "en",
+    "overview": "장난감들이 살아 움직이는 세계...",
+    "tagline": None,
+    "genres": ["Adventure", "Animation"],
+    "release_date": "1995-10-30",
+    "runtime": 81,
+    "series_id": 10194,
+    "series_title": "토이 스토리 시리즈",
+    "series_inferred": False,
+    "poster_path": "/uXDfjJbdP4ijW5hWSBrPrlKpxab.jpg",
     "poster_url": "https://image.tmdb.org/t/p/w500/uXDfjJbdP4ijW5hWSBrPrlKpxab.jpg",
-    "imdb_id": "tt0114709", "imdb_url": "https://www.imdb.com/title/tt0114709/", "tmdb_id": 862,
-    "adult": False, "rating_count": 76813, "rating_avg": 3.9,
+    "imdb_id": "tt0114709",
+    "imdb_url": "https://www.imdb.com/title/tt0114709/",
+    "tmdb_id": 862,
+    "adult": False,
+    "rating_count": 76813,
+    "rating_avg": 3.9,
 }
 _ITEM = {"movie_id": 3114, "title": "토이 스토리 2", "score": 1.0, "source": "series"}
 
@@ -40,10 +54,17 @@ class Readiness(BaseModel):
     parts: dict[str, str] = Field(description='each part: "ok", "missing" or why it is not reachable')
     missing: list[str] = Field(default_factory=list, description="the parts that are not ok")
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"status": "ready", "parts": {"catalog": "ok", "vectors": "ok", "collaborative": "ok", "sequential": "ok"},
-         "missing": []},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "parts": {"catalog": "ok", "vectors": "ok", "collaborative": "ok", "sequential": "ok"},
+                    "missing": [],
+                },
+            ]
+        }
+    )
 
 
 class Movie(BaseModel):
@@ -83,23 +104,33 @@ class Series(BaseModel):
     inferred: bool = Field(description="grouped from MovieLens titles rather than a TMDB collection")
     movies: list[Movie] = Field(description="oldest release first")
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"series_id": 10194, "series_title": "토이 스토리 시리즈", "inferred": False, "movies": [_TOY_STORY]},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"series_id": 10194, "series_title": "토이 스토리 시리즈", "inferred": False, "movies": [_TOY_STORY]},
+            ]
+        }
+    )
 
 
 class RecommendedMovie(BaseModel):
     movie_id: int
     title: str
     score: float = Field(description="the source's score, higher is better (not comparable across sources)")
-    source: str = Field(description="series | vector | collaborative | sequential | recent-popular | popular | "
-                        "random; for hybrid, the source that contributed most")
+    source: str = Field(
+        description="series | vector | collaborative | sequential | recent-popular | popular | "
+        "random; for hybrid, the source that contributed most"
+    )
     contributions: dict[str, float] | None = Field(
-        default=None, description="with explain=true: each source's part of the item's score (hybrid: of the "
-        "fused score; empty for a popular fill-in)")
+        default=None,
+        description="with explain=true: each source's part of the item's score (hybrid: of the "
+        "fused score; empty for a popular fill-in)",
+    )
     viewers: int | None = Field(
-        default=None, description="with explain=true: how many viewers of the movie watched this one within "
-        "their next few titles (the sequential model's count), when it knows the pair")
+        default=None,
+        description="with explain=true: how many viewers of the movie watched this one within "
+        "their next few titles (the sequential model's count), when it knows the pair",
+    )
 
 
 Degraded = Annotated[bool, Field(description="true when a part of the stack was missing or failed")]
@@ -113,11 +144,23 @@ class Recommendations(BaseModel):
     missing: Missing = []
     items: list[RecommendedMovie]
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"movie_id": 1, "strategy": "hybrid", "degraded": False, "missing": [], "items": [_ITEM]},
-        {"movie_id": 1, "strategy": "hybrid", "degraded": True, "missing": ["vectors"],
-         "items": [_ITEM, {"movie_id": 2355, "title": "벅스 라이프", "score": 0.83, "source": "collaborative"}]},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"movie_id": 1, "strategy": "hybrid", "degraded": False, "missing": [], "items": [_ITEM]},
+                {
+                    "movie_id": 1,
+                    "strategy": "hybrid",
+                    "degraded": True,
+                    "missing": ["vectors"],
+                    "items": [
+                        _ITEM,
+                        {"movie_id": 2355, "title": "벅스 라이프", "score": 0.83, "source": "collaborative"},
+                    ],
+                },
+            ]
+        }
+    )
 
 
 class BatchRequest(BaseModel):
@@ -129,9 +172,14 @@ class BatchRequest(BaseModel):
     include_adult: bool = False
     explain: bool = Field(default=False, description="add each item's contributions and viewers")
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"movie_ids": [1, 260, 2571], "strategy": "hybrid", "k": 5, "exclude": [3114], "include_adult": False},
-    ]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"movie_ids": [1, 260, 2571], "strategy": "hybrid", "k": 5, "exclude": [3114], "include_adult": False},
+            ]
+        },
+    )
 
 
 class BatchItem(BaseModel):
@@ -145,9 +193,18 @@ class BatchRecommendations(BaseModel):
     missing: Missing = []
     results: list[BatchItem] = Field(description="one per requested id, in the order asked")
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"strategy": "hybrid", "degraded": False, "missing": [], "results": [{"movie_id": 1, "items": [_ITEM]}]},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "strategy": "hybrid",
+                    "degraded": False,
+                    "missing": [],
+                    "results": [{"movie_id": 1, "items": [_ITEM]}],
+                },
+            ]
+        }
+    )
 
 
 class UserRatings(BaseModel):
@@ -157,9 +214,14 @@ class UserRatings(BaseModel):
     k: int = Field(default=10, ge=1, description="at most NEXTWATCH_MAX_K (default 100)")
     explain: bool = Field(default=False, description="list which rated movies contributed to each item")
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"ratings": {"1": 5.0, "3114": 4.5, "2355": 2.0}, "k": 10, "explain": True},
-    ]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"ratings": {"1": 5.0, "3114": 4.5, "2355": 2.0}, "k": 10, "explain": True},
+            ]
+        },
+    )
 
 
 class Contribution(BaseModel):
@@ -182,12 +244,30 @@ class UserRecommendations(BaseModel):
         "(still never recommended)"
     )
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "degraded": False, "missing": [], "used": [1, 3114], "ignored": [2355],
-        "items": [{"movie_id": 78499, "title": "토이 스토리 3", "score": 0.91, "source": "collaborative",
-                   "because": [{"movie_id": 3114, "title": "토이 스토리 2", "contribution": 0.55},
-                               {"movie_id": 1, "title": "토이 스토리", "contribution": 0.36}]}],
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "degraded": False,
+                    "missing": [],
+                    "used": [1, 3114],
+                    "ignored": [2355],
+                    "items": [
+                        {
+                            "movie_id": 78499,
+                            "title": "토이 스토리 3",
+                            "score": 0.91,
+                            "source": "collaborative",
+                            "because": [
+                                {"movie_id": 3114, "title": "토이 스토리 2", "contribution": 0.55},
+                                {"movie_id": 1, "title": "토이 스토리", "contribution": 0.36},
+                            ],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
 
 
 class LegacyMovie(BaseModel):
@@ -207,8 +287,24 @@ class LegacyMovie(BaseModel):
 class LegacyResult(BaseModel):
     result: list[LegacyMovie]
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"result": [{
-        "movieId": 1, "title": "토이 스토리", "genres": "Adventure|Animation", "imdbId": "0114709", "tmdbId": 862,
-        "url": "http://www.imdb.com/title/tt0114709/", "rating_count": 76813, "rating_avg": 3.9,
-        "poster_path": "https://image.tmdb.org/t/p/w500/uXDfjJbdP4ijW5hWSBrPrlKpxab.jpg",
-    }]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "result": [
+                        {
+                            "movieId": 1,
+                            "title": "토이 스토리",
+                            "genres": "Adventure|Animation",
+                            "imdbId": "0114709",
+                            "tmdbId": 862,
+                            "url": "http://www.imdb.com/title/tt0114709/",
+                            "rating_count": 76813,
+                            "rating_avg": 3.9,
+                            "poster_path": "https://image.tmdb.org/t/p/w500/uXDfjJbdP4ijW5hWSBrPrlKpxab.jpg",
+                        }
+                    ]
+                }
+            ]
+        }
+    )

@@ -1,4 +1,5 @@
 """Meaning search: a free text embedded as an e5 query, answered with the nearest movie overviews."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -14,14 +15,22 @@ MAX_QUERY_CHARS = 500
 
 
 @router.get(
-    "/search", response_model=SearchResults,
+    "/search",
+    response_model=SearchResults,
     responses={503: {"model": ErrorBody, "description": "the vector store or the embedding model is unavailable"}},
 )
 def search(
     request: Request,
     rt: deps.RuntimeDep,
-    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, examples=["우주를 배경으로 한 가족 영화"],
-                            description="what the movie is about, in Korean or English")],
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=MAX_QUERY_CHARS,
+            examples=["우주를 배경으로 한 가족 영화"],
+            description="what the movie is about, in Korean or English",
+        ),
+    ],
     k: Annotated[int, Query(ge=1, description="how many movies, at most NEXTWATCH_MAX_K (default 100)")] = 10,
 ) -> SearchResults:
     """Movies whose overview is nearest in meaning to `q` (multilingual-e5 query embedding, Qdrant search)."""

@@ -1,4 +1,5 @@
 """User-based recommendations for someone who is not in the training data, from the ratings they give."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -16,7 +17,8 @@ STRATEGY_LABEL = "user-based"
 
 
 @router.post(
-    "/users/recommendations", response_model=UserRecommendations,
+    "/users/recommendations",
+    response_model=UserRecommendations,
     responses={
         **deps.UNREADABLE_BODY,
         404: {"model": ErrorBody, "description": "a rated movie is not in the catalogue"},
@@ -61,12 +63,17 @@ def recommend_for_user(
     titles = deps.titles(request, [m for m, _ in scored] + list(ratings))
     items = [
         UserRecommendedMovie(
-            movie_id=m, title=titles.get(m, ""), score=s, source=source,
+            movie_id=m,
+            title=titles.get(m, ""),
+            score=s,
+            source=source,
             because=[Contribution(movie_id=r, title=titles.get(r, ""), contribution=c) for r, c in because.get(m, [])]
-            if explain else None,
+            if explain
+            else None,
         )
         for m, s in scored
     ]
     liked = set(used)
-    return UserRecommendations(items=items, used=used, ignored=[m for m in ratings if m not in liked],
-                               degraded=bool(missing), missing=missing)
+    return UserRecommendations(
+        items=items, used=used, ignored=[m for m in ratings if m not in liked], degraded=bool(missing), missing=missing
+    )

@@ -1,4 +1,5 @@
 """Catalog rows -> response bodies (poster and IMDb URLs, the earlier service's record shape)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -46,10 +47,14 @@ def legacy_movie(row: Mapping[str, Any], image_base: str) -> LegacyMovie:
     """A catalog row in the earlier service's record shape."""
     imdb_id = row.get("imdb_id")
     return LegacyMovie(
-        movieId=row["movie_id"], title=row["movie_title"], genres=row.get("genres") or "",
+        movieId=row["movie_id"],
+        title=row["movie_title"],
+        genres=row.get("genres") or "",
         imdbId=imdb_id[2:] if imdb_id and imdb_id.startswith("tt") else imdb_id,
-        tmdbId=row.get("tmdb_id"), url=imdb_url(imdb_id, scheme="http"),
-        rating_count=row.get("rating_count") or 0, rating_avg=row.get("rating_avg"),
+        tmdbId=row.get("tmdb_id"),
+        url=imdb_url(imdb_id, scheme="http"),
+        rating_count=row.get("rating_count") or 0,
+        rating_avg=row.get("rating_avg"),
         poster_path=poster_url(image_base, row.get("poster_path")),
     )
 
@@ -59,8 +64,14 @@ def recommended(
 ) -> list[RecommendedMovie]:
     """Recommendations with their titles, and their explanations when asked for."""
     return [
-        RecommendedMovie(movie_id=r.movie_id, title=titles.get(r.movie_id, ""), score=r.score, source=r.source,
-                         contributions=why[i].contributions if why else None, viewers=why[i].viewers if why else None)
+        RecommendedMovie(
+            movie_id=r.movie_id,
+            title=titles.get(r.movie_id, ""),
+            score=r.score,
+            source=r.source,
+            contributions=why[i].contributions if why else None,
+            viewers=why[i].viewers if why else None,
+        )
         for i, r in enumerate(recs)
     ]
 
@@ -72,5 +83,4 @@ def parts(sources: Sequence[str]) -> list[str]:
 
 def release_order(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Oldest release first, undated movies last, ties by id (the same on every database)."""
-    return sorted(rows, key=lambda r: (r.get("release_date") is None, r.get("release_date") or date.min,
-                                       r["movie_id"]))
+    return sorted(rows, key=lambda r: (r.get("release_date") is None, r.get("release_date") or date.min, r["movie_id"]))

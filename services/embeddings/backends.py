@@ -1,4 +1,5 @@
 """Embedding backends: turn texts into L2-normalised vectors (passages offline, queries online)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -85,7 +86,6 @@ def make_backend(settings: Settings) -> EmbeddingBackend:
 def cache_key(backend: EmbeddingBackend) -> tuple[str, str, int]:
     """(backend, model, dimensions) under which `backend`'s vectors are cached."""
     return backend.name, getattr(backend, "cache_model", backend.model), backend.dim
-
 
 
 def normalise(matrix: np.ndarray) -> np.ndarray:

@@ -42,6 +42,7 @@ Retries
     are in the cache, so re-running resumes from the failed batch. Every response is checked to hold
     exactly one vector of the expected size per input, matched by ``index``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -273,8 +274,13 @@ class OpenAIBackend:
             cut = sum(1 for t in texts if token_upper_bound(prefix + t) > self.max_input_tokens)
             if cut:
                 self.truncated += cut
-                log.warning("%d of %d texts cut to %d tokens (the %s input limit)", cut, len(texts),
-                            self.max_input_tokens, self.model)
+                log.warning(
+                    "%d of %d texts cut to %d tokens (the %s input limit)",
+                    cut,
+                    len(texts),
+                    self.max_input_tokens,
+                    self.model,
+                )
         ranges = plan_batches([token_upper_bound(t) for t in prepared], self.batch_size, self.max_batch_tokens)
         return np.concatenate([self._request(prepared[a:b], kind) for a, b in ranges])
 
@@ -296,8 +302,9 @@ class OpenAIBackend:
         try:
             response = self.client.embeddings.create(**kwargs)
         except openai.OpenAIError as exc:
-            transient = isinstance(exc, (openai.APIConnectionError, openai.RateLimitError,
-                                         openai.InternalServerError)) or getattr(exc, "status_code", 0) in (408, 409)
+            transient = isinstance(
+                exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)
+            ) or getattr(exc, "status_code", 0) in (408, 409)
             raise EmbeddingError(
                 f"embedding request for {len(inputs)} texts ({self.model}) failed"
                 f"{f' after {self.max_retries} retries' if transient else ''}: {self._scrub(str(exc))}"
@@ -335,8 +342,10 @@ class OpenAIBackend:
                     "OpenAI-compatible server); `nextwatch embed --dry-run` works without either"
                 )
             self._client = openai.OpenAI(
-                api_key=api_key or PLACEHOLDER_KEY, base_url=base_url,
-                timeout=self.timeout, max_retries=self.max_retries,
+                api_key=api_key or PLACEHOLDER_KEY,
+                base_url=base_url,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
             )
         return self._client
 

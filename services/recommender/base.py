@@ -1,4 +1,5 @@
 """The one interface every strategy implements, and the candidate sources they chain."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

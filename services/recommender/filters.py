@@ -1,4 +1,5 @@
 """What a caller does not want recommended, and the catalogue facts that decide it per movie."""
+
 from __future__ import annotations
 
 from collections import defaultdict

@@ -4,6 +4,7 @@ Each source's top `depth` candidates per query (after the query itself and filte
 get ``weight / (rank_constant + rank)`` (rank from 1); a movie's fused score is the sum over sources.
 Movies are ordered by fused score (ties by movieId), then fallback sources fill the list to k.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,7 +33,12 @@ class FusionResult(NamedTuple):
 
 
 def fuse(
-    lists: Mapping[str, Candidates], weights: Mapping[str, float], query: int, *, depth: int, rank_constant: float,
+    lists: Mapping[str, Candidates],
+    weights: Mapping[str, float],
+    query: int,
+    *,
+    depth: int,
+    rank_constant: float,
     keep: Callable[[int], bool] | None = None,
 ) -> list[tuple[int, float, dict[str, float]]]:
     """Fused (movie, score, contributions) best first (ties by movieId); never the query or filtered movies."""
@@ -122,8 +128,9 @@ class FusionStrategy:
         items: list[list[Recommendation]] = []
         explained: list[list[dict[str, float]]] = []
         for query, per_query in zip(ids, lists):
-            fused = fuse(per_query, self.weights, query, depth=self.depth, rank_constant=self.rank_constant,
-                         keep=keep)[:k]
+            fused = fuse(per_query, self.weights, query, depth=self.depth, rank_constant=self.rank_constant, keep=keep)[
+                :k
+            ]
             items.append([Recommendation(m, score, max(parts, key=parts.__getitem__)) for m, score, parts in fused])
             explained.append([parts for _, _, parts in fused])
         for source in self.fallback:
@@ -143,8 +150,14 @@ class FusionStrategy:
         return FusionResult(items, missing, explained)
 
     def _ask(
-        self, source: Source, ids: list[int], want: int, keep: Callable[[int], bool] | None, enough: int,
-        degrade: bool, missing: list[str],
+        self,
+        source: Source,
+        ids: list[int],
+        want: int,
+        keep: Callable[[int], bool] | None,
+        enough: int,
+        degrade: bool,
+        missing: list[str],
     ) -> list[Candidates] | None:
         """The source's candidates per query, asked again for more (up to MAX_FETCH) where the filter left
         fewer than `enough`; None when an optional source failed while serving (noted in `missing`)."""
@@ -157,16 +170,20 @@ class FusionStrategy:
             except Exception:
                 if not (degrade and source.name in self.optional):
                     raise
-                log.warning("strategy %s: source %s failed, answering without it", self.name, source.name,
-                            exc_info=True)
+                log.warning(
+                    "strategy %s: source %s failed, answering without it", self.name, source.name, exc_info=True
+                )
                 missing.append(source.name)
                 return None
             for i, candidates in zip(pending, batch):
                 answers[i] = candidates
             if keep is None or want >= self.MAX_FETCH:
                 break
-            pending = [i for i, c in zip(pending, batch)
-                       if len(c) >= want and sum(1 for m, _ in c if m != ids[i] and keep(m)) < enough]
+            pending = [
+                i
+                for i, c in zip(pending, batch)
+                if len(c) >= want and sum(1 for m, _ in c if m != ids[i] and keep(m)) < enough
+            ]
             want = min(4 * want, self.MAX_FETCH)
         return answers
 
@@ -193,5 +210,14 @@ def fused_hybrid(
     configured) are reported in `missing` as absent, like ChainStrategy's hybrid."""
     present = [s for s in sources.values() if s is not None]
     absent = [n for n, s in sources.items() if s is None and weights.get(n, 0.0) > 0]
-    return FusionStrategy(name, present, weights, fallback=fallback, depth=depth, rank_constant=rank_constant,
-                          facts=facts, optional=optional, absent=absent)
+    return FusionStrategy(
+        name,
+        present,
+        weights,
+        fallback=fallback,
+        depth=depth,
+        rank_constant=rank_constant,
+        facts=facts,
+        optional=optional,
+        absent=absent,
+    )

@@ -1,4 +1,5 @@
 """Candidate sources for "what next": the sequential co-visitation model and recent popularity."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

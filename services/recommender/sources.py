@@ -1,4 +1,5 @@
 """Candidate sources: random, popular, series, vector (Qdrant) and collaborative (ALS)."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -93,8 +94,7 @@ class SeriesSource:
                 self._series_of[int(movie_id)] = int(series_id)
                 members[int(series_id)].append((released or date.min, int(movie_id)))
         self._members = {
-            s: [m for _, m in sorted(items, key=lambda dm: (-dm[0].toordinal(), dm[1]))]
-            for s, items in members.items()
+            s: [m for _, m in sorted(items, key=lambda dm: (-dm[0].toordinal(), dm[1]))] for s, items in members.items()
         }
 
     def series_of(self, movie_id: int) -> int | None:
@@ -154,5 +154,3 @@ class CollaborativeSource:
 
     def candidates(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]:
         return self._model.similar([int(m) for m in movie_ids], k)
-
-

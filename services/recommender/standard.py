@@ -1,4 +1,5 @@
 """The standard strategies the product serves (and the evaluator scores), built from the sources there are."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +22,14 @@ from services.recommender.strategies import ChainStrategy
 from services.settings import Settings
 
 STRATEGY_NAMES: tuple[str, ...] = (
-    "random", "popular", "recent-popular", "series", "vector", "collaborative", "sequential", "series+vector",
+    "random",
+    "popular",
+    "recent-popular",
+    "series",
+    "vector",
+    "collaborative",
+    "sequential",
+    "series+vector",
     "hybrid",
 )
 # hybrid's sources that can be missing or fail while serving: it answers without them (degraded)
@@ -85,7 +93,11 @@ def build_strategies(
     built: dict[str, Strategy] = {name: ChainStrategy(name, chain, facts=facts) for name, chain in chains.items()}
     built["hybrid"] = fused_hybrid(
         {"series": series, "vector": vector, "collaborative": collab, "sequential": after, "recent-popular": recent},
-        fusion.weights, fallback=[popular, rand], depth=fusion.depth, rank_constant=fusion.rank_constant,
-        facts=facts, optional=DEGRADABLE,
+        fusion.weights,
+        fallback=[popular, rand],
+        depth=fusion.depth,
+        rank_constant=fusion.rank_constant,
+        facts=facts,
+        optional=DEGRADABLE,
     )
     return {name: built[name] for name in STRATEGY_NAMES if name in built}

@@ -1,4 +1,5 @@
 """Strategies as ordered chains of candidate sources (the seed's series, vector and series+vector among them)."""
+
 from __future__ import annotations
 
 import logging
@@ -69,8 +70,9 @@ class ChainStrategy:
                 except Exception:
                     if not (degrade and source.name in self.optional):
                         raise
-                    log.warning("strategy %s: source %s failed, answering without it", self.name, source.name,
-                                exc_info=True)
+                    log.warning(
+                        "strategy %s: source %s failed, answering without it", self.name, source.name, exc_info=True
+                    )
                     missing.append(source.name)
                     break
                 for i, candidates in zip(pending, batch):
@@ -91,8 +93,12 @@ class ChainStrategy:
 
 
 def _take(
-    recs: list[Recommendation], taken: set[int], candidates: Sequence[tuple[int, float]], k: int,
-    keep: Callable[[int], bool] | None, source: str,
+    recs: list[Recommendation],
+    taken: set[int],
+    candidates: Sequence[tuple[int, float]],
+    k: int,
+    keep: Callable[[int], bool] | None,
+    source: str,
 ) -> None:
     for movie_id, score in candidates:
         if len(recs) >= k:
@@ -100,5 +106,3 @@ def _take(
         if movie_id not in taken and (keep is None or keep(movie_id)):
             taken.add(movie_id)
             recs.append(Recommendation(movie_id, float(score), source))
-
-

@@ -1,4 +1,5 @@
 """A source answered from its precomputed neighbour table, with the live source for what the table lacks."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

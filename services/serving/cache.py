@@ -1,4 +1,5 @@
 """An LRU memory of a deterministic source's candidate lists, per query movie."""
+
 from __future__ import annotations
 
 import threading

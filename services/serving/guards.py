@@ -4,6 +4,7 @@ A call that does not answer in time, or raises, becomes :class:`StoreUnavailable
 stuck call keeps its worker thread until it returns, but it can only starve its own part's pool, never
 another part's. ``timeout=None`` runs calls inline (the evaluator's batch calls need no limit).
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,9 +39,7 @@ class Guard:
     def __init__(self, part: str, timeout: float | None, workers: int = 8) -> None:
         self.part = part
         self.timeout = timeout
-        self._pool = (
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"store-{part}") if timeout else None
-        )
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"store-{part}") if timeout else None
 
     def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """fn(*args, **kwargs) within the time limit; StoreUnavailable when it raises or times out."""

@@ -1,4 +1,5 @@
 """Serving a strategy: run it for a batch of movies, degrade without failing parts, explain each item."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ def recommend(
     for pos, (query, recs) in enumerate(zip(movie_ids, items)):
         viewers = rt.sequential.viewers(query, [r.movie_id for r in recs]) if rt.sequential is not None else {}
         shares = contributions[pos] if contributions is not None else [{r.source: r.score} for r in recs]
-        explanations.append([Explanation(dict(share), viewers.get(r.movie_id) or None)
-                             for r, share in zip(recs, shares)])
+        explanations.append(
+            [Explanation(dict(share), viewers.get(r.movie_id) or None) for r, share in zip(recs, shares)]
+        )
     return Served(items, parts, explanations)

@@ -5,6 +5,7 @@ opens a runtime over the new generation beside the served one, swaps it in with 
 request uses the runtime it started with), and closes the old one after a grace period, so no request
 fails during the switch. A generation that cannot be opened is logged and the old one keeps serving.
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,8 +71,9 @@ class GenerationWatcher:
             try:
                 fresh = self._open(wanted)
             except Exception:
-                log.exception("build generation %s cannot be opened: still serving %s", wanted,
-                              runtime.settings.generation)
+                log.exception(
+                    "build generation %s cannot be opened: still serving %s", wanted, runtime.settings.generation
+                )
                 self._failed = wanted
                 return False
             self._holder.runtime = fresh

@@ -1,4 +1,5 @@
 """Opens the stores once and assembles the strategies the API serves (and the evaluator scores)."""
+
 from __future__ import annotations
 
 import logging
@@ -75,9 +76,17 @@ def assemble_strategies(
     series = SeriesSource(facts.movie_ids, facts.series_ids, facts.release_dates)
     counts = popularity if popularity is not None else dict(zip(facts.movie_ids, facts.rating_counts))
     return build_strategies(
-        movie_ids=facts.movie_ids, series=series, popularity=counts, vectors=vectors, collaborative=collaborative,
-        sequential=sequential, recent_popularity=recent_popularity, fusion=fusion, seed=seed,
-        facts=items or ItemFacts(facts.movie_ids, facts.genres, facts.adult), wrap=wrap,
+        movie_ids=facts.movie_ids,
+        series=series,
+        popularity=counts,
+        vectors=vectors,
+        collaborative=collaborative,
+        sequential=sequential,
+        recent_popularity=recent_popularity,
+        fusion=fusion,
+        seed=seed,
+        facts=items or ItemFacts(facts.movie_ids, facts.genres, facts.adult),
+        wrap=wrap,
     )
 
 
@@ -138,9 +147,7 @@ def _missing_evaluation_build(settings: Settings) -> str | None:
     return None
 
 
-def open_runtime(
-    settings: Settings, *, require: Sequence[str] = (), serving: bool = False
-) -> Runtime:
+def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bool = False) -> Runtime:
     """Open catalog, vectors and ALS model; a part that cannot be opened is reported in `missing`.
 
     `serving` (the API): store calls run under ``store_timeout_seconds`` (hybrid answers without a part
@@ -184,7 +191,9 @@ def open_runtime(
     if SequentialModel.exists(sequential_dir):
         sequential = SequentialModel.load(sequential_dir)
         recent_dir = models_dir if evaluation else sequential_dir
-        recent = load_popularity(recent_dir, RECENT_FILE_NAME) if popularity_exists(recent_dir, RECENT_FILE_NAME) else None
+        recent = (
+            load_popularity(recent_dir, RECENT_FILE_NAME) if popularity_exists(recent_dir, RECENT_FILE_NAME) else None
+        )
     else:
         log.warning("no sequential model in %s", sequential_dir)
         missing.append("sequential")
@@ -195,10 +204,17 @@ def open_runtime(
     items = ItemFacts(facts.movie_ids, facts.genres, facts.adult)
     tables = load_tables(settings, evaluation=evaluation)
     strategies = assemble_strategies(
-        facts, vectors=vectors, collaborative=collaborative, sequential=sequential, recent_popularity=recent,
-        fusion=FusionConfig.from_settings(settings), seed=settings.seed, items=items,
+        facts,
+        vectors=vectors,
+        collaborative=collaborative,
+        sequential=sequential,
+        recent_popularity=recent,
+        fusion=FusionConfig.from_settings(settings),
+        seed=settings.seed,
+        items=items,
         wrap=tabled_sources(tables, serving_sources(guards, settings.neighbour_cache_size) if serving else None),
         popularity=load_popularity(models_dir) if evaluation else None,
     )
-    return Runtime(settings, catalog, facts, vectors, collaborative, strategies, missing, items, guards, tables,
-                   sequential)
+    return Runtime(
+        settings, catalog, facts, vectors, collaborative, strategies, missing, items, guards, tables, sequential
+    )

@@ -1,4 +1,5 @@
 """Start the API server (uvicorn, one process) over a built data dir."""
+
 from __future__ import annotations
 
 import uvicorn
@@ -22,5 +23,10 @@ def serve(settings: Settings) -> None:
     # from here on (it swaps in each new build generation and closes the last one)
     runtime = open_runtime(pin_generation(settings), serving=True)
     # the app writes its own access log (JSON lines with request ids): uvicorn's would repeat it
-    uvicorn.run(create_app(settings, runtime=runtime, owns_runtime=True), host=settings.host, port=settings.port,
-                log_level="info", access_log=False)
+    uvicorn.run(
+        create_app(settings, runtime=runtime, owns_runtime=True),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=False,
+    )

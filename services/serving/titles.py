@@ -1,4 +1,5 @@
 """Titles of recommended movies: read once at startup, like the recommender's catalogue facts."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

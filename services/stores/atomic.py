@@ -3,6 +3,7 @@
 The temporary name is fixed (``.<name>.tmp`` beside the file), so a write killed half-way leaves one
 stale temporary that the next write of the same file overwrites and renames away.
 """
+
 from __future__ import annotations
 
 import os

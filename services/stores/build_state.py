@@ -1,4 +1,5 @@
 """What each build step was last built from (build_state.json): re-runs skip unchanged work, readers check freshness."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +15,8 @@ def fingerprint(*parts: Any) -> str:
     moved or copied with its times keeps its fingerprints)."""
     normalised = [
         {"file": p.name, "size": p.stat().st_size, "mtime": p.stat().st_mtime_ns}
-        if isinstance(p, Path) and p.exists() else p
+        if isinstance(p, Path) and p.exists()
+        else p
         for p in parts
     ]
     payload = json.dumps(normalised, sort_keys=True, default=str).encode("utf-8")

@@ -4,6 +4,7 @@ SQLite is the embedded default; PostgreSQL and Oracle run the same statements, e
 form each database decides (services/stores/upsert.py). These two modules are the only ones that speak
 SQL to the catalog; sql/oracle/ holds the same schema as DDL (tests/test_oracle_sql.py keeps them equal).
 """
+
 from __future__ import annotations
 
 import threading
@@ -224,9 +225,7 @@ class Catalog:
             return
         with self._begin() as conn:
             for chunk in _chunks(list(series_ids), 500):
-                conn.execute(
-                    movie_table.update().where(movie_table.c.series_id.in_(chunk)).values(series_id=None)
-                )
+                conn.execute(movie_table.update().where(movie_table.c.series_id.in_(chunk)).values(series_id=None))
                 conn.execute(series_table.delete().where(series_table.c.series_id.in_(chunk)))
 
     def _upsert(self, table: Table, key: str, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -259,10 +258,9 @@ class Catalog:
         """Movie rows (with `series_title`) for the ids that exist, in the order asked."""
         if not movie_ids:
             return []
-        stmt = (
-            select(movie_table, series_table.c.series_title, series_table.c.inferred.label("series_inferred"))
-            .select_from(movie_table.outerjoin(series_table))
-        )
+        stmt = select(
+            movie_table, series_table.c.series_title, series_table.c.inferred.label("series_inferred")
+        ).select_from(movie_table.outerjoin(series_table))
         found: dict[int, dict[str, Any]] = {}
         with self._connect() as conn:
             for chunk in _chunks(list(dict.fromkeys(int(m) for m in movie_ids)), 500):
@@ -309,8 +307,9 @@ class Catalog:
             .where(c.useyn == "Y")
         )
         if title:
-            stmt = stmt.where(or_(c.movie_title.icontains(title, autoescape=True),
-                                  c.original_title.icontains(title, autoescape=True)))
+            stmt = stmt.where(
+                or_(c.movie_title.icontains(title, autoescape=True), c.original_title.icontains(title, autoescape=True))
+            )
         if genre:
             names = func.lower(literal("|") + c.genres + literal("|"))
             stmt = stmt.where(names.contains(f"|{genre.lower()}|", autoescape=True))
@@ -343,8 +342,7 @@ class Catalog:
         """Every active movie's id and the fields its content text is built from."""
         c = movie_table.c
         stmt = (
-            select(c.movie_id, c.movie_title, c.original_title, c.overview, c.release_date, c.genres,
-                   c.series_id)
+            select(c.movie_id, c.movie_title, c.original_title, c.overview, c.release_date, c.genres, c.series_id)
             .where(c.useyn == "Y")
             .order_by(c.movie_id)
         )

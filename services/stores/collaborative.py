@@ -1,4 +1,5 @@
 """ALS artifacts (npz + json, no pickle) and the item/user lookups the recommender needs."""
+
 from __future__ import annotations
 
 import json
@@ -33,9 +34,12 @@ class ALSParams:
     def from_settings(cls, settings: Settings) -> ALSParams:
         """The ALS settings (apply `Settings.with_tuned` first for the tuned values)."""
         return cls(
-            factors=settings.als_factors, iterations=settings.als_iterations,
-            regularization=settings.als_regularization, alpha=settings.als_alpha,
-            min_rating=settings.als_min_rating, seed=settings.als_seed,
+            factors=settings.als_factors,
+            iterations=settings.als_iterations,
+            regularization=settings.als_regularization,
+            alpha=settings.als_alpha,
+            min_rating=settings.als_min_rating,
+            seed=settings.als_seed,
         )
 
 
@@ -44,8 +48,11 @@ def make_als(params: ALSParams) -> AlternatingLeastSquares:
     from implicit.cpu.als import AlternatingLeastSquares
 
     return AlternatingLeastSquares(
-        factors=params.factors, regularization=params.regularization, alpha=params.alpha,
-        iterations=params.iterations, random_state=params.seed,
+        factors=params.factors,
+        regularization=params.regularization,
+        alpha=params.alpha,
+        iterations=params.iterations,
+        random_state=params.seed,
     )
 
 
@@ -148,8 +155,9 @@ class CollaborativeModel:
             raise
         except Exception as exc:  # truncated zip, bad JSON, missing arrays or fields: all mean "retrain"
             retrain = "nextwatch evaluate" if directory.name == "als_eval" else "nextwatch train --force"
-            raise ArtifactError(f"ALS model in {directory} is unreadable ({type(exc).__name__}: {reason(exc)}): "
-                                f"run `{retrain}`") from exc
+            raise ArtifactError(
+                f"ALS model in {directory} is unreadable ({type(exc).__name__}: {reason(exc)}): run `{retrain}`"
+            ) from exc
 
     @staticmethod
     def exists(directory: Path) -> bool:

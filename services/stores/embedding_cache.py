@@ -1,4 +1,5 @@
 """On-disk embedding cache keyed by (backend, model, dimensions, text hash), shared by all backends."""
+
 from __future__ import annotations
 
 import hashlib
@@ -40,8 +41,10 @@ class EmbeddingCache:
         try:
             yield
         except sqlite3.DatabaseError as exc:
-            raise ArtifactError(f"embedding cache {self.path} is unreadable ({exc}): move it aside and run "
-                                "`nextwatch embed` (texts are embedded again)") from exc
+            raise ArtifactError(
+                f"embedding cache {self.path} is unreadable ({exc}): move it aside and run "
+                "`nextwatch embed` (texts are embedded again)"
+            ) from exc
 
     def get_many(self, backend: str, model: str, dimensions: int, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Cached vectors for the hashes that are present."""

@@ -1,4 +1,5 @@
 """The error a store raises when a file the build wrote is missing or unreadable."""
+
 from __future__ import annotations
 
 

@@ -8,6 +8,7 @@ The pointer is a one-line file replaced atomically (write, fsync, rename), so a 
 generation or the new one, never a mix. A data dir without a pointer has the flat layout of older
 versions: everything at its top.
 """
+
 from __future__ import annotations
 
 import os

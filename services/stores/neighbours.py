@@ -7,6 +7,7 @@ movies, ascending), ``name.ids.npy`` (int32 ``[rows, N]``, best first, padded wi
 fsync and ``os.replace``; :func:`load_table` trusts a table only when its json is there (and names the
 expected fingerprint) and the arrays have the shapes it states, so a half-written table reads as absent.
 """
+
 from __future__ import annotations
 
 import json
@@ -132,7 +133,9 @@ def write_table(directory: Path, source_name: str, table: NeighbourTable, finger
     for part, array in arrays.items():
         _replace(paths[part], lambda handle, a=array: np.save(handle, a, allow_pickle=False))
     meta = {
-        "fingerprint": fingerprint, "n": int(n), "rows": int(rows),
+        "fingerprint": fingerprint,
+        "n": int(n),
+        "rows": int(rows),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     _replace(paths["json"], lambda handle: handle.write(json.dumps(meta, indent=2).encode("utf-8")))
@@ -157,8 +160,15 @@ def load_table(directory: Path, source_name: str, fingerprint: str | None = None
     expected = {"movies": ((rows,), np.int64), "ids": ((rows, n), np.int32), "scores": ((rows, n), np.float32)}
     for part, (shape, dtype) in expected.items():
         if arrays[part].shape != shape or arrays[part].dtype != dtype:
-            log.info("neighbour table %s: %s is %s %s, expected %s %s", source_name, part,
-                     arrays[part].shape, arrays[part].dtype, shape, np.dtype(dtype))
+            log.info(
+                "neighbour table %s: %s is %s %s, expected %s %s",
+                source_name,
+                part,
+                arrays[part].shape,
+                arrays[part].dtype,
+                shape,
+                np.dtype(dtype),
+            )
             return None
     if rows > 1 and not bool(np.all(np.diff(movies) > 0)):
         log.info("neighbour table %s: movie ids are not strictly ascending", source_name)

@@ -1,4 +1,5 @@
 """Rating counts per movie saved next to a model (the evaluation build's pre-cutoff popularity), as JSON."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ def load_popularity(directory: Path, name: str = FILE_NAME) -> dict[int, int]:
     except FileNotFoundError:
         raise
     except Exception as exc:  # bad JSON or shape
-        raise ArtifactError(f"{path} is unreadable ({type(exc).__name__}: {reason(exc)}): "
-                            "run `nextwatch evaluate`") from exc
+        raise ArtifactError(
+            f"{path} is unreadable ({type(exc).__name__}: {reason(exc)}): run `nextwatch evaluate`"
+        ) from exc
 
 
 def popularity_exists(directory: Path, name: str = FILE_NAME) -> bool:

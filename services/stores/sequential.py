@@ -1,4 +1,5 @@
 """Sequential co-visitation artifacts (npz + json, no pickle): "viewers of this movie watched next"."""
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,10 @@ class SequentialParams:
     def from_settings(cls, settings: Settings) -> SequentialParams:
         """The sequential settings (apply `Settings.with_tuned` first for the tuned values)."""
         return cls(
-            window=settings.sequential_window, backward_weight=settings.sequential_backward_weight,
-            popularity_damping=settings.sequential_popularity_damping, neighbours=settings.sequential_neighbours,
+            window=settings.sequential_window,
+            backward_weight=settings.sequential_backward_weight,
+            popularity_damping=settings.sequential_popularity_damping,
+            neighbours=settings.sequential_neighbours,
             min_rating=settings.sequential_min_rating,
         )
 
@@ -53,8 +56,14 @@ class SequentialModel:
     """
 
     def __init__(
-        self, item_ids: np.ndarray, indptr: np.ndarray, indices: np.ndarray, scores: np.ndarray,
-        viewers: np.ndarray, params: SequentialParams, info: dict[str, Any] | None = None,
+        self,
+        item_ids: np.ndarray,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        scores: np.ndarray,
+        viewers: np.ndarray,
+        params: SequentialParams,
+        info: dict[str, Any] | None = None,
     ) -> None:
         self.item_ids = np.asarray(item_ids, dtype=np.int64)
         self.indptr = np.asarray(indptr, dtype=np.int64)
@@ -93,7 +102,7 @@ class SequentialModel:
         scores = self.scores[flat].astype(np.float64).tolist()
         pairs = list(zip(ids, scores))
         bounds = [0, *ends.tolist()]
-        return [pairs[bounds[i]:bounds[i + 1]] for i in range(len(rows))]
+        return [pairs[bounds[i] : bounds[i + 1]] for i in range(len(rows))]
 
     def viewers(self, movie_id: int, candidate_ids: Sequence[int]) -> dict[int, int]:
         """Distinct users who watched each candidate within the next `window` titles after `movie_id`.
@@ -112,8 +121,13 @@ class SequentialModel:
     def save(self, directory: Path) -> None:
         """Write the arrays (npz) and params/info (json), each atomically."""
         directory.mkdir(parents=True, exist_ok=True)
-        arrays = {"item_ids": self.item_ids, "indptr": self.indptr, "indices": self.indices,
-                  "scores": self.scores, "viewers": self.viewer_counts}
+        arrays = {
+            "item_ids": self.item_ids,
+            "indptr": self.indptr,
+            "indices": self.indices,
+            "scores": self.scores,
+            "viewers": self.viewer_counts,
+        }
         _atomic_write(directory / ARRAYS, lambda f: np.savez(f, **arrays))
         meta = json.dumps({"params": asdict(self.params), "info": self.info}, indent=2, ensure_ascii=False)
         _atomic_write(directory / META, lambda f: f.write(meta.encode("utf-8")))
@@ -123,8 +137,15 @@ class SequentialModel:
         """Load a model saved by `save`; FileNotFoundError when none was built."""
         meta = json.loads((directory / META).read_text(encoding="utf-8"))
         with np.load(directory / ARRAYS, allow_pickle=False) as data:
-            return cls(data["item_ids"], data["indptr"], data["indices"], data["scores"], data["viewers"],
-                       SequentialParams(**meta["params"]), meta.get("info"))
+            return cls(
+                data["item_ids"],
+                data["indptr"],
+                data["indices"],
+                data["scores"],
+                data["viewers"],
+                SequentialParams(**meta["params"]),
+                meta.get("info"),
+            )
 
     @staticmethod
     def exists(directory: Path) -> bool:

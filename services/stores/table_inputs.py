@@ -5,6 +5,7 @@ so a table follows its inputs when a build generation is copied, and a table who
 was written (a new embedding run, a retrained model) is not used: the runtime answers live instead, and
 the next `nextwatch build` rewrites it.
 """
+
 from __future__ import annotations
 
 from services.settings import Settings

@@ -4,6 +4,7 @@ SQLite and PostgreSQL: ``INSERT ... ON CONFLICT (key) DO UPDATE``. Oracle: ``MER
 with typed bind parameters, since SQLAlchemy has no Oracle upsert construct. Only the columns a batch
 names are written, so partial rows update those columns and leave the others alone.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -44,9 +45,7 @@ def oracle_merge(table: Table, key: str, columns: tuple[str, ...]) -> TextClause
     ]
     if others:
         parts.append(f"WHEN MATCHED THEN UPDATE SET {', '.join(f't.{c} = s.{c}' for c in others)}")
-    parts.append(
-        f"WHEN NOT MATCHED THEN INSERT ({', '.join(columns)}) VALUES ({', '.join(f's.{c}' for c in columns)})"
-    )
+    parts.append(f"WHEN NOT MATCHED THEN INSERT ({', '.join(columns)}) VALUES ({', '.join(f's.{c}' for c in columns)})")
     return text("\n".join(parts)).bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
 
 

@@ -1,4 +1,5 @@
 """MovieLens releases cut from the bundled sample, in the GroupLens CSV layout."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -7,6 +7,7 @@ answers are cut short or whose connection is reset on about half of the attempts
 of (id, attempt), so a run is reproducible), and a latency added to every answer (a slowed server).
 Every request is logged with its server-side arrival time.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -73,8 +74,7 @@ class FakeTmdb:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
@@ -117,8 +117,12 @@ class FakeTmdb:
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         segments = parts.path.strip("/").split("/")
         kind, tmdb_id = "?", None
-        if len(segments) == 3 and segments[0] == "3" and segments[1] in ("movie", "collection") \
-                and segments[2].isdigit():
+        if (
+            len(segments) == 3
+            and segments[0] == "3"
+            and segments[1] in ("movie", "collection")
+            and segments[2].isdigit()
+        ):
             kind, tmdb_id = segments[1], int(segments[2])
         authorization = handler.headers.get("Authorization")
         with self._lock:
@@ -138,17 +142,35 @@ class FakeTmdb:
             self.api_key is not None and query.get("api_key") == self.api_key
         )
         if not authorised:
-            return _json(handler, 401, {"success": False, "status_code": 7,
-                                        "status_message": "Invalid API key: You must be granted a valid key."})
+            return _json(
+                handler,
+                401,
+                {
+                    "success": False,
+                    "status_code": 7,
+                    "status_message": "Invalid API key: You must be granted a valid key.",
+                },
+            )
         if tmdb_id is None:
-            return _json(handler, 404, {"success": False, "status_code": 34,
-                                        "status_message": "The resource you requested could not be found."})
+            return _json(
+                handler,
+                404,
+                {
+                    "success": False,
+                    "status_code": 34,
+                    "status_message": "The resource you requested could not be found.",
+                },
+            )
         if action is not None:
             name = action[0]
             if name == "status":  # ("status", code, {headers})
                 code, headers = action[1], (action[2] if len(action) > 2 else {})
-                return _json(handler, code, {"success": False, "status_code": 25 if code == 429 else 11,
-                                             "status_message": "scripted"}, headers)
+                return _json(
+                    handler,
+                    code,
+                    {"success": False, "status_code": 25 if code == 429 else 11, "status_message": "scripted"},
+                    headers,
+                )
             if name == "slow":  # ("slow", seconds): answer normally, too late
                 time.sleep(action[1])
             elif name == "drop":  # close the connection without an answer
@@ -168,8 +190,15 @@ class FakeTmdb:
                 return _raw(handler, 200, half, length=len(half) if name == "truncate" else len(body))
         record = self._record(kind, tmdb_id)
         if record is None:
-            return _json(handler, 404, {"success": False, "status_code": 34,
-                                        "status_message": "The resource you requested could not be found."})
+            return _json(
+                handler,
+                404,
+                {
+                    "success": False,
+                    "status_code": 34,
+                    "status_message": "The resource you requested could not be found.",
+                },
+            )
         return _json(handler, 200, record)
 
     def _record(self, kind: str, tmdb_id: int) -> dict[str, Any] | None:
@@ -189,8 +218,14 @@ def _json(handler: BaseHTTPRequestHandler, code: int, payload: Any, headers: dic
     _raw(handler, code, _body(payload), headers)
 
 
-def _raw(handler: BaseHTTPRequestHandler, code: int, body: bytes, headers: dict[str, str] | None = None, *,
-         length: int | None = None) -> None:
+def _raw(
+    handler: BaseHTTPRequestHandler,
+    code: int,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    *,
+    length: int | None = None,
+) -> None:
     try:
         handler.send_response(code)
         handler.send_header("Content-Type", "application/json;charset=utf-8")
@@ -208,26 +243,58 @@ def _raw(handler: BaseHTTPRequestHandler, code: int, body: bytes, headers: dict[
 
 
 def translation(lang: str, country: str, title: str = "", overview: str = "", tagline: str = "") -> dict:
-    return {"iso_3166_1": country, "iso_639_1": lang, "name": lang, "english_name": lang,
-            "data": {"title": title, "overview": overview, "tagline": tagline, "homepage": "", "runtime": 0}}
+    return {
+        "iso_3166_1": country,
+        "iso_639_1": lang,
+        "name": lang,
+        "english_name": lang,
+        "data": {"title": title, "overview": overview, "tagline": tagline, "homepage": "", "runtime": 0},
+    }
 
 
 def movie(
-    tmdb_id: int, *, title: str, original_title: str, overview: str = "", tagline: str = "",
-    ko: dict | None = None, en: dict | None = None, collection: tuple[int, str] | None = None,
-    release_date: str = "", runtime: int = 0, imdb_id: str | None = None, adult: bool = False,
-    original_language: str = "en", poster_path: str | None = None,
+    tmdb_id: int,
+    *,
+    title: str,
+    original_title: str,
+    overview: str = "",
+    tagline: str = "",
+    ko: dict | None = None,
+    en: dict | None = None,
+    collection: tuple[int, str] | None = None,
+    release_date: str = "",
+    runtime: int = 0,
+    imdb_id: str | None = None,
+    adult: bool = False,
+    original_language: str = "en",
+    poster_path: str | None = None,
 ) -> dict:
     """A `/3/movie/{id}?language=ko-KR&append_to_response=translations` answer."""
     translations = [t for t in (ko, en) if t is not None]
     return {
-        "adult": adult, "backdrop_path": None, "budget": 0, "genres": [], "homepage": "", "id": tmdb_id,
-        "imdb_id": imdb_id, "original_language": original_language, "original_title": original_title,
-        "overview": overview, "popularity": 1.0, "poster_path": poster_path, "release_date": release_date,
-        "runtime": runtime, "status": "Released", "tagline": tagline, "title": title, "video": False,
-        "vote_average": 7.0, "vote_count": 100,
-        "belongs_to_collection": None if collection is None else {
-            "id": collection[0], "name": collection[1], "poster_path": None, "backdrop_path": None},
+        "adult": adult,
+        "backdrop_path": None,
+        "budget": 0,
+        "genres": [],
+        "homepage": "",
+        "id": tmdb_id,
+        "imdb_id": imdb_id,
+        "original_language": original_language,
+        "original_title": original_title,
+        "overview": overview,
+        "popularity": 1.0,
+        "poster_path": poster_path,
+        "release_date": release_date,
+        "runtime": runtime,
+        "status": "Released",
+        "tagline": tagline,
+        "title": title,
+        "video": False,
+        "vote_average": 7.0,
+        "vote_count": 100,
+        "belongs_to_collection": None
+        if collection is None
+        else {"id": collection[0], "name": collection[1], "poster_path": None, "backdrop_path": None},
         "translations": {"translations": translations},
     }
 
@@ -239,34 +306,72 @@ def toy_story_records() -> dict[int, dict]:
     """Korean records of Toy Story 1-3 (one with an English-only overview) and two more."""
     return {
         862: movie(
-            862, title="토이 스토리", original_title="Toy Story", release_date="1995-10-30", runtime=81,
-            overview="우디는 앤디가 가장 아끼는 카우보이 인형이다.", tagline="장난감들의 신나는 모험",
-            ko=translation("ko", "KR", "토이 스토리", "우디는 앤디가 가장 아끼는 카우보이 인형이다.", "장난감들의 신나는 모험"),
-            en=translation("en", "US", "Toy Story", "Led by Woody, Andy's toys live happily in his room.",
-                           "The adventure takes off!"),
-            collection=TOY_STORY_SERIES, imdb_id="tt0114709", poster_path="/uXDfjJbdP4ijW5hWSBrPrlKpxab.jpg",
+            862,
+            title="토이 스토리",
+            original_title="Toy Story",
+            release_date="1995-10-30",
+            runtime=81,
+            overview="우디는 앤디가 가장 아끼는 카우보이 인형이다.",
+            tagline="장난감들의 신나는 모험",
+            ko=translation(
+                "ko", "KR", "토이 스토리", "우디는 앤디가 가장 아끼는 카우보이 인형이다.", "장난감들의 신나는 모험"
+            ),
+            en=translation(
+                "en",
+                "US",
+                "Toy Story",
+                "Led by Woody, Andy's toys live happily in his room.",
+                "The adventure takes off!",
+            ),
+            collection=TOY_STORY_SERIES,
+            imdb_id="tt0114709",
+            poster_path="/uXDfjJbdP4ijW5hWSBrPrlKpxab.jpg",
         ),
         863: movie(  # Korean title, empty Korean overview and tagline: English fallback
-            863, title="토이 스토리 2", original_title="Toy Story 2", release_date="1999-10-30", runtime=92,
+            863,
+            title="토이 스토리 2",
+            original_title="Toy Story 2",
+            release_date="1999-10-30",
+            runtime=92,
             ko=translation("ko", "KR", "토이 스토리 2"),
-            en=translation("en", "US", "Toy Story 2", "Andy heads off to Cowboy Camp, leaving his toys to their own "
-                           "devices.", "The toys are back!"),
-            collection=TOY_STORY_SERIES, imdb_id="tt0120363",
+            en=translation(
+                "en",
+                "US",
+                "Toy Story 2",
+                "Andy heads off to Cowboy Camp, leaving his toys to their own devices.",
+                "The toys are back!",
+            ),
+            collection=TOY_STORY_SERIES,
+            imdb_id="tt0120363",
         ),
         10193: movie(
-            10193, title="토이 스토리 3", original_title="Toy Story 3", release_date="2010-06-16", runtime=103,
+            10193,
+            title="토이 스토리 3",
+            original_title="Toy Story 3",
+            release_date="2010-06-16",
+            runtime=103,
             overview="앤디가 대학에 가면서 장난감들은 탁아소로 보내진다.",
             ko=translation("ko", "KR", "토이 스토리 3", "앤디가 대학에 가면서 장난감들은 탁아소로 보내진다."),
             en=translation("en", "US", "Toy Story 3", "Woody, Buzz and the rest of Andy's toys ..."),
-            collection=TOY_STORY_SERIES, imdb_id="tt0435761",
+            collection=TOY_STORY_SERIES,
+            imdb_id="tt0435761",
         ),
         8844: movie(
-            8844, title="쥬만지", original_title="Jumanji", release_date="1995-12-15", runtime=104,
-            overview="주사위를 굴리면 정글이 찾아온다.", ko=translation("ko", "KR", "쥬만지", "주사위를 굴리면 정글이 찾아온다."),
+            8844,
+            title="쥬만지",
+            original_title="Jumanji",
+            release_date="1995-12-15",
+            runtime=104,
+            overview="주사위를 굴리면 정글이 찾아온다.",
+            ko=translation("ko", "KR", "쥬만지", "주사위를 굴리면 정글이 찾아온다."),
             en=translation("en", "US", "Jumanji", "When siblings Judy and Peter discover an enchanted board game..."),
         ),
         949: movie(  # no Korean translation at all: TMDB puts the English title at the top level
-            949, title="Heat", original_title="Heat", release_date="1995-12-15", runtime=170,
+            949,
+            title="Heat",
+            original_title="Heat",
+            release_date="1995-12-15",
+            runtime=170,
             en=translation("en", "US", "Heat", "Obsessive master thief Neil McCauley leads a top-notch crew."),
         ),
     }
@@ -274,7 +379,10 @@ def toy_story_records() -> dict[int, dict]:
 
 def toy_story_collection() -> dict:
     return {
-        "id": TOY_STORY_SERIES[0], "name": TOY_STORY_SERIES[1], "overview": "", "poster_path": None,
+        "id": TOY_STORY_SERIES[0],
+        "name": TOY_STORY_SERIES[1],
+        "overview": "",
+        "poster_path": None,
         "parts": [
             {"id": 862, "title": "토이 스토리", "release_date": "1995-10-30"},
             {"id": 863, "title": "토이 스토리 2", "release_date": "1999-10-30"},

@@ -1,4 +1,5 @@
 """In-memory stand-ins for the stores: a hand-made catalogue, an exact vector index and an ALS double."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -3,6 +3,7 @@
 initdb refuses to run as root, so as root the server runs as the ``postgres`` system user (Debian's
 ``postgresql`` package creates it) in a temp dir handed to that user.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,17 @@ def temporary_postgres(bin_dir: Path, database: str = "nextwatch") -> Iterator[s
         def run(*args: str) -> None:
             subprocess.run([*prefix, *args], check=True, capture_output=True, text=True, timeout=120)
 
-        run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
-            "--no-locale", "--no-sync")
+        run(
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-locale",
+            "--no-sync",
+        )
         port = _free_port()
         options = f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off -c synchronous_commit=off"
         try:
@@ -63,6 +73,9 @@ def temporary_postgres(bin_dir: Path, database: str = "nextwatch") -> Iterator[s
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/{database}"
     finally:
         if started:
-            subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                [*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                capture_output=True,
+                timeout=60,
+            )
         shutil.rmtree(root, ignore_errors=True)

@@ -1,4 +1,5 @@
 """Helpers for the evaluator's tests: a private copy of the built data dir, a live server on loopback."""
+
 from __future__ import annotations
 
 import shutil

@@ -19,6 +19,7 @@ only builds HNSW (the slow ``optimize()``: ~3 minutes for 87k x 384) above that 
 own stored vectors (bench/vector_recall.py for the synthetic benchmark). The HNSW full-scan threshold
 is derived from ``exact_search_max_points`` when the collection is created.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -40,8 +41,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from services.settings import Settings
 
 __all__ = [
-    "SERIES_FIELD", "BaseVectorStore", "CollectionInfo", "EdgeVectorStore", "ServerVectorStore", "VectorStore",
-    "VectorStoreError", "VectorStoreLocked", "measure_recall", "open_vector_store",
+    "SERIES_FIELD",
+    "BaseVectorStore",
+    "CollectionInfo",
+    "EdgeVectorStore",
+    "ServerVectorStore",
+    "VectorStore",
+    "VectorStoreError",
+    "VectorStoreLocked",
+    "measure_recall",
+    "open_vector_store",
 ]
 
 

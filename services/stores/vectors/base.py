@@ -1,4 +1,5 @@
 """Shared parts of the two Qdrant backends: types, errors, input checks and the batching base class."""
+
 from __future__ import annotations
 
 import math
@@ -18,7 +19,6 @@ OVERFETCH_MAX_EXCLUDE = 64
 # HNSW graph of the edge backend (qdrant defaults; building 87k x 384 takes ~3 minutes on 2 cores).
 HNSW_M = 16
 HNSW_EF_CONSTRUCT = 100
-
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,6 @@ class VectorStore(Protocol):
     ) -> list[list[tuple[int, float]]]: ...
 
     def close(self) -> None: ...
-
-
-
 
 
 def _mismatch(name: str, have_dim: int, have_model: str, dim: int, model: str) -> VectorStoreError:

@@ -1,4 +1,5 @@
 """The embedded backend: a qdrant-edge shard on local disk (no server)."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,6 @@ from services.stores.vectors.base import (
 )
 
 log = logging.getLogger(__name__)
-
-
 
 
 class EdgeVectorStore(BaseVectorStore):
@@ -85,8 +84,10 @@ class EdgeVectorStore(BaseVectorStore):
         try:
             return dict(json.loads(self.meta_path.read_text()))
         except (OSError, ValueError, TypeError) as exc:
-            raise VectorStoreError(f"metadata {self.meta_path} of collection {self.collection} is missing or "
-                                   f"unreadable ({reason(exc)}): run `nextwatch embed --recreate`") from exc
+            raise VectorStoreError(
+                f"metadata {self.meta_path} of collection {self.collection} is missing or "
+                f"unreadable ({reason(exc)}): run `nextwatch embed --recreate`"
+            ) from exc
 
     def _write_meta(self, meta: dict[str, Any]) -> None:
         write_text_atomic(self.meta_path, json.dumps(meta, indent=2, sort_keys=True))
@@ -285,5 +286,3 @@ class EdgeVectorStore(BaseVectorStore):
             with_payload=False,
             with_vector=False,
         )
-
-

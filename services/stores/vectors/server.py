@@ -1,4 +1,5 @@
 """The server backend: a Qdrant server (or qdrant-client's local mode) through qdrant-client, with alias switches."""
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from qdrant_client import QdrantClient
 
 log = logging.getLogger(__name__)
-
-
 
 
 class ServerVectorStore(BaseVectorStore):

@@ -41,3 +41,13 @@ class ChainResult(NamedTuple):
     @property
     def degraded(self) -> bool:
         return bool(self.missing)
+
+
+class Served(Protocol):
+    """A served batch of any strategy: one list per query, and the parts it had to do without."""
+
+    @property
+    def items(self) -> list[list[Recommendation]]: ...
+
+    @property
+    def missing(self) -> list[str]: ...

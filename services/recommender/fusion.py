@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from services.recommender.base import ChainResult, Recommendation, Source
 from services.recommender.filters import Filter, ItemFacts
+from services.recommender.strategies import BatchStrategy
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def fuse(
     return fused
 
 
-class FusionStrategy:
+class FusionStrategy(BatchStrategy):
     """A hybrid over named sources, fused by weighted reciprocal rank, filled from fallback sources.
 
     The same surface as :class:`~services.recommender.strategies.ChainStrategy`: `similar`,
@@ -96,15 +97,6 @@ class FusionStrategy:
         self.facts = facts
         self.optional = frozenset(optional)
         self.absent = list(absent)
-
-    def similar(self, movie_id: int, k: int, *, filter: Filter | None = None) -> list[Recommendation]:
-        return self.similar_batch([movie_id], k, filter=filter)[0]
-
-    def similar_batch(
-        self, movie_ids: Sequence[int], k: int, *, filter: Filter | None = None
-    ) -> list[list[Recommendation]]:
-        """Up to k recommendations per movie; any source failure propagates."""
-        return self._run(movie_ids, k, filter, degrade=False).items
 
     def recommend_batch(
         self, movie_ids: Sequence[int], k: int, *, filter: Filter | None = None, explain: bool = False
@@ -186,13 +178,6 @@ class FusionStrategy:
             ]
             want = min(4 * want, self.MAX_FETCH)
         return answers
-
-    def _predicate(self, rules: Filter | None) -> Callable[[int], bool] | None:
-        if rules is None:
-            return None
-        if self.facts is None:
-            raise ValueError(f"strategy {self.name!r} has no catalogue facts to filter with")
-        return self.facts.predicate(rules)
 
 
 def fused_hybrid(

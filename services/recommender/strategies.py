@@ -5,13 +5,39 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from services.recommender.base import ChainResult, Recommendation, Source
+from services.recommender.base import ChainResult, Recommendation, Served, Source
 from services.recommender.filters import Filter, ItemFacts
 
 log = logging.getLogger(__name__)
 
 
-class ChainStrategy:
+class BatchStrategy:
+    """What every strategy shares: one movie or a batch through `_run`, and filters over catalogue facts."""
+
+    name: str
+    facts: ItemFacts | None
+
+    def similar(self, movie_id: int, k: int, *, filter: Filter | None = None) -> list[Recommendation]:
+        return self.similar_batch([movie_id], k, filter=filter)[0]
+
+    def similar_batch(
+        self, movie_ids: Sequence[int], k: int, *, filter: Filter | None = None
+    ) -> list[list[Recommendation]]:
+        """Up to k recommendations per movie; any source failure propagates."""
+        return self._run(movie_ids, k, filter, degrade=False).items
+
+    def _run(self, movie_ids: Sequence[int], k: int, rules: Filter | None, *, degrade: bool) -> Served:
+        raise NotImplementedError
+
+    def _predicate(self, rules: Filter | None) -> Callable[[int], bool] | None:
+        if rules is None:
+            return None
+        if self.facts is None:
+            raise ValueError(f"strategy {self.name!r} has no catalogue facts to filter with")
+        return self.facts.predicate(rules)
+
+
+class ChainStrategy(BatchStrategy):
     """Takes each source's candidates in turn, skipping the query and duplicates, until k are found.
 
     With a :class:`Filter`, candidates the filter rejects are skipped too, and a source is asked again
@@ -38,15 +64,6 @@ class ChainStrategy:
         self.facts = facts
         self.optional = frozenset(optional)
         self.absent = list(absent)
-
-    def similar(self, movie_id: int, k: int, *, filter: Filter | None = None) -> list[Recommendation]:
-        return self.similar_batch([movie_id], k, filter=filter)[0]
-
-    def similar_batch(
-        self, movie_ids: Sequence[int], k: int, *, filter: Filter | None = None
-    ) -> list[list[Recommendation]]:
-        """Up to k recommendations per movie; any source failure propagates."""
-        return self._run(movie_ids, k, filter, degrade=False).items
 
     def recommend_batch(self, movie_ids: Sequence[int], k: int, *, filter: Filter | None = None) -> ChainResult:
         """Serving: an optional source that raises is skipped and reported in `missing`."""
@@ -83,13 +100,6 @@ class ChainStrategy:
                 pending = [i for i, c in zip(pending, batch) if len(results[i]) < k and len(c) >= want]
                 want = min(4 * want, self.MAX_FETCH)
         return ChainResult(results, missing)
-
-    def _predicate(self, rules: Filter | None) -> Callable[[int], bool] | None:
-        if rules is None:
-            return None
-        if self.facts is None:
-            raise ValueError(f"strategy {self.name!r} has no catalogue facts to filter with")
-        return self.facts.predicate(rules)
 
 
 def _take(

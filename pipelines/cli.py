@@ -13,6 +13,8 @@ from typer.core import TyperGroup
 from services.settings import Settings
 
 if TYPE_CHECKING:
+    from typer import _click  # typer vendors click: its Context is what TyperGroup.invoke takes
+
     from pipelines.evaluation.protocol import Protocol
 
 
@@ -20,7 +22,7 @@ class OneLineErrors(TyperGroup):
     """Whatever stops a command is one `error: ...` line naming its fix and exit code 1; `--debug` shows
     the traceback instead (typer's own exits and usage errors pass through)."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: _click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):  # exits, usage errors, ^C: typer's own
@@ -53,7 +55,8 @@ Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bars")]
 
 
 def _settings(**overrides: object) -> Settings:
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**values)
 
 
 def _fail(message: str) -> None:

@@ -206,13 +206,17 @@ def _marker_of(m: str) -> _Marker:
     if m in ("²", "³"):
         return _Marker(2.0 if m == "²" else 3.0, True)
     if "½" in m or "⅓" in m or "/" in m:
-        whole = int(_DIGITS_RE.match(m).group())
+        whole_part = _DIGITS_RE.match(m)
+        assert whole_part is not None  # a fraction marker starts with its whole part
+        whole = int(whole_part.group())
         value = whole + (0.5 if ("½" in m or "1/2" in m) else 1 / 3)
         return _Marker(value, value <= 3)
     if _THREE_D_RE.fullmatch(m):
         return _Marker(3.0, True)
     prefixed = _PREFIX_RE.match(m) is not None
-    digits, roman, word = _NUM_IN_MARKER_RE.search(m).groups()
+    number = _NUM_IN_MARKER_RE.search(m)
+    assert number is not None  # every other marker holds a number, a roman numeral or a number word
+    digits, roman, word = number.groups()
     if digits:
         value = float(int(digits))
     elif roman:
@@ -271,6 +275,7 @@ def _strip_base_marker(segment: str, subtitled: bool) -> tuple[str, _Marker | No
     if not _WORD_CHAR_RE.search(rest):
         return segment, None
     found = m["m"] if m["m"] is not None else m.groupdict().get("sup")
+    assert found is not None  # a match has either the marker or the superscript group
     return rest, _marker(found)
 
 

@@ -56,7 +56,10 @@ class _Scorer:
                 for rank, movie_id in enumerate(kept, start=1):
                     if movie_id not in seen:
                         seen.add(movie_id)
-                        q_idx.append(q), s_idx.append(s), movies.append(movie_id), ranks.append(rank)
+                        q_idx.append(q)
+                        s_idx.append(s)
+                        movies.append(movie_id)
+                        ranks.append(rank)
         q_arr, movie_arr = np.array(q_idx, np.int64), np.array(movies, np.int64)
         big = int(max(movie_arr.max(initial=0), targets.max(initial=0))) + 1
         keys, self._group = np.unique(q_arr * big + movie_arr, return_inverse=True)
@@ -94,7 +97,7 @@ class _Scorer:
         rank = np.where(target_score > 0, rank, np.inf)
         active = np.bincount(self._group_query, weights=fused > 0, minlength=len(self._queries))
         for p in np.flatnonzero(np.isinf(rank) & (active[self._pair_query] < self.k)):
-            rank[p] = self._fallback_rank(p, fused, int(active[self._pair_query[p]]))
+            rank[p] = self._fallback_rank(int(p), fused, int(active[self._pair_query[p]]))
         hit = rank < self.k
         reciprocal = np.where(hit, 1.0 / (np.where(hit, rank, 0) + 1), 0.0)
         return float(hit.mean()), float(reciprocal.mean())

@@ -62,7 +62,9 @@ def _latest_pairs(ratings: pd.DataFrame, min_ratings: int, n_pairs: int) -> pd.D
         recent = pair_stamps >= threshold
         pair_users, pair_prev = pair_users[recent], pair_prev[recent]
         pair_movies, pair_stamps = pair_movies[recent], pair_stamps[recent]
-    latest = np.lexsort((pair_movies, pair_users, pair_stamps))[-n_pairs:] if n_pairs > 0 else []
+    latest: np.ndarray | list[int] = (
+        np.lexsort((pair_movies, pair_users, pair_stamps))[-n_pairs:] if n_pairs > 0 else []
+    )
     return pd.DataFrame(
         {
             "userId": pair_users[latest],

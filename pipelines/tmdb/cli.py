@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from sqlalchemy.engine import make_url
@@ -19,6 +19,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from services.settings import Settings
 from services.stores.catalog import Catalog
+
+if TYPE_CHECKING:
+    from pipelines.tmdb.fetcher import Kind
 
 tmdb_app = typer.Typer(
     help="Korean TMDB metadata (titles, overviews, taglines, posters, collections as real series): "
@@ -101,7 +104,7 @@ def _quiet_http_log() -> Iterator[None]:
 
 
 def _run_fetch(
-    kind: str,
+    kind: Kind,
     wanted: list[int],
     settings: Settings,
     *,
@@ -122,7 +125,7 @@ def _run_fetch(
                 kind,
                 wanted,
                 limit=limit,
-                retry_failed=retry_failed,  # type: ignore[arg-type]
+                retry_failed=retry_failed,
                 concurrency=concurrency,
                 rate_limit=rate_limit,
                 progress=not quiet,

@@ -78,7 +78,7 @@ class FetchOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> FetchOptions:
-        values = {
+        values: dict[str, Any] = {
             "base_url": settings.tmdb_base_url,
             "rate_limit": settings.tmdb_rate_limit,
             "concurrency": settings.tmdb_concurrency,

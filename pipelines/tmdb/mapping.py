@@ -327,18 +327,18 @@ def _apply_records(
         by_tmdb.setdefault(tmdb_id, []).append(movie_id)
     unmatched: set[int] = set()
     for record in records:  # streamed: only the records of catalog movies are kept (a later one wins)
-        tmdb_id = _int(record.get("id"))
-        if tmdb_id is not None and tmdb_id > 0 and tmdb_id not in by_tmdb:
-            unmatched.add(tmdb_id)
+        record_id = _int(record.get("id"))
+        if record_id is not None and record_id > 0 and record_id not in by_tmdb:
+            unmatched.add(record_id)
             continue
         try:
-            mapped = map_movie(record, language)
+            record_movie = map_movie(record, language)
         except ValueError:
             result.invalid += 1
             continue
-        plan.mapped[mapped.tmdb_id] = mapped
-        if mapped.series_id is not None:
-            plan.series_titles.setdefault(mapped.series_id, mapped.series_title or "")
+        plan.mapped[record_movie.tmdb_id] = record_movie
+        if record_movie.series_id is not None:
+            plan.series_titles.setdefault(record_movie.series_id, record_movie.series_title or "")
     for collection in collections:
         collection_id = _int(collection.get("id"))
         if collection_id is None or collection_id <= 0:

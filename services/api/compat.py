@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Path, Query, Request
@@ -16,6 +16,7 @@ from services.serving.guards import StoreUnavailable
 from services.serving.runtime import Runtime
 
 router = APIRouter(tags=["compatibility"])
+_Number = TypeVar("_Number", int, float)
 PAGE = 10  # the earlier service always answered ten movies
 NOT_FOUND = {404: {"model": ErrorBody, "description": "unknown movie"}}
 
@@ -93,7 +94,7 @@ def _parse_ratings(params: Sequence[str]) -> dict[int, float]:
     return ratings
 
 
-def _number(text: str, kind: type[int] | type[float]) -> int | float | None:
+def _number(text: str, kind: type[_Number]) -> _Number | None:
     if not text or len(text) > 20:
         return None
     try:

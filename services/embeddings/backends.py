@@ -25,7 +25,11 @@ class EmbeddingBackend(Protocol):
 
     name: str  # backend id, part of the cache key ("local", "openai")
     model: str  # model id, part of the cache key and stored with the collection
-    dim: int
+
+    @property
+    def dim(self) -> int:
+        """Size of the vectors (read-only: a backend may work it out on first use)."""
+        ...
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
 

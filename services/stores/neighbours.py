@@ -112,12 +112,17 @@ def _replace(target: Path, write: Callable[[BinaryIO], object]) -> None:
             tmp.unlink()
 
 
+def _npy_writer(array: np.ndarray) -> Callable[[BinaryIO], None]:
+    """A `_replace` writer saving `array` as .npy (no pickles)."""
+    return lambda handle: np.save(handle, array, allow_pickle=False)
+
+
 def write_table(directory: Path, source_name: str, table: NeighbourTable, fingerprint: str) -> None:
     """Write the table atomically: the old json goes first, the arrays next, the new json last."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = _paths(directory, source_name)
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "movies": np.ascontiguousarray(table.movie_ids, dtype=np.int64),
         "ids": np.ascontiguousarray(table.ids, dtype=np.int32),
         "scores": np.ascontiguousarray(table.scores, dtype=np.float32),
@@ -131,7 +136,7 @@ def write_table(directory: Path, source_name: str, table: NeighbourTable, finger
         paths["json"].unlink()
         _fsync_dir(directory)
     for part, array in arrays.items():
-        _replace(paths[part], lambda handle, a=array: np.save(handle, a, allow_pickle=False))
+        _replace(paths[part], _npy_writer(array))
     meta = {
         "fingerprint": fingerprint,
         "n": int(n),

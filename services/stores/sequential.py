@@ -121,14 +121,17 @@ class SequentialModel:
     def save(self, directory: Path) -> None:
         """Write the arrays (npz) and params/info (json), each atomically."""
         directory.mkdir(parents=True, exist_ok=True)
-        arrays = {
-            "item_ids": self.item_ids,
-            "indptr": self.indptr,
-            "indices": self.indices,
-            "scores": self.scores,
-            "viewers": self.viewer_counts,
-        }
-        _atomic_write(directory / ARRAYS, lambda f: np.savez(f, **arrays))
+        _atomic_write(
+            directory / ARRAYS,
+            lambda f: np.savez(
+                f,
+                item_ids=self.item_ids,
+                indptr=self.indptr,
+                indices=self.indices,
+                scores=self.scores,
+                viewers=self.viewer_counts,
+            ),
+        )
         meta = json.dumps({"params": asdict(self.params), "info": self.info}, indent=2, ensure_ascii=False)
         _atomic_write(directory / META, lambda f: f.write(meta.encode("utf-8")))
 

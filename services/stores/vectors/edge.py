@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from services.stores.vectors.base import (
     _check_spec,
     _mismatch,
 )
+
+if TYPE_CHECKING:
+    from qdrant_edge import ConditionType  # declared in the stub only
 
 log = logging.getLogger(__name__)
 
@@ -271,13 +274,15 @@ class EdgeVectorStore(BaseVectorStore):
         from qdrant_edge import FieldCondition, Filter, HasIdCondition, MatchValue, Query, QueryRequest, SearchParams
 
         limit = k + TIE_SLACK
-        must_not = None
+        must_not: list[ConditionType] | None = None
         if excluded:
             if len(excluded) <= self.overfetch_max_exclude:
                 limit += len(excluded)
             else:
                 must_not = [HasIdCondition(set(excluded))]
-        must = [FieldCondition(SERIES_FIELD, match=MatchValue(int(series_id)))] if series_id is not None else None
+        must: list[ConditionType] | None = (
+            [FieldCondition(SERIES_FIELD, match=MatchValue(int(series_id)))] if series_id is not None else None
+        )
         return QueryRequest(
             limit=limit,
             query=Query.Nearest(vector.tolist()),

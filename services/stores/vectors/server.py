@@ -6,7 +6,7 @@ import logging
 import re
 import warnings
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -245,4 +245,5 @@ class ServerVectorStore(BaseVectorStore):
                 )
             )
         responses = self.client.query_batch_points(self._target(), requests=requests)
-        return [((p.id, p.score) for p in r.points) for r in responses]
+        # point ids are the int movie ids this store upserts; qdrant types them as int | str | UUID
+        return [((cast(int, p.id), p.score) for p in r.points) for r in responses]

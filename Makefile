@@ -27,12 +27,14 @@ lock:
 	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^nextwatch' > requirements.lock
 	rm -rf .lock-venv
 
-# Debian packages the tests use: the PostgreSQL server (integration tests start a throwaway one),
-# Chromium and Korean fonts (the page's browser tests and screenshots); nothing to do when present.
+# Debian packages the tests and benchmarks use: the PostgreSQL server (integration tests start a throwaway
+# one), Chromium and Korean fonts (the page's browser tests and screenshots) and wrk (bench/api_latency.py);
+# nothing to do when present.
 system-deps:
 	@SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); NEED=""; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then NEED="$$NEED postgresql"; fi; \
 	if [ ! -x /usr/bin/chromium ]; then NEED="$$NEED chromium fonts-noto-cjk"; fi; \
+	if ! command -v wrk >/dev/null 2>&1; then NEED="$$NEED wrk"; fi; \
 	if [ -n "$$NEED" ]; then \
 		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$NEED; \
 	fi

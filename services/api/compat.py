@@ -18,7 +18,7 @@ from services.serving.runtime import Runtime
 router = APIRouter(tags=["compatibility"])
 _Number = TypeVar("_Number", int, float)
 PAGE = 10  # the earlier service always answered ten movies
-NOT_FOUND = {404: {"model": ErrorBody, "description": "unknown movie"}}
+NOT_FOUND: deps.Responses = {404: {"model": ErrorBody, "description": "unknown movie"}}
 
 
 @router.get("/all/", response_model=LegacyResult)

@@ -15,7 +15,9 @@ from services.serving.runtime import Runtime
 
 T = TypeVar("T")
 # FastAPI answers a body it cannot decode (not UTF-8) with 400, malformed JSON with 422
-UNREADABLE_BODY = {400: {"model": ErrorBody, "description": "the body is not UTF-8 text"}}
+# the `responses=` of a route: status code -> OpenAPI description (FastAPI's own type for it)
+Responses = dict[int | str, dict[str, Any]]
+UNREADABLE_BODY: Responses = {400: {"model": ErrorBody, "description": "the body is not UTF-8 text"}}
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -11,8 +11,8 @@ from services.api import deps, views
 from services.api.schemas import ErrorBody, Movie, MovieList, Series
 
 router = APIRouter(tags=["movies"])
-NOT_FOUND = {404: {"model": ErrorBody, "description": "unknown id"}}
-UNAVAILABLE = {503: {"model": ErrorBody, "description": "a store did not answer in time or failed"}}
+NOT_FOUND: deps.Responses = {404: {"model": ErrorBody, "description": "unknown id"}}
+UNAVAILABLE: deps.Responses = {503: {"model": ErrorBody, "description": "a store did not answer in time or failed"}}
 
 Limit = Annotated[int, Query(ge=1, description="how many movies, at most NEXTWATCH_MAX_LIMIT (default 100)")]
 Genre = Annotated[str | None, Query(max_length=100, description="a genre name, case-insensitive", examples=["Comedy"])]

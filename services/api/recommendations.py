@@ -22,7 +22,7 @@ from services.serving.recommend import Explanation, Served, StrategyUnavailable,
 from services.serving.runtime import Runtime
 
 router = APIRouter(tags=["recommendations"])
-ERRORS = {
+ERRORS: deps.Responses = {
     404: {"model": ErrorBody, "description": "unknown movie"},
     503: {"model": ErrorBody, "description": "the strategy's store or model is unavailable"},
 }

@@ -6,6 +6,7 @@ from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from services.recommender.standard import STRATEGY_NAMES
 
@@ -14,7 +15,7 @@ Rating = Annotated[float, Field(ge=0.5, le=5.0, description="MovieLens stars, 0.
 StrategyName = Literal[STRATEGY_NAMES]  # type: ignore[valid-type]
 Part = Literal["catalog", "vectors", "collaborative", "sequential"]
 
-_TOY_STORY = {
+_TOY_STORY: JsonDict = {
     "movie_id": 1,
     "movie_title": "토이 스토리",
     "original_title": "Toy Story",
@@ -36,7 +37,7 @@ _TOY_STORY = {
     "rating_count": 76813,
     "rating_avg": 3.9,
 }
-_ITEM = {"movie_id": 3114, "title": "토이 스토리 2", "score": 1.0, "source": "series"}
+_ITEM: JsonDict = {"movie_id": 3114, "title": "토이 스토리 2", "score": 1.0, "source": "series"}
 
 
 class ErrorBody(BaseModel):

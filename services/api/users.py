@@ -8,8 +8,7 @@ from fastapi import APIRouter, Request
 
 from services.api import deps
 from services.api.schemas import Contribution, ErrorBody, UserRatings, UserRecommendations, UserRecommendedMovie
-from services.recommender.filters import Filter
-from services.serving.guards import StoreUnavailable
+from services.serving.recommend import recommend_for_ratings
 from services.serving.runtime import Runtime
 
 router = APIRouter(tags=["recommendations"])
@@ -38,42 +37,31 @@ def user_recommendations(request: Request, rt: deps.RuntimeDep, body: UserRating
 def recommend_for_user(
     request: Request, rt: Runtime, ratings: Mapping[int, float], k: int, *, explain: bool
 ) -> UserRecommendations:
-    """User-based recommendations (popular ones when the model has nothing to go on or is unavailable)."""
+    """User-based recommendations as the API answers them (titles, explanations, degradation)."""
     request.state.strategy = STRATEGY_LABEL
-    model = rt.collaborative
-    used = [m for m in ratings if model is not None and m in model and ratings[m] >= model.params.min_rating]
-    scored: list[tuple[int, float]] = []
-    because: dict[int, list[tuple[int, float]]] = {}
-    missing: list[str] = [] if model is not None else ["collaborative"]
-    if model is not None and used:
-        guard = rt.guards["collaborative"]
-        try:
-            scored = guard.call(model.recommend_for_ratings, ratings, k)
-            if explain:
-                because = guard.call(model.explain_for_ratings, ratings, [m for m, _ in scored])
-        except StoreUnavailable:
-            scored, because, missing = [], {}, ["collaborative"]
-    source = "collaborative"
-    if not scored:
-        source = "popular"
-        recs = rt.strategies["popular"].similar(next(iter(ratings)), k, filter=Filter.of(ratings, include_adult=False))
-        scored = [(r.movie_id, r.score) for r in recs]
-    if missing:
-        request.app.state.metrics.count_degraded(STRATEGY_LABEL, missing)
-    titles = deps.titles(request, [m for m, _ in scored] + list(ratings))
+    served = recommend_for_ratings(rt, ratings, k, explain=explain)
+    if served.missing:
+        request.app.state.metrics.count_degraded(STRATEGY_LABEL, served.missing)
+    titles = deps.titles(request, [m for m, _ in served.scored] + list(ratings))
     items = [
         UserRecommendedMovie(
             movie_id=m,
             title=titles.get(m, ""),
             score=s,
-            source=source,
-            because=[Contribution(movie_id=r, title=titles.get(r, ""), contribution=c) for r, c in because.get(m, [])]
+            source=served.source,
+            because=[
+                Contribution(movie_id=r, title=titles.get(r, ""), contribution=c) for r, c in served.because.get(m, [])
+            ]
             if explain
             else None,
         )
-        for m, s in scored
+        for m, s in served.scored
     ]
-    liked = set(used)
+    liked = set(served.used)
     return UserRecommendations(
-        items=items, used=used, ignored=[m for m in ratings if m not in liked], degraded=bool(missing), missing=missing
+        items=items,
+        used=served.used,
+        ignored=[m for m in ratings if m not in liked],
+        degraded=bool(served.missing),
+        missing=served.missing,
     )

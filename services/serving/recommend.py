@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.recommender.base import Recommendation
 from services.recommender.filters import Filter
 from services.recommender.fusion import FusionStrategy
-from services.serving.guards import PART_OF_SOURCE
+from services.serving.guards import PART_OF_SOURCE, StoreUnavailable
 from services.serving.runtime import Runtime
 
 
@@ -56,3 +57,38 @@ def recommend(
             [Explanation(dict(share), viewers.get(r.movie_id) or None) for r, share in zip(recs, shares)]
         )
     return Served(items, parts, explanations)
+
+
+@dataclass(frozen=True)
+class ForRatings:
+    """User-based recommendations from ad-hoc ratings, and which ratings the model could use."""
+
+    scored: list[tuple[int, float]]
+    because: dict[int, list[tuple[int, float]]]  # with `explain`: each item's contribution per rated movie
+    source: str  # "collaborative", or "popular" when the model had nothing to go on or was unavailable
+    used: list[int]
+    missing: list[str]
+
+
+def recommend_for_ratings(rt: Runtime, ratings: Mapping[int, float], k: int, *, explain: bool) -> ForRatings:
+    """ALS recommendations for someone not in the training data (popular movies, none of the rated ones,
+    when the model has nothing to go on or is unavailable)."""
+    model = rt.collaborative
+    used = [m for m in ratings if model is not None and m in model and ratings[m] >= model.params.min_rating]
+    scored: list[tuple[int, float]] = []
+    because: dict[int, list[tuple[int, float]]] = {}
+    missing: list[str] = [] if model is not None else ["collaborative"]
+    if model is not None and used:
+        guard = rt.guards["collaborative"]
+        try:
+            scored = guard.call(model.recommend_for_ratings, ratings, k)
+            if explain:
+                because = guard.call(model.explain_for_ratings, ratings, [m for m, _ in scored])
+        except StoreUnavailable:
+            scored, because, missing = [], {}, ["collaborative"]
+    source = "collaborative"
+    if not scored:
+        source = "popular"
+        recs = rt.strategies["popular"].similar(next(iter(ratings)), k, filter=Filter.of(ratings, include_adult=False))
+        scored = [(r.movie_id, r.score) for r in recs]
+    return ForRatings(scored, because, source, used, missing)

@@ -163,6 +163,18 @@ def test_a_movie_missing_from_the_table_is_answered_live(runtime: Runtime, vecto
     assert TabledSource(partial, None, name="vector").candidates([movies[0]], 10) == [[]]
 
 
+def test_a_complete_table_answers_unknown_movies_with_nothing(runtime: Runtime) -> None:
+    """The ALS table holds every item of its model: a movie without a row is one ALS does not know."""
+    table = als_table(runtime.collaborative, 20)
+    live = Recording(CollaborativeSource(runtime.collaborative))
+    unknown = max(runtime.facts.movie_ids) + 1
+    known = table.movie_ids[:3].tolist()
+    got = TabledSource(table, live, complete=True).candidates([*known, unknown], 10)
+    assert got[-1] == [] and all(got[:3]) and live.asked == []
+    TabledSource(table, live, complete=True).candidates(known, 30)  # beyond a full row: asked live
+    assert live.asked == [(known, 30)]
+
+
 def test_written_tables_load_memory_mapped(tmp_path: Path, vector_table: NeighbourTable) -> None:
     write_table(tmp_path, "vector", vector_table, "fp-1")
     loaded = load_table(tmp_path, "vector", "fp-1")

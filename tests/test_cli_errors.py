@@ -243,6 +243,7 @@ def test_an_unexpected_error_names_itself_and_debug(
         ("trained", "serve --evaluation", "nextwatch evaluate"),
     ],
 )
+@pytest.mark.integration  # real subprocesses
 def test_the_real_cli(stages: dict[str, Path], tmp_path: Path, stage: str, command: str, fix: str) -> None:
     """As a process: one line on stderr, nothing on stdout, exit code 1; `--debug` shows the traceback."""
     data = at(stages, stage, tmp_path / "data")

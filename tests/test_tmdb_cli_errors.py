@@ -118,6 +118,7 @@ def test_a_damaged_checkpoint_stops_every_command_until_repaired(
     assert len(checkpoint.read_bytes().splitlines()) == len(good)
 
 
+@pytest.mark.integration  # a real subprocess
 def test_the_real_cli_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
     child = nextwatch(["tmdb", "fetch", "--quiet"], cli_env(tmp_path / "nothing-here"), tmp_path)
     out, err = child.communicate(timeout=120)

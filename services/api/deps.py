@@ -20,12 +20,12 @@ Responses = dict[int | str, dict[str, Any]]
 UNREADABLE_BODY: Responses = {400: {"model": ErrorBody, "description": "the body is not UTF-8 text"}}
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     """The runtime the app's lifespan opened."""
     return request.app.state.runtime
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     """The app's Prometheus metrics."""
     return request.app.state.metrics
 

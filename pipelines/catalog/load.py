@@ -84,7 +84,7 @@ def _load(catalog: Catalog, movies: pd.DataFrame, ratings: pd.DataFrame) -> Cata
             )
     catalog.upsert_movies(new_rows)
     catalog.update_movies(stat_rows)
-    series = _refresh_inferred_series(catalog, movies)
+    series = refresh_inferred_series(catalog, movies)
     return CatalogResult(
         movies=len(movies),
         new_movies=len(new_rows),
@@ -94,7 +94,7 @@ def _load(catalog: Catalog, movies: pd.DataFrame, ratings: pd.DataFrame) -> Cata
     )
 
 
-def _refresh_inferred_series(catalog: Catalog, movies: pd.DataFrame) -> list:
+def refresh_inferred_series(catalog: Catalog, movies: pd.DataFrame) -> list:
     """Infer series for movies without a real (TMDB) series; real series always win."""
     facts = catalog.movie_facts()
     with_real_series = {m for m, s in zip(facts.movie_ids, facts.series_ids) if s is not None and s > 0}

@@ -18,7 +18,7 @@ from services.recommender.sequential_sources import (
 )
 from services.recommender.sources import RandomSource
 from services.recommender.strategies import ChainStrategy
-from services.stores.sequential import SequentialParams
+from services.stores.sequential import SequentialModel, SequentialParams
 
 
 @dataclass(frozen=True)
@@ -41,20 +41,13 @@ class SequentialGrid:
 
 @dataclass(frozen=True)
 class SequentialTuning:
-    """The chosen parameters and days, with every trial's validation scores."""
+    """The chosen parameters and days, the model they built, and every trial's validation scores."""
 
     params: SequentialParams
+    model: SequentialModel  # built with `params` on the ratings before the cutoff
     recent_days: float
     trials: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     seconds: float = 0.0
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "params": asdict(self.params),
-            "recent_days": self.recent_days,
-            "trials": self.trials,
-            "seconds": self.seconds,
-        }
 
 
 def _summary(score: StrategyScore, k: int) -> dict[str, float]:
@@ -82,16 +75,21 @@ def tune_sequential(
             strategy.name
         ]
 
-    sequential = [
-        (p, score(ChainStrategy("sequential", [SequentialSource(build_sequential(history, p)), fill])))
-        for p in grid.params()
-    ]
+    sequential: list[tuple[SequentialParams, StrategyScore]] = []
+    best: SequentialModel | None = None
+    for params in grid.params():
+        model = build_sequential(history, params)
+        sequential.append((params, score(ChainStrategy("sequential", [SequentialSource(model), fill]))))
+        if _best(sequential) is params:
+            best = model  # only the best so far is kept
+    assert best is not None, "the grid has at least one point"
     recent = [
         (d, score(ChainStrategy("recent-popular", [RecentPopularSource(recent_popularity(ratings, cutoff, d)), fill])))
         for d in grid.recent_days
     ]
     return SequentialTuning(
         params=_best(sequential),
+        model=best,
         recent_days=_best(recent),
         trials={
             "sequential": [{**asdict(p), **_summary(s, k)} for p, s in sequential],

@@ -21,7 +21,6 @@ import pandas as pd
 
 from pipelines.collaborative.als import train_als
 from pipelines.collaborative.popularity import recent_popularity
-from pipelines.collaborative.sequential import build_sequential
 from pipelines.evaluation.fusion_search import choose_fusion
 from pipelines.evaluation.heldout import popularity_before
 from pipelines.evaluation.metrics import StrategyScore, evaluate_strategies
@@ -109,7 +108,7 @@ def tune(
 
     sequential = tune_sequential(ratings, validation, cutoff, grid.sequential, k, seed=protocol.seed)
     say(f"tune: sequential {asdict(sequential.params)}, recent-popular days {sequential.recent_days}")
-    sequential_model = build_sequential(history, sequential.params)
+    sequential_model = sequential.model
     recent = recent_popularity(ratings, cutoff, sequential.recent_days)
 
     sources: dict[str, Source] = {

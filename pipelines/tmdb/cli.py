@@ -231,7 +231,7 @@ def import_(
     """Load TMDB metadata from a dump instead of the API (idempotent). Pickles are refused: unsafe."""
     from pipelines.tmdb.checkpoint import Checkpoint
     from pipelines.tmdb.mapping import apply_records, read_dump
-    from pipelines.tmdb.runs import applying, merge_ko_records, movielens_titles
+    from pipelines.tmdb.runs import merge_ko_records, movielens_titles
 
     settings = Settings()
     with _one_line_errors(), _catalog(settings) as catalog:
@@ -239,14 +239,7 @@ def import_(
         ours = dump.format == "jsonl" and dump.language == "ko"
         if ours:
             Checkpoint(settings.tmdb_checkpoint_path).statuses()  # a damaged checkpoint stops us before any write
-        with applying(settings) as interrupted:
-            result = apply_records(
-                catalog,
-                dump.ok_payloads(),
-                language=dump.language,
-                movies=movielens_titles(settings),
-                refresh_inferred=interrupted,
-            )
+        result = apply_records(catalog, dump.ok_payloads(), language=dump.language, movies=movielens_titles(settings))
         if ours:
             # our own records: later `tmdb fetch` runs need not fetch them again
             merged = merge_ko_records(settings.tmdb_checkpoint_path, dump)

@@ -289,37 +289,27 @@ def apply_records(
     language: str = "ko",
     collections: Iterable[Mapping[str, Any]] = (),
     movies: pd.DataFrame | None = None,
-    refresh_inferred: bool = False,
 ) -> ApplyResult:
-    """`_apply_records` in one catalog transaction: an apply cut short leaves the catalog as it was."""
-    with catalog.transaction():
-        return _apply_records(
-            catalog,
-            records,
-            language=language,
-            collections=collections,
-            movies=movies,
-            refresh_inferred=refresh_inferred,
-        )
-
-
-def _apply_records(
-    catalog: Catalog,
-    records: Iterable[Mapping[str, Any]],
-    *,
-    language: str = "ko",
-    collections: Iterable[Mapping[str, Any]] = (),
-    movies: pd.DataFrame | None = None,
-    refresh_inferred: bool = False,
-) -> ApplyResult:
-    """Write TMDB movie records (and optionally collection records) into the catalog; idempotent.
+    """Write TMDB movie records (and optionally collection records) into the catalog, in one transaction
+    (an apply cut short leaves the catalog as it was); idempotent.
 
     `records` are TMDB movie payloads whose top-level text is in `language`; `collections` are
     `/3/collection/{id}` payloads (Korean names and member lists).  Movies are matched by `tmdb_id`.
     Real series replace inferred ones: the inferred series are re-inferred from `movies` (MovieLens
     movieId/title/year, as `pipelines.catalog.load`) for the movies left without a real series, when
-    the real series changed or `refresh_inferred` asks (an earlier apply was cut short).
+    the real series changed.
     """
+    with catalog.transaction():
+        return _apply(catalog, records, language, collections, movies)
+
+
+def _apply(
+    catalog: Catalog,
+    records: Iterable[Mapping[str, Any]],
+    language: str,
+    collections: Iterable[Mapping[str, Any]],
+    movies: pd.DataFrame | None,
+) -> ApplyResult:
     result = ApplyResult()
     plan = _Plan()
     by_tmdb: dict[int, list[int]] = {}
@@ -410,7 +400,7 @@ def _apply_records(
     catalog.update_movies([r for r in movie_rows if len(r) == 2])
     result.series = len(used_series)
 
-    if refresh_inferred or _real_series_members(catalog) != real_before:
+    if _real_series_members(catalog) != real_before:
         result.inferred_series = _refresh_inferred(catalog, movies)
     return result
 
@@ -427,9 +417,9 @@ def _refresh_inferred(catalog: Catalog, movies: pd.DataFrame | None) -> int:
     dropped instead.
     """
     if movies is not None:
-        from pipelines.catalog.load import _refresh_inferred_series
+        from pipelines.catalog.load import refresh_inferred_series
 
-        return len(_refresh_inferred_series(catalog, movies))
+        return len(refresh_inferred_series(catalog, movies))
     facts = catalog.movie_facts()
     sizes: dict[int, int] = {}
     for series_id in facts.series_ids:

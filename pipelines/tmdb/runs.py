@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,21 +117,6 @@ def checkpoint_payloads(path: Path) -> Iterator[dict[str, Any]]:
     return iter_ok_payloads(Checkpoint(path).records())
 
 
-@contextmanager
-def applying(settings: Settings) -> Iterator[bool]:
-    """Marks a catalog apply as in progress; yields whether an earlier one was cut short (killed, failed).
-
-    An apply is several catalog transactions.  Cut short after the movies got their real series, a
-    rerun would see no change and leave the inferred series stale: told so, it refreshes them.
-    """
-    marker = settings.resolved_data_dir / "tmdb" / "apply.pending"
-    interrupted = marker.exists()
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.touch()
-    yield interrupted
-    marker.unlink()
-
-
 def movielens_titles(settings: Settings) -> pd.DataFrame | None:
     """movieId/title/year of the ingested MovieLens movies (for re-inferring series), None before ingest."""
     if not settings.movies_path.exists():
@@ -142,15 +126,13 @@ def movielens_titles(settings: Settings) -> pd.DataFrame | None:
 
 def apply_checkpoints(settings: Settings, catalog: Catalog) -> ApplyResult:
     """Write every fetched movie and collection record into the catalog (idempotent)."""
-    with applying(settings) as interrupted:
-        return apply_records(
-            catalog,
-            checkpoint_payloads(settings.tmdb_checkpoint_path),
-            language="ko",
-            collections=checkpoint_payloads(settings.tmdb_collections_checkpoint_path),
-            movies=movielens_titles(settings),
-            refresh_inferred=interrupted,
-        )
+    return apply_records(
+        catalog,
+        checkpoint_payloads(settings.tmdb_checkpoint_path),
+        language="ko",
+        collections=checkpoint_payloads(settings.tmdb_collections_checkpoint_path),
+        movies=movielens_titles(settings),
+    )
 
 
 def collection_ids(settings: Settings, catalog: Catalog) -> list[int]:

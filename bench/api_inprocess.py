@@ -1,0 +1,118 @@
+"""Where an API request's time goes, without HTTP or a load generator: the app driven through ASGI.
+
+    .venv/bin/python bench/api_inprocess.py --data-dir /tmp/nextwatch-bench-api   # built by bench/api_latency.py
+
+Prints the mean time per request of, over the same distinct movies (k=10, the default adult filter):
+hybrid's strategy alone (`services.serving.recommend.recommend`); the real route
+`GET /movies/{id}/recommendations` (a sync route: FastAPI runs it on its threadpool); and the same work
+as an `async def` twin registered only here (on the event loop), which shows what the threadpool hop costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from services.api import deps, views
+from services.api.app import create_app
+from services.api.schemas import Recommendations
+from services.recommender.filters import Filter
+from services.serving.recommend import recommend
+from services.settings import Settings
+
+TWIN = "/bench/async-twin/{movie_id}"
+
+
+def add_async_twin(app: Any) -> None:
+    """The recommendation route's work (hybrid, k=10, adult filter, titles, response model) as `async def`."""
+
+    @app.get(TWIN, response_model=Recommendations)
+    async def twin(movie_id: int, rt: deps.RuntimeDep) -> Recommendations:
+        served = recommend(rt, "hybrid", [movie_id], 10, Filter.of((), None, False))
+        titles = app.state.titles.lookup([r.movie_id for r in served.items[0]])
+        return Recommendations(
+            movie_id=movie_id,
+            strategy="hybrid",
+            degraded=bool(served.missing),
+            missing=served.missing,
+            items=views.recommended(served.items[0], titles),
+        )
+
+
+async def call(app: Any, path: str, query: str = "k=10") -> int:
+    """One GET through the ASGI app; its status code."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"bench")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+async def measure(data_dir: Path, n: int) -> dict[str, float]:
+    app = create_app(Settings(data_dir=data_dir, access_log=False, reload_poll_seconds=0))
+    add_async_twin(app)
+    async with app.router.lifespan_context(app):
+        rt = app.state.runtime
+        ids = np.random.default_rng(3).choice(rt.facts.movie_ids, 3 * n + 200, replace=False).tolist()
+        for m in ids[:200]:  # warm-up
+            assert await call(app, f"/movies/{m}/recommendations") == 200
+        rules = Filter.of((), None, False)
+        out: dict[str, float] = {}
+        started = time.perf_counter()
+        for m in ids[200 : 200 + n]:
+            recommend(rt, "hybrid", [m], 10, rules)
+        out["strategy_ms"] = (time.perf_counter() - started) / n * 1e3
+        for name, route, chunk in (("route_ms", "/movies/{}/recommendations", 1), ("async_twin_ms", TWIN, 2)):
+            batch = ids[200 + chunk * n : 200 + (chunk + 1) * n]
+            started = time.perf_counter()
+            for m in batch:
+                assert await call(app, route.replace("{movie_id}", "{}").format(m)) == 200
+            out[name] = (time.perf_counter() - started) / n * 1e3
+        return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/nextwatch-bench-api"))
+    parser.add_argument("--requests", type=int, default=2000)
+    args = parser.parse_args()
+    figures = asyncio.run(measure(args.data_dir, args.requests))
+    print(
+        f"{args.requests:,} distinct movies, mean per request: hybrid strategy {figures['strategy_ms']:.2f} ms; "
+        f"sync route in the app {figures['route_ms']:.2f} ms; async twin {figures['async_twin_ms']:.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

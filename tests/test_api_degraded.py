@@ -42,7 +42,7 @@ def kill_vectors(client: TestClient, monkeypatch: pytest.MonkeyPatch, failure: o
 
     def broken(*args: object, **kwargs: object) -> object:
         if failure == "hang":
-            time.sleep(1.0)
+            time.sleep(3.0)
             return {}
         raise ConnectionError("qdrant is down")
 
@@ -59,7 +59,7 @@ def test_hybrid_answers_without_the_vector_store(
     kill_vectors(client, monkeypatch, failure)
     started = time.perf_counter()
     response = client.get("/movies/1/recommendations?k=10")
-    assert time.perf_counter() - started < 0.9  # the time limit (0.3 s), not the hang (1 s)
+    assert time.perf_counter() - started < 2.0  # the time limit (0.3 s), not the hang (3 s)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["degraded"] is True and body["missing"] == ["vectors"]

@@ -38,6 +38,7 @@ CHAIN: tuple[tuple[str, list[str]], ...] = (
     ("tune", ["tune"]),
 )
 # a file whose appearance shows the step has started its work (not just importing)
+KILL_ATTEMPTS = 5
 PROGRESS_SIGN = {"ingest": ".ratings.parquet.tmp", "catalog": "catalog.sqlite", "embed": "embedding_cache.sqlite"}
 
 
@@ -78,34 +79,52 @@ def environment(data: Path, release: Path) -> dict[str, str]:
 
 
 def kill_and_rerun(step: str, chain: dict[str, Any], tmp_path: Path) -> Path:
-    """The step's input copied, the step killed with SIGKILL mid-way, then rerun; returns the data dir."""
+    """The step's input copied, the step killed with SIGKILL mid-way, then rerun; returns the data dir.
+
+    The kill point is a seeded random fraction of the step's measured duration. A loaded machine can
+    run the step faster than the clean chain did, so a step that ends before the kill lands is started
+    again from a fresh copy of its input with the kill moved earlier (a few attempts, then a failure).
+    """
     names = [name for name, _ in CHAIN]
     before = chain["snapshots"]["" if names.index(step) == 0 else names[names.index(step) - 1]]
-    data = shutil.copytree(before, tmp_path / "data")
-    env = environment(data, chain["release"])
+    env_data = tmp_path / "data"
+    env = environment(env_data, chain["release"])
     args = dict(CHAIN)[step]
     rng = random.Random(f"{SEED}-{step}")
-
-    started = time.monotonic()
-    child = nextwatch(args, env, tmp_path)
-    sign = PROGRESS_SIGN.get(step)
-    if sign is not None:
-        while not (data / sign).exists() and child.poll() is None and time.monotonic() - started < 120:
-            time.sleep(0.002)
-    elapsed = time.monotonic() - started
-    time.sleep(
-        max(rng.uniform(0.3, 0.9) * chain["took"][step] - elapsed, 0)
-        if sign is None
-        else rng.uniform(0.0, 0.6) * max(chain["took"][step] - elapsed, 0.05)
-    )
-    child.send_signal(signal.SIGKILL)
-    child.communicate(timeout=60)
-    assert child.returncode == -signal.SIGKILL, f"{step} ended before it was killed"
+    fraction = rng.uniform(0.3, 0.9) if step not in PROGRESS_SIGN else rng.uniform(0.0, 0.6)
+    for _attempt in range(KILL_ATTEMPTS):
+        shutil.rmtree(env_data, ignore_errors=True)
+        data = shutil.copytree(before, env_data)
+        if kill_midway(step, args, data, env, tmp_path, fraction, chain["took"][step]):
+            break
+        fraction *= 0.3
+    else:
+        pytest.fail(f"{step} ended before it was killed in {KILL_ATTEMPTS} attempts")
 
     run(args, data, tmp_path, env)
     leftovers = [p for p in data.rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == [], leftovers
     return data
+
+
+def kill_midway(
+    step: str, args: list[str], data: Path, env: dict[str, str], cwd: Path, fraction: float, took: float
+) -> bool:
+    """Start the step and SIGKILL it `fraction` of the way through its clean duration `took` (of the part
+    after its first sign of progress, where it has one); True when the kill landed, False when the step
+    had already ended."""
+    started = time.monotonic()
+    child = nextwatch(args, env, cwd)
+    sign = PROGRESS_SIGN.get(step)
+    if sign is not None:
+        while not (data / sign).exists() and child.poll() is None and time.monotonic() - started < 120:
+            time.sleep(0.001)
+        time.sleep(fraction * max(took - (time.monotonic() - started), 0.05))
+    else:
+        time.sleep(max(fraction * took - (time.monotonic() - started), 0))
+    child.send_signal(signal.SIGKILL)
+    child.communicate(timeout=60)
+    return child.returncode == -signal.SIGKILL
 
 
 def same_files(clean: Path, crashed: Path, pattern: str, compare: Callable[[Path, Path], None]) -> None:

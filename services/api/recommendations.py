@@ -18,6 +18,7 @@ from services.api.schemas import (
     StrategyName,
 )
 from services.recommender.filters import Filter
+from services.serving.guards import on_the_loop_unless_blocking
 from services.serving.recommend import Explanation, Served, StrategyUnavailable, recommend
 from services.serving.runtime import Runtime
 
@@ -36,7 +37,7 @@ Strategy = Annotated[
 
 
 @router.get("/movies/{movie_id}/recommendations", response_model=Recommendations, responses=ERRORS)
-def recommendations(
+async def recommendations(
     request: Request,
     rt: deps.RuntimeDep,
     movie_id: Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])],
@@ -63,7 +64,11 @@ def recommendations(
         _exclude_ids(exclude, rt.settings.max_exclude), deps.known_genre(rt, ("query", "genre"), genre), include_adult
     )
     deps.require_known(rt, [movie_id])
-    served, titles = _serve(request, rt, strategy, [movie_id], k, rules, explain)
+    # one movie's answer is a few table reads: no thread hop, unless a store must be asked
+    served, titles = await on_the_loop_unless_blocking(
+        lambda: _serve(request, rt, strategy, [movie_id], k, rules, explain)
+    )
+    _note(request, strategy, served)
     return Recommendations(
         movie_id=movie_id,
         strategy=strategy,
@@ -90,6 +95,7 @@ def batch_recommendations(request: Request, rt: deps.RuntimeDep, body: BatchRequ
     rules = Filter.of(body.exclude, deps.known_genre(rt, ("body", "genre"), body.genre), body.include_adult)
     deps.require_known(rt, body.movie_ids)
     served, titles = _serve(request, rt, body.strategy, body.movie_ids, body.k, rules, body.explain)
+    _note(request, body.strategy, served)
     return BatchRecommendations(
         strategy=body.strategy,
         degraded=bool(served.missing),
@@ -105,14 +111,19 @@ def _serve(
     request: Request, rt: Runtime, strategy: str, movie_ids: Sequence[int], k: int, rules: Filter, explain: bool
 ) -> tuple[Served, dict[int, str]]:
     """Run a strategy for the movies; what it served and the titles of what it recommended."""
-    request.state.strategy = strategy
     try:
         served = recommend(rt, strategy, list(movie_ids), k, rules, explain=explain)
     except StrategyUnavailable as exc:
+        request.state.strategy = strategy
         raise HTTPException(status_code=503, detail=str(exc)) from None
+    return served, deps.titles(request, [r.movie_id for recs in served.items for r in recs])
+
+
+def _note(request: Request, strategy: str, served: Served) -> None:
+    """The strategy for the access log, and a degraded answer for the metrics."""
+    request.state.strategy = strategy
     if served.missing:
         request.app.state.metrics.count_degraded(strategy, served.missing)
-    return served, deps.titles(request, [r.movie_id for recs in served.items for r in recs])
 
 
 def _why(served: Served, position: int) -> list[Explanation] | None:

@@ -3,15 +3,22 @@
 A call that does not answer in time, or raises, becomes :class:`StoreUnavailable` naming the part; the
 stuck call keeps its worker thread until it returns, but it can only starve its own part's pool, never
 another part's. ``timeout=None`` runs calls inline (the evaluator's batch calls need no limit).
+
+Inside :func:`in_memory_only` (the API's event loop) no store call may start: :meth:`Guard.call` raises
+:class:`WouldBlock` instead, and the caller does the whole piece of work again on a worker thread.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio.to_thread
 
 if TYPE_CHECKING:  # pragma: no cover
     from services.recommender.base import Source
@@ -22,6 +29,41 @@ T = TypeVar("T")
 PARTS: tuple[str, ...] = ("catalog", "vectors", "collaborative")
 # the part (as `missing` and the API name it) each store-backed source depends on
 PART_OF_SOURCE = {"vector": "vectors", "collaborative": "collaborative"}
+
+
+_IN_MEMORY_ONLY: ContextVar[bool] = ContextVar("nextwatch_in_memory_only", default=False)
+
+
+class WouldBlock(BaseException):
+    """A store call was about to start where only in-memory work may run.
+
+    A BaseException, like asyncio's CancelledError, so that the strategies' "answer without a failed
+    optional source" handlers (which catch Exception) let it through to the caller instead of degrading.
+    """
+
+    def __init__(self, part: str) -> None:
+        super().__init__(f"a {part} call cannot run here")
+        self.part = part
+
+
+@contextmanager
+def in_memory_only() -> Iterator[None]:
+    """Within the block, any guarded store call raises :class:`WouldBlock` instead of running."""
+    token = _IN_MEMORY_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _IN_MEMORY_ONLY.reset(token)
+
+
+async def on_the_loop_unless_blocking(fn: Callable[[], T]) -> T:
+    """fn() right here on the event loop when it needs only memory (neighbour tables, models, caches);
+    when it reaches for a store, the whole of fn() again on a worker thread, where the call may wait."""
+    try:
+        with in_memory_only():
+            return fn()
+    except WouldBlock:
+        return await anyio.to_thread.run_sync(fn)
 
 
 class StoreUnavailable(RuntimeError):
@@ -42,7 +84,10 @@ class Guard:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"store-{part}") if timeout else None
 
     def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """fn(*args, **kwargs) within the time limit; StoreUnavailable when it raises or times out."""
+        """fn(*args, **kwargs) within the time limit; StoreUnavailable when it raises or times out,
+        WouldBlock inside :func:`in_memory_only`."""
+        if _IN_MEMORY_ONLY.get():
+            raise WouldBlock(self.part)
         try:
             if self._pool is None:
                 return fn(*args, **kwargs)

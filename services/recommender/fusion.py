@@ -7,6 +7,7 @@ Movies are ordered by fused score (ties by movieId), then fallback sources fill 
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
@@ -41,23 +42,29 @@ def fuse(
     depth: int,
     rank_constant: float,
     keep: Callable[[int], bool] | None = None,
+    limit: int | None = None,
 ) -> list[tuple[int, float, dict[str, float]]]:
-    """Fused (movie, score, contributions) best first (ties by movieId); never the query or filtered movies."""
-    contributions: dict[int, dict[str, float]] = {}
+    """Fused (movie, score, contributions) best first (ties by movieId), the best `limit` of them when
+    given; never the query or filtered movies."""
+    shares: dict[str, dict[int, float]] = {}  # per source: movie -> its share of the fused score
+    totals: dict[int, float] = {}
     for source, candidates in lists.items():
-        weight, rank = weights[source], 0
+        weight, rank, mine = weights[source], 0, shares.setdefault(source, {})
         for movie_id, _ in candidates:
             if rank >= depth:
                 break
             if movie_id == query or (keep is not None and not keep(movie_id)):
                 continue
             rank += 1
-            parts = contributions.setdefault(movie_id, {})
-            if source not in parts:  # a source repeating a movie counts once, at its best rank
-                parts[source] = weight / (rank_constant + rank)
-    fused = [(m, sum(parts.values()), parts) for m, parts in contributions.items()]
-    fused.sort(key=lambda item: (-item[1], item[0]))
-    return fused
+            if movie_id not in mine:  # a source repeating a movie counts once, at its best rank
+                share = mine[movie_id] = weight / (rank_constant + rank)
+                totals[movie_id] = totals.get(movie_id, 0.0) + share
+
+    def order(movie_id: int) -> tuple[float, int]:
+        return -totals[movie_id], movie_id
+
+    best = sorted(totals, key=order) if limit is None else heapq.nsmallest(limit, totals, key=order)
+    return [(m, totals[m], {s: mine[m] for s, mine in shares.items() if m in mine}) for m in best]
 
 
 class FusionStrategy(BatchStrategy):
@@ -122,9 +129,9 @@ class FusionStrategy(BatchStrategy):
         items: list[list[Recommendation]] = []
         explained: list[list[dict[str, float]]] = []
         for query, per_query in zip(ids, lists):
-            fused = fuse(per_query, self.weights, query, depth=self.depth, rank_constant=self.rank_constant, keep=keep)[
-                :k
-            ]
+            fused = fuse(
+                per_query, self.weights, query, depth=self.depth, rank_constant=self.rank_constant, keep=keep, limit=k
+            )
             items.append([Recommendation(m, score, max(parts, key=parts.__getitem__)) for m, score, parts in fused])
             explained.append([parts for _, _, parts in fused])
         for source in self.fallback:

@@ -102,6 +102,22 @@ def test_fuse_skips_the_query_and_ranks_after_it():
     assert [(m, s) for m, s, _ in fused] == [(2, 2.0)]  # rank 1 = 2; its repeat uses up rank 2
 
 
+def test_fuse_scores_are_the_sum_of_the_parts_and_limit_keeps_the_best():
+    rng = np.random.default_rng(11)
+    lists = {s: [(int(m), 1.0) for m in rng.integers(1, 30, 25)] for s in ("a", "b", "c")}
+    weights = {"a": 1.0, "b": 1 / 3, "c": 0.25}
+    fused = fuse(lists, weights, 7, depth=20, rank_constant=10.0, keep=lambda m: m % 5 != 0)
+    assert fused and all(m != 7 and m % 5 for m, _, _ in fused)
+    assert [(-score, m) for m, score, _ in fused] == sorted((-score, m) for m, score, _ in fused)
+    for _, score, parts in fused:
+        assert score == sum(parts.values()) and list(parts) == [s for s in lists if s in parts]
+    for limit in (1, 5, len(fused), len(fused) + 3):
+        assert (
+            fuse(lists, weights, 7, depth=20, rank_constant=10.0, keep=lambda m: m % 5 != 0, limit=limit)
+            == (fused[:limit])
+        )
+
+
 def test_weight_zero_source_is_not_asked():
     unused = Failing("vectors")
     strategy = hybrid(sources=[random_lists("a", 1), unused], weights={"a": 1.0, "vectors": 0.0})

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from typer.core import TyperGroup
 
+from pipelines.data_lock import writing
 from services.settings import Settings
 
 if TYPE_CHECKING:
@@ -107,7 +109,8 @@ def _run_step(name: str, settings: Settings, **options: Any) -> None:
     from pipelines import steps
 
     step = dict(steps.BUILD_ORDER)[name]
-    _say(_describe(name, step(settings, **options)))
+    with writing(settings.resolved_data_dir, name):
+        _say(_describe(name, step(settings, **options)))
 
 
 @app.command()
@@ -177,9 +180,11 @@ def build(force: Force = False, quiet: Quiet = False) -> None:
     from pipelines import steps
 
     started = time.perf_counter()
-    steps.build(
-        _settings(), force=force, progress=not quiet, on_step=lambda name, result: _say(_describe(name, result))
-    )
+    settings = _settings()
+    with writing(settings.resolved_data_dir, "build"):
+        steps.build(
+            settings, force=force, progress=not quiet, on_step=lambda name, result: _say(_describe(name, result))
+        )
     _say(f"build: done in {time.perf_counter() - started:.1f} s")
 
 
@@ -227,9 +232,11 @@ def evaluate(
     settings = _settings()
     protocol = _protocol(settings, min_ratings, pairs, k, seed)
     only = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else []
-    run = evaluate_step(
-        settings, protocol, progress=not quiet, through_api=through_api, concurrency=concurrency, strategies=only
-    )
+    # in process it trains the evaluation build in the data dir; through the API it only reads
+    with writing(settings.resolved_data_dir, "evaluate") if through_api is None else nullcontext():
+        run = evaluate_step(
+            settings, protocol, progress=not quiet, through_api=through_api, concurrency=concurrency, strategies=only
+        )
     typer.echo(format_table(run.scores, protocol.k, len(run.pairs), run.comparison))
     trained = (
         "ALS, sequential and popularity trained only on ratings before it"
@@ -271,7 +278,8 @@ def tune(
     from pipelines.evaluation.run import tune_step
 
     settings = _settings()
-    result = tune_step(settings, _protocol(settings, min_ratings, pairs, k, seed), say=_say)
+    with writing(settings.resolved_data_dir, "tune"):
+        result = tune_step(settings, _protocol(settings, min_ratings, pairs, k, seed), say=_say)
     validation = result["validation"]
     chosen = ", ".join(f"{name}={value}" for name, value in result["settings"].items())
     _say(

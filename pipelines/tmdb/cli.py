@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from pipelines.data_lock import writing
 from services.settings import Settings
 from services.stores.catalog import Catalog
 
@@ -157,7 +158,7 @@ def fetch(
     from pipelines.tmdb.runs import apply_checkpoints
 
     settings = Settings()
-    with _one_line_errors(), _catalog(settings) as catalog:
+    with _one_line_errors(), writing(settings.resolved_data_dir, "tmdb fetch"), _catalog(settings) as catalog:
         Credentials.from_settings(settings)  # before any work
         wanted = [tmdb_id for _, tmdb_id in catalog.movies_with_tmdb_id()]
         if not wanted:
@@ -190,7 +191,7 @@ def collections(
     from pipelines.tmdb.runs import apply_checkpoints, collection_ids
 
     settings = Settings()
-    with _one_line_errors(), _catalog(settings) as catalog:
+    with _one_line_errors(), writing(settings.resolved_data_dir, "tmdb collections"), _catalog(settings) as catalog:
         Credentials.from_settings(settings)  # before any work
         wanted = collection_ids(settings, catalog)
         if not wanted:
@@ -234,7 +235,7 @@ def import_(
     from pipelines.tmdb.runs import merge_ko_records, movielens_titles
 
     settings = Settings()
-    with _one_line_errors(), _catalog(settings) as catalog:
+    with _one_line_errors(), writing(settings.resolved_data_dir, "tmdb import"), _catalog(settings) as catalog:
         dump = read_dump(path, language)
         ours = dump.format == "jsonl" and dump.language == "ko"
         if ours:
@@ -258,7 +259,7 @@ def repair() -> None:
     from pipelines.tmdb.checkpoint import Checkpoint
 
     settings = Settings()
-    with _one_line_errors():
+    with _one_line_errors(), writing(settings.resolved_data_dir, "tmdb repair"):
         for path in (settings.tmdb_checkpoint_path, settings.tmdb_collections_checkpoint_path):
             if path.exists():
                 rejected = Checkpoint(path).repair()

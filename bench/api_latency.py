@@ -268,7 +268,7 @@ def cpu_seconds(pid: int) -> float:
 
 def workloads(facts: Any, n: int, seed: int) -> tuple[list[int], dict[str, list[int]]]:
     """Warm-up ids, and the measured request sequences: "uniform" (distinct movies, none of the warm-up
-    ones: nothing repeats) and "popular" (drawn in proportion to rating counts: how often movies are
+    ones: nothing repeats within a cycle) and "popular" (drawn in proportion to rating counts: how often movies are
     watched, so the head repeats)."""
     rng = np.random.default_rng(seed)
     ids = np.asarray(facts.movie_ids, dtype=np.int64)
@@ -370,7 +370,8 @@ def report(r: dict[str, Any], command: str) -> str:
                 f"uvicorn worker on 127.0.0.1, restarted for every workload x connections pair (empty caches), 5 s "
                 f"warm-up on other movies, then `wrk -t1 -cN` on loopback for {r['duration']} s per row; every request "
                 f"`k=10`. Workloads of {r['ids']:,} requests (cycled): **uniform** = distinct movies drawn uniformly "
-                "from the catalogue (nothing repeats: the worst case for any cache); **popular** = movies drawn in "
+                "from the catalogue (none repeats within a cycle; the server caches no answers, only live store "
+                "results, and the tables leave it none to ask); **popular** = movies drawn in "
                 f"proportion to their rating counts, i.e. to how often they are watched ({r['distinct_popular']:,} "
                 f"distinct). 2 cores shared with other engineers' work ({load}).",
                 "",

@@ -109,7 +109,7 @@ def _run_step(name: str, settings: Settings, **options: Any) -> None:
     from pipelines import steps
 
     step = dict(steps.BUILD_ORDER)[name]
-    with writing(settings.resolved_data_dir, name):
+    with writing(settings.resolved_data_dir, name, create=name == "ingest"):
         _say(_describe(name, step(settings, **options)))
 
 
@@ -181,7 +181,7 @@ def build(force: Force = False, quiet: Quiet = False) -> None:
 
     started = time.perf_counter()
     settings = _settings()
-    with writing(settings.resolved_data_dir, "build"):
+    with writing(settings.resolved_data_dir, "build", create=True):
         steps.build(
             settings, force=force, progress=not quiet, on_step=lambda name, result: _say(_describe(name, result))
         )

@@ -23,9 +23,17 @@ class DataDirBusy(RuntimeError):
 
 
 @contextmanager
-def writing(data_dir: Path, command: str) -> Iterator[None]:
-    """Hold the data dir's writer lock for the block; DataDirBusy naming the holder when it is taken."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+def writing(data_dir: Path, command: str, *, create: bool = False) -> Iterator[None]:
+    """Hold the data dir's writer lock for the block; DataDirBusy naming the holder when it is taken.
+
+    A data dir that does not exist is made first with `create` (the commands that start one); without
+    it the block runs unlocked, as there is nothing yet to protect (and a failing command leaves nothing).
+    """
+    if not data_dir.is_dir():
+        if not create:
+            yield
+            return
+        data_dir.mkdir(parents=True)
     fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:

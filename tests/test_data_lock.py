@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from pipelines.data_lock import LOCK_NAME, DataDirBusy, writing
+from pipelines.data_lock import DataDirBusy, writing
 from tests.test_cli_errors import fails
 
 WRITERS = {
@@ -39,19 +39,38 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("NEXTWATCH_DATABASE_URL", "NEXTWATCH_QDRANT_URL"):
         monkeypatch.delenv(name, raising=False)
     data = tmp_path / "데이터"
+    data.mkdir()
     monkeypatch.setenv("NEXTWATCH_DATA_DIR", str(data))
     monkeypatch.setenv("TMDB_READ_ACCESS_TOKEN", "not-a-real-token")
     (tmp_path / "dump.jsonl").write_text("", encoding="utf-8")
     return data
 
 
+def contents(data_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(data_dir)): p.read_bytes() for p in sorted(data_dir.rglob("*")) if p.is_file()}
+
+
 @pytest.mark.parametrize("command", sorted(WRITERS))
 def test_a_second_writer_stops_in_one_line_naming_the_first(data_dir: Path, command: str) -> None:
+    """Each writer on a data dir whose preconditions hold as far as the lock (a catalog file for the TMDB
+    commands, a checkpoint for repair) stops at the lock, before writing anything."""
     args = [str(data_dir.parent / "dump.jsonl") if a == "DUMP" else a for a in WRITERS[command]]
+    (data_dir / "tmdb").mkdir()
+    (data_dir / "catalog.sqlite").touch()
+    (data_dir / "tmdb" / "movies.jsonl").write_text('{"tmdb_id": 862, "status": "ok"}\n', encoding="utf-8")
     with writing(data_dir, "build"):
+        before = contents(data_dir)
         line = fails(CliRunner().invoke(app, args), f"`nextwatch build` (pid {os.getpid()}) is writing to {data_dir}")
         assert f"run `nextwatch {command}` again" in line
-    assert sorted(p.name for p in data_dir.iterdir()) == [LOCK_NAME]  # nothing was written
+        assert contents(data_dir) == before  # nothing was written
+
+
+def test_the_lock_makes_a_missing_data_dir_only_for_a_command_that_starts_one(data_dir: Path) -> None:
+    data_dir.rmdir()
+    with writing(data_dir, "train"):
+        assert not data_dir.exists()
+    with writing(data_dir, "ingest", create=True), pytest.raises(DataDirBusy), writing(data_dir, "build"):
+        pass
 
 
 def test_readers_are_not_stopped(data_dir: Path) -> None:

@@ -70,7 +70,8 @@ def _one_line_errors() -> Iterator[None]:
 
 
 @contextmanager
-def _catalog(settings: Settings) -> Iterator[Catalog]:
+def _catalog(settings: Settings, command: str) -> Iterator[Catalog]:
+    """The catalog, opened under the data dir's writer lock (held for the block) once it is known to exist."""
     url = make_url(settings.catalog_url)
     if (
         url.get_backend_name() == "sqlite"
@@ -81,14 +82,15 @@ def _catalog(settings: Settings) -> Iterator[Catalog]:
             f"no catalog at {url.database}: run `nextwatch build` (or `nextwatch ingest` then "
             "`nextwatch catalog`) first"
         )
-    catalog = Catalog(settings.catalog_url)
-    try:
-        catalog.create_schema()
-        if catalog.count_movies() == 0:
-            _fail("the catalog is empty: run `nextwatch catalog` first")
-        yield catalog
-    finally:
-        catalog.close()
+    with writing(settings.resolved_data_dir, command):
+        catalog = Catalog(settings.catalog_url)
+        try:
+            catalog.create_schema()
+            if catalog.count_movies() == 0:
+                _fail("the catalog is empty: run `nextwatch catalog` first")
+            yield catalog
+        finally:
+            catalog.close()
 
 
 @contextmanager
@@ -158,7 +160,7 @@ def fetch(
     from pipelines.tmdb.runs import apply_checkpoints
 
     settings = Settings()
-    with _one_line_errors(), writing(settings.resolved_data_dir, "tmdb fetch"), _catalog(settings) as catalog:
+    with _one_line_errors(), _catalog(settings, "tmdb fetch") as catalog:
         Credentials.from_settings(settings)  # before any work
         wanted = [tmdb_id for _, tmdb_id in catalog.movies_with_tmdb_id()]
         if not wanted:
@@ -191,7 +193,7 @@ def collections(
     from pipelines.tmdb.runs import apply_checkpoints, collection_ids
 
     settings = Settings()
-    with _one_line_errors(), writing(settings.resolved_data_dir, "tmdb collections"), _catalog(settings) as catalog:
+    with _one_line_errors(), _catalog(settings, "tmdb collections") as catalog:
         Credentials.from_settings(settings)  # before any work
         wanted = collection_ids(settings, catalog)
         if not wanted:
@@ -235,7 +237,7 @@ def import_(
     from pipelines.tmdb.runs import merge_ko_records, movielens_titles
 
     settings = Settings()
-    with _one_line_errors(), writing(settings.resolved_data_dir, "tmdb import"), _catalog(settings) as catalog:
+    with _one_line_errors(), _catalog(settings, "tmdb import") as catalog:
         dump = read_dump(path, language)
         ours = dump.format == "jsonl" and dump.language == "ko"
         if ours:
@@ -259,10 +261,11 @@ def repair() -> None:
     from pipelines.tmdb.checkpoint import Checkpoint
 
     settings = Settings()
-    with _one_line_errors(), writing(settings.resolved_data_dir, "tmdb repair"):
+    with _one_line_errors():
         for path in (settings.tmdb_checkpoint_path, settings.tmdb_collections_checkpoint_path):
             if path.exists():
-                rejected = Checkpoint(path).repair()
+                with writing(settings.resolved_data_dir, "tmdb repair"):
+                    rejected = Checkpoint(path).repair()
                 aside = f", set aside in {path.name}.rejected" if rejected else ""
                 _say(
                     f"repair: {path}: {rejected:,} unreadable lines{aside}; "

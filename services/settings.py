@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     neighbour_cache_size: int = Field(
         default=20_000, ge=0, description="API: movies whose vector / ALS neighbour lists stay in memory (LRU)"
     )
+    precompute_k: int = Field(
+        default=10,
+        ge=0,
+        description="API: hybrid's answer at this k (the default of `k`), default filter, is computed for every "
+        "movie when a build is opened (0: never)",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description='origins allowed by CORS, comma-separated ("*" for any)'
     )

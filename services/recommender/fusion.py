@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from services.recommender.base import ChainResult, Recommendation, Source
 from services.recommender.filters import Filter, ItemFacts
+from services.recommender.precomputed import PrecomputedAnswers
 from services.recommender.strategies import BatchStrategy
 
 log = logging.getLogger(__name__)
@@ -104,14 +105,31 @@ class FusionStrategy(BatchStrategy):
         self.facts = facts
         self.optional = frozenset(optional)
         self.absent = list(absent)
+        self.precomputed: PrecomputedAnswers | None = None  # see `precompute`
 
     def recommend_batch(
         self, movie_ids: Sequence[int], k: int, *, filter: Filter | None = None, explain: bool = False
     ) -> ChainResult | FusionResult:
         """Serving: an optional source that raises is skipped and reported in `missing`; with `explain`,
         a :class:`FusionResult` whose `contributions` give each item's score per source."""
+        if not explain and self.precomputed is not None:
+            answered = self.precomputed.answer(movie_ids, k, filter)
+            if answered is not None:
+                return answered
         result = self._run(movie_ids, k, filter, degrade=True)
         return result if explain else ChainResult(result.items, result.missing)
+
+    def precompute(self, movie_ids: Sequence[int], k: int, rules: Filter) -> int:
+        """Serve (k, rules) for these movies from answers computed now by this strategy (what
+        `recommend_batch` would answer; degraded answers are not kept); returns how many were kept."""
+
+        def served(ids: Sequence[int]) -> ChainResult:
+            result = self._run(ids, k, rules, degrade=True)
+            return ChainResult(result.items, result.missing)
+
+        answers = PrecomputedAnswers.compute(served, movie_ids, k, rules, expected_missing=self.absent)
+        self.precomputed = answers
+        return len(answers)
 
     def _run(self, movie_ids: Sequence[int], k: int, rules: Filter | None, *, degrade: bool) -> FusionResult:
         keep = self._predicate(rules)

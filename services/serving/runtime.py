@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from services.embeddings.backends import EmbeddingBackend, make_backend
 from services.recommender.base import Source
-from services.recommender.filters import ItemFacts
+from services.recommender.filters import Filter, ItemFacts
+from services.recommender.fusion import FusionStrategy
 from services.recommender.sources import ItemSimilarity, SeriesSource, VectorIndex
 from services.recommender.standard import FusionConfig, Strategy, build_strategies
 from services.recommender.tabled import TabledSource
@@ -219,6 +221,30 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bo
         wrap=tabled_sources(tables, serving_sources(guards, settings.neighbour_cache_size) if serving else None),
         popularity=load_popularity(models_dir) if evaluation else None,
     )
+    if serving:
+        precompute_default_answers(strategies, tables, facts.movie_ids, settings.precompute_k)
     return Runtime(
         settings, catalog, facts, vectors, collaborative, strategies, missing, items, guards, tables, sequential
     )
+
+
+# the API's default request: no exclusions, any genre, no adult movies
+DEFAULT_FILTER = Filter.of((), None, include_adult=False)
+
+
+def precompute_default_answers(
+    strategies: Mapping[str, Strategy], tables: Mapping[str, NeighbourTable], movie_ids: Sequence[int], k: int
+) -> None:
+    """Hybrid's answer to the default request (k, the default filter) for every movie, computed now so the
+    API gives it from memory; only when every store-backed source hybrid asks is answered by a table
+    (otherwise each movie would wait on a live search here)."""
+    hybrid = strategies.get("hybrid")
+    if not k or not isinstance(hybrid, FusionStrategy):
+        return
+    live = {s.name for s in hybrid.sources} & set(PART_OF_SOURCE) - set(tables)
+    if live:
+        log.info("hybrid's default answers not precomputed: %s answer live (no table)", ", ".join(sorted(live)))
+        return
+    started = time.perf_counter()
+    kept = hybrid.precompute(movie_ids, k, DEFAULT_FILTER)
+    log.info("hybrid's default answers (k=%d) for %s movies in %.1f s", k, f"{kept:,}", time.perf_counter() - started)

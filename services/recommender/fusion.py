@@ -76,7 +76,7 @@ class FusionStrategy(BatchStrategy):
     and reported in `missing`, with ``absent`` ones), :class:`Filter` support through `facts`. A source
     whose weight is 0 (or missing from `weights`) is not asked. ``Recommendation.source`` is the source
     that contributed most (ties: the earlier source); ``recommend_batch(..., explain=True)`` also gives
-    every item's contributions.
+    every item's contributions. After `precompute`, one request shape is answered from memory.
     """
 
     MAX_FETCH = 2000

@@ -241,7 +241,7 @@ def precompute_default_answers(
     hybrid = strategies.get("hybrid")
     if not k or not isinstance(hybrid, FusionStrategy):
         return
-    live = {s.name for s in hybrid.sources} & set(PART_OF_SOURCE) - set(tables)
+    live = {s.name for s in hybrid.sources} & (set(PART_OF_SOURCE) - set(tables))
     if live:
         log.info("hybrid's default answers not precomputed: %s answer live (no table)", ", ".join(sorted(live)))
         return

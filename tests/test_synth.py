@@ -12,23 +12,10 @@ import pandas as pd
 import pytest
 
 from bench.synth.synth import ML_GENRES, NO_GENRES, SCALES, ScaleSpec, _build_catalog, synthesize
+from pipelines.tmdb.mapping import CSV_COLUMNS
 
 FILES = ("ratings", "movies", "links", "tmdb_metadata")
-TMDB_COLUMNS = [
-    "id",
-    "title",
-    "original_title",
-    "original_language",
-    "overview",
-    "tagline",
-    "release_date",
-    "runtime",
-    "adult",
-    "imdb_id",
-    "poster_path",
-    "belongs_to_collection",
-    "genres",
-]
+TMDB_COLUMNS = list(CSV_COLUMNS)  # what `nextwatch tmdb import` reads
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from tqdm.auto import tqdm
 
+from pipelines.tmdb.mapping import CSV_COLUMNS
+
 __all__ = ["SCALES", "ScaleSpec", "synthesize"]
 
 
@@ -969,24 +971,7 @@ def _write_movies(out_dir: Path, cat: _Catalog, seed: int) -> dict[str, Path]:
                 json.dumps([{"id": gid, "name": gname} for gid, gname in tmdb_genres], ensure_ascii=False),
             )
         )
-    meta = pd.DataFrame(
-        rows,
-        columns=[
-            "id",
-            "title",
-            "original_title",
-            "original_language",
-            "overview",
-            "tagline",
-            "release_date",
-            "runtime",
-            "adult",
-            "imdb_id",
-            "poster_path",
-            "belongs_to_collection",
-            "genres",
-        ],
-    )
+    meta = pd.DataFrame(rows, columns=list(CSV_COLUMNS))  # the layout `nextwatch tmdb import` reads
     meta.to_csv(paths["tmdb_metadata"], index=False, lineterminator="\n")
     return paths
 

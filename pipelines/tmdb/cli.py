@@ -7,10 +7,10 @@ line on stderr naming the problem and the command that fixes it, and a non-zero 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from sqlalchemy.engine import make_url
@@ -156,27 +156,17 @@ def fetch(
     Auth: TMDB_READ_ACCESS_TOKEN (preferred) or TMDB_API_KEY from the environment or .env.
     Records go to <data_dir>/tmdb/movies.jsonl as they arrive; a rerun fetches only what is missing.
     """
-    from pipelines.tmdb.credentials import Credentials
-    from pipelines.tmdb.runs import apply_checkpoints
-
-    settings = Settings()
-    with _one_line_errors(), _catalog(settings, "tmdb fetch") as catalog:
-        Credentials.from_settings(settings)  # before any work
-        wanted = [tmdb_id for _, tmdb_id in catalog.movies_with_tmdb_id()]
-        if not wanted:
-            _fail("no catalog movie has a TMDB id (MovieLens links.csv tmdbId)")
-        _run_fetch(
-            "movie",
-            wanted,
-            settings,
-            limit=limit,
-            retry_failed=retry_failed,
-            concurrency=concurrency,
-            rate_limit=rate_limit,
-            quiet=quiet,
-        )
-        if apply:
-            _report_apply(apply_checkpoints(settings, catalog))
+    _fetch_and_apply(
+        "movie",
+        lambda settings, catalog: [tmdb_id for _, tmdb_id in catalog.movies_with_tmdb_id()],
+        "no catalog movie has a TMDB id (MovieLens links.csv tmdbId)",
+        limit=limit,
+        retry_failed=retry_failed,
+        concurrency=concurrency,
+        rate_limit=rate_limit,
+        apply=apply,
+        quiet=quiet,
+    )
 
 
 @tmdb_app.command()
@@ -189,25 +179,42 @@ def collections(
     quiet: Quiet = False,
 ) -> None:
     """Fetch each real series' TMDB collection (ko-KR) for its Korean name and full member list."""
+    from pipelines.tmdb.runs import collection_ids
+
+    _fetch_and_apply(
+        "collection",
+        collection_ids,
+        "no TMDB collection known yet: run `nextwatch tmdb fetch` (or `tmdb import`) first",
+        limit=limit,
+        retry_failed=retry_failed,
+        concurrency=concurrency,
+        rate_limit=rate_limit,
+        apply=apply,
+        quiet=quiet,
+    )
+
+
+def _fetch_and_apply(
+    kind: Kind,
+    wanted_ids: Callable[[Settings, Catalog], list[int]],
+    none_wanted: str,
+    *,
+    apply: bool,
+    **options: Any,
+) -> None:
+    """`tmdb fetch` / `tmdb collections`: check the credentials, fetch the wanted ids of `kind` into its
+    checkpoint (under the writer lock), then load the checkpoints into the catalog unless `apply` is off."""
     from pipelines.tmdb.credentials import Credentials
-    from pipelines.tmdb.runs import apply_checkpoints, collection_ids
+    from pipelines.tmdb.runs import apply_checkpoints
 
     settings = Settings()
-    with _one_line_errors(), _catalog(settings, "tmdb collections") as catalog:
+    command = "tmdb fetch" if kind == "movie" else "tmdb collections"
+    with _one_line_errors(), _catalog(settings, command) as catalog:
         Credentials.from_settings(settings)  # before any work
-        wanted = collection_ids(settings, catalog)
+        wanted = wanted_ids(settings, catalog)
         if not wanted:
-            _fail("no TMDB collection known yet: run `nextwatch tmdb fetch` (or `tmdb import`) first")
-        _run_fetch(
-            "collection",
-            wanted,
-            settings,
-            limit=limit,
-            retry_failed=retry_failed,
-            concurrency=concurrency,
-            rate_limit=rate_limit,
-            quiet=quiet,
-        )
+            _fail(none_wanted)
+        _run_fetch(kind, wanted, settings, **options)
         if apply:
             _report_apply(apply_checkpoints(settings, catalog))
 

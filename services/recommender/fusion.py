@@ -8,7 +8,6 @@ Movies are ordered by fused score (ties by movieId), then fallback sources fill 
 from __future__ import annotations
 
 import heapq
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
@@ -16,8 +15,6 @@ from services.recommender.base import ChainResult, Recommendation, Source
 from services.recommender.filters import Filter, ItemFacts
 from services.recommender.precomputed import PrecomputedAnswers
 from services.recommender.strategies import BatchStrategy
-
-log = logging.getLogger(__name__)
 
 Candidates = Sequence[tuple[int, float]]
 
@@ -184,15 +181,8 @@ class FusionStrategy(BatchStrategy):
         answers: list[Candidates] = [[] for _ in ids]
         pending = list(range(len(ids)))
         while pending:
-            try:
-                batch = source.candidates([ids[i] for i in pending], want)
-            except Exception:
-                if not (degrade and source.name in self.optional):
-                    raise
-                log.warning(
-                    "strategy %s: source %s failed, answering without it", self.name, source.name, exc_info=True
-                )
-                missing.append(source.name)
+            batch = self._candidates_or_skip(source, [ids[i] for i in pending], want, degrade, missing)
+            if batch is None:
                 return None
             for i, candidates in zip(pending, batch):
                 answers[i] = candidates

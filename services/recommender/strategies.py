@@ -16,6 +16,7 @@ class BatchStrategy:
 
     name: str
     facts: ItemFacts | None
+    optional: frozenset[str]  # sources that may fail while serving: the answer is given without them
 
     def similar(self, movie_id: int, k: int, *, filter: Filter | None = None) -> list[Recommendation]:
         return self.similar_batch([movie_id], k, filter=filter)[0]
@@ -28,6 +29,20 @@ class BatchStrategy:
 
     def _run(self, movie_ids: Sequence[int], k: int, rules: Filter | None, *, degrade: bool) -> Served:
         raise NotImplementedError
+
+    def _candidates_or_skip(
+        self, source: Source, movie_ids: Sequence[int], want: int, degrade: bool, missing: list[str]
+    ) -> list[list[tuple[int, float]]] | None:
+        """The source's candidates; None when it failed and may be skipped (serving, an optional
+        source), after noting it in `missing`; any other failure propagates."""
+        try:
+            return source.candidates(movie_ids, want)
+        except Exception:
+            if not (degrade and source.name in self.optional):
+                raise
+            log.warning("strategy %s: source %s failed, answering without it", self.name, source.name, exc_info=True)
+            missing.append(source.name)
+            return None
 
     def _predicate(self, rules: Filter | None) -> Callable[[int], bool] | None:
         if rules is None:
@@ -82,15 +97,8 @@ class ChainStrategy(BatchStrategy):
             # later sources may repeat earlier picks: ask for enough to still fill k
             want = min((k if position == 0 else 2 * k) + extra, self.MAX_FETCH)
             while pending:
-                try:
-                    batch = source.candidates([ids[i] for i in pending], want)
-                except Exception:
-                    if not (degrade and source.name in self.optional):
-                        raise
-                    log.warning(
-                        "strategy %s: source %s failed, answering without it", self.name, source.name, exc_info=True
-                    )
-                    missing.append(source.name)
+                batch = self._candidates_or_skip(source, [ids[i] for i in pending], want, degrade, missing)
+                if batch is None:
                     break
                 for i, candidates in zip(pending, batch):
                     _take(results[i], seen[i], candidates, k, keep, source.name)

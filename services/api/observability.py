@@ -47,18 +47,10 @@ class Metrics:
             ["strategy", "missing"],
             registry=self.registry,
         )
-        self._children: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
 
     def observe(self, route: str, method: str, status: int, strategy: str, seconds: float) -> None:
-        key = (route, method, status, strategy)
-        children = self._children.get(key)
-        if children is None:  # the labelled series, looked up once per label set
-            children = self._children[key] = (
-                self.requests.labels(route, method, str(status), strategy),
-                self.latency.labels(route, strategy),
-            )
-        children[0].inc()
-        children[1].observe(seconds)
+        self.requests.labels(route, method, str(status), strategy).inc()
+        self.latency.labels(route, strategy).observe(seconds)
 
     def count_degraded(self, strategy: str, missing: list[str]) -> None:
         for part in missing:
@@ -107,29 +99,24 @@ class RequestObserver:
             strategy = str(state.get("strategy", ""))
             self.metrics.observe(path, method, status, strategy, seconds)
             if self.log.isEnabledFor(logging.INFO):
-                access = {
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "query": scope.get("query_string", b"").decode("latin-1")[:500],
-                    "route": path,
-                    "strategy": strategy,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 3),
-                    "client": (scope.get("client") or ("", 0))[0],
-                }
-                # makeRecord + handle: the record without `info`'s caller lookup (a stack walk per request)
-                self.log.handle(
-                    self.log.makeRecord(
-                        ACCESS_LOGGER,
-                        logging.INFO,
-                        __file__,
-                        0,
-                        "%s %s %d",
-                        (scope["method"], scope["path"], status),
-                        None,
-                        extra={"access": access},
-                    )
+                self.log.info(
+                    "%s %s %d",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "access": {
+                            "request_id": request_id,
+                            "method": scope["method"],
+                            "path": scope["path"],
+                            "query": scope.get("query_string", b"").decode("latin-1")[:500],
+                            "route": path,
+                            "strategy": strategy,
+                            "status": status,
+                            "duration_ms": round(seconds * 1000, 3),
+                            "client": (scope.get("client") or ("", 0))[0],
+                        }
+                    },
                 )
 
 

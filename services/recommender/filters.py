@@ -76,8 +76,6 @@ class ItemFacts:
         if not exclude and in_genre is None and not adult:
             return None
         if in_genre is None:
-            if not exclude:  # the default request: only adult movies are dropped
-                return lambda m: m not in adult
             return lambda m: m not in exclude and m not in adult
         return lambda m: m in in_genre and m not in exclude and m not in adult
 

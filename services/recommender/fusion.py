@@ -188,20 +188,13 @@ class FusionStrategy(BatchStrategy):
                 answers[i] = candidates
             if keep is None or want >= self.MAX_FETCH:
                 break
-            pending = [i for i, c in zip(pending, batch) if len(c) >= want and not _holds(c, ids[i], keep, enough)]
+            pending = [
+                i
+                for i, c in zip(pending, batch)
+                if len(c) >= want and sum(1 for m, _ in c if m != ids[i] and keep(m)) < enough
+            ]
             want = min(4 * want, self.MAX_FETCH)
         return answers
-
-
-def _holds(candidates: Candidates, query: int, keep: Callable[[int], bool], enough: int) -> bool:
-    """Whether at least `enough` candidates pass the filter (the query aside); stops counting there."""
-    kept = 0
-    for movie_id, _ in candidates:
-        if movie_id != query and keep(movie_id):
-            kept += 1
-            if kept >= enough:
-                return True
-    return False
 
 
 def fused_hybrid(

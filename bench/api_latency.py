@@ -69,8 +69,9 @@ class RandomUnitBackend:
 def build(settings: Settings, source: Path) -> None:
     """The real offline steps over the synthetic 32M release, with random vectors (each step idempotent)."""
     from pipelines.embeddings.vectors import build_vectors
-    from pipelines.steps import catalog_step, ingest_step, neighbours_step, sequential_step, train_step
-    from pipelines.tmdb.mapping import apply_records, read_dump
+    from pipelines.steps import catalog_step, ingest_step, neighbours_step, train_step
+    from pipelines.tmdb.apply import apply_records
+    from pipelines.tmdb.mapping import read_dump
     from services.stores.build_state import BuildState
     from services.stores.catalog import Catalog
     from services.stores.embedding_cache import EmbeddingCache
@@ -83,7 +84,7 @@ def build(settings: Settings, source: Path) -> None:
         synthesize("32m", source)
     _say("ingest")
     ingest_step(settings, progress=False)
-    if catalog_step(settings) is not None or not (settings.resolved_data_dir / "bench-tmdb.done").exists():
+    if catalog_step(settings) is not None or not (settings.data_dir / "bench-tmdb.done").exists():
         _say("catalog: TMDB import of the synthetic Korean metadata")
         import pandas as pd
 
@@ -94,7 +95,7 @@ def build(settings: Settings, source: Path) -> None:
             apply_records(catalog, dump.ok_payloads(), language="ko", movies=movies)
         finally:
             catalog.close()
-        (settings.resolved_data_dir / "bench-tmdb.done").touch()
+        (settings.data_dir / "bench-tmdb.done").touch()
     _say("vectors (random unit vectors; HNSW build takes minutes the first time)")
     catalog, store = Catalog(settings.catalog_url), open_vector_store(settings)
     cache = EmbeddingCache(settings.embedding_cache_path)
@@ -115,7 +116,6 @@ def build(settings: Settings, source: Path) -> None:
     _say("ALS on the full ratings")
     train_step(settings, progress=False)
     _say("sequential model on the full ratings")
-    sequential_step(settings, progress=False)
     _say("neighbour tables (exact vector and ALS top 100 of every movie)")
     neighbours_step(settings, progress=False)
 
@@ -128,7 +128,7 @@ def guard_overhead(settings: Settings, ids: Sequence[int], k: int = 10) -> dict[
 
     out: dict[str, float] = {}
     rules = Filter.of(include_adult=False)
-    no_cache = settings.model_copy(update={"neighbour_cache_size": 0, "precompute_k": 0})
+    no_cache = settings.updated(neighbour_cache_size=0, precompute_k=0)
     for label, serving in (("direct", False), ("guarded", True)):
         runtime = open_runtime(no_cache, serving=serving)
         try:

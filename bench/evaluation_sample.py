@@ -37,6 +37,7 @@ from pipelines.evaluation.run import (
     evaluate_step,
 )
 from services.settings import Settings
+from services.stores.generations import resolve_generation
 
 
 def metrics(run: EvaluationRun) -> dict:
@@ -90,7 +91,7 @@ def main() -> None:
     settings = Settings()
     protocol = Protocol.from_settings(settings)
 
-    shutil.rmtree(settings.als_eval_dir, ignore_errors=True)
+    shutil.rmtree(resolve_generation(settings).models_dir(evaluation=True), ignore_errors=True)
     cold, cold_s = timed(settings, protocol)
     warm = [timed(settings, protocol) for _ in range(args.repeat)]
     identical = all(metrics(run) == metrics(cold) for run, _ in warm)

@@ -86,7 +86,7 @@ def stage_als(args: argparse.Namespace) -> None:
     from services.stores.collaborative import ALSParams, CollaborativeModel
     from services.stores.neighbours import write_table
 
-    params = ALSParams.from_settings(Settings(als_factors=args.factors))
+    params = ALSParams(**Settings(als_factors=args.factors).als.model_dump())
     model = CollaborativeModel(_movie_ids(args.movies, SEED), _als_factors(args.movies, args.factors, SEED), params)
     started, cpu = time.perf_counter(), time.process_time()
     table = als_table(model, args.n)
@@ -198,7 +198,7 @@ def stage_real(args: argparse.Namespace) -> None:
     found = sum(len({m for m, _ in a} & {m for m, _ in t}) for a, t in zip(answers, exact))
     store.close()
     with tempfile.TemporaryDirectory(dir=args.work) as root:
-        hnsw = EdgeVectorStore(Path(root), "hnsw", settings.hnsw_ef, 0)
+        hnsw = EdgeVectorStore(Path(root), "hnsw", settings.qdrant.hnsw_ef, 0)
         hnsw.recreate(matrix.shape[1], "e5")
         hnsw.upsert(ids.tolist(), matrix, [{}] * len(ids))
         hnsw.finalize()
@@ -209,7 +209,7 @@ def stage_real(args: argparse.Namespace) -> None:
         {
             "points": len(ids),
             "dim": int(matrix.shape[1]),
-            "hnsw_ef": settings.hnsw_ef,
+            "hnsw_ef": settings.qdrant.hnsw_ef,
             "table_recall_at_10": found / sum(len(t) for t in exact),
             "hnsw_recall_at_10": recall,
         },

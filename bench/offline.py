@@ -31,12 +31,15 @@ from harness import report  # first: it puts the repo root on sys.path
 from pipelines.collaborative.als import interaction_matrix
 from pipelines.embeddings.vectors import build_vectors
 from pipelines.evaluation.protocol import next_item_pairs
-from pipelines.steps import catalog_step, ingest_step, neighbours_step, sequential_step, train_step
+from pipelines.models.model_set import resolve
+from pipelines.steps import catalog_step, ingest_step, neighbours_step, read_ingested
+from services.recommender.registry import REGISTRY
 from services.settings import Settings
 from services.stores.build_state import BuildState
 from services.stores.catalog import Catalog
 from services.stores.collaborative import ALSParams
 from services.stores.embedding_cache import EmbeddingCache
+from services.stores.generations import resolve_generation
 from services.stores.vectors import open_vector_store
 
 
@@ -152,10 +155,10 @@ def vectors(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
             store,
             RandomUnitBackend(args.dim),
             cache,
-            BuildState(settings.resolved_data_dir),
-            state_key=f"vectors:embedded:{settings.collection}",
+            BuildState(settings.data_dir),
+            state_key=f"vectors:embedded:{settings.qdrant.collection}",
             recreate=True,
-            batch_size=settings.embedding_batch_size,
+            batch_size=settings.embedding.batch_size,
             progress=False,
         )
     finally:
@@ -171,11 +174,22 @@ def vectors(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _train_one(settings: Settings, name: str) -> dict[str, Any]:
+    """What the train step does for one model of the set: read the ratings, train, save."""
+    settings = resolve_generation(settings).with_tuned()
+    spec = REGISTRY.models[name]
+    ratings = read_ingested(settings, settings.ratings_path)
+    model = resolve(spec.trainer)(
+        ratings, spec.params(settings), cutoff=int(ratings["timestamp"].max()) + 1, progress=False
+    )
+    model.save(settings.models_dir() / name)
+    return dict(model.info)
+
+
 def als(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    """Ours end to end: train_step (parquet read + CSR build + implicit fit + save)."""
+    """Ours end to end: the train step's ALS model (parquet read + CSR build + implicit fit + save)."""
     started = time.perf_counter()
-    info = train_step(settings, force=True, progress=False)
-    assert info is not None
+    info = _train_one(settings, "als")
     return {
         "seconds": time.perf_counter() - started,
         "fit_seconds": info["fit_seconds"],
@@ -190,7 +204,7 @@ def implicit(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
     from implicit.cpu.als import AlternatingLeastSquares
 
-    params = ALSParams.from_settings(settings)
+    params = ALSParams(**settings.als.model_dump())
     ratings = pd.read_parquet(settings.ratings_path, columns=["userId", "movieId", "rating"])
     matrix, _ = interaction_matrix(ratings, params.min_rating)
     del ratings
@@ -212,17 +226,16 @@ def implicit(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def sequential(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    """The sequential step: co-visitation in time order over every rating, pruned, saved (+ recent counts)."""
+    """The train step's sequential model: co-visitation in time order over every rating, pruned, saved."""
     started = time.perf_counter()
-    info = sequential_step(settings, force=True, progress=False)
-    assert info is not None
+    info = _train_one(settings, "sequential")
     return {
         "seconds": time.perf_counter() - started,
         "build_seconds": info["seconds"],
         "ratings": info["ratings"],
         "movies": info["movies"],
         "neighbours_kept": info["neighbours_kept"],
-        "window": settings.sequential_window,
+        "window": settings.sequential.window,
     }
 
 
@@ -233,7 +246,7 @@ def neighbours(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     assert result is not None
     disk = sum(
         p.stat().st_size
-        for d in (settings.neighbours_dir, settings.als_dir)
+        for d in (resolve_generation(settings).neighbours_dir, resolve_generation(settings).models_dir() / "als")
         for p in d.glob("*")
         if p.name.startswith(("vector.", "collaborative."))
     )

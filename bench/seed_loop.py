@@ -110,7 +110,7 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         settings, Protocol.from_settings(settings, min_ratings=args.min_ratings, pairs=args.pairs, k=K), progress=False
     )
     wall = time.perf_counter() - started
-    run.pairs.to_parquet(settings.resolved_data_dir / PAIRS_FILE)
+    run.pairs.to_parquet(settings.data_dir / PAIRS_FILE)
     strategies = {
         name: {"seconds": s.seconds, "hit_ratio": s.hit_ratio, "queries": s.queries} for name, s in run.scores.items()
     }
@@ -126,12 +126,12 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 def seed(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     """The seed-style loop for series, vector and series+vector on the first --seed-pairs saved pairs."""
-    pairs = pd.read_parquet(settings.resolved_data_dir / PAIRS_FILE)
+    pairs = pd.read_parquet(settings.data_dir / PAIRS_FILE)
     subset = pairs.head(args.seed_pairs)
     db = Catalog(settings.catalog_url)
     store = open_vector_store(settings)
     try:
-        recs = SeedRecommenders(db.engine, store, np.asarray(db.movie_facts().movie_ids), settings.seed)
+        recs = SeedRecommenders(db.engine, store, np.asarray(db.movie_facts().movie_ids), settings.protocol.seed)
         if store.info() is None:  # also opens the shard, as open_runtime does before ours is timed
             raise RuntimeError("no vector collection: run `bench/offline.py vectors` first")
         strategies = {}

@@ -82,14 +82,14 @@ def edge(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         stored = store.vectors(plain + [m for m, _ in filtered])
         policy, policy_filtered, approx = _latencies(store.search, stored, plain, filtered)
         exact, exact_filtered, truth = _latencies(store.search, stored, plain, filtered, exact=True)
-        hnsw = info.points > settings.exact_search_max_points
+        hnsw = info.points > settings.qdrant.exact_search_max_points
     finally:
         store.close()
     return {
         "points": info.points,
         "dim": info.dim,
         "hnsw": hnsw,
-        "hnsw_ef": settings.hnsw_ef,
+        "hnsw_ef": settings.qdrant.hnsw_ef,
         "query": policy,
         "query_series": policy_filtered,
         "exact": exact,
@@ -112,7 +112,7 @@ def local(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         edge_store.close()
     matrix = np.stack([stored[int(i)] for i in ids])
     payloads = [{"series_id": series_of.get(int(i))} for i in ids]
-    store = ServerVectorStore(QdrantClient(location=":memory:"), "bench_local", settings.hnsw_ef)
+    store = ServerVectorStore(QdrantClient(location=":memory:"), "bench_local", settings.qdrant.hnsw_ef)
     try:
         store.recreate(matrix.shape[1], model)
         started = time.perf_counter()

@@ -89,19 +89,18 @@ def _describe(step: str, result: Any) -> str:
             f"catalog: {result.movies:,} movies ({result.new_movies:,} new{hidden}), {result.inferred_series:,} "
             f"inferred series covering {result.movies_in_inferred_series:,} movies"
         )
-    if step == "sequential":
-        return (
-            f"sequential: {result['neighbours_kept']:,} next-watched neighbours of {result['movies']:,} movies "
-            f"in {result['seconds']} s"
-        )
     if step == "neighbours":
         return (
             f"neighbours: {', '.join(result.written)} tables of {result.rows:,} movies x top "
             f"{_settings().neighbours} in {result.seconds} s"
         )
-    return (
-        f"train: ALS on {result['nnz']:,} interactions ({result['users']:,} users x {result['items']:,} "
-        f"movies) in {result['fit_seconds']} s"
+    return "train: " + "; ".join(f"{name} ({_brief(info)})" for name, info in result.items())
+
+
+def _brief(info: dict[str, Any]) -> str:
+    """A model's training figures, the way `train` prints them."""
+    return ", ".join(
+        f"{key.replace('_', ' ')} {value:,}" for key, value in info.items() if isinstance(value, int | float)
     )
 
 
@@ -109,7 +108,7 @@ def _run_step(name: str, settings: Settings, **options: Any) -> None:
     from pipelines import steps
 
     step = dict(steps.BUILD_ORDER)[name]
-    with writing(settings.resolved_data_dir, name, create=name == "ingest"):
+    with writing(settings.data_dir, name, create=name == "ingest"):
         _say(_describe(name, step(settings, **options)))
 
 
@@ -158,14 +157,8 @@ def embed(
 
 @app.command()
 def train(force: Force = False, quiet: Quiet = False) -> None:
-    """Train the ALS model on all ratings (for serving)."""
+    """Train the model set on all ratings (for serving): ALS, the sequential model, popularity, recent popularity."""
     _run_step("train", _settings(), force=force, progress=not quiet)
-
-
-@app.command()
-def sequential(force: Force = False) -> None:
-    """Build the sequential "watched next" model (co-visitation in time order) and recent popularity."""
-    _run_step("sequential", _settings(), force=force)
 
 
 @app.command()
@@ -181,7 +174,7 @@ def build(force: Force = False, quiet: Quiet = False) -> None:
 
     started = time.perf_counter()
     settings = _settings()
-    with writing(settings.resolved_data_dir, "build", create=True):
+    with writing(settings.data_dir, "build", create=True):
         steps.build(
             settings, force=force, progress=not quiet, on_step=lambda name, result: _say(_describe(name, result))
         )
@@ -233,7 +226,7 @@ def evaluate(
     protocol = _protocol(settings, min_ratings, pairs, k, seed)
     only = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else []
     # in process it trains the evaluation build in the data dir; through the API it only reads
-    with writing(settings.resolved_data_dir, "evaluate") if through_api is None else nullcontext():
+    with writing(settings.data_dir, "evaluate") if through_api is None else nullcontext():
         run = evaluate_step(
             settings, protocol, progress=not quiet, through_api=through_api, concurrency=concurrency, strategies=only
         )
@@ -278,7 +271,7 @@ def tune(
     from pipelines.evaluation.run import tune_step
 
     settings = _settings()
-    with writing(settings.resolved_data_dir, "tune"):
+    with writing(settings.data_dir, "tune"):
         result = tune_step(settings, _protocol(settings, min_ratings, pairs, k, seed), say=_say)
     validation = result["validation"]
     chosen = ", ".join(f"{name}={value}" for name, value in result["settings"].items())
@@ -328,7 +321,7 @@ def demo(
         except (RuntimeError, ValueError) as exc:
             _say(f"demo: not tuned ({exc}); evaluating and serving with the settings as they are")
         build(force=False, quiet=False)  # ... and rebuild what they change (a new generation)
-    evaluate(report=_settings().resolved_data_dir / "report", quiet=True)
+    evaluate(report=_settings().data_dir / "report", quiet=True)
     serve(host=host, port=port)
 
 

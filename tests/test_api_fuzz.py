@@ -38,7 +38,7 @@ OPERATIONS = sorted(
 def schema(built_settings: Settings) -> Iterator[schemathesis.schemas.BaseSchema]:
     """The app's schema, served in-process over a runtime this module opens and closes (schemathesis
     starts the app's lifespan itself and keeps it for the whole process, so the app must not own it)."""
-    quiet = built_settings.model_copy(update={"access_log": False})
+    quiet = built_settings.updated(access_log=False)
     runtime = open_runtime(quiet, serving=True)
     try:
         app: FastAPI = create_app(quiet, runtime=runtime)

@@ -147,8 +147,8 @@ DAMAGED = [
         ("ratings.parquet", "nextwatch ingest --force"),
     ),
     ("trained", "movies.parquet", ("catalog",), ("movies.parquet", "nextwatch ingest --force")),
-    ("trained", "als/model.npz", ("serve",), ("ALS model", "nextwatch train --force")),
-    ("trained", "als/model.json", ("serve",), ("ALS model", "nextwatch train --force")),
+    ("trained", "models/full/als/model.npz", ("serve",), ("ALS model", "nextwatch train --force")),
+    ("trained", "models/full/als/model.json", ("serve",), ("ALS model", "nextwatch train --force")),
     ("trained", "tuned.json", ("train", "evaluate", "serve"), ("tuned.json", "nextwatch tune")),
     (
         "catalogued",
@@ -229,7 +229,7 @@ def test_an_unexpected_error_names_itself_and_debug(
     def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("boom")
 
-    monkeypatch.setattr("pipelines.steps.train_als", broken)
+    monkeypatch.setattr("pipelines.models.trainers.train_als", broken)
     fails(invoke("train"), "KeyError", "boom", "nextwatch --debug")
     result = CliRunner().invoke(app, ["--debug", "train", "--quiet"])
     assert result.exit_code != 0 and isinstance(result.exception, KeyError)

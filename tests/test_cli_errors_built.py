@@ -10,6 +10,7 @@ from typer.testing import CliRunner, Result
 
 from pipelines.cli import app
 from services.settings import Settings
+from services.stores.generations import resolve_generation
 from tests.support.servers import private_copy
 from tests.test_cli_errors import COMMANDS, fails, garbage, ok, truncate
 
@@ -50,17 +51,20 @@ def test_damaged_collection_metadata_is_rebuilt_by_embed(built: Path) -> None:
     ok(invoke("evaluate"))
 
 
+MODEL_DIRS = {"model.npz": "als", "model.json": "als", "popularity.json": "popularity"}
+
+
 @pytest.mark.parametrize("name", ["model.npz", "model.json", "popularity.json"])
 def test_a_damaged_evaluation_build_is_retrained_by_evaluate(built: Path, name: str) -> None:
     fails(invoke("serve --evaluation"), "no evaluation build", "nextwatch evaluate")
     ok(invoke("evaluate"))
-    truncate(Settings().als_eval_dir / name)
+    truncate(resolve_generation(Settings()).models_dir(evaluation=True) / MODEL_DIRS[name] / name)
     fails(invoke("serve --evaluation"), "is unreadable", "nextwatch evaluate")
     ok(invoke("evaluate"))  # a damaged cache of the evaluation build is trained again
 
 
 def test_a_damaged_model_is_retrained_by_train_force(built: Path) -> None:
-    truncate(Settings().als_dir / "model.npz")
+    truncate(resolve_generation(Settings()).models_dir() / "als" / "model.npz")
     fails(invoke("serve"), "ALS model", "nextwatch train --force")
     result = CliRunner().invoke(app, ["train", "--force", "--quiet"])
     ok(result)

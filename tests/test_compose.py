@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from services.settings import Settings
+from services.settings import Settings, env_names
 from services.stores.catalog import Catalog
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,7 +134,7 @@ def test_secrets_come_from_env_and_the_example_lists_them() -> None:
 @pytest.mark.parametrize("service", APP_SERVICES)
 def test_app_services_get_every_setting_they_need(service: str, monkeypatch: pytest.MonkeyPatch) -> None:
     env = _environment(service)
-    fields = {f"NEXTWATCH_{name.upper()}" for name in Settings.model_fields}
+    fields = set(env_names())
     unknown = {k for k in env if k.startswith("NEXTWATCH_")} - fields
     assert not unknown, f"{service}: no such setting {unknown}"
     assert {
@@ -149,9 +149,9 @@ def test_app_services_get_every_setting_they_need(service: str, monkeypatch: pyt
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(ROOT / "sql")  # no stray .env
     settings = Settings()
-    assert settings.embedding_backend == "openai" and settings.data_dir == Path("/data")
-    assert settings.qdrant_api_key == "test_qdrant_api_key"
-    for url in (settings.catalog_url, settings.qdrant_url, env["OPENAI_BASE_URL"]):
+    assert settings.embedding.backend == "openai" and settings.data_dir == Path("/data")
+    assert settings.qdrant.api_key == "test_qdrant_api_key"
+    for url in (settings.catalog_url, settings.qdrant.url, env["OPENAI_BASE_URL"]):
         assert urlsplit(url).hostname in SERVICES, url  # every URL names a compose service
     assert urlsplit(env["OPENAI_BASE_URL"]).port == int(SERVICES["embedder"]["expose"][0])
     catalog = Catalog(settings.catalog_url)  # oracle+oracledb, thin mode: no connection until first use

@@ -21,7 +21,6 @@ WRITERS = {
     "catalog": ["catalog"],
     "embed": ["embed", "--quiet"],
     "train": ["train", "--quiet"],
-    "sequential": ["sequential"],
     "neighbours": ["neighbours"],
     "build": ["build", "--quiet"],
     "tune": ["tune"],

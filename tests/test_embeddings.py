@@ -112,8 +112,8 @@ def test_local_backend_refuses_models_it_does_not_have():
 
 def test_default_model_depends_on_the_backend(monkeypatch):
     monkeypatch.delenv("NEXTWATCH_EMBEDDING_MODEL", raising=False)
-    assert Settings().resolved_embedding_model == "multilingual-e5-small"
-    assert Settings(embedding_backend="openai").resolved_embedding_model == "text-embedding-3-small"
+    assert Settings().embedding.resolved_model == "multilingual-e5-small"
+    assert Settings(embedding_backend="openai").embedding.resolved_model == "text-embedding-3-small"
     backend = make_backend(Settings(embedding_backend="openai", embedding_model="text-embedding-ada-002"))
     assert isinstance(backend, OpenAIBackend) and (backend.model, backend.dim) == ("text-embedding-ada-002", 1536)
     with pytest.raises(EmbeddingError, match="always returns 1536"):
@@ -369,7 +369,7 @@ def test_build_refuses_same_size_model_switch_before_embedding_anything(tmp_path
     settings = Settings(data_dir=tmp_path)
     store = open_vector_store(settings)
     cache = EmbeddingCache(settings.embedding_cache_path)
-    state = BuildState(settings.resolved_data_dir)
+    state = BuildState(settings.data_dir)
     try:
         first = build_vectors(FakeCatalog(), store, CountingBackend("fake-a"), cache, state, progress=False)
         assert first.upserted and store.info().model == "fake-a"

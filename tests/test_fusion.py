@@ -14,9 +14,9 @@ import pytest
 
 from pipelines.evaluation.fusion_search import choose_fusion, search_weights
 from pipelines.evaluation.metrics import evaluate_strategies
-from services.recommender.base import ChainResult
+from services.recommender.base import BatchResult
 from services.recommender.filters import Filter, ItemFacts
-from services.recommender.fusion import FusionResult, FusionStrategy, fuse, fused_hybrid
+from services.recommender.fusion import FusionStrategy, fuse, fused_hybrid
 from services.recommender.sources import PopularSource, RandomSource
 
 CATALOG = list(range(1, 41))
@@ -80,7 +80,7 @@ def test_order_is_by_fused_score_then_movie_id_and_explained():
     b = ListSource("b", {1: [3, 2, 5]})
     strategy = FusionStrategy("hybrid", [a, b], {"a": 1.0, "b": 1.0}, rank_constant=0.0)
     result = strategy.recommend_batch([1], 4, explain=True)
-    assert isinstance(result, FusionResult) and not result.degraded
+    assert isinstance(result, BatchResult) and result.contributions is not None and not result.degraded
     # 2: 1/1 + 1/2, 3: 1/2 + 1/1 (tie: lower id first), 4: 1/3 (a), 5: 1/3 (b)
     assert [(r.movie_id, r.score, r.source) for r in result.items[0]] == [
         (2, 1.5, "a"),
@@ -94,7 +94,7 @@ def test_order_is_by_fused_score_then_movie_id_and_explained():
         for rec, part in zip(recs, parts):
             assert rec.score == pytest.approx(sum(part.values())) and rec.source == max(part, key=part.get)
     plain = strategy.recommend_batch([1], 4)
-    assert isinstance(plain, ChainResult) and plain.items == result.items
+    assert isinstance(plain, BatchResult) and plain.contributions is None and plain.items == result.items
 
 
 def test_fuse_skips_the_query_and_ranks_after_it():

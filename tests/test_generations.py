@@ -29,20 +29,20 @@ def settings(built_settings: Settings, tmp_path: Path) -> Settings:
 
 
 def test_builds_switch_generations_and_keep_the_last_two(settings: Settings) -> None:
-    data = settings.resolved_data_dir
+    data = settings.data_dir
     first = current_generation(data)
     assert first is not None and generations(data) == [first]
     steps.build(settings, progress=False)  # nothing changed: no new generation
     assert generations(data) == [first]
     assert status_lines(settings)[-1].startswith("next: nothing to build")
 
-    retrained = settings.model_copy(update={"als_factors": 12})
+    retrained = settings.updated(als_factors=12)
     results = steps.build(retrained, progress=False)
     assert results["train"] is not None and results["catalog"] is None  # only what changed is redone
     second = current_generation(data)
     assert second != first and generations(data) == [first, second]
     time.sleep(1.1)  # generation ids have a one-second resolution (and a suffix within one second)
-    steps.build(settings.model_copy(update={"als_factors": 10}), progress=False)
+    steps.build(settings.updated(als_factors=10), progress=False)
     third = current_generation(data)
     assert generations(data) == [second, third]  # the oldest is pruned
     assert (data / "builds" / third / "catalog.sqlite").is_file()
@@ -50,22 +50,20 @@ def test_builds_switch_generations_and_keep_the_last_two(settings: Settings) -> 
 
 
 def test_a_failed_build_leaves_the_served_generation(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = settings.resolved_data_dir
+    data = settings.data_dir
     before = current_generation(data)
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the disk is full")
 
-    monkeypatch.setattr(
-        steps, "BUILD_ORDER", tuple((n, broken if n == "sequential" else s) for n, s in steps.BUILD_ORDER)
-    )
+    monkeypatch.setattr(steps, "BUILD_ORDER", tuple((n, broken if n == "train" else s) for n, s in steps.BUILD_ORDER))
     with pytest.raises(RuntimeError, match="the disk is full"):
-        steps.build(settings.model_copy(update={"als_factors": 12}), progress=False)
+        steps.build(settings.updated(als_factors=12), progress=False)
     assert current_generation(data) == before and generations(data) == [before]
 
 
 def test_a_build_while_serving_swaps_in_without_a_failed_request(settings: Settings) -> None:
-    served = settings.model_copy(update={"reload_poll_seconds": 0.2})
+    served = settings.updated(reload_poll_seconds=0.2)
     failures: list[str] = []
     answered = 0
     stop = threading.Event()
@@ -105,7 +103,7 @@ def test_a_build_while_serving_swaps_in_without_a_failed_request(settings: Setti
             timeout=600,
         )
         assert build.returncode == 0, build.stderr
-        new = current_generation(settings.resolved_data_dir)
+        new = current_generation(settings.data_dir)
         deadline = time.monotonic() + 30
         while httpx.get(f"{url}/ready").headers["X-Build-Generation"] != new:
             assert time.monotonic() < deadline, "the server did not pick up the new generation"

@@ -175,8 +175,11 @@ def test_kill_9_during_embed(chain: dict[str, Any], tmp_path: Path) -> None:
 
 def test_kill_9_during_train(chain: dict[str, Any], tmp_path: Path) -> None:
     crashed = kill_and_rerun("train", chain, tmp_path)
-    same_files(chain["snapshots"]["train"], crashed, "als/model.npz", same_npz)
-    meta = [json.loads((d / "als" / "model.json").read_text()) for d in (chain["snapshots"]["train"], crashed)]
+    same_files(chain["snapshots"]["train"], crashed, "models/full/als/model.npz", same_npz)
+    meta = [
+        json.loads((d / "models" / "full" / "als" / "model.json").read_text())
+        for d in (chain["snapshots"]["train"], crashed)
+    ]
     assert meta[0]["params"] == meta[1]["params"]
 
 

@@ -16,13 +16,14 @@ from pipelines.evaluation.metrics import evaluate_strategies
 from pipelines.evaluation.protocol import Protocol
 from pipelines.evaluation.run import evaluate_step
 from pipelines.steps import catalog_step, embed_step, ingest_step
-from services.recommender.standard import FusionConfig
-from services.serving.runtime import assemble_strategies
+from services.recommender.registry import sequential_params
+from services.recommender.standard import FusionConfig, assemble_strategies
 from services.settings import Settings
 from services.stores.catalog import Catalog
 from services.stores.collaborative import ALSParams, CollaborativeModel
-from services.stores.popularity import RECENT_FILE_NAME, load_popularity
-from services.stores.sequential import SequentialModel, SequentialParams
+from services.stores.generations import resolve_generation
+from services.stores.popularity import Counts
+from services.stores.sequential import SequentialModel
 from tests.support.servers import private_copy
 
 WORDS = (
@@ -113,16 +114,14 @@ def test_leakage_would_change_the_answer_and_the_evaluator_has_none(leaky_world:
         facts = catalog.movie_facts()
     finally:
         catalog.close()
-    leaky = assemble_strategies(
-        facts,
-        vectors=None,
-        collaborative=train_als(ratings, ALSParams.from_settings(leaky_world), progress=False),
-        sequential=build_sequential(ratings, SequentialParams.from_settings(leaky_world)),
-        recent_popularity=recent_popularity(ratings, int(ratings["timestamp"].max()) + 1, 3650),
-        fusion=FusionConfig.from_settings(leaky_world),
-        popularity=ratings["movieId"].value_counts().to_dict(),
-        seed=PROTOCOL.seed,
-    )
+    newest = int(ratings["timestamp"].max()) + 1
+    models = {
+        "als": train_als(ratings, ALSParams(**leaky_world.als.model_dump()), progress=False),
+        "sequential": build_sequential(ratings, sequential_params(leaky_world)),
+        "recent-popular": Counts(recent_popularity(ratings, newest, 3650), newest),
+        "popularity": Counts(ratings["movieId"].value_counts().to_dict(), newest),
+    }
+    leaky = assemble_strategies(facts, models, FusionConfig.from_settings(leaky_world), seed=PROTOCOL.seed)
     naive = evaluate_strategies(
         {n: leaky[n] for n in ("popular", "collaborative", "sequential")},
         run.pairs,
@@ -134,12 +133,13 @@ def test_leakage_would_change_the_answer_and_the_evaluator_has_none(leaky_world:
     assert naive["sequential"].hit_ratio == 1.0
 
     # the saved evaluation build (what a server in evaluation mode serves) is the leakage-free one
-    model = CollaborativeModel.load(leaky_world.als_eval_dir)
+    evaluation = resolve_generation(leaky_world).models_dir(evaluation=True)
+    model = CollaborativeModel.load(evaluation / "als")
     assert model.info["max_timestamp"] < run.cutoff_timestamp and NEW_B not in model
-    assert NEW_B not in load_popularity(leaky_world.als_eval_dir)
-    held_out = SequentialModel.load(leaky_world.als_eval_dir / "sequential")  # nobody watched 32 after 31 yet
+    assert NEW_B not in Counts.load(evaluation / "popularity").counts
+    held_out = SequentialModel.load(evaluation / "sequential")  # nobody watched 32 after 31 yet
     assert NEW_B not in {m for m, _ in held_out.similar([NEW_A], 50)[0]}
-    assert NEW_B not in load_popularity(leaky_world.als_eval_dir, RECENT_FILE_NAME)
+    assert NEW_B not in Counts.load(evaluation / "recent-popular").counts
     assert run.as_json()["models"]["trained_before"] == run.cutoff_timestamp
 
 
@@ -154,7 +154,7 @@ def test_same_data_gives_the_same_pairs_and_metrics_twice(built_settings: Settin
     settings = private_copy(built_settings, tmp_path / "data", als_factors=16, als_iterations=5)
     protocol = Protocol.from_settings(Settings(), pairs=500, resamples=300)
     first = evaluate_step(settings, protocol, progress=False)
-    shutil.rmtree(settings.als_eval_dir)  # retrain the evaluation build from scratch
+    shutil.rmtree(resolve_generation(settings).models_dir(evaluation=True))  # retrain the evaluation build
     again = evaluate_step(settings, protocol, progress=False)
     pd.testing.assert_frame_equal(first.pairs, again.pairs)
     assert first.cutoff_timestamp == again.cutoff_timestamp

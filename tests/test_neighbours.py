@@ -58,7 +58,7 @@ def assert_same_batches(got: list[list[tuple[int, float]]], want: list[list[tupl
 
 def test_vector_table_equals_exact_qdrant_search(runtime: Runtime, vector_table: NeighbourTable) -> None:
     info = runtime.vectors.info()
-    assert info.points <= runtime.settings.exact_search_max_points  # the live store searches exactly
+    assert info.points <= runtime.settings.qdrant.exact_search_max_points  # the live store searches exactly
     ids = vector_table.movie_ids.tolist()
     assert len(ids) == info.points and vector_table.ids.dtype == np.int32
     live = VectorSource(runtime.vectors)

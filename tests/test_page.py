@@ -12,7 +12,7 @@ import pytest
 from pipelines.evaluation.protocol import Protocol
 from pipelines.evaluation.report import write_report
 from pipelines.evaluation.run import evaluate_step
-from services.recommender.standard import STRATEGY_NAMES
+from services.recommender.registry import strategy_names
 from services.settings import Settings
 from services.stores.catalog import Catalog
 from tests.support.servers import private_copy, running_server
@@ -68,7 +68,7 @@ def base_url(built_settings: Settings, tmp_path_factory: pytest.TempPathFactory)
     settings = private_copy(built_settings, tmp_path_factory.mktemp("page") / "data")
     _korean_titles(settings)
     run = evaluate_step(settings, Protocol.from_settings(settings, pairs=400, k=K, resamples=100), progress=False)
-    write_report(run, settings.resolved_data_dir / "report")
+    write_report(run, settings.data_dir / "report")
     with running_server(settings) as url:
         yield url
 
@@ -116,7 +116,7 @@ def wait_for_lists(page: sync_api.Page) -> None:
     page.wait_for_function(
         "n => document.querySelectorAll('[data-strategy]').length === n && "
         "[...document.querySelectorAll('[data-strategy]')].every(s => s.querySelector('.recs, .message'))",
-        arg=len(STRATEGY_NAMES),
+        arg=len(strategy_names()),
     )
 
 
@@ -145,7 +145,7 @@ def test_title_search_opens_the_movie_with_every_strategy(
     assert page.locator("#movie-title").inner_text() == "토이 스토리"
     assert page.locator(".original").inner_text() == "Toy Story"
     columns = page.locator("[data-strategy]").evaluate_all("nodes => nodes.map(n => n.dataset.strategy)")
-    assert columns[0] == "hybrid" and sorted(columns) == sorted(STRATEGY_NAMES)
+    assert columns[0] == "hybrid" and sorted(columns) == sorted(strategy_names())
     for strategy in columns:
         ids = listed(page, strategy)
         assert len(ids) == K and len(set(ids)) == K and 1 not in ids, (strategy, ids)
@@ -209,7 +209,7 @@ def test_evaluation_page(page: sync_api.Page, base_url: str, problems: Problems)
     page.goto(base_url + "/evaluation")
     page.locator("#eval-table tbody tr").first.wait_for()
     rows = page.locator("#eval-table tbody th").all_inner_texts()
-    assert sorted(rows) == sorted(STRATEGY_NAMES)
+    assert sorted(rows) == sorted(strategy_names())
     assert "[" in page.locator("#eval-table tbody td").first.inner_text()  # the interval
     page.wait_for_function("() => document.querySelector('#eval-plot').naturalWidth > 0")
     protocol = page.locator("#eval-protocol").inner_text()

@@ -120,7 +120,7 @@ def test_no_precomputing_without_a_table_for_a_weighted_store_source(
         assert "vector" not in rt.tables and rt.strategies["hybrid"].precomputed is None
     finally:
         rt.close()
-    rt = open_runtime(built_settings.model_copy(update={"precompute_k": 0}), serving=True)
+    rt = open_runtime(built_settings.updated(precompute_k=0), serving=True)
     try:
         assert rt.strategies["hybrid"].precomputed is None
     finally:

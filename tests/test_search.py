@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.api.app import create_app
-from services.recommender.standard import STRATEGY_NAMES
+from services.recommender.registry import strategy_names
 from services.settings import Settings
 from tests.support.servers import private_copy
 
@@ -74,7 +74,7 @@ def test_search_is_in_the_openapi(client: TestClient) -> None:
 def test_strategies_hybrid_first(client: TestClient, without_vectors: TestClient) -> None:
     body = client.get("/strategies").json()
     names = [s["name"] for s in body["items"]]
-    assert names[0] == "hybrid" == body["default"] and sorted(names) == sorted(STRATEGY_NAMES)
+    assert names[0] == "hybrid" == body["default"] and sorted(names) == sorted(strategy_names())
     assert all(s["available"] for s in body["items"])
     degraded = {s["name"]: s["available"] for s in without_vectors.get("/strategies").json()["items"]}
     assert degraded["hybrid"] is True and degraded["vector"] is False

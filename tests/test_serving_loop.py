@@ -114,7 +114,7 @@ def test_table_answers_stay_on_the_loop_and_live_ones_hop(
 ) -> None:
     """The same request, with the build's tables (no hop) and without them (one hop), answers the same
     (scores within float tolerance: the table holds the exact search's float32 products)."""
-    tabled = built_settings.model_copy(update={"neighbour_cache_size": 0})
+    tabled = built_settings.updated(neighbour_cache_size=0)
     live = private_copy(built_settings, tmp_path_factory.mktemp("live") / "data", neighbour_cache_size=0)
     for table in live.neighbours_dir.glob("vector.*"):
         table.unlink()

@@ -6,8 +6,9 @@ from datetime import date
 
 import pytest
 
+from services.recommender.registry import strategy_names
 from services.recommender.sources import SeriesSource
-from services.recommender.standard import STRATEGY_NAMES, FusionConfig
+from services.recommender.standard import FusionConfig
 from tests.support.fakes import IDS, SERIES, ExactVectors, FakeALS, standard
 
 
@@ -26,7 +27,7 @@ def strategies():
     )
 
 
-@pytest.mark.parametrize("name", STRATEGY_NAMES)
+@pytest.mark.parametrize("name", strategy_names())
 @pytest.mark.parametrize("k", [1, 5, 10, 39])
 def test_invariants(strategies, name: str, k: int) -> None:
     strategy = strategies[name]

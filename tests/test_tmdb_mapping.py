@@ -15,9 +15,9 @@ from sqlalchemy import select
 from pipelines.catalog.load import load_catalog
 from pipelines.embeddings.texts import content_text
 from pipelines.embeddings.vectors import build_vectors
+from pipelines.tmdb.apply import apply_records
 from pipelines.tmdb.mapping import (
     DumpError,
-    apply_records,
     map_movie,
     parse_collection_text,
     read_dump,

@@ -11,13 +11,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.evaluation.bootstrap import user_bootstrap
-from services.recommender.base import Recommendation, Strategy
-
-# sources that fill a list when a strategy's own source has nothing (a strategy named after one owns it)
-FALLBACK_SOURCES = frozenset({"random", "popular"})
-
-
-INTERVAL_METRICS = ("hr", "ndcg", "mrr")
+from services.recommender.base import Recommendation, Recommender
+from services.recommender.registry import fallback_sources
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,7 +111,7 @@ def score_lists(
 
 
 def evaluate_strategies(
-    strategies: Mapping[str, Strategy],
+    strategies: Mapping[str, Recommender],
     pairs: pd.DataFrame,
     k: int,
     catalog_size: int,
@@ -133,12 +128,13 @@ def evaluate_strategies(
     targets = pairs["movieId"].astype(int).tolist()
     distinct, inverse = np.unique(queries, return_inverse=True)
     results: dict[str, StrategyScore] = {}
+    fillers = fallback_sources()  # they fill lists; a strategy named after one owns it
     for name, strategy in strategies.items():
         started = time.perf_counter()
         answers = strategy.similar_batch(distinct.tolist(), k)
         elapsed = time.perf_counter() - started
         recs = [answers[i] for i in inverse]
-        own = {r.source for answer in answers for r in answer if r.source not in FALLBACK_SOURCES} | {name}
+        own = {r.source for answer in answers for r in answer if r.source not in fillers} | {name}
         score = score_lists(recs, targets, k, own, catalog_size, elapsed)
         if resamples > 0:
             score = replace(

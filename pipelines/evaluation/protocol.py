@@ -27,11 +27,11 @@ class Protocol:
     def from_settings(cls, settings: Settings, **overrides: int | None) -> Protocol:
         """The protocol the settings describe; overrides that are not None win (command-line options)."""
         values = {
-            "min_ratings": settings.min_ratings,
-            "pairs": settings.pairs,
-            "k": settings.k,
-            "seed": settings.seed,
-            "resamples": settings.bootstrap_resamples,
+            "min_ratings": settings.protocol.min_ratings,
+            "pairs": settings.protocol.pairs,
+            "k": settings.protocol.k,
+            "seed": settings.protocol.seed,
+            "resamples": settings.protocol.bootstrap_resamples,
         }
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**values)

@@ -6,26 +6,26 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pipelines.evaluation.heldout import LearnedParams, evaluation_build
 from pipelines.evaluation.metrics import Comparison, StrategyScore, compare_with_best, evaluate_strategies
 from pipelines.evaluation.protocol import Protocol, next_item_pairs, ratings_fingerprint, utc
 from pipelines.evaluation.sequential_tuning import SequentialGrid
 from pipelines.evaluation.served import ServedStrategy, ServiceClient
 from pipelines.evaluation.tuning import Grid, tune
-from pipelines.neighbours.step import write_collaborative_table
+from pipelines.models.model_set import train_model_set
+from pipelines.neighbours.step import build_neighbour_tables
 from pipelines.steps import read_ingested, require_ingested
-from services.recommender.standard import STRATEGY_NAMES
+from services.recommender.registry import strategy_names, tunable
 from services.serving.runtime import open_runtime
-from services.settings import TUNABLE, Settings
+from services.settings import Settings
 from services.stores.atomic import write_text_atomic
 from services.stores.catalog import Catalog
-from services.stores.collaborative import ALSParams
+from services.stores.generations import resolve_generation
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +86,12 @@ def evaluate_step(
     In process, anything learned from ratings (ALS, sequential, popularity) comes from the evaluation build,
     trained only on ratings strictly before the first test pair, with the settings `nextwatch tune` chose.
     """
-    unknown = sorted(set(strategies) - set(STRATEGY_NAMES))
+    names = strategy_names()
+    unknown = sorted(set(strategies) - set(names))
     if unknown:
-        raise ValueError(f"unknown strategies {', '.join(unknown)}: choose from {', '.join(STRATEGY_NAMES)}")
+        raise ValueError(f"unknown strategies {', '.join(unknown)}: choose from {', '.join(names)}")
     require_ingested(settings)
+    settings = resolve_generation(settings)
     started = time.perf_counter()
     sources = _tunable_sources(settings)
     settings = settings.with_tuned()
@@ -134,10 +136,10 @@ def _score_in_process(
 ) -> tuple[dict[str, StrategyScore], dict[str, Any], int]:
     """Scores of every strategy over the evaluation build, what its models were trained on, the catalogue size."""
     cutoff = int(pairs["timestamp"].min())
-    held_out = evaluation_build(settings, ratings, cutoff, LearnedParams.from_settings(settings), progress=progress)
-    write_collaborative_table(settings, "als_eval")
+    train_model_set(settings, ratings, cutoff=cutoff, progress=progress)
+    build_neighbour_tables(settings, evaluation=True)
     # the runtime `nextwatch serve --evaluation` serves: the same strategy objects, over the evaluation build
-    served = settings.model_copy(update={"serve_models": "evaluation", "seed": protocol.seed})
+    served = settings.updated(serve_models="evaluation", seed=protocol.seed)
     runtime = open_runtime(served, require=("vectors",))
     try:
         chosen = {name: s for name, s in runtime.strategies.items() if not only or name in only}
@@ -146,24 +148,29 @@ def _score_in_process(
             chosen, pairs, protocol.k, catalog_size, resamples=protocol.resamples, seed=protocol.seed
         )
         tables = sorted(runtime.tables)
+        trained = {name: _provenance(model) for name, model in runtime.models.items()}
     finally:
         runtime.close()
     models = {
         "trained_before": cutoff,
         "trained_before_utc": utc(cutoff),
-        "popularity": "rating counts before the cutoff",
-        "als": {**asdict(held_out.collaborative.params), **held_out.collaborative.info},
-        "sequential": {**asdict(held_out.sequential.params), **held_out.sequential.info},
-        "recent_popular_days": settings.recent_popular_days,
+        **trained,
+        "recent_popular_days": settings.sequential.recent_popular_days,
         "fusion": {
-            "weights": dict(settings.fusion_weights),
-            "depth": settings.fusion_depth,
-            "rank_constant": settings.fusion_rank_constant,
+            "weights": dict(settings.fusion.weights),
+            "depth": settings.fusion.depth,
+            "rank_constant": settings.fusion.rank_constant,
         },
-        "evaluation_build": str(settings.als_eval_dir),
+        "evaluation_build": str(settings.models_dir(evaluation=True)),
         "neighbour_tables": tables,
     }
     return scores, models, catalog_size
+
+
+def _provenance(model: Any) -> dict[str, Any]:
+    """What a model of the set was trained with and on: its parameters and its training figures."""
+    params = getattr(model, "params", None)
+    return {**(asdict(params) if is_dataclass(params) and not isinstance(params, type) else {}), **model.info}
 
 
 def _score_served(
@@ -177,7 +184,7 @@ def _score_served(
         catalog.close()
     with ServiceClient(url, concurrency=concurrency) as client:
         names = client.available(
-            [n for n in STRATEGY_NAMES if not only or n in only], int(pairs["prev_movieId"].iloc[0])
+            [n for n in strategy_names() if not only or n in only], int(pairs["prev_movieId"].iloc[0])
         )
         strategies = {name: ServedStrategy(client, name) for name in names}
         scores = evaluate_strategies(
@@ -195,8 +202,8 @@ def _tunable_sources(settings: Settings) -> dict[str, str]:
     """Where each tunable setting's value comes from: tuned.json, an explicit setting, or the default."""
     tuned = settings.tuned_overrides()
     return {
-        name: "tuned.json" if name in tuned else "explicit" if name in settings.model_fields_set else "default"
-        for name in TUNABLE
+        name: "tuned.json" if name in tuned else "explicit" if settings.is_explicit(name) else "default"
+        for name in tunable()
     }
 
 
@@ -215,24 +222,16 @@ def _tuning_record(settings: Settings, cutoff: int) -> dict[str, Any]:
 def tune_step(settings: Settings, protocol: Protocol, *, say: Callable[[str], None] = log.info) -> dict[str, Any]:
     """Choose every learned setting (ALS, sequential, recent-popular, fusion) on the validation window; writes
     tuned.json."""
+    settings = resolve_generation(settings)
     ratings = read_ingested(settings, settings.ratings_path)
     runtime = open_runtime(settings, require=("vectors",))
     try:
         grid = Grid(
             sequential=SequentialGrid(
-                neighbours=settings.sequential_neighbours, min_rating=settings.sequential_min_rating
+                neighbours=settings.sequential.neighbours, min_rating=settings.sequential.min_rating
             )
         )
-        result = tune(
-            ratings,
-            runtime.facts,
-            runtime.vectors,
-            protocol,
-            ALSParams.from_settings(settings),
-            grid,
-            depth=settings.fusion_depth,
-            say=say,
-        )
+        result = tune(settings, ratings, runtime.facts, runtime.vectors, protocol, grid, say=say)
     finally:
         runtime.close()
     write_json(settings.tuned_path, result)

@@ -2,8 +2,8 @@
 
 In order: ALS hyperparameters (by `collaborative` HR@k), the sequential model's window, backward weight
 and popularity damping and recent-popular's days (by their own HR@k), then hybrid's fusion weights and
-rank constant over series, sequential, collaborative, vector and recent-popular (by hybrid HR@k; every
-source alone is in the search space, so on validation hybrid is never below its best part).
+rank constant over every fusable source of the registry (by hybrid HR@k; every source alone is in the
+search space, so on validation hybrid is never below its best part).
 
 The validation window is the `pairs` next-item pairs just before the test window; its models train on
 ratings strictly before its first pair, so neither the test pairs nor the validation pairs are seen.
@@ -22,17 +22,22 @@ import pandas as pd
 from pipelines.collaborative.als import train_als
 from pipelines.collaborative.popularity import recent_popularity
 from pipelines.evaluation.fusion_search import choose_fusion
-from pipelines.evaluation.heldout import popularity_before
 from pipelines.evaluation.metrics import StrategyScore, evaluate_strategies
 from pipelines.evaluation.protocol import Protocol, evaluation_windows, ratings_fingerprint, utc
 from pipelines.evaluation.sequential_tuning import SequentialGrid, tune_sequential
-from services.recommender.base import Source
-from services.recommender.sequential_sources import RecentPopularSource, SequentialSource
-from services.recommender.sources import CollaborativeSource, PopularSource, SeriesSource, VectorIndex, VectorSource
-from services.recommender.standard import FusionConfig
-from services.serving.runtime import assemble_strategies
+from pipelines.models.model_set import resolve
+from services.recommender.registry import REGISTRY, SourceInputs, fusable, make_sources
+from services.recommender.sources import VectorIndex
+from services.recommender.standard import FusionConfig, assemble_strategies
+from services.settings import Settings
 from services.stores.catalog import MovieFacts
 from services.stores.collaborative import ALSParams, CollaborativeModel
+from services.stores.popularity import Counts
+
+# models chosen by grids of their own below (the others are trained with the settings as they are)
+OWN_GRIDS = ("als", "sequential", "recent-popular")
+# strategies scored alone need no fusion
+NO_FUSION = FusionConfig({}, 50, 60.0)
 
 
 @dataclass(frozen=True)
@@ -63,17 +68,20 @@ def _best(trials: list[tuple[Any, StrategyScore]]) -> tuple[Any, StrategyScore]:
 
 
 def tune(
+    settings: Settings,
     ratings: pd.DataFrame,
     facts: MovieFacts,
     vectors: VectorIndex | None,
     protocol: Protocol,
-    base: ALSParams,
     grid: Grid = Grid(),
     *,
-    depth: int,
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Search the grid on the validation window; returns what tuned.json holds (settings + the evidence)."""
+    """Search the grid on the validation window; returns what tuned.json holds (settings + the evidence).
+
+    ALS and the sequential model (and recent-popular's days) are chosen by their own grids; every other
+    model of the registry is trained with `settings`; hybrid's weights are searched over every fusable
+    source of the registry."""
     started = time.perf_counter()
     windows = evaluation_windows(ratings, protocol.min_ratings, protocol.pairs)
     validation = windows.validation
@@ -83,51 +91,38 @@ def tune(
             f">= {protocol.min_ratings} ratings (lower --pairs or --min-ratings)"
         )
     cutoff, k, size = windows.validation_cutoff, protocol.k, len(facts.movie_ids)
+    depth = settings.fusion.depth
     history = ratings.loc[ratings["timestamp"] < cutoff]
-    popularity = popularity_before(ratings, cutoff)
 
     def score(strategy: Any) -> StrategyScore:
         return evaluate_strategies({strategy.name: strategy}, validation, k, size, resamples=0)[strategy.name]
 
-    def standard(**parts: Any) -> dict[str, Any]:
-        defaults: dict[str, Any] = {
-            "vectors": None,
-            "collaborative": None,
-            "sequential": None,
-            "recent_popularity": None,
-            "fusion": FusionConfig({}, depth, 60.0),
-        }
-        return assemble_strategies(facts, popularity=popularity, seed=protocol.seed, **{**defaults, **parts})
+    def strategies(models: dict[str, Any], fusion: FusionConfig) -> dict[str, Any]:
+        return assemble_strategies(facts, models, fusion, vectors=vectors, seed=protocol.seed)
 
+    models: dict[str, Any] = {
+        spec.name: resolve(spec.trainer)(history, spec.params(settings), cutoff=cutoff, progress=False)
+        for spec in REGISTRY.models.values()
+        if spec.name not in OWN_GRIDS
+    }
     als_trials: list[tuple[tuple[ALSParams, CollaborativeModel], StrategyScore]] = []
-    for params in grid.als(base):
+    for params in grid.als(ALSParams(**settings.als.model_dump())):
         model = train_als(history, params, progress=False)
-        als_trials.append(((params, model), score(standard(collaborative=model)["collaborative"])))
+        als_trials.append(((params, model), score(strategies({**models, "als": model}, NO_FUSION)["collaborative"])))
         say(f"tune: {_describe(params)} -> HR@{k} {als_trials[-1][1].hit_ratio:.4f}")
-    (als_params, als_model), _ = _best(als_trials)
+    (als_params, models["als"]), _ = _best(als_trials)
 
     sequential = tune_sequential(ratings, validation, cutoff, grid.sequential, k, seed=protocol.seed)
     say(f"tune: sequential {asdict(sequential.params)}, recent-popular days {sequential.recent_days}")
-    sequential_model = sequential.model
-    recent = recent_popularity(ratings, cutoff, sequential.recent_days)
+    models["sequential"] = sequential.model
+    models["recent-popular"] = Counts(recent_popularity(ratings, cutoff, sequential.recent_days), cutoff)
 
-    sources: dict[str, Source] = {
-        "series": SeriesSource(facts.movie_ids, facts.series_ids, facts.release_dates),
-        "sequential": SequentialSource(sequential_model),
-        "collaborative": CollaborativeSource(als_model),
-        "recent-popular": RecentPopularSource(recent),
-    }
-    if vectors is not None:
-        sources["vector"] = VectorSource(vectors)
-    fusion = choose_fusion(sources, validation, k, fallback=PopularSource(popularity), depth=depth)
-    chosen_fusion = FusionConfig(fusion.weights, depth, fusion.rank_constant)
-    served = standard(
-        vectors=vectors,
-        collaborative=als_model,
-        sequential=sequential_model,
-        recent_popularity=recent,
-        fusion=chosen_fusion,
-    )
+    sources = make_sources(SourceInputs(facts, models, vectors, protocol.seed))
+    searched = {name: source for name in fusable() if (source := sources[name]) is not None}
+    popular = sources["popular"]
+    assert popular is not None, "popular is always there"
+    fusion = choose_fusion(searched, validation, k, fallback=popular, depth=depth)
+    served = strategies(models, FusionConfig(fusion.weights, depth, fusion.rank_constant))
     validated = {name: _summary(score(served[name]), k) for name in served}
     say(
         f"tune: hybrid weights {fusion.weights}, rank constant {fusion.rank_constant} -> HR@{k} "

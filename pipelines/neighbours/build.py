@@ -10,13 +10,16 @@ float32 similarities).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from services.recommender.base import Source
+from services.settings import Settings
 from services.stores.collaborative import CollaborativeModel
 from services.stores.neighbours import PAD, NeighbourTable
+from services.stores.vectors import open_vector_store
 
 BLOCK = 256
 # implicit's floor for zero norms (similar_items), so zero vectors score 0 against everything
@@ -100,6 +103,21 @@ def _top_columns(sims: np.ndarray, size: int, width: int) -> tuple[np.ndarray, n
 def als_table(model: CollaborativeModel, n: int, block: int = BLOCK) -> NeighbourTable:
     """The lists ``model.similar`` gives (implicit's cosine over item factors), for every item."""
     return exact_vector_table(model.item_ids, model.item_factors, n, block)
+
+
+def als_table_of(settings: Settings, directory: Path) -> NeighbourTable:
+    """The collaborative source's table (registry builder): from the ALS model saved in `directory`."""
+    return als_table(CollaborativeModel.load(directory), settings.neighbours)
+
+
+def vector_table_of(settings: Settings, directory: Path | None) -> NeighbourTable:
+    """The vector source's table (registry builder): exact neighbours of every stored vector."""
+    store = open_vector_store(settings)
+    try:
+        ids, matrix = stored_vectors(store)
+    finally:
+        store.close()
+    return exact_vector_table(ids, matrix, settings.neighbours)
 
 
 def source_table(source: Source, movie_ids: Sequence[int] | np.ndarray, n: int, batch: int = 1024) -> NeighbourTable:

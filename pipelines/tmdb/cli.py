@@ -82,7 +82,7 @@ def _catalog(settings: Settings, command: str) -> Iterator[Catalog]:
             f"no catalog at {url.database}: run `nextwatch build` (or `nextwatch ingest` then "
             "`nextwatch catalog`) first"
         )
-    with writing(settings.resolved_data_dir, command):
+    with writing(settings.data_dir, command):
         catalog = Catalog(settings.catalog_url)
         try:
             catalog.create_schema()
@@ -239,8 +239,9 @@ def import_(
     ] = None,
 ) -> None:
     """Load TMDB metadata from a dump instead of the API (idempotent). Pickles are refused: unsafe."""
+    from pipelines.tmdb.apply import apply_records
     from pipelines.tmdb.checkpoint import Checkpoint
-    from pipelines.tmdb.mapping import apply_records, read_dump
+    from pipelines.tmdb.mapping import read_dump
     from pipelines.tmdb.runs import merge_ko_records, movielens_titles
 
     settings = Settings()
@@ -271,7 +272,7 @@ def repair() -> None:
     with _one_line_errors():
         for path in (settings.tmdb_checkpoint_path, settings.tmdb_collections_checkpoint_path):
             if path.exists():
-                with writing(settings.resolved_data_dir, "tmdb repair"):
+                with writing(settings.data_dir, "tmdb repair"):
                     rejected = Checkpoint(path).repair()
                 aside = f", set aside in {path.name}.rejected" if rejected else ""
                 _say(

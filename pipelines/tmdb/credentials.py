@@ -26,8 +26,8 @@ class Credentials:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Credentials:
-        token = settings.tmdb_read_access_token.get_secret_value().strip() if settings.tmdb_read_access_token else ""
-        api_key = settings.tmdb_api_key.get_secret_value().strip() if settings.tmdb_api_key else ""
+        token = settings.tmdb.read_access_token.get_secret_value().strip() if settings.tmdb.read_access_token else ""
+        api_key = settings.tmdb.api_key.get_secret_value().strip() if settings.tmdb.api_key else ""
         if not token and not api_key:
             raise MissingCredentials(
                 "no TMDB credentials: set TMDB_READ_ACCESS_TOKEN (preferred) or TMDB_API_KEY in the environment "

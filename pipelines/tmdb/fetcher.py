@@ -79,13 +79,13 @@ class FetchOptions:
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> FetchOptions:
         values: dict[str, Any] = {
-            "base_url": settings.tmdb_base_url,
-            "rate_limit": settings.tmdb_rate_limit,
-            "concurrency": settings.tmdb_concurrency,
-            "timeout": settings.tmdb_timeout,
-            "max_retries": settings.tmdb_max_retries,
-            "backoff_base": settings.tmdb_backoff_base,
-            "backoff_max": settings.tmdb_backoff_max,
+            "base_url": settings.tmdb.base_url,
+            "rate_limit": settings.tmdb.rate_limit,
+            "concurrency": settings.tmdb.concurrency,
+            "timeout": settings.tmdb.timeout,
+            "max_retries": settings.tmdb.max_retries,
+            "backoff_base": settings.tmdb.backoff_base,
+            "backoff_max": settings.tmdb.backoff_max,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -13,7 +13,7 @@ the Korean text and the English fallback.  Rules:
 When a record carries a ``translations`` list, a language's text is taken from its own entry; TMDB
 fills a missing Korean *title* with the English one at the top level, so there a top-level text counts
 as Korean only when it is written in Hangul.  Records without translations (dumps) are trusted to be in
-the language the dump was written in.
+the language the dump was written in.  `pipelines.tmdb.apply` writes mapped records into the catalog.
 
 Dumps: our own JSON Lines checkpoint (see `pipelines.tmdb.checkpoint`) or a Kaggle-style "TMDB movies" CSV.  A
 pickle (the seed's ``tmdb_movie_info_kr.pkl``) is refused: unpickling runs arbitrary code.
@@ -28,14 +28,10 @@ import logging
 import math
 import sys
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
-
-from services.stores.catalog import Catalog, now
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +53,7 @@ _WIDTHS = {
     "imdb_id": 20,
     "series_title": 500,
 }
-# movie columns a TMDB record writes; the ones in _KEEP_IF_MISSING keep the catalog value when TMDB has none
+# movie columns a TMDB record writes
 MOVIE_FIELDS = (
     "movie_title",
     "original_title",
@@ -71,7 +67,6 @@ MOVIE_FIELDS = (
     "imdb_id",
     "adult",
 )
-_KEEP_IF_MISSING = ("movie_title", "original_title", "release_date", "imdb_id")
 _MAX_COLLECTION_TEXT = 10_000
 
 
@@ -100,10 +95,10 @@ def map_movie(record: Mapping[str, Any], language: str = "ko") -> MappedMovie:
     """Catalog fields of one TMDB movie record whose top-level text is in `language` ('ko' or 'en')."""
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {LANGUAGES}, not {language!r}")
-    tmdb_id = _int(record.get("id"))
+    tmdb_id = to_int(record.get("id"))
     if tmdb_id is None or tmdb_id <= 0:
         raise ValueError("a TMDB record needs a positive integer id")
-    original_title = _text(record.get("original_title"))
+    original_title = to_text(record.get("original_title"))
     title_ko = _localized(record, "title", "ko", language)
     title_en = _localized(record, "title", "en", language)
     overview, overview_language = _first(
@@ -112,26 +107,26 @@ def map_movie(record: Mapping[str, Any], language: str = "ko") -> MappedMovie:
     tagline, _ = _first(
         (_localized(record, "tagline", "ko", language), "ko"), (_localized(record, "tagline", "en", language), "en")
     )
-    runtime = _int(record.get("runtime"))
+    runtime = to_int(record.get("runtime"))
     series = _collection(record.get("belongs_to_collection"))
     fields = {
-        "movie_title": _clip("movie_title", title_ko or original_title or title_en or _text(record.get("title"))),
-        "original_title": _clip("original_title", original_title),
-        "original_language": _clip("original_language", _text(record.get("original_language"))),
+        "movie_title": clip("movie_title", title_ko or original_title or title_en or to_text(record.get("title"))),
+        "original_title": clip("original_title", original_title),
+        "original_language": clip("original_language", to_text(record.get("original_language"))),
         "overview": overview,
         "overview_language": overview_language,
-        "tagline": _clip("tagline", tagline),
-        "poster_path": _clip("poster_path", _text(record.get("poster_path"))),
+        "tagline": clip("tagline", tagline),
+        "poster_path": clip("poster_path", to_text(record.get("poster_path"))),
         "release_date": _date(record.get("release_date")),
         "runtime": runtime if runtime and runtime > 0 else None,
-        "imdb_id": _clip("imdb_id", _text(record.get("imdb_id"))),
+        "imdb_id": clip("imdb_id", to_text(record.get("imdb_id"))),
         "adult": "Y" if _bool(record.get("adult")) else "N",
     }
     return MappedMovie(
         tmdb_id=tmdb_id,
         fields=fields,
         series_id=series[0] if series else None,
-        series_title=_clip("series_title", series[1]) if series else None,
+        series_title=clip("series_title", series[1]) if series else None,
     )
 
 
@@ -160,7 +155,7 @@ def _translation(record: Mapping[str, Any], lang: str) -> Mapping[str, Any] | No
     merged: dict[str, Any] = {}
     for entry in found:
         for key, value in entry["data"].items():
-            if not _text(merged.get(key)):
+            if not to_text(merged.get(key)):
                 merged[key] = value
     return merged if found else None
 
@@ -177,9 +172,9 @@ def _localized(record: Mapping[str, Any], key: str, lang: str, top_language: str
     written in Hangul (TMDB fills an untranslated title with the English one).
     """
     translation = _translation(record, lang)
-    if translation is not None and _text(translation.get(key)):
-        return _text(translation.get(key))
-    top = _text(record.get(key)) if top_language == lang else None
+    if translation is not None and to_text(translation.get(key)):
+        return to_text(translation.get(key))
+    top = to_text(record.get(key)) if top_language == lang else None
     if top and (not _has_translations(record) or (lang == "ko" and _has_hangul(top))):
         return top
     return None
@@ -195,10 +190,10 @@ def _collection(value: Any) -> tuple[int, str] | None:
         value = parse_collection_text(value)
     if not isinstance(value, Mapping):
         return None
-    collection_id = _int(value.get("id"))
+    collection_id = to_int(value.get("id"))
     if collection_id is None or collection_id <= 0:
         return None
-    return collection_id, _text(value.get("name")) or f"TMDB collection {collection_id}"
+    return collection_id, to_text(value.get("name")) or f"TMDB collection {collection_id}"
 
 
 def parse_collection_text(text: str) -> Mapping[str, Any] | None:
@@ -223,18 +218,21 @@ def _first(*candidates: tuple[str | None, str]) -> tuple[str | None, str | None]
     return None, None
 
 
-def _text(value: Any) -> str | None:
+def to_text(value: Any) -> str | None:
+    """`value` as stripped text; None for None, NaN or blank."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     text = str(value).strip()
     return text or None
 
 
-def _clip(column: str, value: str | None) -> str | None:
+def clip(column: str, value: str | None) -> str | None:
+    """`value` cut to the width of its catalog `column`."""
     return value[: _WIDTHS[column]] if value else value
 
 
-def _int(value: Any) -> int | None:
+def to_int(value: Any) -> int | None:
+    """`value` as an integer when it is one (1, "1", 1.0); None otherwise (booleans, fractions, non-numbers)."""
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -251,183 +249,13 @@ def _bool(value: Any) -> bool:
 
 
 def _date(value: Any) -> date | None:
-    text = _text(value)
+    text = to_text(value)
     if not text:
         return None
     try:
         return date.fromisoformat(text[:10])
     except ValueError:
         return None
-
-
-# ---- writing into the catalog -----------------------------------------------------------------
-
-
-@dataclass
-class ApplyResult:
-    records: int = 0  # usable movie records seen
-    movies: int = 0  # catalog movies updated (one tmdb id can be several MovieLens movies)
-    unmatched: int = 0  # records whose tmdb id is not in the catalog
-    series: int = 0  # real series referenced by the updated movies
-    english_overviews: int = 0  # updated movies whose overview fell back to English
-    no_overview: int = 0
-    inferred_series: int | None = None  # inferred series after the refresh (None: not refreshed)
-    invalid: int = 0  # records without a usable id
-
-
-@dataclass
-class _Plan:
-    mapped: dict[int, MappedMovie] = field(default_factory=dict)
-    series_titles: dict[int, str] = field(default_factory=dict)
-    members: dict[int, int] = field(default_factory=dict)  # tmdb movie id -> collection id (collections)
-
-
-def apply_records(
-    catalog: Catalog,
-    records: Iterable[Mapping[str, Any]],
-    *,
-    language: str = "ko",
-    collections: Iterable[Mapping[str, Any]] = (),
-    movies: pd.DataFrame | None = None,
-) -> ApplyResult:
-    """Write TMDB movie records (and optionally collection records) into the catalog, in one transaction
-    (an apply cut short leaves the catalog as it was); idempotent.
-
-    `records` are TMDB movie payloads whose top-level text is in `language`; `collections` are
-    `/3/collection/{id}` payloads (Korean names and member lists).  Movies are matched by `tmdb_id`.
-    Real series replace inferred ones: the inferred series are re-inferred from `movies` (MovieLens
-    movieId/title/year, as `pipelines.catalog.load`) for the movies left without a real series, when
-    the real series changed.
-    """
-    with catalog.transaction():
-        return _apply(catalog, records, language, collections, movies)
-
-
-def _apply(
-    catalog: Catalog,
-    records: Iterable[Mapping[str, Any]],
-    language: str,
-    collections: Iterable[Mapping[str, Any]],
-    movies: pd.DataFrame | None,
-) -> ApplyResult:
-    result = ApplyResult()
-    plan = _Plan()
-    by_tmdb: dict[int, list[int]] = {}
-    for movie_id, tmdb_id in catalog.movies_with_tmdb_id():
-        by_tmdb.setdefault(tmdb_id, []).append(movie_id)
-    unmatched: set[int] = set()
-    for record in records:  # streamed: only the records of catalog movies are kept (a later one wins)
-        record_id = _int(record.get("id"))
-        if record_id is not None and record_id > 0 and record_id not in by_tmdb:
-            unmatched.add(record_id)
-            continue
-        try:
-            record_movie = map_movie(record, language)
-        except ValueError:
-            result.invalid += 1
-            continue
-        plan.mapped[record_movie.tmdb_id] = record_movie
-        if record_movie.series_id is not None:
-            plan.series_titles.setdefault(record_movie.series_id, record_movie.series_title or "")
-    for collection in collections:
-        collection_id = _int(collection.get("id"))
-        if collection_id is None or collection_id <= 0:
-            result.invalid += 1
-            continue
-        name = _clip("series_title", _text(collection.get("name")))
-        if name:
-            plan.series_titles[collection_id] = name
-        else:
-            plan.series_titles.setdefault(collection_id, f"TMDB collection {collection_id}")
-        for part in collection.get("parts") or ():
-            part_id = _int(part.get("id")) if isinstance(part, Mapping) else None
-            if part_id is not None and part_id in by_tmdb:
-                plan.members.setdefault(part_id, collection_id)
-    result.records = len(plan.mapped) + len(unmatched)
-    result.unmatched = len(unmatched)
-    targets = sorted(m for t in set(plan.mapped) | set(plan.members) for m in by_tmdb.get(t, ()))
-    existing = {row["movie_id"]: row for row in catalog.get_movies(targets)}
-    real_before = _real_series_members(catalog)
-
-    movie_rows: list[dict[str, Any]] = []
-    used_series: set[int] = set()
-    for tmdb_id in sorted(set(plan.mapped) | set(plan.members)):
-        mapped = plan.mapped.get(tmdb_id)
-        for movie_id in by_tmdb.get(tmdb_id, ()):
-            current = existing.get(movie_id)
-            if current is None:
-                continue
-            series_id = mapped.series_id if mapped is not None else None
-            if series_id is None:
-                series_id = plan.members.get(tmdb_id)
-            if series_id is None and current["series_id"] is not None and current["series_id"] < 0:
-                series_id = current["series_id"]  # keep the inferred series; the refresh below decides
-            if series_id is not None and series_id > 0:
-                used_series.add(series_id)
-            if mapped is None:  # only known as a collection member
-                if series_id != current["series_id"]:
-                    movie_rows.append({"movie_id": movie_id, "series_id": series_id})
-                continue
-            row = {"movie_id": movie_id, **mapped.fields, "series_id": series_id}
-            for column in _KEEP_IF_MISSING:
-                if row[column] is None:
-                    row[column] = current.get(column)
-            if row["movie_title"] is None:
-                row["movie_title"] = f"TMDB {tmdb_id}"
-            movie_rows.append(row)
-            result.movies += 1
-            result.english_overviews += row["overview_language"] == "en"
-            result.no_overview += row["overview"] is None
-
-    known_series = set(catalog.series_ids())
-    # series for the movies written, and new titles for real series already in the catalog
-    wanted = {
-        s: plan.series_titles[s]
-        for s in sorted(used_series | (set(plan.series_titles) & known_series))
-        if s in plan.series_titles
-    }
-    stamp = now()
-    catalog.upsert_series(
-        {"series_id": s, "series_title": t, "inferred": "N", "useyn": "Y", "regtime": stamp}
-        for s, t in wanted.items()
-        if s not in known_series
-    )
-    catalog.update_series(
-        {"series_id": s, "series_title": t, "inferred": "N"} for s, t in wanted.items() if s in known_series
-    )
-    # updates take one column set per statement: full TMDB rows and series-only rows go separately
-    catalog.update_movies([r for r in movie_rows if len(r) > 2])
-    catalog.update_movies([r for r in movie_rows if len(r) == 2])
-    result.series = len(used_series)
-
-    if _real_series_members(catalog) != real_before:
-        result.inferred_series = _refresh_inferred(catalog, movies)
-    return result
-
-
-def _real_series_members(catalog: Catalog) -> frozenset[int]:
-    facts = catalog.movie_facts()
-    return frozenset(m for m, s in zip(facts.movie_ids, facts.series_ids) if s is not None and s > 0)
-
-
-def _refresh_inferred(catalog: Catalog, movies: pd.DataFrame | None) -> int:
-    """Re-infer series for the movies without a real one (as the catalog step does).
-
-    Without the MovieLens titles (`movies`), inferred series left with fewer than two members are
-    dropped instead.
-    """
-    if movies is not None:
-        from pipelines.catalog.load import refresh_inferred_series
-
-        return len(refresh_inferred_series(catalog, movies))
-    facts = catalog.movie_facts()
-    sizes: dict[int, int] = {}
-    for series_id in facts.series_ids:
-        if series_id is not None and series_id < 0:
-            sizes[series_id] = sizes.get(series_id, 0) + 1
-    inferred = catalog.series_ids(inferred=True)
-    catalog.delete_series([s for s in inferred if sizes.get(s, 0) < 2])
-    return sum(1 for s in inferred if sizes.get(s, 0) >= 2)
 
 
 # ---- dumps ------------------------------------------------------------------------------------
@@ -448,7 +276,7 @@ def checkpoint_record(obj: Any, default_language: str = "ko") -> dict[str, Any] 
     if not isinstance(obj, Mapping):
         return None
     if "status" in obj:
-        tmdb_id = _int(obj.get("tmdb_id"))
+        tmdb_id = to_int(obj.get("tmdb_id"))
         status = obj.get("status")
         if tmdb_id is None or status not in STATUSES:
             return None
@@ -457,7 +285,7 @@ def checkpoint_record(obj: Any, default_language: str = "ko") -> dict[str, Any] 
         if status == OK and not isinstance(obj.get("data"), Mapping):
             return None
         return record
-    tmdb_id = _int(obj.get("id"))
+    tmdb_id = to_int(obj.get("id"))
     if tmdb_id is None or tmdb_id <= 0:
         return None
     return {"tmdb_id": tmdb_id, "status": OK, "language": _request_language(default_language), "data": dict(obj)}
@@ -518,14 +346,14 @@ class Dump:
             if not reader.fieldnames or "id" not in reader.fieldnames:
                 raise DumpError(f"{self.path.name} has no 'id' column (expected {', '.join(CSV_COLUMNS)})")
             for row in reader:
-                tmdb_id = _int((row.get("id") or "").strip())
+                tmdb_id = to_int((row.get("id") or "").strip())
                 if tmdb_id is None or tmdb_id <= 0:
                     yield None  # the public dumps have a few shifted rows
                     continue
                 payload: dict[str, Any] = {
                     "id": tmdb_id,
                     **{
-                        c: _text(row.get(c))
+                        c: to_text(row.get(c))
                         for c in (
                             "title",
                             "original_title",
@@ -537,7 +365,7 @@ class Dump:
                             "poster_path",
                         )
                     },
-                    "runtime": _int(_text(row.get("runtime"))),
+                    "runtime": to_int(to_text(row.get("runtime"))),
                     "adult": _bool(row.get("adult")),
                     "belongs_to_collection": parse_collection_text(row.get("belongs_to_collection") or ""),
                 }

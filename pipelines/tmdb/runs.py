@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 import pandas as pd
 
+from pipelines.tmdb.apply import ApplyResult, apply_records
 from pipelines.tmdb.checkpoint import Checkpoint
 from pipelines.tmdb.credentials import Credentials
 from pipelines.tmdb.fetcher import FetchOptions, FetchSummary, Kind, TmdbFetcher
-from pipelines.tmdb.mapping import FAILED, ApplyResult, apply_records, iter_ok_payloads
+from pipelines.tmdb.mapping import FAILED, iter_ok_payloads
 from services.settings import Settings
 from services.stores.catalog import Catalog
 

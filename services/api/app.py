@@ -6,6 +6,7 @@ import signal
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -17,20 +18,12 @@ from services.serving.reload import GenerationWatcher
 from services.serving.runtime import Runtime, open_runtime
 from services.serving.titles import TitleIndex
 from services.settings import Settings
-from services.stores.generations import current_generation
 
 DESCRIPTION = """What to watch next: series, overview-vector and collaborative recommendations over a
 MovieLens catalogue with Korean titles.
 
 Errors are JSON `{"detail": ...}`: unknown ids 404, invalid parameters 422, oversize lists 413, a store
 that does not answer in time 503. Every response carries an `X-Request-ID` (yours, or a new one)."""
-
-
-def pin_generation(settings: Settings) -> Settings:
-    """The settings fixed on the generation served now, so the runtime's paths don't move with the pointer."""
-    if settings.generation is not None:
-        return settings
-    return settings.model_copy(update={"generation": current_generation(settings.resolved_data_dir)})
 
 
 def watch_generations(app: FastAPI) -> GenerationWatcher:
@@ -43,7 +36,7 @@ def watch_generations(app: FastAPI) -> GenerationWatcher:
     def swapped(fresh: Runtime) -> None:
         app.state.titles = TitleIndex(fresh)
 
-    watcher = GenerationWatcher(app.state, open_generation, poll_seconds=base.reload_poll_seconds, on_swap=swapped)
+    watcher = GenerationWatcher(app.state, open_generation, poll_seconds=base.api.reload_poll_seconds, on_swap=swapped)
     watcher.start()
     if threading.current_thread() is threading.main_thread():  # signal handlers: main thread only
         signal.signal(signal.SIGHUP, lambda signum, frame: watcher.poke())
@@ -60,9 +53,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.runtime = runtime or open_runtime(pin_generation(settings), serving=True)
+        app.state.runtime = runtime or open_runtime(settings, serving=True)
         app.state.titles = TitleIndex(app.state.runtime)
-        watcher = watch_generations(app) if owned and settings.reload_poll_seconds > 0 else None
+        watcher = watch_generations(app) if owned and settings.api.reload_poll_seconds > 0 else None
         try:
             yield
         finally:
@@ -71,20 +64,20 @@ def create_app(
             if owned:
                 app.state.runtime.close()
 
-    app = FastAPI(title="nextwatch", version="0.2.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="nextwatch", version=version("nextwatch"), description=DESCRIPTION, lifespan=lifespan)
     for module in (movies, recommendations, users, compat, ops, search, facets, report_files, page):
         app.include_router(module.router)
     install_error_handlers(app)
-    if settings.cors_origins:
+    if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=settings.cors_origins,
+            allow_origins=settings.api.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
             expose_headers=[REQUEST_ID_HEADER],
         )
     app.state.metrics = Metrics()
     app.add_middleware(RequestObserver, metrics=app.state.metrics)
-    if settings.access_log:
+    if settings.api.access_log:
         enable_access_log()
     return app

@@ -71,7 +71,7 @@ def user_based(
     ] = [],  # noqa: B006 - FastAPI copies it
 ) -> LegacyResult:
     """Ten user-based (ALS) recommendations for the given ratings, none of the rated movies."""
-    deps.check_size(len(params), rt.settings.max_user_ratings, "ratings")
+    deps.check_size(len(params), rt.settings.api.max_user_ratings, "ratings")
     ratings = _parse_ratings(params)
     deps.require_known(rt, list(ratings))
     result = recommend_for_user(request, rt, ratings, PAGE, explain=False)
@@ -105,4 +105,4 @@ def _number(text: str, kind: type[_Number]) -> _Number | None:
 
 def _records(rt: Runtime, ids: Sequence[int]) -> LegacyResult:
     rows = deps.catalog(rt, rt.catalog.get_movies, list(ids))
-    return LegacyResult(result=[views.legacy_movie(r, rt.settings.tmdb_image_base) for r in rows])
+    return LegacyResult(result=[views.legacy_movie(r, rt.settings.tmdb.image_base) for r in rows])

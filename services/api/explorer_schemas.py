@@ -29,6 +29,7 @@ class SearchResults(BaseModel):
 
 class StrategyInfo(BaseModel):
     name: str
+    label: str = Field(description="how lists show it (the page translates the names it knows)")
     available: bool = Field(description="false when a part the strategy needs is missing (it would answer 503)")
 
 

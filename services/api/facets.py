@@ -6,31 +6,21 @@ from fastapi import APIRouter
 
 from services.api import deps
 from services.api.explorer_schemas import GenreList, StrategyInfo, StrategyList
-from services.recommender.standard import STRATEGY_NAMES
+from services.recommender.registry import display_order, labels
 
 router = APIRouter(tags=["movies"])
 DEFAULT_STRATEGY = "hybrid"
-# how a page lists them: the product first, then its parts from the strongest, the baselines last
-DISPLAY_ORDER = (
-    "hybrid",
-    "sequential",
-    "collaborative",
-    "series",
-    "vector",
-    "series+vector",
-    "recent-popular",
-    "popular",
-    "random",
-)
 
 
 @router.get("/strategies", response_model=StrategyList)
 def strategies(rt: deps.RuntimeDep) -> StrategyList:
     """Every strategy name `strategy=` takes, hybrid first (then its parts, the baselines last), and whether
     it can answer now."""
-    served = rt.strategies
-    names = [n for n in DISPLAY_ORDER if n in STRATEGY_NAMES] + [n for n in STRATEGY_NAMES if n not in DISPLAY_ORDER]
-    return StrategyList(default=DEFAULT_STRATEGY, items=[StrategyInfo(name=n, available=n in served) for n in names])
+    served, named = rt.strategies, labels()
+    return StrategyList(
+        default=DEFAULT_STRATEGY,
+        items=[StrategyInfo(name=n, label=named[n], available=n in served) for n in display_order()],
+    )
 
 
 @router.get("/genres", response_model=GenreList)

@@ -35,13 +35,13 @@ def search_movies(
     include_adult: IncludeAdult = False,
 ) -> MovieList:
     """Movies whose title or original title contains `q` and/or that have `genre`; most rated first."""
-    deps.check_at_most(("query", "limit"), limit, rt.settings.max_limit, "limit")
+    deps.check_at_most(("query", "limit"), limit, rt.settings.api.max_limit, "limit")
     title = q.strip() if q else None
     name = deps.known_genre(rt, ("query", "genre"), genre)
     if not title and not name:
         raise deps.invalid(("query", "q"), "give a title to search for (q) and/or a genre", q)
     rows = deps.catalog(rt, rt.catalog.search_movies, title, name, limit=limit, include_adult=include_adult)
-    return MovieList(items=[views.movie(r, rt.settings.tmdb_image_base) for r in rows])
+    return MovieList(items=[views.movie(r, rt.settings.tmdb.image_base) for r in rows])
 
 
 @router.get("/movies/random", response_model=MovieList, responses=UNAVAILABLE)
@@ -52,13 +52,13 @@ def random_movies(
     include_adult: IncludeAdult = False,
 ) -> MovieList:
     """Random catalogue movies, of one genre if given (the earlier service's /all and /genres)."""
-    deps.check_at_most(("query", "limit"), limit, rt.settings.max_limit, "limit")
+    deps.check_at_most(("query", "limit"), limit, rt.settings.api.max_limit, "limit")
     name = deps.known_genre(rt, ("query", "genre"), genre)
     ids = deps.items(rt).sample(
         [name] if name else None, limit, include_adult=include_adult, rng=np.random.default_rng()
     )
     rows = deps.catalog(rt, rt.catalog.get_movies, ids)
-    return MovieList(items=[views.movie(r, rt.settings.tmdb_image_base) for r in rows])
+    return MovieList(items=[views.movie(r, rt.settings.tmdb.image_base) for r in rows])
 
 
 @router.get("/movies/{movie_id}", response_model=Movie, responses={**NOT_FOUND, **UNAVAILABLE})
@@ -67,7 +67,7 @@ def get_movie(rt: deps.RuntimeDep, movie_id: Annotated[int, Path(ge=1, le=2**31 
     row = deps.catalog(rt, rt.catalog.get_movie, movie_id)
     if row is None or row.get("useyn") == "N":  # hidden: no longer in the ingested release
         raise HTTPException(status_code=404, detail=f"movie {movie_id} not found")
-    return views.movie(row, rt.settings.tmdb_image_base)
+    return views.movie(row, rt.settings.tmdb.image_base)
 
 
 @router.get("/series/{series_id}", response_model=Series, responses={**NOT_FOUND, **UNAVAILABLE})
@@ -91,7 +91,7 @@ def get_series(
         series_title=title,
         inferred=series["inferred"] == "Y",
         movies=[
-            views.movie({**r, "series_inferred": series["inferred"]}, rt.settings.tmdb_image_base, title)
+            views.movie({**r, "series_inferred": series["inferred"]}, rt.settings.tmdb.image_base, title)
             for r in views.release_order(members)
         ],
     )

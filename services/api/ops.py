@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from services.api import deps
 from services.api.schemas import Health, Readiness
+from services.recommender import registry
 from services.serving.guards import StoreUnavailable
 from services.serving.runtime import Runtime
 
@@ -47,9 +48,13 @@ def metrics(observed: deps.MetricsDep) -> Response:
 
 def _check(rt: Runtime) -> dict[str, str]:
     parts = {"catalog": _probe(rt, "catalog", rt.catalog.ping)}
-    parts["vectors"] = "missing" if rt.vectors is None else _probe(rt, "vectors", rt.vectors.info)
-    parts["collaborative"] = "missing" if rt.collaborative is None else "ok"
-    parts["sequential"] = "missing" if rt.sequential is None else "ok"
+    for part in registry.parts()[1:]:
+        if part in rt.missing:
+            parts[part] = "missing"
+        elif part == "vectors" and rt.vectors is not None:
+            parts[part] = _probe(rt, part, rt.vectors.info)
+        else:
+            parts[part] = "ok"
     return parts
 
 

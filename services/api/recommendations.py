@@ -59,9 +59,9 @@ async def recommendations(
     With `explain=true` each item says how much each source contributed and, where known, how many viewers
     of the movie watched it within their next titles.
     """
-    deps.check_at_most(("query", "k"), k, rt.settings.max_k, "k")
+    deps.check_at_most(("query", "k"), k, rt.settings.api.max_k, "k")
     rules = Filter.of(
-        _exclude_ids(exclude, rt.settings.max_exclude), deps.known_genre(rt, ("query", "genre"), genre), include_adult
+        _exclude_ids(exclude, rt.settings.api.max_exclude), deps.known_genre(rt, ("query", "genre"), genre), include_adult
     )
     deps.require_known(rt, [movie_id])
     # one movie's answer is a few table reads: no thread hop, unless a store must be asked
@@ -89,9 +89,9 @@ async def recommendations(
 )
 def batch_recommendations(request: Request, rt: deps.RuntimeDep, body: BatchRequest) -> BatchRecommendations:
     """Recommendations for many movies in one call (a page of rows), answered in one batched pass."""
-    deps.check_size(len(body.movie_ids), rt.settings.max_batch, "movie ids")
-    deps.check_size(len(body.exclude), rt.settings.max_exclude, "excluded ids")
-    deps.check_at_most(("body", "k"), body.k, rt.settings.max_k, "k")
+    deps.check_size(len(body.movie_ids), rt.settings.api.max_batch, "movie ids")
+    deps.check_size(len(body.exclude), rt.settings.api.max_exclude, "excluded ids")
+    deps.check_at_most(("body", "k"), body.k, rt.settings.api.max_k, "k")
     rules = Filter.of(body.exclude, deps.known_genre(rt, ("body", "genre"), body.genre), body.include_adult)
     deps.require_known(rt, body.movie_ids)
     served, titles = _serve(request, rt, body.strategy, body.movie_ids, body.k, rules, body.explain)

@@ -23,7 +23,7 @@ ABSENT: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "descriptio
 
 def report_dir(rt: Runtime) -> Path:
     """Where `nextwatch demo` (and `make evaluate`) write the report."""
-    return rt.settings.resolved_data_dir / "report"
+    return rt.settings.data_dir / "report"
 
 
 def _report_file(rt: Runtime, name: str) -> FileResponse:

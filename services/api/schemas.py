@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from services.recommender.standard import STRATEGY_NAMES
+from services.recommender.registry import parts, strategy_names
 
 MovieId = Annotated[int, Field(ge=1, le=2**31 - 1, description="MovieLens movieId")]
 Rating = Annotated[float, Field(ge=0.5, le=5.0, description="MovieLens stars, 0.5 to 5.0")]
-StrategyName = Literal[STRATEGY_NAMES]  # type: ignore[valid-type]
-Part = Literal["catalog", "vectors", "collaborative", "sequential"]
+
+
+def _one_of(names: Callable[[], tuple[str, ...]]) -> Callable[[JsonDict], None]:
+    """An OpenAPI enum listing the registry's names when the schema is generated."""
+    return lambda schema: schema.update(enum=list(names()))
+
+
+def _known_strategy(name: str) -> str:
+    if name not in strategy_names():
+        raise ValueError(f"Input should be one of {', '.join(strategy_names())}")
+    return name
+
+
+# names the source registry declares (checked per request, so a source registered at start is served)
+StrategyName = Annotated[str, AfterValidator(_known_strategy), Field(json_schema_extra=_one_of(strategy_names))]
+Part = Annotated[str, Field(json_schema_extra=_one_of(parts))]
 
 _TOY_STORY: JsonDict = {
     "movie_id": 1,

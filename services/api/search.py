@@ -37,7 +37,7 @@ def search(
     text = q.strip()
     if not text:
         raise deps.invalid(("query", "q"), "q must contain some text", q)
-    deps.check_at_most(("query", "k"), k, rt.settings.max_k, "k")
+    deps.check_at_most(("query", "k"), k, rt.settings.api.max_k, "k")
     if rt.vectors is None:
         raise HTTPException(status_code=503, detail="vectors unavailable: the vector store is not loaded")
     try:

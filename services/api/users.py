@@ -28,8 +28,8 @@ def user_recommendations(request: Request, rt: deps.RuntimeDep, body: UserRating
     """ALS recommendations for the given ratings: the user is recalculated from them (not in the training
     data) and nothing they rated is recommended. With `explain`, each item lists how much each rated movie
     contributed. Without usable ratings, or when the model is unavailable (`degraded`), popular movies."""
-    deps.check_size(len(body.ratings), rt.settings.max_user_ratings, "ratings")
-    deps.check_at_most(("body", "k"), body.k, rt.settings.max_k, "k")
+    deps.check_size(len(body.ratings), rt.settings.api.max_user_ratings, "ratings")
+    deps.check_at_most(("body", "k"), body.k, rt.settings.api.max_k, "k")
     deps.require_known(rt, list(body.ratings))
     return recommend_for_user(request, rt, body.ratings, body.k, explain=body.explain)
 

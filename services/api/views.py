@@ -8,7 +8,6 @@ from typing import Any
 
 from services.api.schemas import LegacyMovie, Movie, RecommendedMovie
 from services.recommender.base import Recommendation
-from services.serving.guards import PART_OF_SOURCE
 from services.serving.recommend import Explanation
 
 
@@ -74,11 +73,6 @@ def recommended(
         )
         for i, r in enumerate(recs)
     ]
-
-
-def parts(sources: Sequence[str]) -> list[str]:
-    """Missing sources as the parts /ready names (vector -> vectors), once each."""
-    return list(dict.fromkeys(PART_OF_SOURCE.get(s, s) for s in sources))
 
 
 def release_order(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

@@ -3,37 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
 
+from services.embeddings.base import EmbeddingBackend, EmbeddingError, normalise
+from services.embeddings.openai_backend import OpenAIBackend
 from services.settings import Settings
-
-
-class EmbeddingError(RuntimeError):
-    """An embedding backend is misconfigured or its requests failed (after their retries)."""
-
-
-class EmbeddingBackend(Protocol):
-    """Turns texts into L2-normalised float32 vectors.
-
-    Optional members, used when present: ``cache_model`` (the model part of the cache key, when more
-    than the model id shapes the vectors), ``known_dim`` (the size if known without a request),
-    ``estimate_tokens(text)``, ``plan_batches(texts, max_inputs)`` (request-sized ranges) and
-    ``usd_per_million_tokens``.
-    """
-
-    name: str  # backend id, part of the cache key ("local", "openai")
-    model: str  # model id, part of the cache key and stored with the collection
-
-    @property
-    def dim(self) -> int:
-        """Size of the vectors (read-only: a backend may work it out on first use)."""
-        ...
-
-    def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 class LocalE5Backend:
@@ -71,28 +46,20 @@ LOCAL_MODELS = ("multilingual-e5-small",)
 
 def make_backend(settings: Settings) -> EmbeddingBackend:
     """The backend the settings ask for (no network access until something is embedded)."""
-    model = settings.resolved_embedding_model
-    if settings.embedding_backend == "local":
+    model = settings.embedding.resolved_model
+    if settings.embedding.backend == "local":
         backend = LocalE5Backend(model)
-        if settings.embedding_dimensions not in (None, backend.dim):
+        if settings.embedding.dimensions not in (None, backend.dim):
             raise EmbeddingError(
-                f"{model} returns {backend.dim}-d vectors, not {settings.embedding_dimensions}: "
+                f"{model} returns {backend.dim}-d vectors, not {settings.embedding.dimensions}: "
                 "unset NEXTWATCH_EMBEDDING_DIMENSIONS"
             )
         return backend
-    if settings.embedding_backend == "openai":
-        from services.embeddings.openai_backend import OpenAIBackend
-
-        return OpenAIBackend.from_settings(settings)
-    raise EmbeddingError(f"unknown embedding backend {settings.embedding_backend!r} (local | openai)")
+    if settings.embedding.backend == "openai":
+        return OpenAIBackend.from_settings(settings.embedding)
+    raise EmbeddingError(f"unknown embedding backend {settings.embedding.backend!r} (local | openai)")
 
 
 def cache_key(backend: EmbeddingBackend) -> tuple[str, str, int]:
     """(backend, model, dimensions) under which `backend`'s vectors are cached."""
     return backend.name, getattr(backend, "cache_model", backend.model), backend.dim
-
-
-def normalise(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return matrix / norms

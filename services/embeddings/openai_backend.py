@@ -38,7 +38,7 @@ Retries
     ask for (up to 2 minutes). A retry resends the same batch, so a batch is never split, reordered or
     partly dropped. We add no second retry layer (tenacity) on top: it would multiply the attempts and
     re-implement what the client already does per request. When the retries are exhausted the error
-    is raised (:class:`~services.embeddings.backends.EmbeddingError`), never swallowed: batches already done
+    is raised (:class:`~services.embeddings.base.EmbeddingError`), never swallowed: batches already done
     are in the cache, so re-running resumes from the failed batch. Every response is checked to hold
     exactly one vector of the expected size per input, matched by ``index``.
 """
@@ -55,7 +55,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from services.embeddings.backends import EmbeddingError, normalise
+from services.embeddings.base import EmbeddingError, normalise
+from services.settings import EmbeddingSettings
 
 log = logging.getLogger(__name__)
 
@@ -202,17 +203,18 @@ class OpenAIBackend:
         self.truncated = 0  # inputs cut to the per-input limit
 
     @classmethod
-    def from_settings(cls, settings: Any) -> OpenAIBackend:
+    def from_settings(cls, settings: EmbeddingSettings) -> OpenAIBackend:
+        """The backend the embedding settings describe."""
         return cls(
-            settings.resolved_embedding_model,
-            dimensions=settings.embedding_dimensions,
-            batch_size=settings.embedding_batch_size,
-            max_batch_tokens=settings.embedding_max_batch_tokens,
-            timeout=settings.embedding_timeout,
-            max_retries=settings.embedding_max_retries,
-            passage_prefix=settings.embedding_passage_prefix,
-            query_prefix=settings.embedding_query_prefix,
-            send_input_type=settings.embedding_input_type,
+            settings.resolved_model,
+            dimensions=settings.dimensions,
+            batch_size=settings.batch_size,
+            max_batch_tokens=settings.max_batch_tokens,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+            passage_prefix=settings.passage_prefix,
+            query_prefix=settings.query_prefix,
+            send_input_type=settings.input_type,
         )
 
     # -- identity ----------------------------------------------------------------------------------

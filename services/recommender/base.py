@@ -1,9 +1,11 @@
-"""The one interface every strategy implements, and the candidate sources they chain."""
+"""What strategies answer (one interface, one batch result) and the candidate sources they draw on."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
+
+Candidates = Sequence[tuple[int, float]]  # a source's (movie_id, score) for one query, best first
 
 
 class Recommendation(NamedTuple):
@@ -14,8 +16,9 @@ class Recommendation(NamedTuple):
     source: str
 
 
-class Strategy(Protocol):
-    """Answers "what next after this movie?" for one movie or a batch of movies."""
+class Recommender(Protocol):
+    """Answers "what next after this movie?" for one movie or a batch of movies (a strategy served in process
+    or through the API)."""
 
     name: str
 
@@ -32,22 +35,14 @@ class Source(Protocol):
     def candidates(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]: ...
 
 
-class ChainResult(NamedTuple):
-    """A served batch: one list per query, and the sources it had to do without."""
+class BatchResult(NamedTuple):
+    """A served batch: one list per query, the sources it had to do without and, when explained, each
+    item's score per source (a fused item's shares; a chained item's one source)."""
 
     items: list[list[Recommendation]]
     missing: list[str]
+    contributions: list[list[dict[str, float]]] | None = None
 
     @property
     def degraded(self) -> bool:
         return bool(self.missing)
-
-
-class Served(Protocol):
-    """A served batch of any strategy: one list per query, and the parts it had to do without."""
-
-    @property
-    def items(self) -> list[list[Recommendation]]: ...
-
-    @property
-    def missing(self) -> list[str]: ...

@@ -9,27 +9,11 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Mapping, Sequence
-from typing import NamedTuple
 
-from services.recommender.base import ChainResult, Recommendation, Source
+from services.recommender.base import BatchResult, Candidates, Recommendation, Source
 from services.recommender.filters import Filter, ItemFacts
 from services.recommender.precomputed import PrecomputedAnswers
-from services.recommender.strategies import BatchStrategy
-
-Candidates = Sequence[tuple[int, float]]
-
-
-class FusionResult(NamedTuple):
-    """A served batch with explanations: per query and item, each source's contribution to its score
-    (empty for the movies a fallback source filled in)."""
-
-    items: list[list[Recommendation]]
-    missing: list[str]
-    contributions: list[list[dict[str, float]]]
-
-    @property
-    def degraded(self) -> bool:
-        return bool(self.missing)
+from services.recommender.strategies import BatchStrategy, take_new
 
 
 def fuse(
@@ -73,10 +57,9 @@ class FusionStrategy(BatchStrategy):
     and reported in `missing`, with ``absent`` ones), :class:`Filter` support through `facts`. A source
     whose weight is 0 (or missing from `weights`) is not asked. ``Recommendation.source`` is the source
     that contributed most (ties: the earlier source); ``recommend_batch(..., explain=True)`` also gives
-    every item's contributions. After `precompute`, one request shape is answered from memory.
+    every item's contributions (none for the movies a fallback source filled in). After `precompute`, one
+    request shape is answered from memory.
     """
-
-    MAX_FETCH = 2000
 
     def __init__(
         self,
@@ -106,29 +89,26 @@ class FusionStrategy(BatchStrategy):
 
     def recommend_batch(
         self, movie_ids: Sequence[int], k: int, *, filter: Filter | None = None, explain: bool = False
-    ) -> ChainResult | FusionResult:
-        """Serving: an optional source that raises is skipped and reported in `missing`; with `explain`,
-        a :class:`FusionResult` whose `contributions` give each item's score per source."""
+    ) -> BatchResult:
+        """As :meth:`BatchStrategy.recommend_batch`, from the precomputed answers when they hold this request."""
         if not explain and self.precomputed is not None:
             answered = self.precomputed.answer(movie_ids, k, filter)
             if answered is not None:
                 return answered
-        result = self._run(movie_ids, k, filter, degrade=True)
-        return result if explain else ChainResult(result.items, result.missing)
+        return super().recommend_batch(movie_ids, k, filter=filter, explain=explain)
 
     def precompute(self, movie_ids: Sequence[int], k: int, rules: Filter) -> int:
         """Serve (k, rules) for these movies from answers computed now by this strategy (what
         `recommend_batch` would answer; degraded answers are not kept); returns how many were kept."""
 
-        def served(ids: Sequence[int]) -> ChainResult:
-            result = self._run(ids, k, rules, degrade=True)
-            return ChainResult(result.items, result.missing)
+        def served(ids: Sequence[int]) -> BatchResult:
+            return self._run(ids, k, rules, degrade=True)
 
         answers = PrecomputedAnswers.compute(served, movie_ids, k, rules, expected_missing=self.absent)
         self.precomputed = answers
         return len(answers)
 
-    def _run(self, movie_ids: Sequence[int], k: int, rules: Filter | None, *, degrade: bool) -> FusionResult:
+    def _run(self, movie_ids: Sequence[int], k: int, rules: Filter | None, *, degrade: bool) -> BatchResult:
         keep = self._predicate(rules)
         extra = len(rules.exclude) if rules is not None else 0
         ids = [int(m) for m in movie_ids]
@@ -137,7 +117,7 @@ class FusionStrategy(BatchStrategy):
         for source in self.sources:
             # a source is asked again only when the filter left fewer than k of its candidates: the fused
             # ranks are among those kept, and k of them fill the list
-            answers = self._ask(source, ids, self.depth + extra, keep, min(k, self.depth), degrade, missing)
+            answers = self._ask_all(source, ids, self.depth + extra, keep, min(k, self.depth), degrade, missing)
             if answers is not None:
                 for per_query, candidates in zip(lists, answers):
                     per_query[source.name] = candidates
@@ -153,19 +133,14 @@ class FusionStrategy(BatchStrategy):
             short = [i for i, recs in enumerate(items) if len(recs) < k]
             if not short:
                 break
-            answers = self._ask(source, [ids[i] for i in short], 2 * k + extra, keep, k, degrade, missing)
+            answers = self._ask_all(source, [ids[i] for i in short], 2 * k + extra, keep, k, degrade, missing)
             for i, candidates in zip(short, answers or []):
-                taken = {ids[i], *(r.movie_id for r in items[i])}
-                for movie_id, score in candidates:
-                    if len(items[i]) >= k:
-                        break
-                    if movie_id not in taken and (keep is None or keep(movie_id)):
-                        taken.add(movie_id)
-                        items[i].append(Recommendation(movie_id, float(score), source.name))
-                        explained[i].append({})
-        return FusionResult(items, missing, explained)
+                before = len(items[i])
+                take_new(items[i], {ids[i], *(r.movie_id for r in items[i])}, candidates, k, keep, source.name)
+                explained[i].extend({} for _ in range(len(items[i]) - before))
+        return BatchResult(items, missing, explained)
 
-    def _ask(
+    def _ask_all(
         self,
         source: Source,
         ids: list[int],
@@ -175,26 +150,27 @@ class FusionStrategy(BatchStrategy):
         degrade: bool,
         missing: list[str],
     ) -> list[Candidates] | None:
-        """The source's candidates per query, asked again for more (up to MAX_FETCH) where the filter left
-        fewer than `enough`; None when an optional source failed while serving (noted in `missing`)."""
-        want = min(want, self.MAX_FETCH)
+        """The source's candidates per query, asked again where the filter left fewer than `enough`; None
+        when an optional source failed while serving (noted in `missing`)."""
         answers: list[Candidates] = [[] for _ in ids]
-        pending = list(range(len(ids)))
-        while pending:
-            batch = self._candidates_or_skip(source, [ids[i] for i in pending], want, degrade, missing)
-            if batch is None:
-                return None
-            for i, candidates in zip(pending, batch):
-                answers[i] = candidates
-            if keep is None or want >= self.MAX_FETCH:
-                break
-            pending = [
-                i
-                for i, c in zip(pending, batch)
-                if len(c) >= want and sum(1 for m, _ in c if m != ids[i] and keep(m)) < enough
-            ]
-            want = min(4 * want, self.MAX_FETCH)
-        return answers
+
+        def take(i: int, candidates: Candidates) -> None:
+            answers[i] = candidates
+
+        def short(i: int, candidates: Candidates) -> bool:
+            return sum(1 for m, _ in candidates if m != ids[i] and (keep is None or keep(m))) < enough
+
+        asked = self._ask(
+            source,
+            ids,
+            list(range(len(ids))),
+            want,
+            take=take,
+            short=None if keep is None else short,
+            degrade=degrade,
+            missing=missing,
+        )
+        return answers if asked else None
 
 
 def fused_hybrid(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from services.recommender.base import ChainResult, Recommendation
+from services.recommender.base import BatchResult, Recommendation
 from services.recommender.filters import Filter
 
 PAD = -1
@@ -48,7 +48,7 @@ class PrecomputedAnswers:
     @classmethod
     def compute(
         cls,
-        run: Callable[[Sequence[int]], ChainResult],
+        run: Callable[[Sequence[int]], BatchResult],
         movie_ids: Sequence[int],
         k: int,
         rules: Filter,
@@ -77,7 +77,7 @@ class PrecomputedAnswers:
                 rows[query] = row
         return cls(k, rules, rows, ids, scores, sources, list(names), expected)
 
-    def answer(self, movie_ids: Sequence[int], k: int, rules: Filter | None) -> ChainResult | None:
+    def answer(self, movie_ids: Sequence[int], k: int, rules: Filter | None) -> BatchResult | None:
         """The answers when the request is the precomputed one and every movie has an answer, else None."""
         if k != self.k or rules != self.rules:
             return None
@@ -89,4 +89,4 @@ class PrecomputedAnswers:
         for row in rows:
             ids, scores, sources = self._ids[row].tolist(), self._scores[row].tolist(), self._sources[row].tolist()
             items.append([Recommendation(m, s, self._names[c]) for m, s, c in zip(ids, scores, sources) if m != PAD])
-        return ChainResult(items, list(self._missing))
+        return BatchResult(items, list(self._missing))

@@ -1,39 +1,32 @@
-"""The standard strategies the product serves (and the evaluator scores), built from the sources there are."""
+"""The strategies the product serves (and the evaluator scores), built from the registry's sources.
+
+Each source with a chain is a strategy of its own, each composite is one, and hybrid fuses every fusable
+source by the fusion weights, filled from the fallback sources; all of them take a :class:`Filter`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from services.recommender.base import Source
 from services.recommender.filters import ItemFacts
 from services.recommender.fusion import FusionStrategy, fused_hybrid
-from services.recommender.sequential_sources import RecentPopularSource, SequentialSource
-from services.recommender.sources import (
-    CollaborativeSource,
-    ItemSimilarity,
-    PopularSource,
-    RandomSource,
-    SeriesSource,
-    VectorIndex,
-    VectorSource,
+from services.recommender.registry import (
+    HYBRID,
+    REGISTRY,
+    SourceInputs,
+    degradable,
+    fallback_sources,
+    fusable,
+    make_sources,
+    strategy_names,
 )
+from services.recommender.sources import VectorIndex
 from services.recommender.strategies import ChainStrategy
 from services.settings import Settings
-
-STRATEGY_NAMES: tuple[str, ...] = (
-    "random",
-    "popular",
-    "recent-popular",
-    "series",
-    "vector",
-    "collaborative",
-    "sequential",
-    "series+vector",
-    "hybrid",
-)
-# hybrid's sources that can be missing or fail while serving: it answers without them (degraded)
-DEGRADABLE = (VectorSource.name, CollaborativeSource.name, SequentialSource.name)
+from services.stores.catalog import MovieFacts
 
 Strategy = ChainStrategy | FusionStrategy
 
@@ -49,55 +42,62 @@ class FusionConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> FusionConfig:
         """The fusion settings (apply `Settings.with_tuned` first for the tuned values)."""
-        return cls(dict(settings.fusion_weights), settings.fusion_depth, settings.fusion_rank_constant)
+        return cls(dict(settings.fusion.weights), settings.fusion.depth, settings.fusion.rank_constant)
 
 
 def build_strategies(
-    *,
-    movie_ids: Sequence[int],
-    series: SeriesSource,
-    popularity: dict[int, int],
-    vectors: VectorIndex | None,
-    collaborative: ItemSimilarity | None,
-    sequential: ItemSimilarity | None,
-    recent_popularity: dict[int, int] | None,
+    made: Mapping[str, Source | None],
     fusion: FusionConfig,
-    seed: int,
+    *,
     facts: ItemFacts | None = None,
     wrap: Callable[[Source], Source] | None = None,
 ) -> dict[str, Strategy]:
-    """Every strategy whose parts exist (vectors, ALS, the sequential model, recent counts).
+    """Every strategy over the registry's sources `made` (:func:`make_sources`) whose first source exists
+    (composites: all of their sources), and hybrid.
 
-    Hybrid fuses series, sequential, collaborative, vector and recent-popular by `fusion`'s weights and
-    fills from popular; it answers without a part that is missing or fails (degraded). `facts` lets every
-    strategy take a :class:`Filter`; `wrap` decorates the sources that reach a store (vector,
-    collaborative), e.g. with neighbour tables and time limits.
+    Hybrid answers without a degradable part that is missing or fails (degraded). `facts` lets every
+    strategy take a :class:`Filter`; `wrap` decorates the store-backed sources (neighbour tables, time
+    limits, caches).
     """
-    rand = RandomSource(movie_ids, seed)
-    popular = PopularSource(popularity)
-    wrap = wrap or (lambda source: source)
-    vector = wrap(VectorSource(vectors)) if vectors is not None else None
-    collab = wrap(CollaborativeSource(collaborative)) if collaborative is not None else None
-    after = SequentialSource(sequential) if sequential is not None else None
-    recent = RecentPopularSource(recent_popularity) if recent_popularity else None
-    chains: dict[str, list[Source]] = {"random": [rand], "popular": [popular], "series": [series, rand]}
-    if recent:
-        chains["recent-popular"] = [recent, popular, rand]
-    if vector:
-        chains["vector"] = [vector, rand]
-        chains["series+vector"] = [series, vector, rand]
-    if collab:
-        chains["collaborative"] = [collab, rand]
-    if after:
-        chains["sequential"] = [after, rand]
-    built: dict[str, Strategy] = {name: ChainStrategy(name, chain, facts=facts) for name, chain in chains.items()}
-    built["hybrid"] = fused_hybrid(
-        {"series": series, "vector": vector, "collaborative": collab, "sequential": after, "recent-popular": recent},
+    decorate = wrap or (lambda source: source)
+    sources = {
+        name: decorate(source) if source is not None and REGISTRY.sources[name].store_backed else source
+        for name, source in made.items()
+    }
+    chains: dict[str, list[Source | None]] = {}
+    for name, spec in REGISTRY.sources.items():
+        if spec.chain is not None and sources[name] is not None:
+            chains[name] = [sources[name], *(sources[n] for n in spec.chain)]
+    for composite in REGISTRY.composites.values():
+        if all(sources[n] is not None for n in composite.chain):
+            chains[composite.name] = [sources[n] for n in composite.chain]
+    built: dict[str, Strategy] = {
+        name: ChainStrategy(name, [s for s in chain if s is not None], facts=facts) for name, chain in chains.items()
+    }
+    fillers = sorted(fallback_sources(), key=lambda n: REGISTRY.sources[n].display)
+    built[HYBRID] = fused_hybrid(
+        {name: sources[name] for name in fusable()},
         fusion.weights,
-        fallback=[popular, rand],
+        fallback=[s for s in (sources[n] for n in fillers) if s is not None],
         depth=fusion.depth,
         rank_constant=fusion.rank_constant,
         facts=facts,
-        optional=DEGRADABLE,
+        optional=degradable(),
     )
-    return {name: built[name] for name in STRATEGY_NAMES if name in built}
+    return {name: built[name] for name in strategy_names() if name in built}
+
+
+def assemble_strategies(
+    facts: MovieFacts,
+    models: Mapping[str, Any],
+    fusion: FusionConfig,
+    *,
+    vectors: VectorIndex | None = None,
+    seed: int = 42,
+    wrap: Callable[[Source], Source] | None = None,
+) -> dict[str, Strategy]:
+    """The standard strategies over catalogue facts and a model set ({registry model name: artifact}; a
+    missing "popularity" counts the catalogue's ratings), each taking a :class:`Filter`."""
+    sources = make_sources(SourceInputs(facts, models, vectors, seed))
+    items = ItemFacts(facts.movie_ids, facts.genres, facts.adult)
+    return build_strategies(sources, fusion, facts=items, wrap=wrap)

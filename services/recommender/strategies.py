@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from services.recommender.base import ChainResult, Recommendation, Served, Source
+from services.recommender.base import BatchResult, Candidates, Recommendation, Source
 from services.recommender.filters import Filter, ItemFacts
 
 log = logging.getLogger(__name__)
 
+MAX_FETCH = 2000  # the most candidates a source is asked for per query when a filter leaves too few
+
 
 class BatchStrategy:
-    """What every strategy shares: one movie or a batch through `_run`, and filters over catalogue facts."""
+    """What every strategy shares: one movie or a batch through `_run`, served answers (degraded, explained),
+    filters over catalogue facts, and asking a source again for more while a filter leaves too few."""
 
     name: str
     facts: ItemFacts | None
@@ -27,8 +30,48 @@ class BatchStrategy:
         """Up to k recommendations per movie; any source failure propagates."""
         return self._run(movie_ids, k, filter, degrade=False).items
 
-    def _run(self, movie_ids: Sequence[int], k: int, rules: Filter | None, *, degrade: bool) -> Served:
+    def recommend_batch(
+        self, movie_ids: Sequence[int], k: int, *, filter: Filter | None = None, explain: bool = False
+    ) -> BatchResult:
+        """Serving: an optional source that raises is skipped and reported in `missing`; with `explain`,
+        `contributions` give each item's score per source."""
+        result = self._run(movie_ids, k, filter, degrade=True)
+        return result if explain else BatchResult(result.items, result.missing)
+
+    def _run(self, movie_ids: Sequence[int], k: int, rules: Filter | None, *, degrade: bool) -> BatchResult:
+        """Every query's list with its contributions, and the sources missing."""
         raise NotImplementedError
+
+    def _ask(
+        self,
+        source: Source,
+        ids: Sequence[int],
+        pending: list[int],
+        want: int,
+        *,
+        take: Callable[[int, Candidates], None],
+        short: Callable[[int, Candidates], bool] | None,
+        degrade: bool,
+        missing: list[str],
+    ) -> bool:
+        """Hands `take(i, candidates)` the source's `want` candidates for each query ``ids[i]`` of `pending`.
+
+        With a filter (`short` given), a query that `short(i, candidates)` finds short of kept candidates is
+        asked again for 4x as many (up to MAX_FETCH), where the source had `want` to give. False when an
+        optional source failed while serving (noted in `missing`); any other failure propagates.
+        """
+        want = min(want, MAX_FETCH)
+        while pending:
+            batch = self._candidates_or_skip(source, [ids[i] for i in pending], want, degrade, missing)
+            if batch is None:
+                return False
+            for i, candidates in zip(pending, batch):
+                take(i, candidates)
+            if short is None or want >= MAX_FETCH:
+                break
+            pending = [i for i, c in zip(pending, batch) if len(c) >= want and short(i, c)]
+            want = min(4 * want, MAX_FETCH)
+        return True
 
     def _candidates_or_skip(
         self, source: Source, movie_ids: Sequence[int], want: int, degrade: bool, missing: list[str]
@@ -58,10 +101,9 @@ class ChainStrategy(BatchStrategy):
     With a :class:`Filter`, candidates the filter rejects are skipped too, and a source is asked again
     for more (up to ``MAX_FETCH``) while it may still fill k. ``optional`` sources may fail while
     serving (:meth:`recommend_batch` answers from the others); ``absent`` names optional sources the
-    chain was built without. Both show in :attr:`ChainResult.missing`.
+    chain was built without. Both show in :attr:`BatchResult.missing`. An item's contribution is its own
+    source's score.
     """
-
-    MAX_FETCH = 2000
 
     def __init__(
         self,
@@ -80,11 +122,7 @@ class ChainStrategy(BatchStrategy):
         self.optional = frozenset(optional)
         self.absent = list(absent)
 
-    def recommend_batch(self, movie_ids: Sequence[int], k: int, *, filter: Filter | None = None) -> ChainResult:
-        """Serving: an optional source that raises is skipped and reported in `missing`."""
-        return self._run(movie_ids, k, filter, degrade=True)
-
-    def _run(self, movie_ids: Sequence[int], k: int, rules: Filter | None, *, degrade: bool) -> ChainResult:
+    def _run(self, movie_ids: Sequence[int], k: int, rules: Filter | None, *, degrade: bool) -> BatchResult:
         keep = self._predicate(rules)
         extra = len(rules.exclude) if rules is not None else 0
         ids = [int(m) for m in movie_ids]
@@ -94,30 +132,27 @@ class ChainStrategy(BatchStrategy):
         for position, source in enumerate(self.sources):
             # a source that failed earlier in the chain (hybrid may hold vectors twice) is not asked again
             pending = [i for i, recs in enumerate(results) if len(recs) < k and source.name not in missing]
+
+            def take(i: int, candidates: Candidates, name: str = source.name) -> None:
+                take_new(results[i], seen[i], candidates, k, keep, name)
+
             # later sources may repeat earlier picks: ask for enough to still fill k
-            want = min((k if position == 0 else 2 * k) + extra, self.MAX_FETCH)
-            while pending:
-                batch = self._candidates_or_skip(source, [ids[i] for i in pending], want, degrade, missing)
-                if batch is None:
-                    break
-                for i, candidates in zip(pending, batch):
-                    _take(results[i], seen[i], candidates, k, keep, source.name)
-                if keep is None or want >= self.MAX_FETCH:
-                    break
-                # filtered out too many: ask again for more, where the source had more to give
-                pending = [i for i, c in zip(pending, batch) if len(results[i]) < k and len(c) >= want]
-                want = min(4 * want, self.MAX_FETCH)
-        return ChainResult(results, missing)
+            want = (k if position == 0 else 2 * k) + extra
+            short = None if keep is None else lambda i, _: len(results[i]) < k
+            self._ask(source, ids, pending, want, take=take, short=short, degrade=degrade, missing=missing)
+        return BatchResult(results, missing, [[{r.source: r.score} for r in recs] for recs in results])
 
 
-def _take(
+def take_new(
     recs: list[Recommendation],
     taken: set[int],
-    candidates: Sequence[tuple[int, float]],
+    candidates: Candidates,
     k: int,
     keep: Callable[[int], bool] | None,
     source: str,
 ) -> None:
+    """Append `source`'s candidates to `recs` in order, up to k, skipping the `taken` ones and those `keep`
+    rejects (each taken is added to `taken`)."""
     for movie_id, score in candidates:
         if len(recs) >= k:
             return

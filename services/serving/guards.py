@@ -20,15 +20,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 
+from services.recommender.registry import store_parts
+
 if TYPE_CHECKING:  # pragma: no cover
     from services.recommender.base import Source
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-PARTS: tuple[str, ...] = ("catalog", "vectors", "collaborative")
-# the part (as `missing` and the API name it) each store-backed source depends on
-PART_OF_SOURCE = {"vector": "vectors", "collaborative": "collaborative"}
 
 
 _IN_MEMORY_ONLY: ContextVar[bool] = ContextVar("nextwatch_in_memory_only", default=False)
@@ -113,7 +111,8 @@ class Guards:
 
     def __init__(self, timeout: float | None, workers: int = 8) -> None:
         self.timeout = timeout
-        self._guards = {part: Guard(part, timeout, workers) for part in PARTS}
+        guarded = ("catalog", *dict.fromkeys(store_parts().values()))
+        self._guards = {part: Guard(part, timeout, workers) for part in guarded}
 
     def __getitem__(self, part: str) -> Guard:
         return self._guards[part]

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from services.recommender.base import Recommendation
 from services.recommender.filters import Filter
-from services.recommender.fusion import FusionStrategy
-from services.serving.guards import PART_OF_SOURCE, StoreUnavailable
+from services.recommender.registry import part_of_source
+from services.serving.guards import StoreUnavailable
 from services.serving.runtime import Runtime
 
 
@@ -39,20 +39,13 @@ def recommend(
     chosen = rt.strategies.get(strategy)
     if chosen is None:
         raise StrategyUnavailable(f"strategy {strategy!r} is unavailable: missing {', '.join(rt.missing)}")
-    contributions: list[list[dict[str, float]]] | None = None
-    if explain and isinstance(chosen, FusionStrategy):
-        fused = chosen.recommend_batch(movie_ids, k, filter=rules, explain=True)
-        items, missing, contributions = fused.items, fused.missing, fused.contributions  # type: ignore[union-attr]
-    else:
-        result = chosen.recommend_batch(movie_ids, k, filter=rules)
-        items, missing = result.items, result.missing
-    parts = list(dict.fromkeys(PART_OF_SOURCE.get(s, s) for s in missing))
-    if not explain:
+    items, missing, contributions = chosen.recommend_batch(movie_ids, k, filter=rules, explain=explain)
+    parts = list(dict.fromkeys(part_of_source().get(s, s) for s in missing))
+    if contributions is None:  # not explained
         return Served(items, parts, None)
     explanations = []
-    for pos, (query, recs) in enumerate(zip(movie_ids, items)):
+    for query, recs, shares in zip(movie_ids, items, contributions):
         viewers = rt.sequential.viewers(query, [r.movie_id for r in recs]) if rt.sequential is not None else {}
-        shares = contributions[pos] if contributions is not None else [{r.source: r.score} for r in recs]
         explanations.append(
             [Explanation(dict(share), viewers.get(r.movie_id) or None) for r, share in zip(recs, shares)]
         )

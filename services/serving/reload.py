@@ -62,7 +62,7 @@ class GenerationWatcher:
         with self._lock:
             runtime = self._holder.runtime
             try:
-                wanted = current_generation(runtime.settings.resolved_data_dir)
+                wanted = current_generation(runtime.settings.data_dir)
             except GenerationError as exc:
                 log.error("not reloading: %s", exc)
                 return False

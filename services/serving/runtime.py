@@ -7,30 +7,28 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from services.embeddings.backends import EmbeddingBackend, make_backend
 from services.recommender.base import Source
 from services.recommender.filters import Filter, ItemFacts
 from services.recommender.fusion import FusionStrategy
-from services.recommender.sources import ItemSimilarity, SeriesSource, VectorIndex
+from services.recommender.registry import REGISTRY, SourceInputs, make_sources, store_parts
 from services.recommender.standard import FusionConfig, Strategy, build_strategies
 from services.recommender.tabled import TabledSource
 from services.serving.cache import CachedSource
-from services.serving.guards import PART_OF_SOURCE, GuardedSource, Guards
+from services.serving.guards import GuardedSource, Guards
 from services.settings import Settings
 from services.stores.catalog import Catalog, MovieFacts
 from services.stores.collaborative import CollaborativeModel
+from services.stores.generations import resolve_generation
 from services.stores.neighbours import NeighbourTable, load_table
-from services.stores.popularity import RECENT_FILE_NAME, load_popularity, popularity_exists
 from services.stores.sequential import SequentialModel
-from services.stores.table_inputs import model_table_input, vector_table_input
+from services.stores.table_inputs import table_input
 from services.stores.vectors import VectorStore, open_vector_store
 
 log = logging.getLogger(__name__)
-# tables with a row for every movie their source knows: the ALS table holds every item of the model its
-# fingerprint names, so a movie without a row is one ALS does not know (the vector table is not: a movie
-# embedded after the build has no row but a vector)
-COMPLETE_TABLES = frozenset({"collaborative"})
 
 
 @dataclass
@@ -41,15 +39,24 @@ class Runtime:
     catalog: Catalog
     facts: MovieFacts
     vectors: VectorStore | None
-    collaborative: CollaborativeModel | None
+    models: dict[str, Any]  # the trained model set by registry name (missing ones absent)
     strategies: dict[str, Strategy]
     missing: list[str] = field(default_factory=list)
     items: ItemFacts | None = None  # genres and adult flags (filters, random browsing)
     guards: Guards = field(default_factory=lambda: Guards(None))  # time limits of store calls
     tables: dict[str, NeighbourTable] = field(default_factory=dict)  # precomputed lists by source name
-    sequential: SequentialModel | None = None  # "watched next": also explains sequential items (viewers)
     _query_backend: EmbeddingBackend | None = None
     _query_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def collaborative(self) -> CollaborativeModel | None:
+        """The ALS model (user-based answers)."""
+        return self.models.get("als")
+
+    @property
+    def sequential(self) -> SequentialModel | None:
+        """The "watched next" model (it also explains sequential items: viewers)."""
+        return self.models.get("sequential")
 
     def query_backend(self) -> EmbeddingBackend:
         """The embedding backend for free-text queries (meaning search), created on first use and kept."""
@@ -65,47 +72,28 @@ class Runtime:
         self.catalog.close()
 
 
-def assemble_strategies(
-    facts: MovieFacts,
-    *,
-    vectors: VectorIndex | None,
-    collaborative: ItemSimilarity | None,
-    sequential: ItemSimilarity | None,
-    recent_popularity: dict[int, int] | None,
-    fusion: FusionConfig,
-    seed: int,
-    popularity: dict[int, int] | None = None,
-    items: ItemFacts | None = None,
-    wrap: Callable[[Source], Source] | None = None,
-) -> dict[str, Strategy]:
-    """The standard strategies over catalogue facts; popularity defaults to the catalogue's rating counts."""
-    series = SeriesSource(facts.movie_ids, facts.series_ids, facts.release_dates)
-    counts = popularity if popularity is not None else dict(zip(facts.movie_ids, facts.rating_counts))
-    return build_strategies(
-        movie_ids=facts.movie_ids,
-        series=series,
-        popularity=counts,
-        vectors=vectors,
-        collaborative=collaborative,
-        sequential=sequential,
-        recent_popularity=recent_popularity,
-        fusion=fusion,
-        seed=seed,
-        facts=items or ItemFacts(facts.movie_ids, facts.genres, facts.adult),
-        wrap=wrap,
-    )
+def load_model_set(directory: Path) -> dict[str, Any]:
+    """Every registered model saved in the model set `directory` (a missing one is left out)."""
+    models: dict[str, Any] = {}
+    for spec in REGISTRY.models.values():
+        where = directory / spec.name
+        if not spec.store.exists(where):
+            log.warning("no %s model in %s", spec.name, where)
+            continue
+        models[spec.name] = spec.store.load(where)  # ArtifactError names the command that retrains it
+    return models
 
 
-def load_tables(settings: Settings, *, evaluation: bool = False) -> dict[str, NeighbourTable]:
-    """The neighbour tables whose inputs are the ones being served (the vector collection, the served or
-    the evaluation ALS model); a missing or stale table is left out and its source answers live."""
-    models_dir, step = (settings.als_eval_dir, "als_eval") if evaluation else (settings.als_dir, "als")
-    inputs = {
-        "vector": (settings.neighbours_dir, vector_table_input(settings)),
-        "collaborative": (models_dir, model_table_input(settings, step)),
-    }
+def load_tables(settings: Settings) -> dict[str, NeighbourTable]:
+    """The neighbour tables whose inputs are the ones being served (the vector collection, the models of the
+    served set); a missing or stale table is left out and its source answers live."""
+    evaluation = settings.serve_models == "evaluation"
     tables: dict[str, NeighbourTable] = {}
-    for name, (directory, wanted) in inputs.items():
+    for name, spec in REGISTRY.sources.items():
+        if spec.table is None:
+            continue
+        wanted = table_input(settings, spec.model, evaluation=evaluation)
+        directory = settings.models_dir(evaluation) / spec.model if spec.model else settings.neighbours_dir
         table = load_table(directory, name, wanted) if wanted is not None else None
         if table is not None:
             tables[name] = table
@@ -121,7 +109,10 @@ def tabled_sources(
     def wrap(source: Source) -> Source:
         inner = live(source) if live is not None else source
         table = tables.get(source.name)
-        return TabledSource(table, inner, complete=source.name in COMPLETE_TABLES) if table is not None else inner
+        if table is None:
+            return inner
+        spec = REGISTRY.sources[source.name].table
+        return TabledSource(table, inner, complete=spec is not None and spec.complete)
 
     return wrap
 
@@ -129,9 +120,10 @@ def tabled_sources(
 def serving_sources(guards: Guards, cache_size: int) -> Callable[[Source], Source]:
     """Store-backed sources as the API runs them: each call under its part's time limit, and the
     neighbour lists of the `cache_size` most recently asked movies kept in memory."""
+    parts = store_parts()
 
     def wrap(source: Source) -> Source:
-        guarded = GuardedSource(source, guards[PART_OF_SOURCE[source.name]])
+        guarded = GuardedSource(source, guards[parts[source.name]])
         return CachedSource(guarded, cache_size) if cache_size else guarded
 
     return wrap
@@ -140,92 +132,81 @@ def serving_sources(guards: Guards, cache_size: int) -> Callable[[Source], Sourc
 def check_servable(settings: Settings) -> str | None:
     """Why the data dir cannot be served yet (naming the command that fixes it), or None."""
     if not settings.ratings_path.exists():
-        return f"nothing built in {settings.resolved_data_dir}: run `nextwatch build` first"
-    return _missing_evaluation_build(settings)
+        return f"nothing built in {settings.data_dir}: run `nextwatch build` first"
+    return _missing_evaluation_build(resolve_generation(settings))
 
 
 def _missing_evaluation_build(settings: Settings) -> str | None:
-    eval_dir = settings.als_eval_dir
-    if settings.serve_models == "evaluation" and not (
-        CollaborativeModel.exists(eval_dir) and popularity_exists(eval_dir)
+    directory = settings.models_dir(evaluation=True)
+    if settings.serve_models == "evaluation" and not all(
+        spec.store.exists(directory / spec.name) for spec in REGISTRY.models.values()
     ):
-        return f"no evaluation build in {eval_dir}: run `nextwatch evaluate` first"
+        return f"no evaluation build in {directory}: run `nextwatch evaluate` first"
     return None
 
 
 def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bool = False) -> Runtime:
-    """Open catalog, vectors and ALS model; a part that cannot be opened is reported in `missing`.
+    """Open the catalog, the vectors and the trained model set; a part that cannot be opened is reported in
+    `missing`.
 
     `serving` (the API): store calls run under ``store_timeout_seconds`` (hybrid answers without a part
     that fails or times out) and neighbour lists are cached (``neighbour_cache_size``).
 
-    Tuned settings (tuned.json) apply. With ``serve_models="evaluation"`` the ALS model and popularity
-    are the evaluation build (trained before the test window), so the API serves what `evaluate` scored.
+    Tuned settings (tuned.json) apply. With ``serve_models="evaluation"`` the model set is the evaluation
+    build (trained before the test window), so the API serves what `evaluate` scored.
     """
+    settings = resolve_generation(settings)
     problem = _missing_evaluation_build(settings)
     if problem:
         raise RuntimeError(problem)
     settings = settings.with_tuned()
-    evaluation = settings.serve_models == "evaluation"
-    models_dir = settings.als_eval_dir if evaluation else settings.als_dir
+    catalog, facts = _open_catalog(settings)
+    vectors = _open_vectors(settings)
+    models = load_model_set(settings.models_dir(settings.serve_models == "evaluation"))
+    sources = make_sources(SourceInputs(facts, models, vectors, settings.protocol.seed))
+    guards = Guards(settings.api.store_timeout_seconds if serving else None)
+    items = ItemFacts(facts.movie_ids, facts.genres, facts.adult)
+    tables = load_tables(settings)
+    live = serving_sources(guards, settings.api.neighbour_cache_size) if serving else None
+    strategies = build_strategies(
+        sources, FusionConfig.from_settings(settings), facts=items, wrap=tabled_sources(tables, live)
+    )
+    missing = missing_parts(sources)
+    for part in require:
+        if part in missing:
+            catalog.close()
+            raise RuntimeError(f"{part} unavailable: run `nextwatch build` first")
+    if serving:
+        precompute_default_answers(strategies, tables, facts.movie_ids, settings.api.precompute_k)
+    return Runtime(settings, catalog, facts, vectors, models, strategies, missing, items, guards, tables)
+
+
+def _open_catalog(settings: Settings) -> tuple[Catalog, MovieFacts]:
     catalog = Catalog(settings.catalog_url)
     facts = catalog.movie_facts()
     if not facts.movie_ids:
         catalog.close()
         raise RuntimeError("the catalog is empty: run `nextwatch build` first")
-    missing: list[str] = []
+    return catalog, facts
+
+
+def _open_vectors(settings: Settings) -> VectorStore | None:
     vectors: VectorStore | None = None
     try:
         vectors = open_vector_store(settings)
         if vectors.info() is None:
-            raise RuntimeError(f"collection {settings.collection!r} does not exist")
+            raise RuntimeError(f"collection {settings.qdrant.collection!r} does not exist")
+        return vectors
     except Exception as exc:  # the service keeps answering from the other sources
         log.warning("vector store unavailable: %s", exc)
         if vectors is not None:
             vectors.close()
-        vectors = None
-        missing.append("vectors")
-    collaborative: CollaborativeModel | None = None
-    if CollaborativeModel.exists(models_dir):
-        collaborative = CollaborativeModel.load(models_dir)
-    else:
-        log.warning("no ALS model in %s", models_dir)
-        missing.append("collaborative")
-    sequential_dir = models_dir / "sequential" if evaluation else settings.sequential_dir
-    sequential: SequentialModel | None = None
-    recent: dict[int, int] | None = None
-    if SequentialModel.exists(sequential_dir):
-        sequential = SequentialModel.load(sequential_dir)
-        recent_dir = models_dir if evaluation else sequential_dir
-        recent = (
-            load_popularity(recent_dir, RECENT_FILE_NAME) if popularity_exists(recent_dir, RECENT_FILE_NAME) else None
-        )
-    else:
-        log.warning("no sequential model in %s", sequential_dir)
-        missing.append("sequential")
-    for part in require:
-        if part in missing:
-            raise RuntimeError(f"{part} unavailable: run `nextwatch build` first")
-    guards = Guards(settings.store_timeout_seconds if serving else None)
-    items = ItemFacts(facts.movie_ids, facts.genres, facts.adult)
-    tables = load_tables(settings, evaluation=evaluation)
-    strategies = assemble_strategies(
-        facts,
-        vectors=vectors,
-        collaborative=collaborative,
-        sequential=sequential,
-        recent_popularity=recent,
-        fusion=FusionConfig.from_settings(settings),
-        seed=settings.seed,
-        items=items,
-        wrap=tabled_sources(tables, serving_sources(guards, settings.neighbour_cache_size) if serving else None),
-        popularity=load_popularity(models_dir) if evaluation else None,
-    )
-    if serving:
-        precompute_default_answers(strategies, tables, facts.movie_ids, settings.precompute_k)
-    return Runtime(
-        settings, catalog, facts, vectors, collaborative, strategies, missing, items, guards, tables, sequential
-    )
+        return None
+
+
+def missing_parts(sources: Mapping[str, Source | None]) -> list[str]:
+    """The parts of the sources that could not be made (what they read is missing)."""
+    return list(dict.fromkeys(s.part for n, s in REGISTRY.sources.items() if s.part and sources.get(n) is None))
 
 
 # the API's default request: no exclusions, any genre, no adult movies
@@ -241,7 +222,7 @@ def precompute_default_answers(
     hybrid = strategies.get("hybrid")
     if not k or not isinstance(hybrid, FusionStrategy):
         return
-    live = {s.name for s in hybrid.sources} & (set(PART_OF_SOURCE) - set(tables))
+    live = {s.name for s in hybrid.sources} & (set(store_parts()) - set(tables))
     if live:
         log.info("hybrid's default answers not precomputed: %s answer live (no table)", ", ".join(sorted(live)))
         return

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import uvicorn
+from uvicorn.importer import import_from_string
 
 from services.serving.runtime import check_servable, open_runtime
 from services.settings import Settings
+
+# the API's app factory, named rather than imported: the serving layer imports nothing from the API
+APP_FACTORY = "services.api.app:create_app"
 
 
 class NotServable(RuntimeError):
@@ -13,20 +17,19 @@ class NotServable(RuntimeError):
 
 
 def serve(settings: Settings) -> None:
-    """Serve the API on ``settings.host:settings.port`` until interrupted; NotServable when nothing is built."""
-    from services.api.app import create_app, pin_generation
-
+    """Serve the API on ``settings.api.host:port`` until interrupted; NotServable when nothing is built."""
     problem = check_servable(settings)
     if problem:
         raise NotServable(problem)
     # an unreadable store stops here, in one line, not inside uvicorn's lifespan; the app owns the runtime
     # from here on (it swaps in each new build generation and closes the last one)
-    runtime = open_runtime(pin_generation(settings), serving=True)
+    runtime = open_runtime(settings, serving=True)
+    create_app = import_from_string(APP_FACTORY)
     # the app writes its own access log (JSON lines with request ids): uvicorn's would repeat it
     uvicorn.run(
         create_app(settings, runtime=runtime, owns_runtime=True),
-        host=settings.host,
-        port=settings.port,
+        host=settings.api.host,
+        port=settings.api.port,
         log_level="info",
         access_log=False,
     )

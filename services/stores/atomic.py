@@ -24,9 +24,9 @@ def atomic_path(final: Path) -> Iterator[Path]:
     tmp = temporary_name(final)
     try:
         yield tmp
-        _fsync(tmp)
+        fsync(tmp)
         os.replace(tmp, final)
-        _fsync(final.parent)
+        fsync(final.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -42,7 +42,8 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
+    """Flush a file's data, or a directory's entries (a rename or unlink in it), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

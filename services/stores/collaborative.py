@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from services.settings import Settings
 from services.stores.atomic import atomic_path, write_text_atomic
-from services.stores.errors import ArtifactError, reason
+from services.stores.errors import ArtifactError, reason, retrain_command
 
 if TYPE_CHECKING:
     from implicit.cpu.als import AlternatingLeastSquares
@@ -29,18 +28,6 @@ class ALSParams:
     alpha: float
     min_rating: float
     seed: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ALSParams:
-        """The ALS settings (apply `Settings.with_tuned` first for the tuned values)."""
-        return cls(
-            factors=settings.als_factors,
-            iterations=settings.als_iterations,
-            regularization=settings.als_regularization,
-            alpha=settings.als_alpha,
-            min_rating=settings.als_min_rating,
-            seed=settings.als_seed,
-        )
 
 
 def make_als(params: ALSParams) -> AlternatingLeastSquares:
@@ -154,7 +141,7 @@ class CollaborativeModel:
         except FileNotFoundError:
             raise
         except Exception as exc:  # truncated zip, bad JSON, missing arrays or fields: all mean "retrain"
-            retrain = "nextwatch evaluate" if directory.name == "als_eval" else "nextwatch train --force"
+            retrain = retrain_command(directory)
             raise ArtifactError(
                 f"ALS model in {directory} is unreadable ({type(exc).__name__}: {reason(exc)}): run `{retrain}`"
             ) from exc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class ArtifactError(RuntimeError):
     """A build artifact is missing or unreadable; the message names it and the command that rebuilds it."""
@@ -11,3 +13,8 @@ def reason(exc: BaseException) -> str:
     """The first line of an exception's message (its type when the message is empty), for a one-line error."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def retrain_command(model_dir: Path) -> str:
+    """The command that trains a model of the set in `model_dir` again (``models/<set>/<model>``)."""
+    return "nextwatch evaluate" if model_dir.parent.name == "evaluation" else "nextwatch train --force"

@@ -11,12 +11,13 @@ versions: everything at its top.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
+from services.settings import BUILDS, Settings
+from services.stores.atomic import write_text_atomic
+
 CURRENT = "current"
-BUILDS = "builds"
 _ID = re.compile(r"^\d{8}T\d{6}(-\d+)?$")  # 20261201T231500, or -2 when two builds start in one second
 
 
@@ -49,14 +50,12 @@ def generations(data_dir: Path) -> list[str]:
 
 def set_current(data_dir: Path, generation: str) -> None:
     """Point `current` at `generation` atomically."""
-    tmp = data_dir / f".{CURRENT}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(generation + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, data_dir / CURRENT)
-    fd = os.open(data_dir, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_text_atomic(data_dir / CURRENT, generation + "\n")
+
+
+def resolve_generation(settings: Settings) -> Settings:
+    """The settings pinned on the generation the pointer names now (read once, where a command or the server
+    starts), so the paths below don't move with the pointer; settings that name one are returned as they are."""
+    if settings.generation is not None:
+        return settings
+    return settings.model_copy(update={"generation": current_generation(settings.data_dir)})

@@ -3,24 +3,25 @@
 A table for source ``name`` in ``directory`` is four files: ``name.movies.npy`` (int64, the rows' query
 movies, ascending), ``name.ids.npy`` (int32 ``[rows, N]``, best first, padded with -1),
 ``name.scores.npy`` (float32 ``[rows, N]``, padding 0) and ``name.json`` (fingerprint, N, rows, created).
-:func:`write_table` removes the json first and writes it last, every file through a temporary name,
-fsync and ``os.replace``; :func:`load_table` trusts a table only when its json is there (and names the
-expected fingerprint) and the arrays have the shapes it states, so a half-written table reads as absent.
+:func:`write_table` removes the json first and writes it last, every file atomically (temporary name,
+fsync, rename: ``services.stores.atomic``); :func:`load_table` trusts a table only when its json is there
+(and names the expected fingerprint) and the arrays have the shapes it states, so a half-written table
+reads as absent.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
+
+from services.stores.atomic import atomic_path, fsync, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -90,31 +91,10 @@ def _paths(directory: Path, name: str) -> dict[str, Path]:
     return paths
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace(target: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write `target` through a temporary name in its directory: write, flush, fsync, os.replace."""
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _npy_writer(array: np.ndarray) -> Callable[[BinaryIO], None]:
-    """A `_replace` writer saving `array` as .npy (no pickles)."""
-    return lambda handle: np.save(handle, array, allow_pickle=False)
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    """Save `array` as .npy (no pickles) at `path` atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
 
 
 def write_table(directory: Path, source_name: str, table: NeighbourTable, fingerprint: str) -> None:
@@ -134,17 +114,16 @@ def write_table(directory: Path, source_name: str, table: NeighbourTable, finger
         raise ValueError("a table's movie ids must be strictly ascending")
     if paths["json"].exists():
         paths["json"].unlink()
-        _fsync_dir(directory)
+        fsync(directory)
     for part, array in arrays.items():
-        _replace(paths[part], _npy_writer(array))
+        _write_npy(paths[part], array)
     meta = {
         "fingerprint": fingerprint,
         "n": int(n),
         "rows": int(rows),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    _replace(paths["json"], lambda handle: handle.write(json.dumps(meta, indent=2).encode("utf-8")))
-    _fsync_dir(directory)
+    write_text_atomic(paths["json"], json.dumps(meta, indent=2))
 
 
 def load_table(directory: Path, source_name: str, fingerprint: str | None = None) -> NeighbourTable | None:

@@ -12,8 +12,6 @@ from typing import Any, BinaryIO
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from services.settings import Settings
-
 ARRAYS = "sequential.npz"
 META = "sequential.json"
 
@@ -35,17 +33,6 @@ class SequentialParams:
             raise ValueError(f"neighbours must be at least 1, got {self.neighbours}")
         if self.backward_weight < 0 or self.popularity_damping < 0:
             raise ValueError("backward_weight and popularity_damping must not be negative")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SequentialParams:
-        """The sequential settings (apply `Settings.with_tuned` first for the tuned values)."""
-        return cls(
-            window=settings.sequential_window,
-            backward_weight=settings.sequential_backward_weight,
-            popularity_damping=settings.sequential_popularity_damping,
-            neighbours=settings.sequential_neighbours,
-            min_rating=settings.sequential_min_rating,
-        )
 
 
 class SequentialModel:

@@ -7,7 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from services.recommender.filters import ItemFacts
+from services.recommender.registry import SourceInputs, make_sources
+from services.recommender.sources import SeriesSource
 from services.recommender.standard import FusionConfig, Strategy, build_strategies
+from services.stores.catalog import MovieFacts
+from services.stores.popularity import Counts
 
 IDS = list(range(1, 41))
 
@@ -50,8 +55,31 @@ class FakeALS:
 TEST_FUSION = FusionConfig({"series": 4.0, "vector": 2.0, "collaborative": 1.0}, depth=50, rank_constant=10.0)
 
 
-def standard(**parts: Any) -> dict[str, Strategy]:
-    """`build_strategies` with the parts a test leaves out: no sequential model, no recent counts, seed 42,
-    and `TEST_FUSION`."""
-    defaults: dict[str, Any] = {"sequential": None, "recent_popularity": None, "fusion": TEST_FUSION, "seed": 42}
-    return build_strategies(**{**defaults, **parts})
+def standard(
+    *,
+    movie_ids: Sequence[int],
+    series: SeriesSource,
+    popularity: dict[int, int],
+    vectors: Any = None,
+    collaborative: Any = None,
+    sequential: Any = None,
+    recent_popularity: dict[int, int] | None = None,
+    fusion: FusionConfig = TEST_FUSION,
+    seed: int = 42,
+    facts: ItemFacts | None = None,
+) -> dict[str, Strategy]:
+    """The registry's strategies over these parts (a test leaves out what it does not need: no sequential
+    model, no recent counts, seed 42 and `TEST_FUSION` by default); `series` is the test's own source."""
+    models = {"als": collaborative, "sequential": sequential, "popularity": Counts(popularity, 0)}
+    if recent_popularity is not None:
+        models["recent-popular"] = Counts(recent_popularity, 0)
+    catalogue = MovieFacts(
+        list(movie_ids),
+        [series.series_of(m) for m in movie_ids],
+        [None] * len(movie_ids),
+        [0] * len(movie_ids),
+        [False] * len(movie_ids),
+        [""] * len(movie_ids),
+    )
+    sources = make_sources(SourceInputs(catalogue, {k: v for k, v in models.items() if v is not None}, vectors, seed))
+    return build_strategies({**sources, "series": series}, fusion, facts=facts)

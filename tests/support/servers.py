@@ -15,7 +15,7 @@ import uvicorn
 from services.settings import Settings
 
 # evaluation artifacts a test must not inherit from the shared build
-EVAL_ARTIFACTS = ("als_eval", "tuned.json", "report")
+EVAL_ARTIFACTS = ("evaluation", "tuned.json", "report")
 
 
 def private_copy(built: Settings, dest: Path, **overrides: object) -> Settings:

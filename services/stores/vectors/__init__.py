@@ -55,20 +55,27 @@ __all__ = [
 
 
 def open_vector_store(settings: Settings) -> VectorStore:
-    """Embedded qdrant-edge shard under settings.qdrant_path when settings.qdrant_url is empty, else a
+    """Embedded qdrant-edge shard under settings.qdrant_path when settings.qdrant.url is empty, else a
     Qdrant server via qdrant-client (``":memory:"`` selects qdrant-client's in-process mode)."""
-    if not settings.qdrant_url:
+    if not settings.qdrant.url:
         return EdgeVectorStore(
-            settings.qdrant_path, settings.collection, settings.hnsw_ef, settings.exact_search_max_points
+            settings.qdrant_path,
+            settings.qdrant.collection,
+            settings.qdrant.hnsw_ef,
+            settings.qdrant.exact_search_max_points,
         )
     from qdrant_client import QdrantClient
 
-    if settings.qdrant_url == ":memory:":
+    if settings.qdrant.url == ":memory:":
         client = QdrantClient(location=":memory:")
     else:
-        client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
+        client = QdrantClient(url=settings.qdrant.url, api_key=settings.qdrant.api_key)
     return ServerVectorStore(
-        client, settings.collection, settings.hnsw_ef, shards=settings.qdrant_shards, replicas=settings.qdrant_replicas
+        client,
+        settings.qdrant.collection,
+        settings.qdrant.hnsw_ef,
+        shards=settings.qdrant.shards,
+        replicas=settings.qdrant.replicas,
     )
 
 

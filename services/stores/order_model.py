@@ -1,0 +1,273 @@
+"""The learned order-aware next-item model (SASRec class): artifacts (npz + json, no pickle) and numpy inference.
+
+`pipelines.sequence.train` trains it with PyTorch; serving needs only numpy, so the API never imports torch.
+
+The network (pre-LayerNorm transformer decoder over a viewer's last `max_len` movies, oldest first):
+
+    x_p   = E[item_p] * sqrt(d) + P[p]              p = position in a left-padded window of max_len
+    h     = x + Attn(LN1(x))                       causal; padded positions are never attended to
+    x     = h + W2 relu(W1 LN2(h) + b1) + b2       per block
+    u     = LN(x_last)                             the viewer after their last movie
+    score = u . E[movie]                           for every movie of the catalogue (tied embeddings)
+
+Padding is on the left and positions count from the left of the window, so the last movie always sits at
+position max_len - 1 and a history's scores do not depend on how much padding a batch added.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from services.stores.atomic import atomic_path, write_text_atomic
+from services.stores.errors import ArtifactError, reason
+
+ARRAYS = "order_model.npz"
+META = "order_model.json"
+LOSSES = ("ce", "sampled_ce", "gbce")
+LN_EPS = 1e-6
+ITEM_EMBEDDING = "item_embedding"  # (items + 1, d); row 0 is padding
+POSITION_EMBEDDING = "position_embedding"  # (max_len, d)
+BLOCK_WEIGHTS = (
+    "ln1.weight", "ln1.bias", "q.weight", "q.bias", "k.weight", "k.bias", "v.weight", "v.bias",
+    "out.weight", "out.bias", "ln2.weight", "ln2.bias", "ff1.weight", "ff1.bias", "ff2.weight", "ff2.bias",
+)  # fmt: skip
+FINAL_WEIGHTS = ("final_ln.weight", "final_ln.bias")
+
+
+@dataclass(frozen=True)
+class OrderParams:
+    """How an order-aware model is built and trained (no torch needed to read it)."""
+
+    dims: int = 64  # d: embedding and hidden size
+    blocks: int = 2  # transformer blocks
+    heads: int = 1  # attention heads (d must divide by it)
+    max_len: int = 200  # the last max_len movies of a history are read
+    dropout: float = 0.2
+    epochs: int = 200  # at most; early stopping usually ends sooner
+    batch_size: int = 128  # training windows per step
+    lr: float = 1e-3  # Adam
+    weight_decay: float = 0.0
+    seed: int = 42
+    # "ce": softmax cross-entropy over the whole catalogue (SASRec+CE; best while the catalogue is small);
+    # "sampled_ce": softmax over the target and `negatives` uniform negatives shared by a batch;
+    # "gbce": gSASRec's generalised BCE with those negatives and calibration `gbce_t` (large catalogues)
+    loss: str = "ce"
+    negatives: int = 256
+    gbce_t: float = 0.75
+    # training windows per user: "last" = the last max_len + 1 movies; "all" = the whole history cut into
+    # consecutive windows from the end (more data per epoch for long histories)
+    windows: str = "all"
+    min_rating: float | None = None  # only ratings at or above this count; None: every rating
+    # early stopping: the last movie of up to `validation_users` users (drawn with the seed) is held out of
+    # training; after each epoch NDCG@10 on them (full ranking, seen excluded) is measured, training stops
+    # after `patience` epochs without a gain, and the best epoch's weights are kept. 0: no hold-out.
+    validation_users: int = 1000
+    patience: int = 5
+    max_seconds: float | None = None  # stop after the epoch that crosses this wall time (None: no budget)
+
+    def __post_init__(self) -> None:
+        if self.dims < 1 or self.blocks < 1 or self.heads < 1 or self.dims % self.heads:
+            raise ValueError(f"dims ({self.dims}) must be a positive multiple of heads ({self.heads}); blocks >= 1")
+        if self.max_len < 1 or self.epochs < 1 or self.batch_size < 1 or self.negatives < 1:
+            raise ValueError("max_len, epochs, batch_size and negatives must be at least 1")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.windows not in ("last", "all"):
+            raise ValueError(f"windows must be 'last' or 'all', got {self.windows!r}")
+        if not 0 <= self.gbce_t <= 1:
+            raise ValueError(f"gbce_t must be in [0, 1], got {self.gbce_t}")
+        if self.validation_users < 0 or self.patience < 1:
+            raise ValueError("validation_users must not be negative and patience must be at least 1")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> OrderParams:
+        """Params from a saved dict (unknown keys, e.g. from a newer version, are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def weight_names(blocks: int) -> list[str]:
+    """The names of every weight array of a model with `blocks` blocks, in a fixed order."""
+    per_block = [f"blocks.{b}.{name}" for b in range(blocks) for name in BLOCK_WEIGHTS]
+    return [ITEM_EMBEDDING, POSITION_EMBEDDING, *per_block, *FINAL_WEIGHTS]
+
+
+class OrderModel:
+    """A trained order-aware model: the movieId of each item row and the network's weights (float32).
+
+    Linear weights are stored as PyTorch keeps them, (out, in): y = x @ W.T + b.
+    """
+
+    def __init__(
+        self,
+        item_ids: np.ndarray,
+        weights: dict[str, np.ndarray],
+        params: OrderParams,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.item_ids = np.asarray(item_ids, dtype=np.int64)
+        self.params = params
+        self.info = info or {}
+        missing = [name for name in weight_names(params.blocks) if name not in weights]
+        if missing:
+            raise ValueError(f"order model weights missing: {', '.join(missing[:5])}")
+        self.weights = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
+        items, d = self.weights[ITEM_EMBEDDING].shape
+        if items != len(self.item_ids) + 1 or d != params.dims:
+            raise ValueError(f"item embedding is {items} x {d}; expected {len(self.item_ids) + 1} x {params.dims}")
+        if self.weights[POSITION_EMBEDDING].shape != (params.max_len, d):
+            raise ValueError("position embedding does not match max_len x dims")
+        self._index = {int(m): i + 1 for i, m in enumerate(self.item_ids.tolist())}
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Inference-ready views: transposed linear weights, the fused q|k|v projection, the output matrix."""
+        w, d = self.weights, self.params.dims
+        self._scale = np.float32(math.sqrt(d))
+        self._blocks = []
+        for b in range(self.params.blocks):
+            p = f"blocks.{b}."
+            qkv = np.concatenate([w[p + "q.weight"], w[p + "k.weight"], w[p + "v.weight"]], axis=0)
+            self._blocks.append(
+                {
+                    "ln1": (w[p + "ln1.weight"], w[p + "ln1.bias"]),
+                    "qkv_t": np.ascontiguousarray(qkv.T),
+                    "qkv_b": np.concatenate([w[p + "q.bias"], w[p + "k.bias"], w[p + "v.bias"]]),
+                    "out_t": np.ascontiguousarray(w[p + "out.weight"].T),
+                    "out_b": w[p + "out.bias"],
+                    "ln2": (w[p + "ln2.weight"], w[p + "ln2.bias"]),
+                    "ff1_t": np.ascontiguousarray(w[p + "ff1.weight"].T),
+                    "ff1_b": w[p + "ff1.bias"],
+                    "ff2_t": np.ascontiguousarray(w[p + "ff2.weight"].T),
+                    "ff2_b": w[p + "ff2.bias"],
+                }
+            )
+        self._final_ln = (w["final_ln.weight"], w["final_ln.bias"])
+        self._items_t = np.ascontiguousarray(w[ITEM_EMBEDDING][1:].T)  # (d, items)
+
+    def __contains__(self, movie_id: object) -> bool:
+        return isinstance(movie_id, (int, np.integer)) and int(movie_id) in self._index
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    # ---- inference (numpy) -------------------------------------------------------------
+
+    def encode_ids(self, history: Sequence[int]) -> list[int]:
+        """The history's item rows (1-based) in order; movies the model does not know are skipped."""
+        index = self._index
+        return [i for i in (index.get(int(m), 0) for m in history) if i]
+
+    def user_vectors(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        """(batch, d): each history's state after its last known movie; zeros for an empty history."""
+        rows = [self.encode_ids(h)[-self.params.max_len :] for h in histories]
+        out = np.zeros((len(rows), self.params.dims), dtype=np.float32)
+        # histories of one length share a batch without padding (a single request is one such batch)
+        by_length: dict[int, list[int]] = {}
+        for pos, r in enumerate(rows):
+            if r:
+                by_length.setdefault(len(r), []).append(pos)
+        for positions in by_length.values():
+            out[positions] = self._forward(np.array([rows[p] for p in positions], dtype=np.int64))
+        return out
+
+    def scores(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        """(batch, items) scores over `item_ids` (higher = more likely next); rows of empty histories are 0."""
+        return self.user_vectors(histories) @ self._items_t
+
+    def recommend(
+        self, histories: Sequence[Sequence[int]], k: int, exclude_seen: bool = True
+    ) -> list[list[tuple[int, float]]]:
+        """Per history, its top k (movieId, score), best first (ties by movieId); [] when no movie is known."""
+        out: list[list[tuple[int, float]]] = [[] for _ in histories]
+        known = [pos for pos, h in enumerate(histories) if any(int(m) in self._index for m in h)]
+        if not known or k <= 0:
+            return out
+        scores = self.scores([histories[pos] for pos in known])
+        n = scores.shape[1]
+        for row, pos in zip(scores, known):
+            if exclude_seen:
+                seen = np.array(self.encode_ids(histories[pos]), dtype=np.int64) - 1
+                row[seen] = -np.inf
+            top = min(k, n)
+            cand = np.argpartition(-row, top - 1)[:top] if top < n else np.arange(n)
+            cand = cand[np.isfinite(row[cand])]
+            cand = cand[np.lexsort((self.item_ids[cand], -row[cand]))]
+            out[pos] = list(zip(self.item_ids[cand].tolist(), row[cand].astype(np.float64).tolist()))
+        return out
+
+    def _forward(self, items: np.ndarray) -> np.ndarray:
+        """(batch, n) item rows, all real (no padding), n <= max_len -> (batch, d) final states."""
+        batch, n = items.shape
+        heads, d = self.params.heads, self.params.dims
+        dh = d // heads
+        x = self.weights[ITEM_EMBEDDING][items] * self._scale + self.weights[POSITION_EMBEDDING][-n:]
+        causal = np.triu(np.ones((n, n), dtype=bool), 1)
+        last = len(self._blocks) - 1
+        for b, blk in enumerate(self._blocks):
+            y = _layer_norm(x, *blk["ln1"])
+            qkv = y @ blk["qkv_t"] + blk["qkv_b"]  # (batch, n, 3d)
+            q, kk, v = qkv[..., :d], qkv[..., d : 2 * d], qkv[..., 2 * d :]
+            if b == last:  # only the last position's output is needed from the last block
+                q, x, mask = q[:, -1:], x[:, -1:], causal[-1:]
+            else:
+                mask = causal
+            m = q.shape[1]
+            q = q.reshape(batch, m, heads, dh).transpose(0, 2, 1, 3)
+            kk = kk.reshape(batch, n, heads, dh).transpose(0, 2, 3, 1)
+            v = v.reshape(batch, n, heads, dh).transpose(0, 2, 1, 3)
+            att = (q @ kk) / np.float32(math.sqrt(dh))  # (batch, heads, m, n)
+            att = np.where(mask, np.float32(-np.inf), att)
+            att = np.exp(att - att.max(axis=-1, keepdims=True))
+            att /= att.sum(axis=-1, keepdims=True)
+            ctx = (att @ v).transpose(0, 2, 1, 3).reshape(batch, m, d)
+            h = x + (ctx @ blk["out_t"] + blk["out_b"])
+            ff = np.maximum(_layer_norm(h, *blk["ln2"]) @ blk["ff1_t"] + blk["ff1_b"], 0)
+            x = h + (ff @ blk["ff2_t"] + blk["ff2_b"])
+        return _layer_norm(x[:, -1], *self._final_ln)
+
+    # ---- persistence -------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """Write item ids and weights (npz, no pickle) and params/info (json), each atomically."""
+        with atomic_path(directory / ARRAYS) as tmp, tmp.open("wb") as out:
+            np.savez(out, item_ids=self.item_ids, **self.weights)
+        meta = {"params": asdict(self.params), "info": self.info}
+        write_text_atomic(directory / META, json.dumps(meta, indent=2, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, directory: Path) -> OrderModel:
+        """Load a model saved by `save`; FileNotFoundError when none was built, ArtifactError when unreadable."""
+        try:
+            meta = json.loads((directory / META).read_text(encoding="utf-8"))
+            params = OrderParams.from_dict(meta["params"])
+            with np.load(directory / ARRAYS, allow_pickle=False) as data:
+                weights = {name: data[name] for name in weight_names(params.blocks)}
+                item_ids = data["item_ids"]
+            return cls(item_ids, weights, params, meta.get("info"))
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # truncated zip, bad JSON, missing arrays or fields: all mean "retrain"
+            raise ArtifactError(
+                f"order model in {directory} is unreadable ({type(exc).__name__}: {reason(exc)}): rebuild it"
+            ) from exc
+
+    @staticmethod
+    def exists(directory: Path) -> bool:
+        return (directory / ARRAYS).is_file() and (directory / META).is_file()
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    centred = x - mean
+    var = (centred * centred).mean(axis=-1, keepdims=True)
+    return centred / np.sqrt(var + np.float32(LN_EPS)) * weight + bias

@@ -7,7 +7,7 @@ export OPENBLAS_NUM_THREADS := 1
 export NEXTWATCH_DATA_DIR ?= ./data
 PORT ?= 8000
 
-.PHONY: install lock system-deps run test test-fast lint format build tune evaluate serve clean
+.PHONY: install lock system-deps run test test-fast lint format docs build tune evaluate serve clean
 
 install: $(STAMP)
 
@@ -57,6 +57,10 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix services pipelines tests bench
 	$(BIN)/ruff format services pipelines tests bench
+
+# the generated reference pages (a test fails while they are stale)
+docs: install
+	$(BIN)/python -m pipelines.config_reference > docs/configuration.md
 
 build: install
 	$(BIN)/nextwatch build

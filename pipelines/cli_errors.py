@@ -61,9 +61,10 @@ def _catalog_error(exc: SQLAlchemyError) -> str:
 def _catalog_location() -> tuple[str, bool]:
     """The catalog's file (SQLite) or URL with the password hidden, and whether it is SQLite."""
     from services.settings import Settings
+    from services.stores.generations import resolve_generation
 
     try:
-        url = make_url(Settings().catalog_url)
+        url = make_url(resolve_generation(Settings()).catalog_url)
     except Exception:  # the settings themselves are broken: say less
         return "database", False
     if url.get_backend_name() == "sqlite":

@@ -14,7 +14,7 @@ from services.settings import Settings
 from services.stores.build_state import BuildState
 from services.stores.generations import current_generation, generations, resolve_generation
 from services.stores.neighbours import load_table
-from services.stores.table_inputs import table_input
+from services.stores.table_inputs import model_state_key, table_input
 
 
 def _when(path: Path) -> str:
@@ -46,9 +46,12 @@ def status_lines(settings: Settings) -> list[str]:
         stale.append("catalog (never built)")
     elif catalog != catalog_inputs(settings):
         stale.append("catalog (its inputs changed)")
+    models = stale_models(settings.with_tuned())
+    if models:
+        never = any(state.digest(model_state_key(m, evaluation=False)) is None for m in models)
+        stale.append(f"train ({'never built' if never else 'its inputs changed'})")
     if state.digest(settings.vectors_state_key) is None:
         stale.append("embed (never built)")
-    stale += [f"train: {name} (never trained or its inputs changed)" for name in stale_models(settings.with_tuned())]
     for name, spec in REGISTRY.sources.items():
         wanted = table_input(settings, spec.model) if spec.table is not None else None
         directory = settings.models_dir() / spec.model if spec.model else settings.neighbours_dir

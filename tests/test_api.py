@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from services.api.app import create_app
 from services.settings import Settings
 from services.stores.catalog import Catalog
+from services.stores.generations import resolve_generation
 
 KOREAN = {1: "토이 스토리", 3114: "토이 스토리 2", 78499: "토이 스토리 3"}
 
@@ -21,7 +22,7 @@ def client(built_settings: Settings) -> Iterator[TestClient]:
     """The API with small limits, over the catalog with the Toy Story movies under Korean titles (their
     original titles stay English), set before the app starts (it reads titles at startup)."""
     settings = built_settings.updated(max_batch=5, max_user_ratings=4, max_exclude=3)
-    catalog = Catalog(built_settings.catalog_url)
+    catalog = Catalog(resolve_generation(built_settings).catalog_url)
     originals = catalog.titles(list(KOREAN))
     try:
         catalog.update_movies([{"movie_id": m, "movie_title": t} for m, t in KOREAN.items()])
@@ -128,7 +129,7 @@ def test_movie_lookup(client: TestClient) -> None:
 
 def test_poster_and_imdb_urls(built_settings: Settings, client: TestClient) -> None:
     neighbour = client.get("/item-based/1").json()["result"][0]["movieId"]
-    catalog = Catalog(built_settings.catalog_url)
+    catalog = Catalog(resolve_generation(built_settings).catalog_url)
     try:
         catalog.update_movies([{"movie_id": neighbour, "poster_path": "/abc.jpg", "imdb_id": "tt0113497"}])
         body = client.get(f"/movies/{neighbour}").json()

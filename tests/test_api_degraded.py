@@ -23,7 +23,7 @@ def live_settings(built_settings: Settings, tmp_path_factory: pytest.TempPathFac
     """The build without its neighbour tables: every vector and ALS answer is asked of the stores live; hybrid
     weighted series first, then vector neighbours, then collaborative ones (what these tests take apart)."""
     settings = private_copy(built_settings, tmp_path_factory.mktemp("live") / "data", fusion_weights=HYBRID)
-    shutil.rmtree(settings.neighbours_dir)
+    shutil.rmtree(resolve_generation(settings).neighbours_dir)
     for part in resolve_generation(settings).models_dir().joinpath("als").glob("collaborative.*"):
         part.unlink()
     return settings

@@ -33,8 +33,8 @@ def invoke(command: str) -> Result:
 
 
 def test_a_damaged_collection_is_rebuilt_by_embed(built: Path) -> None:
-    collection = Settings().collection
-    for path in (Settings().qdrant_path / collection).rglob("*"):
+    collection = Settings().qdrant.collection
+    for path in (resolve_generation(Settings()).qdrant_path / collection).rglob("*"):
         if path.is_file():
             garbage(path)
     fails(invoke("tune"), "vectors unavailable", "nextwatch build")
@@ -45,7 +45,7 @@ def test_a_damaged_collection_is_rebuilt_by_embed(built: Path) -> None:
 
 
 def test_damaged_collection_metadata_is_rebuilt_by_embed(built: Path) -> None:
-    truncate(Settings().qdrant_path / f"{Settings().collection}.json")
+    truncate(resolve_generation(Settings()).qdrant_path / f"{Settings().qdrant.collection}.json")
     fails(invoke("evaluate"), "vectors unavailable", "nextwatch build")
     ok(invoke("embed"))
     ok(invoke("evaluate"))

@@ -23,6 +23,7 @@ from services.embeddings.openai_backend import (
 )
 from services.settings import Settings
 from services.stores.embedding_cache import EmbeddingCache, text_hash
+from services.stores.generations import resolve_generation
 
 KO_OVERVIEW = (
     "카우보이 인형 우디는 주인 앤디의 가장 사랑받는 장난감이다. 그러나 앤디의 생일 선물로 최신형 우주 전사 "
@@ -287,7 +288,7 @@ def tiny_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NEXTWATCH_DATA_DIR", str(tmp_path))
-    catalog = Catalog(Settings().catalog_url)
+    catalog = Catalog(resolve_generation(Settings()).catalog_url)
     catalog.create_schema()
     overviews = [
         CL100K[0][0],

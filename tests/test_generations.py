@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def settings(built_settings: Settings, tmp_path: Path) -> Settings:
-    same = {name: getattr(built_settings, name) for name in ("source", "als_factors", "als_iterations")}
+    same = {name: built_settings.flat(name) for name in ("als_factors", "als_iterations")} | {
+        "source": built_settings.source
+    }
     return private_copy(built_settings, tmp_path / "data", **same)
 
 

@@ -149,7 +149,7 @@ def same_npz(a: Path, b: Path) -> None:
 
 
 def vectors(data: Path) -> tuple[list[int], np.ndarray]:
-    with EdgeVectorStore(data / "qdrant", Settings().collection) as store:
+    with EdgeVectorStore(data / "qdrant", Settings().qdrant.collection) as store:
         ids = sorted(int(i) for i in store.ids())
         found = store.vectors(ids)
         return ids, np.stack([found[i] for i in ids])

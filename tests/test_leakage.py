@@ -109,7 +109,7 @@ def test_leakage_would_change_the_answer_and_the_evaluator_has_none(leaky_world:
 
     # the same strategies trained on all ratings (the naive protocol) hit every single pair
     ratings = pd.read_parquet(leaky_world.ratings_path)
-    catalog = Catalog(leaky_world.catalog_url)
+    catalog = Catalog(resolve_generation(leaky_world).catalog_url)
     try:
         facts = catalog.movie_facts()
     finally:

@@ -16,8 +16,8 @@ NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_executes(path: Path, built_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEXTWATCH_DATA_DIR", str(built_settings.data_dir))
-    monkeypatch.setenv("NEXTWATCH_ALS_FACTORS", str(built_settings.als_factors))
-    monkeypatch.setenv("NEXTWATCH_ALS_ITERATIONS", str(built_settings.als_iterations))
+    monkeypatch.setenv("NEXTWATCH_ALS_FACTORS", str(built_settings.als.factors))
+    monkeypatch.setenv("NEXTWATCH_ALS_ITERATIONS", str(built_settings.als.iterations))
     monkeypatch.setenv("NEXTWATCH_SOURCE", built_settings.source)
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(

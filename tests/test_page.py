@@ -15,6 +15,7 @@ from pipelines.evaluation.run import evaluate_step
 from services.recommender.registry import strategy_names
 from services.settings import Settings
 from services.stores.catalog import Catalog
+from services.stores.generations import resolve_generation
 from tests.support.servers import private_copy, running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -55,7 +56,7 @@ class Problems:
 
 
 def _korean_titles(settings: Settings) -> None:
-    catalog = Catalog(settings.catalog_url)
+    catalog = Catalog(resolve_generation(settings).catalog_url)
     try:
         catalog.update_movies([{"movie_id": m, "movie_title": t} for m, t in KOREAN.items()])
     finally:
@@ -78,7 +79,7 @@ def degraded_url(built_settings: Settings, tmp_path_factory: pytest.TempPathFact
     """The API over a copy whose Qdrant shard was removed."""
     weights = {"sequential": 1.0, "series": 0.5, "collaborative": 0.25, "vector": 0.25}  # hybrid uses vectors
     settings = private_copy(built_settings, tmp_path_factory.mktemp("page-degraded") / "data", fusion_weights=weights)
-    shutil.rmtree(settings.qdrant_path)
+    shutil.rmtree(resolve_generation(settings).qdrant_path)
     with running_server(settings) as url:
         yield url
 

@@ -15,6 +15,7 @@ import pytest
 from services.recommender.filters import Filter
 from services.serving.runtime import DEFAULT_FILTER, open_runtime
 from services.settings import Settings
+from services.stores.generations import resolve_generation
 from tests.support.servers import private_copy
 from tests.test_fusion import CATALOG, ListSource, facts, hybrid, random_lists
 
@@ -113,7 +114,7 @@ def test_no_precomputing_without_a_table_for_a_weighted_store_source(
         tmp_path_factory.mktemp("no-vector-table") / "data",
         fusion_weights={"sequential": 1.0, "vector": 0.5},
     )
-    for table in settings.neighbours_dir.glob("vector.*"):
+    for table in resolve_generation(settings).neighbours_dir.glob("vector.*"):
         table.unlink()
     rt = open_runtime(settings, serving=True)
     try:

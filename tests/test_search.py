@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from services.api.app import create_app
 from services.recommender.registry import strategy_names
 from services.settings import Settings
+from services.stores.generations import resolve_generation
 from tests.support.servers import private_copy
 
 
@@ -25,7 +26,7 @@ def client(built_settings: Settings) -> Iterator[TestClient]:
 def without_vectors(built_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """The API over a copy of the build whose Qdrant shard was removed."""
     settings = private_copy(built_settings, tmp_path_factory.mktemp("novectors") / "data")
-    shutil.rmtree(settings.qdrant_path)
+    shutil.rmtree(resolve_generation(settings).qdrant_path)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 

@@ -22,6 +22,7 @@ from services.recommender.fusion import FusionStrategy
 from services.serving import guards
 from services.serving.guards import Guard, GuardedSource, WouldBlock, in_memory_only, on_the_loop_unless_blocking
 from services.settings import Settings
+from services.stores.generations import resolve_generation
 from tests.support.servers import private_copy
 
 CATALOG = list(range(1, 21))
@@ -116,7 +117,7 @@ def test_table_answers_stay_on_the_loop_and_live_ones_hop(
     (scores within float tolerance: the table holds the exact search's float32 products)."""
     tabled = built_settings.updated(neighbour_cache_size=0)
     live = private_copy(built_settings, tmp_path_factory.mktemp("live") / "data", neighbour_cache_size=0)
-    for table in live.neighbours_dir.glob("vector.*"):
+    for table in resolve_generation(live).neighbours_dir.glob("vector.*"):
         table.unlink()
     hops = CountingHops(monkeypatch)
     answers = []

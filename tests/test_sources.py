@@ -15,6 +15,7 @@ from pipelines.evaluation.protocol import ratings_fingerprint
 from services.api.app import create_app
 from services.settings import Settings
 from services.stores.catalog import Catalog
+from services.stores.generations import resolve_generation
 from services.stores.vectors import open_vector_store
 from tests.support.data import write_release
 from tests.support.fake_tmdb import toy_story_records
@@ -59,7 +60,7 @@ def korean_checkpoint(path: Path) -> Path:
 
 
 def active_ids(settings: Settings) -> set[int]:
-    catalog = Catalog(settings.catalog_url)
+    catalog = Catalog(resolve_generation(settings).catalog_url)
     try:
         return set(catalog.movie_facts().movie_ids)
     finally:
@@ -94,7 +95,7 @@ def test_build_keeps_the_users_release_and_a_new_source_replaces_it(sample: pd.D
     kept = set(pd.read_csv(smaller / "movies.csv")["movieId"])
     gone = sorted(set(release["movieId"]) - kept)
     assert gone and active_ids(settings) == kept
-    store = open_vector_store(settings)
+    store = open_vector_store(resolve_generation(settings))
     try:
         assert set(store.ids().tolist()) == kept  # the hidden movies' vectors are deleted
     finally:

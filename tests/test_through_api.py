@@ -12,6 +12,7 @@ from pipelines.evaluation.served import ServiceError
 from services.serving.runtime import open_runtime
 from services.settings import Settings
 from services.stores.catalog import Catalog
+from services.stores.generations import resolve_generation
 from tests.support.servers import free_port, private_copy, running_server
 
 PROTOCOL = Protocol.from_settings(Settings(), pairs=300, resamples=200)
@@ -26,7 +27,9 @@ def _metrics(run) -> dict:
 
 def test_through_api_agrees_exactly_with_in_process(built_settings: Settings, tmp_path: Path) -> None:
     settings = private_copy(built_settings, tmp_path / "data", als_factors=16, als_iterations=5)
-    catalog = Catalog(settings.catalog_url)  # adult movies: the service must not filter what it is scored on
+    catalog = Catalog(
+        resolve_generation(settings).catalog_url
+    )  # adult movies: the service must not filter what it is scored on
     catalog.update_movies({"movie_id": m, "adult": "Y"} for m in catalog.movie_facts().movie_ids[::3])
     catalog.close()
     in_process = evaluate_step(settings, PROTOCOL, progress=False)  # also writes the evaluation build

@@ -12,6 +12,7 @@ from pipelines.evaluation.run import evaluate_step, tune_step
 from services.serving.runtime import open_runtime
 from services.settings import Settings
 from services.stores.collaborative import CollaborativeModel
+from services.stores.generations import resolve_generation
 from tests.support.servers import private_copy
 
 PROTOCOL = Protocol.from_settings(Settings(), pairs=1000, resamples=100)
@@ -63,7 +64,7 @@ def test_evaluate_and_serving_use_the_tuned_settings(tuned: tuple[Settings, dict
     assert models["fusion"]["weights"] == result["settings"]["fusion_weights"]
     assert models["sequential"]["window"] == result["settings"]["sequential_window"]
     assert models["tuned"]["precedes_this_test_window"] is True
-    saved = CollaborativeModel.load(settings.models_dir(evaluation=True) / "als")
+    saved = CollaborativeModel.load(resolve_generation(settings).models_dir(evaluation=True) / "als")
     assert saved.item_factors.shape[1] == result["settings"]["als_factors"]
     runtime = open_runtime(settings)
     try:
@@ -91,7 +92,10 @@ def test_a_hand_written_tuned_json_is_what_evaluate_trains_with(built_settings: 
     run = evaluate_step(settings, PROTOCOL, progress=False)
     als = run.models["als"]
     assert (als["factors"], als["regularization"], als["alpha"], als["iterations"]) == (24, 0.05, 2.0, 3)
-    assert CollaborativeModel.load(settings.models_dir(evaluation=True) / "als").item_factors.shape[1] == 24
+    assert (
+        CollaborativeModel.load(resolve_generation(settings).models_dir(evaluation=True) / "als").item_factors.shape[1]
+        == 24
+    )
     assert run.models["tuned"]["precedes_this_test_window"] is False  # no validation record in this file
     # hybrid fusing series alone: series members, then the popular fill-in
     runtime = open_runtime(settings)

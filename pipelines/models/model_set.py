@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -18,6 +19,7 @@ import pandas as pd
 from services.recommender.registry import REGISTRY, ModelSpec
 from services.settings import Settings
 from services.stores.build_state import BuildState, fingerprint
+from services.stores.errors import ArtifactError
 from services.stores.table_inputs import model_state_key
 
 
@@ -61,13 +63,22 @@ def train_model_set(
         digest = model_inputs(settings, spec, cutoff)
         key = model_state_key(spec.name, evaluation=cutoff is not None)
         where = directory / spec.name
-        if not force and spec.store.exists(where) and state.is_fresh(key, digest):
+        if not force and state.is_fresh(key, digest) and _readable(spec, where):
             continue
         model = resolve(spec.trainer)(before, spec.params(settings), cutoff=until, progress=progress)
         model.save(where)
         state.mark(key, digest)
         trained[spec.name] = getattr(model, "info", {})
     return trained
+
+
+def _readable(spec: ModelSpec, where: Path) -> bool:
+    """Whether the model saved in `where` loads (a damaged one is trained again)."""
+    try:
+        spec.store.load(where)
+    except (ArtifactError, OSError):
+        return False
+    return True
 
 
 def stale_models(settings: Settings, cutoff: int | None = None) -> list[str]:

@@ -36,6 +36,7 @@ from services.stores.order_model import (
 )
 
 EVAL_BATCH = 256
+CE_CHUNK = 1024  # rows of logits at a time in the full cross-entropy
 
 
 # ---- the network (services/stores/order_model.py has its numpy twin) ------------------------
@@ -302,9 +303,13 @@ def _fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(picked)
+            total += loss.item() * len(picked)
             count += len(picked)
-        row: dict = {"epoch": epoch, "loss": round(total / count, 4), "seconds": round(time.perf_counter() - started, 1)}
+        row: dict = {
+            "epoch": epoch,
+            "loss": round(total / count, 4),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         if validation is not None:
             row.update(evaluate(net, validation))
             if best is None or row["ndcg@10"] > best[0]:
@@ -336,7 +341,7 @@ def _loss(
 ) -> torch.Tensor:
     """Mean loss of the (positions, d) states predicting their (positions,) target item rows."""
     if params.loss == "ce":
-        return F.cross_entropy(states @ net.item_matrix().T, targets - 1)
+        return ChunkedCrossEntropy.apply(states, net.item_matrix(), targets - 1)
     negs = torch.randint(1, n_items + 1, (params.negatives,), generator=negatives)
     weight = net.item_embedding.weight
     positive = (states * weight[targets]).sum(-1)
@@ -351,6 +356,40 @@ def _loss(
     pos_loss = -beta * F.logsigmoid(positive)
     neg_loss = (-F.logsigmoid(-negative)).masked_fill(collide, 0.0).sum(-1)
     return (pos_loss + neg_loss).mean()
+
+
+class ChunkedCrossEntropy(torch.autograd.Function):
+    """Mean softmax cross-entropy of ``states @ items.T`` against `targets`, computed in chunks of CE_CHUNK rows.
+
+    The same value and gradients as ``F.cross_entropy(states @ items.T, targets)``, but the (rows, items) logits
+    never exist whole: each chunk's gradients are computed in the forward pass while its logits are in cache
+    (about a third faster on CPU at a few thousand items, and far less memory).
+    """
+
+    @staticmethod
+    def forward(ctx, states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        rows = len(states)
+        grad_states = torch.empty_like(states)
+        grad_items = torch.zeros_like(items)
+        total = states.new_zeros(())
+        for lo in range(0, rows, CE_CHUNK):
+            chunk, target = states[lo : lo + CE_CHUNK], targets[lo : lo + CE_CHUNK]
+            logits = chunk @ items.T
+            lse = torch.logsumexp(logits, dim=1)
+            total += (lse - logits.gather(1, target[:, None])[:, 0]).sum()
+            probs = torch.exp(logits.sub_(lse[:, None]))
+            probs[torch.arange(len(chunk)), target] -= 1.0
+            grad_states[lo : lo + CE_CHUNK] = probs @ items
+            grad_items.addmm_(probs.T, chunk)
+        ctx.save_for_backward(grad_states, grad_items)
+        ctx.rows = rows
+        return total / rows
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
+        grad_states, grad_items = ctx.saved_tensors
+        scale = grad_output / ctx.rows
+        return grad_states * scale, grad_items * scale, None
 
 
 @torch.no_grad()

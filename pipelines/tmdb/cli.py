@@ -20,6 +20,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from pipelines.data_lock import writing
 from services.settings import Settings
 from services.stores.catalog import Catalog
+from services.stores.generations import resolve_generation
 
 if TYPE_CHECKING:
     from pipelines.tmdb.fetcher import Kind
@@ -207,7 +208,7 @@ def _fetch_and_apply(
     from pipelines.tmdb.credentials import Credentials
     from pipelines.tmdb.runs import apply_checkpoints
 
-    settings = Settings()
+    settings = resolve_generation(Settings())
     command = "tmdb fetch" if kind == "movie" else "tmdb collections"
     with _one_line_errors(), _catalog(settings, command) as catalog:
         Credentials.from_settings(settings)  # before any work
@@ -244,7 +245,7 @@ def import_(
     from pipelines.tmdb.mapping import read_dump
     from pipelines.tmdb.runs import merge_ko_records, movielens_titles
 
-    settings = Settings()
+    settings = resolve_generation(Settings())
     with _one_line_errors(), _catalog(settings, "tmdb import") as catalog:
         dump = read_dump(path, language)
         ours = dump.format == "jsonl" and dump.language == "ko"
@@ -268,7 +269,7 @@ def repair() -> None:
     """Set the unreadable lines of the TMDB checkpoints aside (<name>.rejected); their ids are fetched again."""
     from pipelines.tmdb.checkpoint import Checkpoint
 
-    settings = Settings()
+    settings = resolve_generation(Settings())
     with _one_line_errors():
         for path in (settings.tmdb_checkpoint_path, settings.tmdb_collections_checkpoint_path):
             if path.exists():

@@ -61,7 +61,9 @@ async def recommendations(
     """
     deps.check_at_most(("query", "k"), k, rt.settings.api.max_k, "k")
     rules = Filter.of(
-        _exclude_ids(exclude, rt.settings.api.max_exclude), deps.known_genre(rt, ("query", "genre"), genre), include_adult
+        _exclude_ids(exclude, rt.settings.api.max_exclude),
+        deps.known_genre(rt, ("query", "genre"), genre),
+        include_adult,
     )
     deps.require_known(rt, [movie_id])
     # one movie's answer is a few table reads: no thread hop, unless a store must be asked

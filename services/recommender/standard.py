@@ -12,7 +12,7 @@ from typing import Any
 
 from services.recommender.base import Source
 from services.recommender.filters import ItemFacts
-from services.recommender.fusion import FusionStrategy, fused_hybrid
+from services.recommender.fusion import fused_hybrid
 from services.recommender.registry import (
     HYBRID,
     REGISTRY,
@@ -24,11 +24,9 @@ from services.recommender.registry import (
     strategy_names,
 )
 from services.recommender.sources import VectorIndex
-from services.recommender.strategies import ChainStrategy
+from services.recommender.strategies import BatchStrategy, ChainStrategy
 from services.settings import Settings
 from services.stores.catalog import MovieFacts
-
-Strategy = ChainStrategy | FusionStrategy
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ def build_strategies(
     *,
     facts: ItemFacts | None = None,
     wrap: Callable[[Source], Source] | None = None,
-) -> dict[str, Strategy]:
+) -> dict[str, BatchStrategy]:
     """Every strategy over the registry's sources `made` (:func:`make_sources`) whose first source exists
     (composites: all of their sources), and hybrid.
 
@@ -71,7 +69,7 @@ def build_strategies(
     for composite in REGISTRY.composites.values():
         if all(sources[n] is not None for n in composite.chain):
             chains[composite.name] = [sources[n] for n in composite.chain]
-    built: dict[str, Strategy] = {
+    built: dict[str, BatchStrategy] = {
         name: ChainStrategy(name, [s for s in chain if s is not None], facts=facts) for name, chain in chains.items()
     }
     fillers = sorted(fallback_sources(), key=lambda n: REGISTRY.sources[n].display)
@@ -95,7 +93,7 @@ def assemble_strategies(
     vectors: VectorIndex | None = None,
     seed: int = 42,
     wrap: Callable[[Source], Source] | None = None,
-) -> dict[str, Strategy]:
+) -> dict[str, BatchStrategy]:
     """The standard strategies over catalogue facts and a model set ({registry model name: artifact}; a
     missing "popularity" counts the catalogue's ratings), each taking a :class:`Filter`."""
     sources = make_sources(SourceInputs(facts, models, vectors, seed))

@@ -15,7 +15,8 @@ from services.recommender.base import Source
 from services.recommender.filters import Filter, ItemFacts
 from services.recommender.fusion import FusionStrategy
 from services.recommender.registry import REGISTRY, SourceInputs, make_sources, store_parts
-from services.recommender.standard import FusionConfig, Strategy, build_strategies
+from services.recommender.standard import FusionConfig, build_strategies
+from services.recommender.strategies import BatchStrategy
 from services.recommender.tabled import TabledSource
 from services.serving.cache import CachedSource
 from services.serving.guards import GuardedSource, Guards
@@ -40,7 +41,7 @@ class Runtime:
     facts: MovieFacts
     vectors: VectorStore | None
     models: dict[str, Any]  # the trained model set by registry name (missing ones absent)
-    strategies: dict[str, Strategy]
+    strategies: dict[str, BatchStrategy]
     missing: list[str] = field(default_factory=list)
     items: ItemFacts | None = None  # genres and adult flags (filters, random browsing)
     guards: Guards = field(default_factory=lambda: Guards(None))  # time limits of store calls
@@ -214,7 +215,7 @@ DEFAULT_FILTER = Filter.of((), None, include_adult=False)
 
 
 def precompute_default_answers(
-    strategies: Mapping[str, Strategy], tables: Mapping[str, NeighbourTable], movie_ids: Sequence[int], k: int
+    strategies: Mapping[str, BatchStrategy], tables: Mapping[str, NeighbourTable], movie_ids: Sequence[int], k: int
 ) -> None:
     """Hybrid's answer to the default request (k, the default filter) for every movie, computed now so the
     API gives it from memory; only when every store-backed source hybrid asks is answered by a table

@@ -10,7 +10,8 @@ import numpy as np
 from services.recommender.filters import ItemFacts
 from services.recommender.registry import SourceInputs, make_sources
 from services.recommender.sources import SeriesSource
-from services.recommender.standard import FusionConfig, Strategy, build_strategies
+from services.recommender.standard import FusionConfig, build_strategies
+from services.recommender.strategies import BatchStrategy
 from services.stores.catalog import MovieFacts
 from services.stores.popularity import Counts
 
@@ -67,7 +68,7 @@ def standard(
     fusion: FusionConfig = TEST_FUSION,
     seed: int = 42,
     facts: ItemFacts | None = None,
-) -> dict[str, Strategy]:
+) -> dict[str, BatchStrategy]:
     """The registry's strategies over these parts (a test leaves out what it does not need: no sequential
     model, no recent counts, seed 42 and `TEST_FUSION` by default); `series` is the test's own source."""
     models = {"als": collaborative, "sequential": sequential, "popularity": Counts(popularity, 0)}

@@ -27,7 +27,7 @@ const LABELS = {
     "why.because": "기여한 별점 영화",
     "degraded": "일부 구성 요소 없이 답했습니다", "notice.ready": "일부 구성 요소가 응답하지 않습니다",
     "notice.hint": "추천은 남은 구성 요소로 계속됩니다.",
-    "part.catalog": "카탈로그", "part.vectors": "벡터 저장소", "part.collaborative": "ALS 모델",
+    "part.catalog": "카탈로그", "part.vectors": "벡터 저장소", "part.collaborative": "ALS 모델", "part.sequential": "이어서 본 영화 모델",
     "rate.title": "몇 편에 별점을 주세요", "rate.lead": "본 영화를 찾아 별점을 매기면 취향에 맞는 영화를 추천합니다.",
     "rate.add": "추가", "rate.remove": "빼기", "rate.stars": "별점", "rate.go": "추천 받기",
     "rate.empty": "아직 고른 영화가 없습니다.", "rate.results": "당신을 위한 추천",
@@ -67,7 +67,7 @@ const LABELS = {
     "why.because": "Because you rated",
     "degraded": "Answered without some parts", "notice.ready": "Some parts of the service are not answering",
     "notice.hint": "Recommendations continue with the remaining parts.",
-    "part.catalog": "catalog", "part.vectors": "vector store", "part.collaborative": "ALS model",
+    "part.catalog": "catalog", "part.vectors": "vector store", "part.collaborative": "ALS model", "part.sequential": "watched-next model",
     "rate.title": "Rate a few movies", "rate.lead": "Find movies you have seen, give them stars and get movies for your taste.",
     "rate.add": "Add", "rate.remove": "Remove", "rate.stars": "stars", "rate.go": "Recommend",
     "rate.empty": "No movie picked yet.", "rate.results": "Recommended for you",
@@ -85,8 +85,9 @@ const LABELS = {
 let lang = localStorage.getItem("nextwatch.lang") === "en" ? "en" : "ko";
 
 /** The label for `key` in the current language (the key itself when unknown). */
-export function t(key) {
-  return LABELS[lang][key] ?? LABELS.ko[key] ?? key;
+/** The label of `key` in the current language, else Korean, else `fallback` (a name the server labels), else the key. */
+export function t(key, fallback) {
+  return LABELS[lang][key] ?? LABELS.ko[key] ?? fallback ?? key;
 }
 
 export function currentLang() {

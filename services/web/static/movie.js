@@ -67,7 +67,7 @@ function filterForm(genreNames, onApply) {
 }
 
 function strategyColumn(info, answer, error) {
-  const head = h("header", {}, h("h3", {}, t(`strategy.${info.name}`)),
+  const head = h("header", {}, h("h3", {}, t(`strategy.${info.name}`, info.label)),
     h("code", {}, info.name), info.name === "hybrid" ? h("span", { class: "badge default" }, t("strategy.default")) : null);
   let body;
   if (error) body = message(error instanceof ApiError && error.status === 503 ? t("strategy.unavailable") : `${t("error")}: ${error.message}`, "warn");

@@ -1,0 +1,195 @@
+"""The learned order-aware model: determinism, pickle-free artifacts, numpy == torch, and what it learns."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipelines.sequence.train import (
+    order_net,
+    split_validation,
+    torch_scores,
+    train_order_model,
+    training_windows,
+    user_sequences,
+)
+from services.stores.errors import ArtifactError
+from services.stores.order_model import ARRAYS, META, OrderModel, OrderParams, weight_names
+
+CYCLE = [10 * (i + 1) for i in range(12)]  # movieIds 10, 20, ..., 120 watched in this order, round and round
+TINY = OrderParams(dims=16, blocks=1, heads=2, max_len=8, dropout=0.0, epochs=25, batch_size=32, lr=1e-2,
+                   validation_users=0, seed=7)  # fmt: skip
+
+
+def cycle_ratings(users: int = 60, length: int = 10, seed: int = 0) -> pd.DataFrame:
+    """Each user watches `length` consecutive movies of CYCLE from a random start (A -> B -> C ...)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(1, users + 1):
+        start = int(rng.integers(len(CYCLE)))
+        for t in range(length):
+            rows.append((u, CYCLE[(start + t) % len(CYCLE)], 4.0, 1_000 + 10 * t))
+    return pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"])
+
+
+@pytest.fixture(scope="module")
+def model() -> OrderModel:
+    torch.set_num_threads(1)
+    return train_order_model(cycle_ratings(), TINY, progress=False)
+
+
+def test_learns_the_next_movie_of_a_sequence(model: OrderModel) -> None:
+    for start in (0, 3, 7):
+        history = [CYCLE[(start + i) % len(CYCLE)] for i in range(4)]
+        top = model.recommend([history], 1)[0]
+        assert top[0][0] == CYCLE[(start + 4) % len(CYCLE)]
+
+
+def test_deterministic_for_a_seed() -> None:
+    params = OrderParams(dims=8, blocks=1, max_len=6, dropout=0.2, epochs=2, batch_size=16, validation_users=10)
+    ratings = cycle_ratings(users=30)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a = train_order_model(ratings, params, progress=False)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is left as it was
+    b = train_order_model(ratings, params, progress=False)
+    assert a.weights.keys() == b.weights.keys()
+    for name in a.weights:
+        assert np.array_equal(a.weights[name], b.weights[name]), name
+    c = train_order_model(ratings, OrderParams(**{**params.__dict__, "seed": params.seed + 1}), progress=False)
+    assert not np.array_equal(a.weights["item_embedding"], c.weights["item_embedding"])
+
+
+def test_numpy_inference_equals_torch_forward(model: OrderModel) -> None:
+    histories = [
+        CYCLE[:3],
+        CYCLE * 2,  # longer than max_len: the last max_len count
+        [CYCLE[5]],
+        [999, CYCLE[2], 998, CYCLE[3]],  # unknown ids skipped
+        [999],
+        [],
+    ]
+    ours = model.scores(histories)
+    theirs = torch_scores(model, histories)
+    assert ours.shape == (len(histories), len(CYCLE))
+    np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=0)
+    assert not ours[4].any() and not ours[5].any()
+    # the torch network loaded from the model is the one that was trained: its embeddings are the model's
+    net = order_net(model)
+    assert np.array_equal(net.item_embedding.weight.detach().numpy(), model.weights["item_embedding"])
+
+
+def test_seen_movies_are_excluded_unless_asked(model: OrderModel) -> None:
+    history = CYCLE[:6]
+    everything = model.recommend([history], len(CYCLE))[0]
+    assert {m for m, _ in everything}.isdisjoint(history)
+    assert len(everything) == len(CYCLE) - len(history)
+    scores = [s for _, s in everything]
+    assert scores == sorted(scores, reverse=True)
+    with_seen = model.recommend([history], len(CYCLE), exclude_seen=False)[0]
+    assert {m for m, _ in with_seen} == set(CYCLE)
+
+
+def test_unknown_ids_are_skipped(model: OrderModel) -> None:
+    plain, mixed, unknown, empty = model.recommend([CYCLE[:3], [5, *CYCLE[:3], 7], [5, 7], []], 5)
+    assert plain == mixed
+    assert unknown == [] and empty == []
+    assert 5 not in model and CYCLE[0] in model
+
+
+def test_saved_without_pickle_and_loaded(model: OrderModel, tmp_path: Path) -> None:
+    assert not OrderModel.exists(tmp_path)
+    model.save(tmp_path)
+    assert OrderModel.exists(tmp_path)
+    with np.load(tmp_path / ARRAYS, allow_pickle=False) as data:
+        assert set(data.files) == {"item_ids", *weight_names(TINY.blocks)}
+        assert all(data[name].dtype != object for name in data.files)
+    loaded = OrderModel.load(tmp_path)
+    assert loaded.params == model.params
+    assert loaded.info["items"] == len(CYCLE)
+    histories = [CYCLE[:4], CYCLE[7:]]
+    assert np.array_equal(loaded.scores(histories), model.scores(histories))
+
+
+def test_missing_and_broken_artifacts(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        OrderModel.load(tmp_path)
+    (tmp_path / META).write_text('{"params": {"dims": 8}, "info": {}}')
+    (tmp_path / ARRAYS).write_bytes(b"not a zip")
+    with pytest.raises(ArtifactError, match="order model"):
+        OrderModel.load(tmp_path)
+
+
+def test_the_store_does_not_import_torch() -> None:
+    code = "import sys, services.stores.order_model; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1]).returncode == 0
+
+
+def test_sequences_follow_timestamp_then_movie_id() -> None:
+    ratings = pd.DataFrame(
+        {
+            "userId": [2, 1, 1, 1, 2],
+            "movieId": [30, 20, 10, 30, 10],
+            "rating": 4.0,
+            "timestamp": [5, 2, 2, 1, 6],  # user 1: 30 at t=1, then 10 and 20 tie at t=2
+        }
+    )
+    seqs = user_sequences(ratings)
+    assert seqs.item_ids.tolist() == [10, 20, 30]
+    rows = [seqs.items[a:b].tolist() for a, b in zip(seqs.indptr[:-1], seqs.indptr[1:])]
+    assert rows == [[3, 1, 2], [3, 1]]
+
+
+def test_training_windows_cover_every_target_once() -> None:
+    items = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12])
+    indptr = np.array([0, 5, 9, 10, 11])  # users of 5, 4, 1 and 1 movies
+    windows = training_windows(items, indptr, max_len=2, windows="all")
+    assert windows.tolist() == [[3, 4, 5], [1, 2, 3], [7, 8, 9], [0, 6, 7]]
+    last = training_windows(items, indptr, max_len=2, windows="last")
+    assert last.tolist() == [[3, 4, 5], [7, 8, 9]]
+
+
+def test_validation_holds_out_each_chosen_users_last_movie() -> None:
+    seqs = user_sequences(cycle_ratings(users=20, length=5))
+    params = OrderParams(max_len=4, validation_users=6)
+    items, indptr, validation = split_validation(seqs, params)
+    assert validation is not None and len(validation.targets) == 6
+    assert len(items) == len(seqs.items) - 6
+    assert (validation.histories != 0).sum(axis=1).tolist() == [4] * 6
+    # a chosen user's target is not among their training movies' positions any more
+    assert indptr[-1] == len(items)
+
+
+def test_early_stopping_keeps_the_best_epoch() -> None:
+    params = OrderParams(dims=8, blocks=1, max_len=6, dropout=0.0, epochs=6, batch_size=16, lr=1e-2,
+                         validation_users=20, patience=2)  # fmt: skip
+    model = train_order_model(cycle_ratings(users=40), params, progress=False)
+    info = model.info
+    assert 1 <= info["best_epoch"] <= info["epochs_run"] <= 6
+    assert info["validation"]["ndcg@10"] == max(row["ndcg@10"] for row in info["history"])
+    assert info["stopped"] in ("epochs", "patience")
+
+
+@pytest.mark.parametrize("loss", ["sampled_ce", "gbce"])
+def test_sampled_losses_learn_the_sequence(loss: str) -> None:
+    params = OrderParams(**{**TINY.__dict__, "loss": loss, "negatives": 6, "epochs": 30})
+    model = train_order_model(cycle_ratings(), params, progress=False)
+    assert model.recommend([CYCLE[2:6]], 1)[0][0][0] == CYCLE[6]
+
+
+def test_params_are_checked() -> None:
+    with pytest.raises(ValueError, match="heads"):
+        OrderParams(dims=10, heads=3)
+    with pytest.raises(ValueError, match="loss"):
+        OrderParams(loss="bpr")
+    assert OrderParams.from_dict({"dims": 32, "from_a_newer_version": 1}) == OrderParams(dims=32)

@@ -267,7 +267,7 @@ def tune(
     k: K = None,
     seed: Seed = None,
 ) -> None:
-    """Choose ALS hyperparameters and hybrid's vector limit on the validation window; saves tuned.json."""
+    """Choose ALS, sequential, recent-popular and fusion settings on the validation window; saves tuned.json."""
     from pipelines.evaluation.run import tune_step
 
     settings = _settings()

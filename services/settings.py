@@ -148,6 +148,21 @@ class FusionSettings(Group):
     )
 
 
+class HistorySettings(Group):
+    """Answers from a viewer's history: the sources read its last movies, the j-th most recent weighing decay**j;
+    hybrid over a history fuses them by its own weights (`nextwatch tune` chooses them on the last-item
+    validation targets)."""
+
+    flat_prefix: ClassVar[str] = "history_"
+    last: int = Field(default=10, ge=1, le=200, description="L: the most recent movies the sources read")
+    decay: float = Field(default=0.7, gt=0, le=1, description="weight of the j-th most recent movie: decay ** j")
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"sequential": 1.0, "series": 0.25, "collaborative": 0.25},
+        description="hybrid over a history: weight per source, JSON (0 or absent: not asked)",
+    )
+    rank_constant: float = Field(default=60.0, ge=0, description="hybrid over a history: c in w / (c + rank)")
+
+
 class ProtocolSettings(Group):
     """The evaluation protocol (seed 002): min_ratings 20 suits the sample, 1000 suits MovieLens 32M."""
 
@@ -168,6 +183,7 @@ class APISettings(Group):
     max_batch: int = Field(default=100, ge=1, description="most movie ids per batch request")
     max_exclude: int = Field(default=1000, ge=0, description="most ids in a recommendation's exclude list")
     max_user_ratings: int = Field(default=1000, ge=1, description="most ratings per user-based request")
+    max_history: int = Field(default=500, ge=1, description="most movies in a history (`POST /next`; 413 beyond)")
     store_timeout_seconds: float = Field(
         default=2.0, gt=0, description="time limit of every catalog, vector and model call"
     )
@@ -225,6 +241,7 @@ GROUPS: dict[str, type[Group]] = {
     "als": ALSSettings,
     "sequential": SequentialSettings,
     "fusion": FusionSettings,
+    "history": HistorySettings,
     "protocol": ProtocolSettings,
     "api": APISettings,
     "tmdb": TMDBSettings,
@@ -324,6 +341,7 @@ class Settings(BaseSettings):
     als: ALSSettings = ALSSettings()
     sequential: SequentialSettings = SequentialSettings()
     fusion: FusionSettings = FusionSettings()
+    history: HistorySettings = HistorySettings()
     protocol: ProtocolSettings = ProtocolSettings()
     api: APISettings = APISettings()
     tmdb: TMDBSettings = TMDBSettings()

@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from pipelines.collaborative.als import train_als
 from pipelines.collaborative.popularity import recent_popularity as recent_counts
 from pipelines.collaborative.sequential import build_sequential
 from services.stores.collaborative import ALSParams, CollaborativeModel
+from services.stores.histories import UserHistories
 from services.stores.popularity import Counts, RecentParams
 from services.stores.sequential import SequentialModel, SequentialParams
 
@@ -30,3 +32,16 @@ def popularity(ratings: pd.DataFrame, params: None, *, cutoff: int, progress: bo
 
 def recent_popularity(ratings: pd.DataFrame, params: RecentParams, *, cutoff: int, progress: bool) -> Counts:
     return Counts(recent_counts(ratings, cutoff, params.days), cutoff)
+
+
+def histories(ratings: pd.DataFrame, params: None, *, cutoff: int, progress: bool) -> UserHistories:
+    ordered = ratings.sort_values(["userId", "timestamp", "movieId"], kind="stable")
+    users, counts = np.unique(ordered["userId"].to_numpy(np.int64), return_counts=True)
+    return UserHistories(
+        users,
+        np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        ordered["movieId"].to_numpy(np.int32),
+        ordered["timestamp"].to_numpy(np.int64),
+        ordered["rating"].to_numpy(np.float32),
+        cutoff,
+    )

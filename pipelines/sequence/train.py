@@ -36,6 +36,7 @@ from services.stores.order_model import (
 )
 
 EVAL_BATCH = 256
+BUCKET_BATCHES = 32
 CE_CHUNK = 1024  # rows of logits at a time in the full cross-entropy
 
 
@@ -290,10 +291,8 @@ def _fit(
     bar = tqdm(range(1, params.epochs + 1), desc="order model", unit="epoch", disable=not progress)
     for epoch in bar:
         net.train()
-        order = rng.permutation(len(windows))
         total, count = 0.0, 0
-        for lo in range(0, len(order), params.batch_size):
-            picked = order[lo : lo + params.batch_size]
+        for picked in _batches(rng, lengths, params.batch_size):
             n = int(lengths[picked].max())
             batch = windows_t[torch.from_numpy(picked)][:, -(n + 1) :]
             inputs, targets = batch[:, :-1], batch[:, 1:]
@@ -329,6 +328,18 @@ def _fit(
         log["best_epoch"] = best[1]
         log["validation"] = {k: v for k, v in history[best[1] - 1].items() if k in ("hr@10", "ndcg@10")}
     return net.eval(), log
+
+
+def _batches(rng: np.random.Generator, lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """One epoch's batches of window indices in random order; windows of similar length share a batch (sorted
+    within random groups of BUCKET_BATCHES batches), so that little of a batch is padding."""
+    order = rng.permutation(len(lengths))
+    group = batch_size * BUCKET_BATCHES
+    for lo in range(0, len(order), group):
+        part = order[lo : lo + group]
+        order[lo : lo + group] = part[np.argsort(lengths[part], kind="stable")]
+    batches = [order[lo : lo + batch_size] for lo in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def _loss(

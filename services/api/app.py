@@ -11,7 +11,7 @@ from importlib.metadata import version
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from services.api import compat, facets, movies, ops, page, recommendations, report_files, search, users
+from services.api import compat, facets, history, movies, ops, page, recommendations, report_files, search, users
 from services.api.errors import install_error_handlers
 from services.api.observability import REQUEST_ID_HEADER, Metrics, RequestObserver, enable_access_log
 from services.serving.reload import GenerationWatcher
@@ -65,7 +65,7 @@ def create_app(
                 app.state.runtime.close()
 
     app = FastAPI(title="nextwatch", version=version("nextwatch"), description=DESCRIPTION, lifespan=lifespan)
-    for module in (movies, recommendations, users, compat, ops, search, facets, report_files, page):
+    for module in (movies, recommendations, history, users, compat, ops, search, facets, report_files, page):
         app.include_router(module.router)
     install_error_handlers(app)
     if settings.api.cors_origins:

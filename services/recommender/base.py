@@ -3,9 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 Candidates = Sequence[tuple[int, float]]  # a source's (movie_id, score) for one query, best first
+
+
+class History(NamedTuple):
+    """A viewer's movies, oldest first (the query of the history strategies); with `drop_seen` (the default)
+    no answer holds one of them."""
+
+    movies: tuple[int, ...]
+    drop_seen: bool = True
+
+    @property
+    def seen(self) -> frozenset[int]:
+        """The movies no answer may hold."""
+        return frozenset(self.movies) if self.drop_seen else frozenset()
+
+    def recent(self, last: int) -> list[int]:
+        """The `last` most recent distinct movies, most recent first."""
+        out: list[int] = []
+        for movie_id in reversed(self.movies):
+            if movie_id not in out:
+                out.append(movie_id)
+                if len(out) == last:
+                    break
+        return out
 
 
 class Recommendation(NamedTuple):
@@ -28,11 +51,12 @@ class Recommender(Protocol):
 
 
 class Source(Protocol):
-    """A candidate generator: up to k (movie_id, score) per query movie, never the query itself."""
+    """A candidate generator: up to k (movie_id, score) per query, never the query itself: a query is a movie
+    id (one-movie sources) or a :class:`History` (history sources, which never return its seen movies)."""
 
     name: str
 
-    def candidates(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]: ...
+    def candidates(self, queries: Sequence[Any], k: int) -> list[list[tuple[int, float]]]: ...
 
 
 class BatchResult(NamedTuple):

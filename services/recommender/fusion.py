@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from typing import Any
 
 from services.recommender.base import BatchResult, Candidates, Recommendation, Source
 from services.recommender.filters import Filter, ItemFacts
@@ -19,15 +21,16 @@ from services.recommender.strategies import BatchStrategy, take_new
 def fuse(
     lists: Mapping[str, Candidates],
     weights: Mapping[str, float],
-    query: int,
+    query: int | None,
     *,
     depth: int,
     rank_constant: float,
     keep: Callable[[int], bool] | None = None,
     limit: int | None = None,
+    seen: AbstractSet[int] = frozenset(),
 ) -> list[tuple[int, float, dict[str, float]]]:
     """Fused (movie, score, contributions) best first (ties by movieId), the best `limit` of them when
-    given; never the query or filtered movies."""
+    given; never the query, the `seen` movies or filtered movies."""
     shares: dict[str, dict[int, float]] = {}  # per source: movie -> its share of the fused score
     totals: dict[int, float] = {}
     for source, candidates in lists.items():
@@ -35,7 +38,7 @@ def fuse(
         for movie_id, _ in candidates:
             if rank >= depth:
                 break
-            if movie_id == query or (keep is not None and not keep(movie_id)):
+            if movie_id == query or movie_id in seen or (keep is not None and not keep(movie_id)):
                 continue
             rank += 1
             if movie_id not in mine:  # a source repeating a movie counts once, at its best rank
@@ -88,14 +91,14 @@ class FusionStrategy(BatchStrategy):
         self.precomputed: PrecomputedAnswers | None = None  # see `precompute`
 
     def recommend_batch(
-        self, movie_ids: Sequence[int], k: int, *, filter: Filter | None = None, explain: bool = False
+        self, queries: Sequence[Any], k: int, *, filter: Filter | None = None, explain: bool = False
     ) -> BatchResult:
         """As :meth:`BatchStrategy.recommend_batch`, from the precomputed answers when they hold this request."""
         if not explain and self.precomputed is not None:
-            answered = self.precomputed.answer(movie_ids, k, filter)
+            answered = self.precomputed.answer(queries, k, filter)
             if answered is not None:
                 return answered
-        return super().recommend_batch(movie_ids, k, filter=filter, explain=explain)
+        return super().recommend_batch(queries, k, filter=filter, explain=explain)
 
     def precompute(self, movie_ids: Sequence[int], k: int, rules: Filter) -> int:
         """Serve (k, rules) for these movies from answers computed now by this strategy (what
@@ -108,24 +111,32 @@ class FusionStrategy(BatchStrategy):
         self.precomputed = answers
         return len(answers)
 
-    def _run(self, movie_ids: Sequence[int], k: int, rules: Filter | None, *, degrade: bool) -> BatchResult:
+    def _run(self, queries: Sequence[Any], k: int, rules: Filter | None, *, degrade: bool) -> BatchResult:
         keep = self._predicate(rules)
         extra = len(rules.exclude) if rules is not None else 0
-        ids = [int(m) for m in movie_ids]
+        ids = list(queries)
+        seen = self._seen(ids)
         missing = list(self.absent)
         lists: list[dict[str, Candidates]] = [{} for _ in ids]
         for source in self.sources:
             # a source is asked again only when the filter left fewer than k of its candidates: the fused
             # ranks are among those kept, and k of them fill the list
-            answers = self._ask_all(source, ids, self.depth + extra, keep, min(k, self.depth), degrade, missing)
+            answers = self._ask_all(source, ids, seen, self.depth + extra, keep, min(k, self.depth), degrade, missing)
             if answers is not None:
                 for per_query, candidates in zip(lists, answers):
                     per_query[source.name] = candidates
         items: list[list[Recommendation]] = []
         explained: list[list[dict[str, float]]] = []
-        for query, per_query in zip(ids, lists):
+        for exclude, per_query in zip(seen, lists):
             fused = fuse(
-                per_query, self.weights, query, depth=self.depth, rank_constant=self.rank_constant, keep=keep, limit=k
+                per_query,
+                self.weights,
+                None,
+                depth=self.depth,
+                rank_constant=self.rank_constant,
+                keep=keep,
+                limit=k,
+                seen=exclude,
             )
             items.append([Recommendation(m, score, max(parts, key=parts.__getitem__)) for m, score, parts in fused])
             explained.append([parts for _, _, parts in fused])
@@ -133,17 +144,20 @@ class FusionStrategy(BatchStrategy):
             short = [i for i, recs in enumerate(items) if len(recs) < k]
             if not short:
                 break
-            answers = self._ask_all(source, [ids[i] for i in short], 2 * k + extra, keep, k, degrade, missing)
+            answers = self._ask_all(
+                source, [ids[i] for i in short], [seen[i] for i in short], 2 * k + extra, keep, k, degrade, missing
+            )
             for i, candidates in zip(short, answers or []):
                 before = len(items[i])
-                take_new(items[i], {ids[i], *(r.movie_id for r in items[i])}, candidates, k, keep, source.name)
+                take_new(items[i], {*seen[i], *(r.movie_id for r in items[i])}, candidates, k, keep, source.name)
                 explained[i].extend({} for _ in range(len(items[i]) - before))
         return BatchResult(items, missing, explained)
 
     def _ask_all(
         self,
         source: Source,
-        ids: list[int],
+        ids: list[Any],
+        seen: list[set[int]],
         want: int,
         keep: Callable[[int], bool] | None,
         enough: int,
@@ -158,7 +172,7 @@ class FusionStrategy(BatchStrategy):
             answers[i] = candidates
 
         def short(i: int, candidates: Candidates) -> bool:
-            return sum(1 for m, _ in candidates if m != ids[i] and (keep is None or keep(m))) < enough
+            return sum(1 for m, _ in candidates if m not in seen[i] and (keep is None or keep(m))) < enough
 
         asked = self._ask(
             source,

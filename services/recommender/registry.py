@@ -21,6 +21,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from services.recommender.base import Source
+from services.recommender.history import (
+    CollaborativeHistorySource,
+    IgnoringHistory,
+    SequentialHistorySource,
+    SeriesHistorySource,
+    VectorHistorySource,
+)
 from services.recommender.sequential_sources import RecentPopularSource, SequentialSource
 from services.recommender.sources import (
     CollaborativeSource,
@@ -30,9 +37,10 @@ from services.recommender.sources import (
     VectorIndex,
     VectorSource,
 )
-from services.settings import Settings
+from services.settings import HistorySettings, Settings
 from services.stores.catalog import MovieFacts
 from services.stores.collaborative import ALSParams, CollaborativeModel
+from services.stores.histories import UserHistories
 from services.stores.popularity import Counts, RecentParams
 from services.stores.sequential import SequentialModel, SequentialParams
 
@@ -60,12 +68,14 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class SourceInputs:
-    """What sources are made from: catalogue facts, the loaded models, the vector index, the seed."""
+    """What sources are made from: catalogue facts, the loaded models, the vector index, the seed, and how
+    history sources read a history."""
 
     facts: MovieFacts
     models: Mapping[str, Any]
     vectors: VectorIndex | None
     seed: int
+    history: HistorySettings = HistorySettings()
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,8 @@ class TableSpec:
 class SourceSpec:
     """One candidate source and what the product does with it.
 
-    - `make` builds it from :class:`SourceInputs` (None when what it reads is missing);
+    - `make` builds it from :class:`SourceInputs` (None when what it reads is missing); `history` builds its
+      history form, which takes a :class:`History` per query (None: the source has no history form);
     - `part`: the readiness part reported missing when it cannot be made or fails (None: always there);
     - `model`: the model of the trained set it reads (its table lives beside it);
     - `store_backed`: its calls reach a store (time limits, caches and neighbour tables wrap them);
@@ -97,6 +108,7 @@ class SourceSpec:
     label: str
     display: int
     make: Callable[[SourceInputs], Source | None]
+    history: Callable[[SourceInputs], Source | None] | None = None
     part: str | None = None
     model: str | None = None
     store_backed: bool = False
@@ -146,11 +158,6 @@ HYBRID_LABEL = "Hybrid (fused)"
 FUSION_TUNABLE = ("fusion_weights", "fusion_rank_constant")
 
 
-def sequential_params(settings: Settings) -> SequentialParams:
-    """The sequential model's parameters from the (tuned) settings."""
-    return SequentialParams(**settings.sequential.model_dump(exclude={"recent_popular_days"}))
-
-
 def _model(name: str) -> Callable[[SourceInputs], Any]:
     return lambda inputs: inputs.models.get(name)
 
@@ -178,14 +185,51 @@ def _maybe(
     return build
 
 
+def _ignoring(make: Callable[[SourceInputs], Source | None]) -> Callable[[SourceInputs], Source | None]:
+    """The history form of a source that does not depend on its query."""
+
+    def build(inputs: SourceInputs) -> Source | None:
+        source = make(inputs)
+        return IgnoringHistory(source) if source is not None else None
+
+    return build
+
+
+def _series(inputs: SourceInputs) -> SeriesSource:
+    return SeriesSource(inputs.facts.movie_ids, inputs.facts.series_ids, inputs.facts.release_dates)
+
+
+def _random(inputs: SourceInputs) -> Source:
+    return RandomSource(inputs.facts.movie_ids, inputs.seed)
+
+
+def _popular(inputs: SourceInputs) -> Source:
+    return PopularSource(_counts(inputs))
+
+
+def _recent_popular(inputs: SourceInputs) -> Source | None:
+    counts = _recent(inputs)
+    return RecentPopularSource(counts) if counts is not None else None
+
+
+def _reading(make: Callable[[Any, int, float], Source], read: Callable[[SourceInputs], Any]) -> Any:
+    """A history source over what `read` finds, reading the last movies with the history settings' decay."""
+
+    def build(inputs: SourceInputs) -> Source | None:
+        found = read(inputs)
+        return make(found, inputs.history.last, inputs.history.decay) if found is not None else None
+
+    return build
+
+
+def sequential_params(settings: Settings) -> SequentialParams:
+    """The sequential model's parameters from the (tuned) settings."""
+    return SequentialParams(**settings.sequential.model_dump(exclude={"recent_popular_days"}))
+
+
 for _spec in (
     ModelSpec("als", CollaborativeModel, lambda s: ALSParams(**s.als.model_dump()), "pipelines.models.trainers:als"),
-    ModelSpec(
-        "sequential",
-        SequentialModel,
-        sequential_params,
-        "pipelines.models.trainers:sequential",
-    ),
+    ModelSpec("sequential", SequentialModel, sequential_params, "pipelines.models.trainers:sequential"),
     ModelSpec("popularity", Counts, lambda s: None, "pipelines.models.trainers:popularity"),
     ModelSpec(
         "recent-popular",
@@ -193,36 +237,26 @@ for _spec in (
         lambda s: RecentParams(s.sequential.recent_popular_days),
         "pipelines.models.trainers:recent_popularity",
     ),
-    SourceSpec(
-        "random",
-        "Random",
-        90,
-        lambda i: RandomSource(i.facts.movie_ids, i.seed),
-        chain=(),
-        fusable=False,
-        fallback=True,
-    ),
-    SourceSpec("popular", "Popular", 80, lambda i: PopularSource(_counts(i)), chain=(), fusable=False, fallback=True),
+    ModelSpec("histories", UserHistories, lambda s: None, "pipelines.models.trainers:histories"),
+    SourceSpec("random", "Random", 90, _random, _ignoring(_random), chain=(), fusable=False, fallback=True),
+    SourceSpec("popular", "Popular", 80, _popular, _ignoring(_popular), chain=(), fusable=False, fallback=True),
     SourceSpec(
         "recent-popular",
         "Recently popular",
         70,
-        _maybe(RecentPopularSource, _recent),
+        _recent_popular,
+        _ignoring(_recent_popular),
         model="recent-popular",
         chain=("popular", "random"),
         tunable=("recent_popular_days",),
     ),
-    SourceSpec(
-        "series",
-        "Same series",
-        30,
-        lambda i: SeriesSource(i.facts.movie_ids, i.facts.series_ids, i.facts.release_dates),
-    ),
+    SourceSpec("series", "Same series", 30, _series, _reading(SeriesHistorySource, _series)),
     SourceSpec(
         "vector",
         "Similar story",
         40,
         _maybe(VectorSource, lambda i: i.vectors),
+        _reading(VectorHistorySource, lambda i: i.vectors),
         part="vectors",
         store_backed=True,
         degradable=True,
@@ -233,6 +267,7 @@ for _spec in (
         "Viewers also liked",
         20,
         _maybe(CollaborativeSource, _model("als")),
+        _maybe(CollaborativeHistorySource, _model("als")),
         part="collaborative",
         model="als",
         store_backed=True,
@@ -245,6 +280,7 @@ for _spec in (
         "Watched next",
         10,
         _maybe(SequentialSource, _model("sequential")),
+        _reading(SequentialHistorySource, _model("sequential")),
         part="sequential",
         model="sequential",
         degradable=True,
@@ -313,6 +349,12 @@ def tunable() -> tuple[str, ...]:
 def make_sources(inputs: SourceInputs) -> dict[str, Source | None]:
     """Every registered source made from `inputs` (None where what it reads is missing)."""
     return {name: spec.make(inputs) for name, spec in REGISTRY.sources.items()}
+
+
+def make_history_sources(inputs: SourceInputs) -> dict[str, Source | None]:
+    """Every registered source's history form made from `inputs` (None where it has none or what it reads
+    is missing)."""
+    return {name: spec.history(inputs) if spec.history else None for name, spec in REGISTRY.sources.items()}
 
 
 @contextmanager

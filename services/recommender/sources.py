@@ -100,6 +100,11 @@ class SeriesSource:
     def series_of(self, movie_id: int) -> int | None:
         return self._series_of.get(int(movie_id))
 
+    def in_release_order(self, movie_id: int) -> list[int]:
+        """Every part of the movie's series (itself included), oldest release first; [] outside a series."""
+        series_id = self._series_of.get(int(movie_id))
+        return self._members[series_id][::-1] if series_id is not None else []
+
     def candidates(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]:
         out = []
         for movie_id in movie_ids:

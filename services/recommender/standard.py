@@ -44,24 +44,14 @@ class FusionConfig:
 
 
 def build_strategies(
-    made: Mapping[str, Source | None],
-    fusion: FusionConfig,
-    *,
-    facts: ItemFacts | None = None,
-    wrap: Callable[[Source], Source] | None = None,
+    sources: Mapping[str, Source | None], fusion: FusionConfig, *, facts: ItemFacts | None = None
 ) -> dict[str, BatchStrategy]:
-    """Every strategy over the registry's sources `made` (:func:`make_sources`) whose first source exists
-    (composites: all of their sources), and hybrid.
+    """Every strategy over the registry's `sources` (:func:`make_sources`, or their history forms) whose
+    first source exists (composites: all of their sources), and hybrid.
 
     Hybrid answers without a degradable part that is missing or fails (degraded). `facts` lets every
-    strategy take a :class:`Filter`; `wrap` decorates the store-backed sources (neighbour tables, time
-    limits, caches).
+    strategy take a :class:`Filter`.
     """
-    decorate = wrap or (lambda source: source)
-    sources = {
-        name: decorate(source) if source is not None and REGISTRY.sources[name].store_backed else source
-        for name, source in made.items()
-    }
     chains: dict[str, list[Source | None]] = {}
     for name, spec in REGISTRY.sources.items():
         if spec.chain is not None and sources[name] is not None:
@@ -96,6 +86,18 @@ def assemble_strategies(
 ) -> dict[str, BatchStrategy]:
     """The standard strategies over catalogue facts and a model set ({registry model name: artifact}; a
     missing "popularity" counts the catalogue's ratings), each taking a :class:`Filter`."""
-    sources = make_sources(SourceInputs(facts, models, vectors, seed))
+    sources = wrap_store_backed(make_sources(SourceInputs(facts, models, vectors, seed)), wrap)
     items = ItemFacts(facts.movie_ids, facts.genres, facts.adult)
-    return build_strategies(sources, fusion, facts=items, wrap=wrap)
+    return build_strategies(sources, fusion, facts=items)
+
+
+def wrap_store_backed(
+    sources: Mapping[str, Source | None], wrap: Callable[[Source], Source] | None
+) -> dict[str, Source | None]:
+    """The sources with the store-backed ones decorated by `wrap` (neighbour tables, time limits, caches)."""
+    if wrap is None:
+        return dict(sources)
+    return {
+        name: wrap(source) if source is not None and REGISTRY.sources[name].store_backed else source
+        for name, source in sources.items()
+    }

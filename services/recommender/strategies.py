@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from services.recommender.base import BatchResult, Candidates, Recommendation, Source
+from services.recommender.base import BatchResult, Candidates, History, Recommendation, Source
 from services.recommender.filters import Filter, ItemFacts
 
 log = logging.getLogger(__name__)
@@ -14,8 +15,11 @@ MAX_FETCH = 2000  # the most candidates a source is asked for per query when a f
 
 
 class BatchStrategy:
-    """What every strategy shares: one movie or a batch through `_run`, served answers (degraded, explained),
-    filters over catalogue facts, and asking a source again for more while a filter leaves too few."""
+    """What every strategy shares: one query or a batch through `_run`, served answers (degraded, explained),
+    filters over catalogue facts, and asking a source again for more while a filter leaves too few.
+
+    A query is a movie id (the one-movie strategies) or a :class:`History` (the history strategies, built
+    from history sources); an answer never holds the query movie, nor a history's seen movies."""
 
     name: str
     facts: ItemFacts | None
@@ -25,27 +29,32 @@ class BatchStrategy:
         return self.similar_batch([movie_id], k, filter=filter)[0]
 
     def similar_batch(
-        self, movie_ids: Sequence[int], k: int, *, filter: Filter | None = None
+        self, queries: Sequence[Any], k: int, *, filter: Filter | None = None
     ) -> list[list[Recommendation]]:
-        """Up to k recommendations per movie; any source failure propagates."""
-        return self._run(movie_ids, k, filter, degrade=False).items
+        """Up to k recommendations per query; any source failure propagates."""
+        return self._run(queries, k, filter, degrade=False).items
 
     def recommend_batch(
-        self, movie_ids: Sequence[int], k: int, *, filter: Filter | None = None, explain: bool = False
+        self, queries: Sequence[Any], k: int, *, filter: Filter | None = None, explain: bool = False
     ) -> BatchResult:
         """Serving: an optional source that raises is skipped and reported in `missing`; with `explain`,
         `contributions` give each item's score per source."""
-        result = self._run(movie_ids, k, filter, degrade=True)
+        result = self._run(queries, k, filter, degrade=True)
         return result if explain else BatchResult(result.items, result.missing)
 
-    def _run(self, movie_ids: Sequence[int], k: int, rules: Filter | None, *, degrade: bool) -> BatchResult:
+    def _run(self, queries: Sequence[Any], k: int, rules: Filter | None, *, degrade: bool) -> BatchResult:
         """Every query's list with its contributions, and the sources missing."""
         raise NotImplementedError
+
+    @staticmethod
+    def _seen(queries: Sequence[Any]) -> list[set[int]]:
+        """Per query, the movies its answer may not hold: the query movie, or a history's seen movies."""
+        return [set(q.seen) if isinstance(q, History) else {int(q)} for q in queries]
 
     def _ask(
         self,
         source: Source,
-        ids: Sequence[int],
+        ids: Sequence[Any],
         pending: list[int],
         want: int,
         *,
@@ -74,12 +83,12 @@ class BatchStrategy:
         return True
 
     def _candidates_or_skip(
-        self, source: Source, movie_ids: Sequence[int], want: int, degrade: bool, missing: list[str]
+        self, source: Source, queries: Sequence[Any], want: int, degrade: bool, missing: list[str]
     ) -> list[list[tuple[int, float]]] | None:
         """The source's candidates; None when it failed and may be skipped (serving, an optional
         source), after noting it in `missing`; any other failure propagates."""
         try:
-            return source.candidates(movie_ids, want)
+            return source.candidates(queries, want)
         except Exception:
             if not (degrade and source.name in self.optional):
                 raise
@@ -122,12 +131,12 @@ class ChainStrategy(BatchStrategy):
         self.optional = frozenset(optional)
         self.absent = list(absent)
 
-    def _run(self, movie_ids: Sequence[int], k: int, rules: Filter | None, *, degrade: bool) -> BatchResult:
+    def _run(self, queries: Sequence[Any], k: int, rules: Filter | None, *, degrade: bool) -> BatchResult:
         keep = self._predicate(rules)
         extra = len(rules.exclude) if rules is not None else 0
-        ids = [int(m) for m in movie_ids]
+        ids = list(queries)
         results: list[list[Recommendation]] = [[] for _ in ids]
-        seen: list[set[int]] = [{m} for m in ids]
+        seen = self._seen(ids)
         missing = list(self.absent)
         for position, source in enumerate(self.sources):
             # a source that failed earlier in the chain (hybrid may hold vectors twice) is not asked again

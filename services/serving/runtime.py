@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,8 @@ from services.embeddings.backends import EmbeddingBackend, make_backend
 from services.recommender.base import Source
 from services.recommender.filters import Filter, ItemFacts
 from services.recommender.fusion import FusionStrategy
-from services.recommender.registry import REGISTRY, SourceInputs, make_sources, store_parts
-from services.recommender.standard import FusionConfig, build_strategies
+from services.recommender.registry import REGISTRY, SourceInputs, make_history_sources, make_sources, store_parts
+from services.recommender.standard import FusionConfig, build_strategies, wrap_store_backed
 from services.recommender.strategies import BatchStrategy
 from services.recommender.tabled import TabledSource
 from services.serving.cache import CachedSource
@@ -43,11 +44,18 @@ class Runtime:
     models: dict[str, Any]  # the trained model set by registry name (missing ones absent)
     strategies: dict[str, BatchStrategy]
     missing: list[str] = field(default_factory=list)
+    history_strategies: dict[str, BatchStrategy] = field(default_factory=dict)  # queries are histories
+    sources: dict[str, Source | None] = field(default_factory=dict)  # the one-movie sources, as served
     items: ItemFacts | None = None  # genres and adult flags (filters, random browsing)
     guards: Guards = field(default_factory=lambda: Guards(None))  # time limits of store calls
     tables: dict[str, NeighbourTable] = field(default_factory=dict)  # precomputed lists by source name
     _query_backend: EmbeddingBackend | None = None
     _query_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @cached_property
+    def known_ids(self) -> frozenset[int]:
+        """Every catalogue movie id."""
+        return frozenset(self.facts.movie_ids)
 
     @property
     def collaborative(self) -> CollaborativeModel | None:
@@ -118,6 +126,12 @@ def tabled_sources(
     return wrap
 
 
+def guarded_sources(guards: Guards) -> Callable[[Source], Source]:
+    """Store-backed sources with each call under its part's time limit."""
+    parts = store_parts()
+    return lambda source: GuardedSource(source, guards[parts[source.name]])
+
+
 def serving_sources(guards: Guards, cache_size: int) -> Callable[[Source], Source]:
     """Store-backed sources as the API runs them: each call under its part's time limit, and the
     neighbour lists of the `cache_size` most recently asked movies kept in memory."""
@@ -164,22 +178,31 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bo
     catalog, facts = _open_catalog(settings)
     vectors = _open_vectors(settings)
     models = load_model_set(settings.models_dir(settings.serve_models == "evaluation"))
-    sources = make_sources(SourceInputs(facts, models, vectors, settings.protocol.seed))
+    inputs = SourceInputs(facts, models, vectors, settings.protocol.seed, settings.history)
+    made = make_sources(inputs)
     guards = Guards(settings.api.store_timeout_seconds if serving else None)
     items = ItemFacts(facts.movie_ids, facts.genres, facts.adult)
     tables = load_tables(settings)
     live = serving_sources(guards, settings.api.neighbour_cache_size) if serving else None
-    strategies = build_strategies(
-        sources, FusionConfig.from_settings(settings), facts=items, wrap=tabled_sources(tables, live)
-    )
-    missing = missing_parts(sources)
+    sources = wrap_store_backed(made, tabled_sources(tables, live))
+    strategies = build_strategies(sources, FusionConfig.from_settings(settings), facts=items)
+    history_sources = wrap_store_backed(make_history_sources(inputs), guarded_sources(guards) if serving else None)
+    history = build_strategies(history_sources, history_fusion(settings), facts=items)
+    missing = missing_parts(made)
     for part in require:
         if part in missing:
             catalog.close()
             raise RuntimeError(f"{part} unavailable: run `nextwatch build` first")
     if serving:
         precompute_default_answers(strategies, tables, facts.movie_ids, settings.api.precompute_k)
-    return Runtime(settings, catalog, facts, vectors, models, strategies, missing, items, guards, tables)
+    return Runtime(
+        settings, catalog, facts, vectors, models, strategies, missing, history, sources, items, guards, tables
+    )
+
+
+def history_fusion(settings: Settings) -> FusionConfig:
+    """Hybrid over a history: its own weights and rank constant, the one-movie hybrid's depth."""
+    return FusionConfig(dict(settings.history.weights), settings.fusion.depth, settings.history.rank_constant)
 
 
 def _open_catalog(settings: Settings) -> tuple[Catalog, MovieFacts]:

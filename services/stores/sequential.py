@@ -91,6 +91,14 @@ class SequentialModel:
         bounds = [0, *ends.tolist()]
         return [pairs[bounds[i] : bounds[i + 1]] for i in range(len(rows))]
 
+    def row(self, movie_id: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """A movie's whole kept row: candidate ids and scores, best first; None for an unknown movie."""
+        i = self._index.get(int(movie_id))
+        if i is None:
+            return None
+        start, stop = self.indptr[i], self.indptr[i + 1]
+        return self.item_ids[self.indices[start:stop]], self.scores[start:stop]
+
     def viewers(self, movie_id: int, candidate_ids: Sequence[int]) -> dict[int, int]:
         """Distinct users who watched each candidate within the next `window` titles after `movie_id`.
 

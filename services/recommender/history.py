@@ -1,0 +1,174 @@
+"""Sources that read a viewer's history (a :class:`History`, oldest first) instead of one movie.
+
+Each returns up to k (movie_id, score) per history, best first (ties by movieId), never one of the history's
+seen movies. They read the last movies with a recency decay: the j-th most recent (j from 0) weighs
+``decay ** j``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from services.recommender.base import History, Source
+from services.recommender.sources import SeriesSource, VectorIndex
+from services.stores.sequential import SequentialModel
+
+
+def _ranked(scores: dict[int, float], seen: frozenset[int], k: int) -> list[tuple[int, float]]:
+    """The k best (movie, score), ties by movieId, without `seen`."""
+    kept = [(m, s) for m, s in scores.items() if m not in seen and s > 0]
+    kept.sort(key=lambda ms: (-ms[1], ms[0]))
+    return kept[:k]
+
+
+class SequentialHistorySource:
+    """Co-visitation over the last `last` movies: score(c) = sum_j decay**j * watched-next(h_j, c)."""
+
+    name = "sequential"
+
+    def __init__(self, model: SequentialModel, last: int, decay: float) -> None:
+        self._model = model
+        self._last = last
+        self._decay = decay
+
+    def candidates(self, queries: Sequence[History], k: int) -> list[list[tuple[int, float]]]:
+        return [self.scores(history, k) for history in queries]
+
+    def scores(self, history: History, k: int) -> list[tuple[int, float]]:
+        """The history's co-visitation scores (every neighbour the model keeps of its last movies)."""
+        model = self._model
+        totals: dict[int, float] = {}
+        for j, movie_id in enumerate(history.recent(self._last)):
+            row = model.row(movie_id)
+            if row is None:
+                continue
+            ids, scores = row
+            weight = self._decay**j
+            for candidate, score in zip(ids.tolist(), scores.tolist()):
+                totals[candidate] = totals.get(candidate, 0.0) + weight * score
+        return _ranked(totals, history.seen, k)
+
+
+class UserModel(Protocol):
+    """The part of the ALS model that folds a viewer in from their movies."""
+
+    def recommend_for_ratings(self, ratings: dict[int, float], k: int) -> list[tuple[int, float]]: ...
+
+
+class CollaborativeHistorySource:
+    """ALS with the viewer folded in from the history (each movie as a liked one, `rating`)."""
+
+    name = "collaborative"
+
+    def __init__(self, model: UserModel, rating: float = 4.0) -> None:
+        self._model = model
+        self._rating = rating
+
+    def candidates(self, queries: Sequence[History], k: int) -> list[list[tuple[int, float]]]:
+        out = []
+        for history in queries:
+            found = self._model.recommend_for_ratings(dict.fromkeys(history.movies, self._rating), k)
+            out.append([(m, s) for m, s in found if m not in history.seen][:k])
+        return out
+
+
+class SeriesHistorySource:
+    """The next unseen parts of the series of the last `last` movies: for the j-th most recent movie, the
+    parts released after it (in release order), then its series' other parts, all weighted decay**j."""
+
+    name = "series"
+
+    def __init__(self, series: SeriesSource, last: int, decay: float) -> None:
+        self._series = series
+        self._last = last
+        self._decay = decay
+
+    def candidates(self, queries: Sequence[History], k: int) -> list[list[tuple[int, float]]]:
+        return [self._one(history, k) for history in queries]
+
+    def _one(self, history: History, k: int) -> list[tuple[int, float]]:
+        totals: dict[int, float] = {}
+        for j, movie_id in enumerate(history.recent(self._last)):
+            parts = self._series.in_release_order(movie_id)
+            if not parts:
+                continue
+            at = parts.index(movie_id)
+            ordered = parts[at + 1 :] + parts[:at][::-1]  # the next parts, then the earlier ones backwards
+            for rank, candidate in enumerate(ordered):
+                share = self._decay**j / (1 + rank)
+                totals[candidate] = max(totals.get(candidate, 0.0), share)
+        return _ranked(totals, history.seen, k)
+
+
+class VectorHistorySource:
+    """Nearest overview embeddings to the recency-weighted centroid of the last `last` movies' vectors."""
+
+    name = "vector"
+
+    def __init__(self, index: VectorIndex, last: int, decay: float) -> None:
+        self._index = index
+        self._last = last
+        self._decay = decay
+
+    def candidates(self, queries: Sequence[History], k: int) -> list[list[tuple[int, float]]]:
+        recents = [history.recent(self._last) for history in queries]
+        stored = self._index.vectors(sorted({m for recent in recents for m in recent}))
+        out: list[list[tuple[int, float]]] = [[] for _ in queries]
+        rows, centroids = [], []
+        for i, recent in enumerate(recents):
+            known = [(j, m) for j, m in enumerate(recent) if m in stored]
+            if not known:
+                continue
+            centroid = sum(self._decay**j * stored[m] / max(float(np.linalg.norm(stored[m])), 1e-10) for j, m in known)
+            rows.append(i)
+            centroids.append(np.asarray(centroid, dtype=np.float32))
+        if not rows:
+            return out
+        excluded = [sorted(queries[i].seen) for i in rows]
+        found = self._index.search_batch(np.stack(centroids), k, exclude=excluded)
+        for i, hits in zip(rows, found):
+            out[i] = [(m, s) for m, s in hits if m not in queries[i].seen][:k]
+        return out
+
+
+class IgnoringHistory:
+    """A one-movie source that does not depend on its query (popular, recent-popular, random), asked with no
+    movie and without the history's seen movies."""
+
+    NO_MOVIE = 0  # MovieLens ids start at 1
+
+    def __init__(self, source: Source) -> None:
+        self.name = source.name
+        self._source = source
+
+    def candidates(self, queries: Sequence[History], k: int) -> list[list[tuple[int, float]]]:
+        out = []
+        for history in queries:
+            found = self._source.candidates([self.NO_MOVIE], k + len(history.seen))[0]
+            out.append([(m, s) for m, s in found if m not in history.seen][:k])
+        return out
+
+
+class OrderModel(Protocol):
+    """The learned order-aware model: scores every movie given the ordered history."""
+
+    def recommend(
+        self, histories: Sequence[Sequence[int]], k: int, exclude_seen: bool = True
+    ) -> list[list[tuple[int, float]]]: ...
+
+
+class LearnedHistorySource:
+    """The learned order-aware model's next movies."""
+
+    name = "learned"
+
+    def __init__(self, model: OrderModel) -> None:
+        self._model = model
+
+    def candidates(self, queries: Sequence[History], k: int) -> list[list[tuple[int, float]]]:
+        extra = max((len(h.seen) for h in queries), default=0)
+        found = self._model.recommend([h.movies for h in queries], k + extra, exclude_seen=False)
+        return [[(m, s) for m, s in hits if m not in h.seen][:k] for h, hits in zip(queries, found)]

@@ -1,0 +1,79 @@
+"""Serving "what next" for a viewer's history: the history strategies, the seen filter, unknown movies ignored,
+and (with `explain`) which history movies led to each item."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from services.recommender.base import History, Recommendation
+from services.recommender.filters import Filter
+from services.recommender.registry import part_of_source
+from services.serving.recommend import StrategyUnavailable
+from services.serving.runtime import Runtime
+
+# what an empty history (or one the catalogue knows nothing of) is answered with
+EMPTY_HISTORY = "recent-popular"
+# how deep a history movie's own neighbours are searched for an item it led to
+BECAUSE_DEPTH = 100
+
+
+@dataclass(frozen=True)
+class NextServed:
+    """A served next list: the strategy that answered, its items, the parts missing, the history ids the
+    catalogue does not know, and (with `explain`) per item the history movies that led to it."""
+
+    strategy: str
+    items: list[Recommendation]
+    missing: list[str]
+    ignored: list[int]
+    because: list[list[int]] | None
+
+
+def recommend_next(
+    rt: Runtime,
+    strategy: str,
+    history: Sequence[int],
+    k: int,
+    rules: Filter | None,
+    *,
+    allow_seen: bool = False,
+    explain: bool = False,
+) -> NextServed:
+    """`strategy`'s next movies after `history` (oldest first); StrategyUnavailable when it cannot be served.
+
+    Movies the catalogue does not know are ignored (and listed); with nothing known, recent-popular
+    answers. Unless `allow_seen`, no movie of the history comes back."""
+    catalogue = rt.known_ids
+    known = tuple(m for m in history if m in catalogue)
+    ignored = list(dict.fromkeys(m for m in history if m not in catalogue))
+    if not known:
+        strategy = EMPTY_HISTORY if EMPTY_HISTORY in rt.history_strategies else "popular"
+    chosen = rt.history_strategies.get(strategy)
+    if chosen is None:
+        raise StrategyUnavailable(f"strategy {strategy!r} is unavailable: missing {', '.join(rt.missing)}")
+    query = History(known, drop_seen=not allow_seen)
+    items, missing, contributions = chosen.recommend_batch([query], k, filter=rules, explain=explain)
+    parts = list(dict.fromkeys(part_of_source().get(s, s) for s in missing))
+    because = None
+    if contributions is not None:
+        because = _because(rt, query, items[0], contributions[0])
+    return NextServed(strategy, items[0], parts, ignored, because)
+
+
+def _because(
+    rt: Runtime, history: History, items: list[Recommendation], shares: list[dict[str, float]]
+) -> list[list[int]]:
+    """Per item, the recent history movies (most recent first) among whose own neighbours, by the sources that
+    scored the item, it is."""
+    recent = history.recent(rt.settings.history.last)
+    found: dict[str, list[set[int]]] = {}
+    for name in {s for share in shares for s in share}:
+        source = rt.sources.get(name)
+        if source is not None:
+            found[name] = [{m for m, _ in row} for row in source.candidates(recent, BECAUSE_DEPTH)]
+    out = []
+    for rec, share in zip(items, shares):
+        led = [h for i, h in enumerate(recent) if any(rec.movie_id in found[s][i] for s in share if s in found)]
+        out.append(led)
+    return out

@@ -241,6 +241,9 @@ def evaluate(
         f"{utc(run.cutoff_timestamp)}, {trained}; 95% intervals resample users "
         f"({protocol.resamples}x, seed {protocol.seed}); {run.seconds:.1f} s)"
     )
+    for result in (run.history, run.last_item):
+        if result is not None:
+            typer.echo(f"\n{result.table()}")
     tuned = run.models.get("tuned")
     if tuned and not tuned["precedes_this_test_window"]:
         _say(

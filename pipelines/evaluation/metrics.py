@@ -211,3 +211,76 @@ def compare_with_best(
     diff = scores[strategy].per_pair()["hr"] - others[best].per_pair()["hr"]
     interval = user_bootstrap(users, {"hr": diff}, resamples=resamples, seed=seed)["hr"]
     return Comparison(strategy, best, k, float(diff.mean()), interval)
+
+
+def evaluate_histories(
+    strategies: Mapping[str, Recommender],
+    histories: Sequence[Any],
+    targets: Sequence[int] | np.ndarray,
+    users: Sequence[int] | np.ndarray,
+    k: int,
+    catalog_size: int,
+    *,
+    resamples: int = 1000,
+    seed: int = 42,
+) -> dict[str, StrategyScore]:
+    """Each strategy's batch path over every row's query (a :class:`~services.recommender.base.History`, or
+    any query the strategies take), each asked once, scored against the row's target; intervals resample
+    `users` (one per row) when `resamples` > 0."""
+    queries = list(histories)
+    wanted = [int(t) for t in targets]
+    results: dict[str, StrategyScore] = {}
+    fillers = fallback_sources()
+    for name, strategy in strategies.items():
+        started = time.perf_counter()
+        answers = strategy.similar_batch(queries, k)
+        elapsed = time.perf_counter() - started
+        own = {r.source for answer in answers for r in answer if r.source not in fillers} | {name}
+        score = score_lists(answers, wanted, k, own, catalog_size, elapsed)
+        if resamples > 0 and len(wanted):
+            score = replace(score, intervals=user_bootstrap(users, score.per_pair(), resamples=resamples, seed=seed))
+        results[name] = score
+    return results
+
+
+@dataclass(frozen=True)
+class PairedComparison(Comparison):
+    """A :class:`Comparison` against a named strategy (not necessarily the best other one); `note` says which."""
+
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "note": self.note}
+
+    def describe(self) -> str:
+        lo, hi = self.interval
+        return (
+            f"{self.strategy} - {self.against}{f' ({self.note})' if self.note else ''}: HR@{self.k} "
+            f"{self.difference:+.4f} [{lo:+.4f}, {hi:+.4f}], paired 95% interval over users"
+        )
+
+
+def compare_paired(
+    score: StrategyScore,
+    other: StrategyScore,
+    users: Sequence[int] | np.ndarray | pd.Series,
+    strategy: str,
+    against: str,
+    k: int,
+    *,
+    resamples: int,
+    seed: int,
+    note: str = "",
+) -> PairedComparison:
+    """`score` against `other` on the same rows: the HR@k difference with a paired user-bootstrap interval."""
+    if score.queries != other.queries:
+        raise ValueError(f"{strategy} and {against} were not scored on the same rows")
+    diff = score.per_pair()["hr"] - other.per_pair()["hr"]
+    interval = user_bootstrap(users, {"hr": diff}, resamples=resamples, seed=seed).get("hr", (0.0, 0.0))
+    return PairedComparison(strategy, against, k, float(diff.mean()) if len(diff) else 0.0, interval, note)
+
+
+def format_scores_table(scores: Mapping[str, StrategyScore], k: int, title: str, notes: Sequence[str] = ()) -> str:
+    """:func:`format_table`'s table under another title, with free-form notes below it."""
+    table = format_table(scores, k, 0).split("\n")[1:]
+    return "\n".join([title, *table, *notes])

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipelines.evaluation.history_protocol import ProtocolResult
+from pipelines.evaluation.metrics import StrategyScore
 from pipelines.evaluation.protocol import utc
 from pipelines.evaluation.run import EvaluationRun
 from services.stores.atomic import atomic_path, write_text_atomic
@@ -30,12 +32,16 @@ def write_report(run: EvaluationRun, directory: Path) -> list[Path]:
 
 def markdown_table(run: EvaluationRun) -> str:
     """The scores as a Markdown table with 95% intervals."""
-    k = run.protocol.k
+    return scores_table(run.scores, run.protocol.k)
+
+
+def scores_table(scores: dict[str, StrategyScore], k: int) -> str:
+    """Strategy scores as a Markdown table with 95% intervals."""
     lines = [
         f"| strategy | HR@{k} [95% CI] | NDCG@{k} [95% CI] | MRR@{k} [95% CI] | answered | coverage | q/s | seconds |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, s in run.scores.items():
+    for name, s in scores.items():
         lines.append(
             f"| {name} | {s.formatted('hr')} | {s.formatted('ndcg')} | {s.formatted('mrr')} | "
             f"{s.answered:.3f} | {s.coverage:.4f} | {s.qps:,.0f} | {s.seconds:.3f} |"
@@ -63,6 +69,8 @@ def render_markdown(run: EvaluationRun) -> str:
         "contributed; *coverage*: distinct recommended movies / catalogue movies; *q/s* and *seconds*: pairs "
         "scored per second and time of the strategy's batch path (each distinct previous movie asked once).",
         "",
+        *_protocol_section(run.history, "History protocol"),
+        *_protocol_section(run.last_item, "Last-item protocol"),
         "## Protocol",
         "",
         f"- movies with at least **{p.min_ratings}** ratings; each user's ratings ordered by (timestamp, movieId); "
@@ -95,6 +103,40 @@ def render_markdown(run: EvaluationRun) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _protocol_section(result: ProtocolResult | None, heading: str) -> list[str]:
+    """A protocol's section of report.md: what it is, its table, its paired comparisons, how its models were made."""
+    if result is None:
+        return []
+    info = result.info
+    lines = [f"## {heading}", "", f"**{result.rows:,} rows from {result.n_users:,} users**: {info['protocol']}."]
+    length = info.get("history_length")
+    if length:
+        lines[-1] += f" Histories: median {length['median']:g} movies, longest {length['max']:g}."
+    lines += ["", scores_table(result.scores, result.k), ""]
+    lines += [f"- **Paired comparison**: {c.describe()}." for c in result.paired.values()]
+    if result.parts:
+        below = result.hybrid_below
+        parts = ", ".join(
+            f"{name} {c.difference:+.4f} [{c.interval[0]:+.4f}, {c.interval[1]:+.4f}]"
+            for name, c in result.parts.items()
+        )
+        verdict = f"**significantly below {', '.join(below)}**" if below else "not significantly below any of them"
+        lines.append(f"- hybrid against each of its parts (HR@{result.k}, paired): {parts}; hybrid is {verdict}.")
+    models = info.get("models")
+    if models:
+        lines.append(
+            f"- models: {models['trained_on']}, {models['ratings']:,} ratings, trained in memory with the served "
+            f"settings (history: last {models['history']['last']}, decay {models['history']['decay']:g}; hybrid "
+            f"weights {_weights(models['fusion']['weights'])}, rank constant {models['fusion']['rank_constant']:g})"
+        )
+    else:
+        lines.append("- models: the evaluation build (trained only on ratings before the cutoff below)")
+    leakage = info.get("leakage")
+    if leakage:
+        lines.append(f"- **time leakage**: {leakage['note']}")
+    return [*lines, ""]
 
 
 def _cutoff_sentence(run: EvaluationRun) -> str:

@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.evaluation.history_protocol import ProtocolResult, score_history_protocol
+from pipelines.evaluation.last_item import score_last_item
 from pipelines.evaluation.metrics import Comparison, StrategyScore, compare_with_best, evaluate_strategies
 from pipelines.evaluation.protocol import Protocol, next_item_pairs, ratings_fingerprint, utc
 from pipelines.evaluation.sequential_tuning import SequentialGrid
@@ -43,6 +45,8 @@ class EvaluationRun:
     mode: str = "in-process"  # or the URL of the service scored over HTTP
     seconds: float = 0.0
     comparison: Comparison | None = None  # hybrid against the best other strategy, paired
+    history: ProtocolResult | None = None  # the same pairs, each strategy given the user's history
+    last_item: ProtocolResult | None = None  # each user's last rating, models trained on the others
 
     @property
     def users(self) -> int:
@@ -67,6 +71,8 @@ class EvaluationRun:
             "models": self.models,
             "strategies": {name: s.as_dict(k) for name, s in self.scores.items()},
             "comparison": self.comparison.as_dict() if self.comparison else None,
+            "history": self.history.as_json() if self.history else None,
+            "last_item": self.last_item.as_json() if self.last_item else None,
             "seconds": round(self.seconds, 3),
         }
 
@@ -79,12 +85,16 @@ def evaluate_step(
     through_api: str | None = None,
     concurrency: int = 4,
     strategies: Sequence[str] = (),
+    histories: bool = True,
 ) -> EvaluationRun:
     """Score every strategy (or only `strategies`) on the latest next-item pairs, in process or through a
     running service, and compare hybrid with the best other strategy (paired, by users).
 
     In process, anything learned from ratings (ALS, sequential, popularity) comes from the evaluation build,
     trained only on ratings strictly before the first test pair, with the settings `nextwatch tune` chose.
+    With `histories` (in process) the history strategies are also scored on the history protocol (the same
+    pairs, each given the user's history before the target, over the same evaluation build) and the
+    last-item protocol (each user's last rating; models trained in memory on the other ratings).
     """
     names = strategy_names()
     unknown = sorted(set(strategies) - set(names))
@@ -100,11 +110,12 @@ def evaluate_step(
     if pairs.empty:
         raise RuntimeError(f"no next-item pairs among movies with >= {protocol.min_ratings} ratings")
     cutoff = int(pairs["timestamp"].min())
+    extra: dict[str, ProtocolResult] = {}
     if through_api:
         scores, models, catalog_size = _score_served(settings, pairs, protocol, through_api, concurrency, strategies)
     else:
-        scores, models, catalog_size = _score_in_process(
-            settings, ratings, pairs, protocol, progress=progress, only=strategies
+        scores, models, catalog_size, extra = _score_in_process(
+            settings, ratings, pairs, protocol, progress=progress, only=strategies, histories=histories
         )
         models["settings_source"] = sources
         models["tuned"] = _tuning_record(settings, cutoff) if "tuned.json" in sources.values() else None
@@ -122,6 +133,8 @@ def evaluate_step(
         mode=through_api or "in-process",
         seconds=time.perf_counter() - started,
         comparison=comparison,
+        history=extra.get("history"),
+        last_item=extra.get("last_item"),
     )
 
 
@@ -133,8 +146,10 @@ def _score_in_process(
     *,
     progress: bool,
     only: Sequence[str] = (),
-) -> tuple[dict[str, StrategyScore], dict[str, Any], int]:
-    """Scores of every strategy over the evaluation build, what its models were trained on, the catalogue size."""
+    histories: bool = True,
+) -> tuple[dict[str, StrategyScore], dict[str, Any], int, dict[str, ProtocolResult]]:
+    """Scores of every strategy over the evaluation build, what its models were trained on, the catalogue size,
+    and (with `histories`) the history and last-item protocols' results."""
     cutoff = int(pairs["timestamp"].min())
     train_model_set(settings, ratings, cutoff=cutoff, progress=progress)
     build_neighbour_tables(settings, evaluation=True)
@@ -147,6 +162,28 @@ def _score_in_process(
         scores = evaluate_strategies(
             chosen, pairs, protocol.k, catalog_size, resamples=protocol.resamples, seed=protocol.seed
         )
+        extra: dict[str, ProtocolResult] = {}
+        if histories:
+            extra["history"] = score_history_protocol(
+                {name: s for name, s in runtime.history_strategies.items() if not only or name in only},
+                ratings,
+                pairs,
+                protocol.k,
+                catalog_size,
+                resamples=protocol.resamples,
+                seed=protocol.seed,
+                one_movie=scores,
+            )
+            extra["last_item"] = score_last_item(
+                runtime.settings,
+                ratings,
+                runtime.facts,
+                runtime.vectors,
+                protocol.k,
+                resamples=protocol.resamples,
+                seed=protocol.seed,
+                only=only,
+            )
         tables = sorted(runtime.tables)
         trained = {name: _provenance(model) for name, model in runtime.models.items()}
     finally:
@@ -163,8 +200,14 @@ def _score_in_process(
         },
         "evaluation_build": str(settings.models_dir(evaluation=True)),
         "neighbour_tables": tables,
+        "history": {
+            "last": settings.history.last,
+            "decay": settings.history.decay,
+            "weights": dict(settings.history.weights),
+            "rank_constant": settings.history.rank_constant,
+        },
     }
-    return scores, models, catalog_size
+    return scores, models, catalog_size, extra
 
 
 def _provenance(model: Any) -> dict[str, Any]:

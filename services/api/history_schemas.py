@@ -84,3 +84,15 @@ class NextAnswer(BaseModel):
             ]
         }
     )
+
+
+class HistoryItem(BaseModel):
+    movie_id: int
+    title: str
+    at: datetime = Field(description="when it was watched (UTC)")
+    rating: float | None = None
+
+
+class UserHistory(BaseModel):
+    user_id: str
+    items: list[HistoryItem] = Field(description="oldest first")

@@ -61,6 +61,18 @@ def recommend_next(
     return NextServed(strategy, items[0], parts, ignored, because)
 
 
+def user_history(rt: Runtime, user_id: str) -> list[tuple[int, int, float]]:
+    """A viewer's (movie, timestamp, rating), oldest first: their MovieLens ratings when `user_id` is a
+    MovieLens user id (its decimal string) the served model set knows, else nothing."""
+    histories = rt.models.get("histories")
+    if histories is None or not user_id.isascii() or not user_id.isdigit() or len(user_id) > 18:
+        return []
+    found = histories.of(int(user_id))
+    if found is None:
+        return []
+    return list(zip(found.movies.tolist(), found.timestamps.tolist(), found.ratings.tolist()))
+
+
 def _because(
     rt: Runtime, history: History, items: list[Recommendation], shares: list[dict[str, float]]
 ) -> list[list[int]]:

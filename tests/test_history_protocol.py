@@ -1,0 +1,150 @@
+"""The history and last-item protocols: what each row's history holds (never the target or anything after
+it), the leave-last-out split and its training ratings, scoring and paired comparisons on hand-made rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.evaluation.history_protocol import histories_before, paired_comparisons, score_history_protocol
+from pipelines.evaluation.last_item import VALIDATION, later_share, leave_last_out
+from pipelines.evaluation.metrics import StrategyScore, compare_paired, evaluate_histories
+from pipelines.evaluation.protocol import next_item_pairs
+from services.recommender.base import History, Recommendation
+
+
+def _ratings(rows: list[tuple[int, int, int]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["userId", "movieId", "timestamp"])
+    frame["rating"] = 4.0
+    return frame
+
+
+# user 1 rates 10, 20, then 30 and 40 in the same second (movieId breaks the tie), then 50; user 2 rates 20, 10
+ROWS = [(1, 10, 100), (1, 20, 200), (1, 40, 300), (1, 30, 300), (1, 50, 400), (2, 20, 150), (2, 10, 250)]
+
+
+def test_a_history_is_the_users_ratings_strictly_before_the_target_in_time_order() -> None:
+    ratings = _ratings(ROWS).sample(frac=1, random_state=5)  # row order never matters
+    pairs = next_item_pairs(ratings, min_ratings=1, n_pairs=10)
+    histories = histories_before(ratings, pairs)
+    by_target = {(int(u), int(m)): h for u, m, h in zip(pairs["userId"], pairs["movieId"], histories)}
+    assert by_target[(1, 20)] == History((10,))
+    assert by_target[(1, 30)] == History((10, 20))  # 40 has the same second but a larger id: after 30
+    assert by_target[(1, 40)] == History((10, 20, 30))
+    assert by_target[(1, 50)] == History((10, 20, 30, 40))
+    assert by_target[(2, 10)] == History((20,))
+    # every history ends with the pair's previous movie: the one-movie strategies' query is its last movie
+    assert all(h.movies[-1] == p for h, p in zip(histories, pairs["prev_movieId"]))
+
+
+def test_no_rating_at_or_after_the_target_reaches_the_history() -> None:
+    rng = np.random.default_rng(3)
+    rows = [
+        (int(u), int(m), int(t))
+        for u, m, t in zip(rng.integers(1, 30, 3000), rng.integers(1, 200, 3000), rng.integers(0, 500, 3000))
+    ]
+    ratings = _ratings(rows).drop_duplicates(["userId", "movieId"])
+    pairs = next_item_pairs(ratings, min_ratings=3, n_pairs=300)
+    histories = histories_before(ratings, pairs)
+    when = {(int(u), int(m)): int(t) for u, m, t in ratings[["userId", "movieId", "timestamp"]].itertuples(index=False)}
+    for (user, target, stamp), history in zip(
+        pairs[["userId", "movieId", "timestamp"]].itertuples(index=False), histories
+    ):
+        assert target not in history.movies
+        for movie in history.movies:  # strictly before the target in (timestamp, movieId) order
+            assert (when[(user, movie)], movie) < (stamp, target)
+        before = {m for (u, m), t in when.items() if u == user and (t, m) < (stamp, target)}
+        assert set(history.movies) == before  # ... and all of those, unfiltered by min_ratings
+        stamps = [(when[(user, m)], m) for m in history.movies]
+        assert stamps == sorted(stamps)  # oldest first
+
+
+def test_leave_last_out_holds_out_each_users_last_ratings_and_trains_on_the_rest() -> None:
+    ratings = _ratings([*ROWS, (3, 10, 50), (3, 20, 60)])  # user 3 has 2 ratings: trains, no target
+    test = leave_last_out(ratings)
+    assert test.users.tolist() == [1] and test.targets.tolist() == [50]
+    assert test.histories == [History((10, 20, 30, 40))]
+    kept = set(map(tuple, test.train[["userId", "movieId"]].to_numpy().tolist()))
+    assert (1, 50) not in kept and (1, 40) in kept and (2, 10) in kept and (3, 20) in kept
+    assert len(test.train) == len(ratings) - 1
+    validation = leave_last_out(ratings, VALIDATION)
+    assert validation.targets.tolist() == [40] and validation.histories == [History((10, 20, 30))]
+    kept = set(map(tuple, validation.train[["userId", "movieId"]].to_numpy().tolist()))
+    assert not {(1, 40), (1, 50)} & kept and len(validation.train) == len(ratings) - 2
+    assert validation.until == 301  # one after the newest training rating (user 1's 30, at t=300)
+
+
+def test_the_split_states_how_much_later_training_data_it_uses() -> None:
+    # user 1's target is at t=10; user 2 rates later: all of user 2's training ratings are newer than it
+    ratings = _ratings([(1, 1, 1), (1, 2, 2), (1, 3, 10), (2, 1, 20), (2, 2, 30), (2, 3, 40)])
+    split = leave_last_out(ratings)
+    # training: (1,1,1) (1,2,2) (2,1,20) (2,2,30); target t=10 -> 2 of 4 newer; target t=40 -> none
+    assert later_share(split) == pytest.approx((0.5 + 0.0) / 2)
+
+
+class _Fixed:
+    """A strategy answering a fixed list per history (by its last movie)."""
+
+    def __init__(self, name: str, lists: dict[int, list[int]]) -> None:
+        self.name = name
+        self.lists = lists
+        self.asked: list[History] = []
+
+    def similar(self, movie_id, k):  # pragma: no cover - the evaluator uses the batch path
+        raise AssertionError
+
+    def similar_batch(self, queries, k):
+        self.asked.extend(queries)
+        return [[Recommendation(m, 1.0, self.name) for m in self.lists.get(q.movies[-1], [])][:k] for q in queries]
+
+
+def test_history_protocol_scores_each_row_with_its_history_and_pairs_with_the_one_movie_hybrid() -> None:
+    ratings = _ratings(ROWS)
+    pairs = next_item_pairs(ratings, min_ratings=1, n_pairs=10)  # 5 rows: targets 20, 10, 30, 40, 50
+    hybrid = _Fixed("hybrid", {10: [20], 20: [30], 30: [40], 40: [99]})  # hits 20, 30, 40 (user 1), not 10, 50
+    sequential = _Fixed("sequential", {20: [30, 10]})  # hits 30 and user 2's 10
+    one_movie = {"hybrid": StrategyScore(ranks=np.array([-1] * 5), own=np.ones(5, bool), coverage=0.0)}
+    result = score_history_protocol(
+        {"sequential": sequential, "hybrid": hybrid},
+        ratings,
+        pairs,
+        2,
+        100,
+        resamples=200,
+        seed=1,
+        one_movie=one_movie,
+    )
+    assert result.scores["hybrid"].hit_ratio == pytest.approx(3 / 5)
+    assert result.scores["sequential"].hit_ratio == pytest.approx(2 / 5)
+    assert [len(h.movies) for h in hybrid.asked] == [1, 1, 2, 3, 4]  # rows in pair order
+    payload = result.as_json()
+    assert set(payload) >= {"strategies", "paired", "rows", "users"}
+    assert payload["rows"] == 5 and payload["users"] == 2
+    assert (
+        payload["strategies"]["hybrid"]["hr@2"] == pytest.approx(0.6) and "hr@2_ci" in payload["strategies"]["hybrid"]
+    )
+    assert payload["paired"]["best_other"]["against"] == "sequential"
+    assert payload["paired"]["one_movie_hybrid"]["difference"] == pytest.approx(0.6)
+    assert payload["paired"]["parts"]["sequential"]["difference"] == pytest.approx(0.2)
+    assert "history protocol" in result.table() and "one-movie hybrid" in result.table()
+
+
+def test_paired_interval_is_over_users_and_flags_a_hybrid_below_its_part() -> None:
+    users = np.repeat(np.arange(200), 2)
+    # sequential hits every row at rank 0; hybrid misses every fourth row
+    hybrid = StrategyScore(ranks=np.where(np.arange(400) % 4 == 0, -1, 0), own=np.ones(400, bool), coverage=0.0)
+    sequential = StrategyScore(ranks=np.zeros(400, np.int64), own=np.ones(400, bool), coverage=0.0)
+    paired, parts = paired_comparisons({"hybrid": hybrid, "sequential": sequential}, users, 10, resamples=300, seed=3)
+    assert parts["sequential"].difference == pytest.approx(-0.25)
+    assert parts["sequential"].interval[1] < 0
+    one = compare_paired(hybrid, sequential, users, "hybrid", "sequential", 10, resamples=300, seed=3)
+    assert one.interval == parts["sequential"].interval
+
+
+def test_evaluate_histories_asks_every_row_once_without_merging_equal_last_movies() -> None:
+    strategy = _Fixed("sequential", {1: [5, 6]})
+    histories = [History((9, 1)), History((1,)), History((8, 1))]
+    scores = evaluate_histories({"sequential": strategy}, histories, [5, 6, 7], [1, 2, 3], 2, 10, resamples=0)
+    assert strategy.asked == histories
+    assert scores["sequential"].ranks.tolist() == [0, 1, -1]

@@ -246,7 +246,12 @@ def serve(settings: Settings, port: int, log_path: Path) -> subprocess.Popen:
         stderr=log_path.open("w"),
         stdout=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 300
+    return wait_until_ready(server, port, log_path)
+
+
+def wait_until_ready(server: subprocess.Popen, port: int, log_path: Path, seconds: float = 300) -> subprocess.Popen:
+    """The server once its /ready answers 200; RuntimeError (and the server stopped) when it exits or times out."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise RuntimeError(f"the server exited: see {log_path}")
@@ -257,7 +262,7 @@ def serve(settings: Settings, port: int, log_path: Path) -> subprocess.Popen:
             pass
         time.sleep(0.5)
     server.terminate()
-    raise RuntimeError("the server did not become ready in 300 s")
+    raise RuntimeError(f"the server did not become ready in {seconds:g} s")
 
 
 def cpu_seconds(pid: int) -> float:

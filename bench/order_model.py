@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--save", type=Path, help="save the trained model here")
     parser.add_argument("--json", type=Path, help="write the figures here")
     for f in dataclasses.fields(OrderParams):
-        kind = float if f.type in ("float", "float | None") else int if f.type == "int" else str
+        kind = float if f.type in ("float", "float | None") else int if f.type in ("int", "int | None") else str
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None)
     args = parser.parse_args()
 

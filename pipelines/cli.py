@@ -99,9 +99,8 @@ def _describe(step: str, result: Any) -> str:
 
 def _brief(info: dict[str, Any]) -> str:
     """A model's training figures, the way `train` prints them."""
-    return ", ".join(
-        f"{key.replace('_', ' ')} {value:,}" for key, value in info.items() if isinstance(value, int | float)
-    )
+    shown = {k: v for k, v in info.items() if isinstance(v, int | float) and not k.endswith("timestamp")}
+    return ", ".join(f"{key.replace('_', ' ')} {value:,}" for key, value in shown.items())
 
 
 def _run_step(name: str, settings: Settings, **options: Any) -> None:

@@ -148,6 +148,31 @@ class FusionSettings(Group):
     )
 
 
+class LearnedSettings(Group):
+    """The learned order-aware model (SASRec class, PyTorch on the CPU; served in process with numpy)."""
+
+    flat_prefix: ClassVar[str] = "learned_"
+    dims: int = Field(default=64, ge=8, description="embedding and hidden size")
+    blocks: int = Field(default=2, ge=1, description="transformer blocks")
+    heads: int = Field(default=1, ge=1, description="attention heads (dims must divide by it)")
+    max_len: int = Field(default=200, ge=2, description="the last movies of a history it reads")
+    dropout: float = Field(default=0.2, ge=0, lt=1)
+    epochs: int = Field(default=200, ge=1, description="at most (early stopping on held-out viewers ends sooner)")
+    batch_size: int = Field(default=32, ge=1, description="training windows per step")
+    lr: float = Field(default=0.002, gt=0, description="Adam learning rate")
+    seed: int = Field(default=42, description="weights, batches and the held-out viewers")
+    loss: Literal["ce", "sampled_ce", "gbce"] = Field(
+        default="ce", description="full softmax cross-entropy, or sampled negatives for large catalogues"
+    )
+    negatives: int = Field(default=256, ge=1, description="sampled_ce/gbce: negatives per batch")
+    max_seconds: float | None = Field(
+        default=90.0,
+        gt=0,
+        description="training stops after the epoch that crosses this many seconds (empty: no limit; MovieLens "
+        "32M wants about 1800)",
+    )
+
+
 class HistorySettings(Group):
     """Answers from a viewer's history: the sources read its last movies, the j-th most recent weighing decay**j;
     hybrid over a history fuses them by its own weights (`nextwatch tune` chooses them on the last-item
@@ -242,6 +267,7 @@ GROUPS: dict[str, type[Group]] = {
     "sequential": SequentialSettings,
     "fusion": FusionSettings,
     "history": HistorySettings,
+    "learned": LearnedSettings,
     "protocol": ProtocolSettings,
     "api": APISettings,
     "tmdb": TMDBSettings,
@@ -342,6 +368,7 @@ class Settings(BaseSettings):
     sequential: SequentialSettings = SequentialSettings()
     fusion: FusionSettings = FusionSettings()
     history: HistorySettings = HistorySettings()
+    learned: LearnedSettings = LearnedSettings()
     protocol: ProtocolSettings = ProtocolSettings()
     api: APISettings = APISettings()
     tmdb: TMDBSettings = TMDBSettings()

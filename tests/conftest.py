@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads OpenBLAS (implicit wants it)
+# the learned model trains in every build and evaluation build of the tests (and their CLI subprocesses):
+# two short epochs keep its code path exercised without minutes of training per build
+os.environ.setdefault("NEXTWATCH_LEARNED_EPOCHS", "2")
+os.environ.setdefault("NEXTWATCH_LEARNED_MAX_LEN", "50")
 
 from pathlib import Path
 

@@ -14,6 +14,7 @@ from services.recommender.history import (
     SeriesHistorySource,
     VectorHistorySource,
 )
+from services.recommender.registry import REGISTRY
 from services.recommender.sources import PopularSource, SeriesSource
 from services.recommender.standard import FusionConfig, build_strategies
 from services.stores.sequential import SequentialModel, SequentialParams
@@ -77,8 +78,7 @@ def test_a_history_strategy_drops_seen_movies_and_fills_from_popular() -> None:
     popular = IgnoringHistory(PopularSource({m: 100 - m for m in range(1, 11)}))
     sources = {"sequential": SequentialHistorySource(hand_made_model(), 10, 0.7), "popular": popular}
     strategy = build_strategies(
-        {"random": None, "recent-popular": None, "series": None, "vector": None, "collaborative": None, **sources},
-        FusionConfig({"sequential": 1.0}, 50, 60.0),
+        {**dict.fromkeys(REGISTRY.sources), **sources}, FusionConfig({"sequential": 1.0}, 50, 60.0)
     )["hybrid"]
     [items] = strategy.similar_batch([History((1, 2))], 5)
     assert [r.movie_id for r in items] == [3, 4, 5, 6, 7]

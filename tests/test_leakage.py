@@ -172,3 +172,20 @@ def test_same_data_gives_the_same_pairs_and_metrics_twice(built_settings: Settin
         "hybrid",
     }
     assert first.comparison is not None and first.comparison.as_dict() == again.comparison.as_dict()
+
+
+def test_the_history_protocol_sees_nothing_at_or_after_the_target(leaky_world: Settings) -> None:
+    from pipelines.evaluation.history_protocol import histories_before
+    from services.recommender.base import History
+
+    run = evaluate_step(leaky_world, PROTOCOL, progress=False)
+    assert run.history is not None and run.history.rows == len(run.pairs)
+    # each new user's history is the one movie before the target: never 32, nor anything after it
+    ratings = pd.read_parquet(leaky_world.ratings_path)
+    assert histories_before(ratings, run.pairs) == [History((NEW_A,))] * len(run.pairs)
+    # the history strategies read the evaluation build: nothing learned from ratings knows 32 yet
+    learned_from_ratings = {"popular", "recent-popular", "collaborative", "sequential", "learned"}
+    for name in learned_from_ratings & set(run.history.scores):
+        assert run.history.scores[name].hit_ratio == 0.0, name
+    assert run.history.scores["collaborative"].answered == 1.0  # ALS folded each viewer in from 31
+    assert run.as_json()["history"]["strategies"].keys() == run.history.scores.keys()

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipelines.evaluation.protocol import Protocol
@@ -221,6 +222,159 @@ def test_evaluation_page(page: sync_api.Page, base_url: str, problems: Problems)
     assert page.locator('nav a[data-nav="evaluation"]').inner_text() == "Evaluation"
     assert page.locator("#eval-table thead th").first.inner_text() == "strategy"
     assert problems.console == [] and problems.requests == []
+
+
+def next_ids(page: sync_api.Page) -> list[int]:
+    return [int(v) for v in page.locator("#next-list li.next-item").evaluate_all("ns => ns.map(n => n.dataset.movieId)")]
+
+
+def history_ids(page: sync_api.Page) -> list[int]:
+    return [int(v) for v in page.locator("#history li.watched").evaluate_all("ns => ns.map(n => n.dataset.movieId)")]
+
+
+def posted_histories(page: sync_api.Page) -> list[list[int]]:
+    """Every POST /next body's history (as ids) the page sends from now on."""
+    sent: list[list[int]] = []
+
+    def record(request: sync_api.Request) -> None:
+        if request.method == "POST" and request.url.endswith("/next"):
+            sent.append([h if isinstance(h, int) else h["movie_id"] for h in request.post_data_json["history"]])
+
+    page.on("request", record)
+    return sent
+
+
+def wait_for_next(page: sync_api.Page, history: list[int]) -> list[int]:
+    """Until the next list answers `history` (the page shows only the latest answer); its ids."""
+    page.wait_for_function(
+        "h => { const box = document.querySelector('#next-out');"
+        " return box && !box.hasAttribute('aria-busy') && box.dataset.history === h &&"
+        " box.querySelectorAll('li.next-item').length > 0; }",
+        arg=",".join(map(str, history)),
+    )
+    return next_ids(page)
+
+
+def test_continue_watching_from_picked_movies(page: sync_api.Page, base_url: str, problems: Problems) -> None:
+    sent = posted_histories(page)
+    page.goto(base_url + "/#/movie/1")  # the movie page starts a history: "continue from here"
+    page.click("#continue")
+    page.wait_for_url("**/#/next")
+    page.fill("#next-q", "토이")
+    page.locator('#next-results [data-add="3114"]').click()  # then Toy Story 2, in that order
+    ids = wait_for_next(page, [1, 3114])
+    assert sent[-1] == [1, 3114]
+    assert len(ids) == K and len(set(ids)) == K and not {1, 3114} & set(ids)  # nothing of the history comes back
+    lines = page.locator("#next-list li.next-item").evaluate_all(
+        "ns => ns.map(n => [...n.querySelectorAll('.because-line .chip')].map(c => c.textContent))"
+    )
+    assert any(set(line) == {KOREAN[1], KOREAN[3114]} for line in lines), lines  # named by their titles
+    assert all(line.index(KOREAN[3114]) < line.index(KOREAN[1]) for line in lines if len(line) == 2)  # recent first
+    assert page.locator("#history li.watched").last.locator(".badge.latest").count() == 1
+    page.locator("#next-list li.next-item").first.hover()  # the history movies that led to it light up
+    assert page.locator("#history li.watched.lit").count() >= 1
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "next.png")
+
+    page.locator('#history [data-act="up"][data-id="3114"]').click()  # reorder: the list follows
+    wait_for_next(page, [3114, 1])
+    assert sent[-1] == [3114, 1]
+    assert page.evaluate("document.activeElement.dataset.id") == "3114"  # focus stays with the moved movie
+    first = next_ids(page)[0]
+    page.locator(f'#next-list [data-watched="{first}"]').click()  # "watched it" appends to the history
+    after = wait_for_next(page, [3114, 1, first])
+    assert sent[-1] == [3114, 1, first] and first not in after
+    page.locator(f'#history [data-act="remove"][data-id="{first}"]').click()
+    page.locator('#history [data-act="remove"][data-id="3114"]').click()
+    wait_for_next(page, [1])
+    assert sent[-1] == [1]
+    page.reload()  # the history is kept in the browser
+    assert wait_for_next(page, [1])
+    page.click("#lang")
+    assert page.locator('nav a[data-nav="next"]').inner_text() == "Continue"
+    assert "Because you watched" in page.locator("#next-list .because-line").first.inner_text()
+    assert problems.console == [] and problems.requests == []
+
+
+@pytest.fixture(scope="module")
+def movielens_user(built_settings: Settings) -> tuple[int, list[int]]:
+    """A MovieLens user of the test build with a history of 20-60 ratings, and their movies oldest first."""
+    ratings = pd.read_parquet(built_settings.ratings_path)
+    counts = ratings.groupby("userId").size()
+    user = int(counts[(counts >= 20) & (counts <= 60)].index[0])
+    mine = ratings.loc[ratings["userId"] == user].sort_values(["timestamp", "movieId"])
+    return user, [int(m) for m in mine["movieId"]]
+
+
+def test_continue_watching_a_movielens_user(
+    page: sync_api.Page, base_url: str, problems: Problems, movielens_user: tuple[int, list[int]]
+) -> None:
+    user, movies = movielens_user
+    page.goto(base_url + "/#/next")
+    page.fill("#user-id", str(user))
+    page.click("#user-open")
+    page.wait_for_url(f"**/#/next?user={user}")
+    page.locator("#next-list li.next-item").first.wait_for()
+    shown = history_ids(page)
+    assert shown == movies[-len(shown) :] and len(shown) < len(movies)  # the latest, in order
+    page.click("#history-more")
+    assert history_ids(page) == movies
+    ids = next_ids(page)
+    assert len(ids) == K and not set(movies) & set(ids)  # none of what they rated
+    assert page.locator("#next-list .because-line .chip").count() > 0
+    assert page.locator("#history-panel h2").inner_text().count(str(user)) == 1
+    page.click("#history-more")
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "next-user.png")
+
+    page.click("#user-copy")  # an editable copy: the same movies, now asked with POST /next
+    page.wait_for_url("**/#/next")
+    assert len(wait_for_next(page, movies)) == K
+    assert problems.console == [] and problems.requests == []
+
+
+def test_evaluation_shows_every_protocol_it_has(page: sync_api.Page, base_url: str, problems: Problems) -> None:
+    report = page.request.get(base_url + "/evaluation/report.json").json()
+    if not report.get("history"):
+        pytest.skip("the evaluation report has no history protocol")
+    page.goto(base_url + "/evaluation")
+    page.locator("#eval-history tbody tr").first.wait_for()
+    assert sorted(page.locator("#eval-history tbody th").all_inner_texts()) == sorted(report["history"]["strategies"])
+    assert "[" in page.locator("#eval-history tbody td").first.inner_text()
+    assert page.locator("#eval-history-section .paired li").count() >= 1  # hybrid against the others, paired
+    if report.get("last_item"):
+        rows = page.locator("#eval-last-item tbody th").all_inner_texts()
+        assert sorted(rows) == sorted(report["last_item"]["strategies"])
+        assert "%" in page.locator("#eval-last-item-section .leak").inner_text()  # its time leakage, stated
+    assert page.locator(".jump a").count() == 1 + bool(report.get("history")) + bool(report.get("last_item"))
+
+    older = {k: v for k, v in report.items() if k not in ("history", "last_item")}  # an older report: no sections
+    page.route("**/evaluation/report.json", lambda route: route.fulfill(json=older))
+    page.reload()
+    page.locator("#eval-table tbody tr").first.wait_for()
+    assert page.locator("#eval-history, #eval-last-item, .jump").count() == 0
+    assert problems.console == [] and problems.requests == []
+
+
+def test_phone_width_continue_watching(browser: sync_api.Browser, base_url: str) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="ko-KR")
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    try:
+        tab.goto(base_url + "/#/next")
+        for movie_id in (1, 3114):
+            tab.fill("#next-q", "토이")
+            tab.locator(f'#next-results [data-add="{movie_id}"]').tap()
+        wait_for_next(tab, [1, 3114])
+        assert tab.evaluate("document.documentElement.scrollWidth") <= 390
+        shot(tab, "next-phone.png")
+        tab.locator('#history [data-act="down"][data-id="1"]').tap()
+        wait_for_next(tab, [3114, 1])
+        tab.goto(base_url + "/evaluation")
+        tab.locator("#eval-table tbody tr").first.wait_for()
+        assert tab.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
 
 
 def test_phone_width(browser: sync_api.Browser, base_url: str) -> None:

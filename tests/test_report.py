@@ -106,3 +106,35 @@ def test_serve_evaluation_without_the_build_is_a_clear_error(built_settings: Set
     fresh = private_copy(built_settings, tmp_path / "data").data_dir
     result = runner.invoke(app, ["serve", "--evaluation"], env={"NEXTWATCH_DATA_DIR": str(fresh)})
     assert result.exit_code == 1 and "run `nextwatch evaluate` first" in result.output
+
+
+def test_report_carries_the_history_and_last_item_protocols(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    result = _evaluate(data_dir, "--report", str(out), "--pairs", "400", "--k", "5", "--seed", "7")
+    assert result.exit_code == 0, result.output
+    assert "history protocol" in result.output and "last-item protocol" in result.output
+
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert set(report["strategies"]) >= {"hybrid", "sequential"}  # seed 002's protocol, as before
+    for name in ("history", "last_item"):
+        protocol = report[name]
+        assert {"strategies", "paired", "rows", "users"} <= set(protocol)
+        assert {"hybrid", "sequential", "collaborative", "popular"} <= set(protocol["strategies"])
+        for scores in protocol["strategies"].values():
+            assert {"hr@5", "hr@5_ci", "ndcg@5", "ndcg@5_ci", "mrr@5"} <= set(scores)
+            lo, hi = scores["hr@5_ci"]
+            assert lo <= scores["hr@5"] <= hi
+        best = protocol["paired"]["best_other"]
+        assert best["strategy"] == "hybrid" and len(best["ci"]) == 2
+        assert set(protocol["paired"]["parts"]) <= set(protocol["strategies"])
+    # the history protocol has seed 002's rows, and pairs hybrid with the one-movie hybrid on them
+    assert report["history"]["rows"] == report["pairs"] == 400
+    assert report["history"]["paired"]["one_movie_hybrid"]["against"] == "one-movie hybrid"
+    # the last-item protocol has a row per user with 3 ratings and states its time leakage
+    assert report["last_item"]["rows"] == report["last_item"]["users"] >= 100
+    assert 0 < report["last_item"]["leakage"]["later_training_share"] < 1
+
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "## History protocol" in markdown and "## Last-item protocol" in markdown
+    assert "time leakage" in markdown
+    assert markdown.count("| strategy | HR@5 [95% CI] |") == 3

@@ -7,6 +7,12 @@ search space, so on validation hybrid is never below its best part).
 
 The validation window is the `pairs` next-item pairs just before the test window; its models train on
 ratings strictly before its first pair, so neither the test pairs nor the validation pairs are seen.
+
+Then hybrid over a history (:func:`tune_history`): how many recent movies the history sources read and their
+decay, and the history hybrid's weights and rank constant, chosen on the last-item validation targets (each
+user's second-to-last rating, so thousands of users on a real release; models trained in memory on the ratings
+minus each user's last two). The fusion is kept over its best single source only when it wins on those
+targets by more than noise: the paired user-bootstrap interval of the HR@k difference lies above 0.
 """
 
 from __future__ import annotations
@@ -17,19 +23,22 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from pipelines.collaborative.als import train_als
 from pipelines.collaborative.popularity import recent_popularity
-from pipelines.evaluation.fusion_search import choose_fusion
-from pipelines.evaluation.metrics import StrategyScore, evaluate_strategies
+from pipelines.evaluation.fusion_search import FusionChoice, choose_fusion, search_weights
+from pipelines.evaluation.last_item import VALIDATION, history_strategies, later_share, leave_last_out, train_models
+from pipelines.evaluation.metrics import StrategyScore, compare_paired, evaluate_histories, evaluate_strategies
 from pipelines.evaluation.protocol import Protocol, evaluation_windows, ratings_fingerprint, utc
 from pipelines.evaluation.sequential_tuning import SequentialGrid, tune_sequential
 from pipelines.models.model_set import resolve
-from services.recommender.registry import REGISTRY, SourceInputs, fusable, make_sources
+from services.recommender.registry import HYBRID, REGISTRY, SourceInputs, fusable, make_history_sources, make_sources
 from services.recommender.sources import VectorIndex
 from services.recommender.standard import FusionConfig, assemble_strategies
-from services.settings import Settings
+from services.settings import HistorySettings, Settings
 from services.stores.catalog import MovieFacts
 from services.stores.collaborative import ALSParams, CollaborativeModel
 from services.stores.popularity import Counts
@@ -41,6 +50,17 @@ NO_FUSION = FusionConfig({}, 50, 60.0)
 
 
 @dataclass(frozen=True)
+class HistoryGrid:
+    """How many recent movies the history sources read (L) and their decay; every pair gets its own fusion search."""
+
+    last: tuple[int, ...] = (5, 10, 20)
+    decay: tuple[float, ...] = (0.5, 0.7, 0.9)
+
+    def points(self) -> list[tuple[int, float]]:
+        return list(itertools.product(self.last, self.decay))
+
+
+@dataclass(frozen=True)
 class Grid:
     """The candidate values (small: the whole search runs in well under a minute on the bundled sample)."""
 
@@ -49,6 +69,7 @@ class Grid:
     alpha: tuple[float, ...] = (1.0, 10.0)
     iterations: tuple[int, ...] = (15,)
     sequential: SequentialGrid = field(default_factory=SequentialGrid)
+    history: HistoryGrid = field(default_factory=HistoryGrid)
 
     def als(self, base: ALSParams) -> list[ALSParams]:
         return [
@@ -137,6 +158,8 @@ def tune(
         "fusion_weights": fusion.weights,
         "fusion_rank_constant": fusion.rank_constant,
     }
+    history_tuning = tune_history(settings.updated(**chosen), ratings, facts, vectors, protocol, grid.history, say=say)
+    chosen.update(history_tuning.pop("settings"))
     return {
         "settings": chosen,
         "chosen_by": f"hr@{k} on the validation window (ties: ndcg@{k} or mrr@{k}, then grid order)",
@@ -155,7 +178,9 @@ def tune(
             "collaborative": [{**_als_fields(p), **_summary(s, k)} for (p, _), s in als_trials],
             **sequential.trials,
             "hybrid": fusion.trials,
+            "history": history_tuning.pop("trials"),
         },
+        "history": history_tuning,
         "seconds": round(time.perf_counter() - started, 2),
     }
 
@@ -171,3 +196,149 @@ def _als_fields(params: ALSParams) -> dict[str, Any]:
 
 def _describe(params: ALSParams) -> str:
     return " ".join(f"{k}={v}" for k, v in _als_fields(params).items())
+
+
+def tune_history(
+    settings: Settings,
+    ratings: pd.DataFrame,
+    facts: MovieFacts,
+    vectors: VectorIndex | None,
+    protocol: Protocol,
+    grid: HistoryGrid = HistoryGrid(),
+    *,
+    say: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Choose `history_last`, `history_decay`, `history_weights` and `history_rank_constant` on the last-item
+    validation targets (each user's second-to-last rating, the history before it as the query).
+
+    Every registered model is trained in memory on the ratings minus each user's last two, with `settings`'
+    (already tuned) parameters. For each (L, decay) of the grid the fusion weights are searched over every
+    fusable history source; the best (HR@k, then MRR@k) wins. The fusion is then kept over its best single
+    source only when the paired user-bootstrap interval of their HR@k difference lies above 0; otherwise the
+    single source is chosen. Returns {"settings", "trials", ...the evidence}.
+    """
+    started = time.perf_counter()
+    k, depth, size = protocol.k, settings.fusion.depth, len(facts.movie_ids)
+    split = leave_last_out(ratings, VALIDATION)
+    current = {
+        "history_last": settings.history.last,
+        "history_decay": settings.history.decay,
+        "history_weights": dict(settings.history.weights),
+        "history_rank_constant": settings.history.rank_constant,
+    }
+    if len(split) == 0:
+        say("tune: no user has 3 ratings: history settings kept as they are")
+        return {"settings": current, "trials": [], "skipped": "no last-item validation targets"}
+    trained = train_models(settings, split)
+    n = len(split)
+    queries = [0] * n  # the history sources never return a seen movie: no query movie to drop
+    rows = np.arange(n)
+    targets = split.targets.astype(np.int64)
+    points: list[tuple[int, float, FusionChoice, dict[str, float]]] = []
+    for last, decay in grid.points():
+        shape = HistorySettings(last=last, decay=decay)
+        sources = make_history_sources(SourceInputs(facts, trained, vectors, protocol.seed, shape))
+        searched = {name: source for name in fusable() if (source := sources[name]) is not None}
+        popular = sources["popular"]
+        assert popular is not None, "popular is always there"
+        if not searched:
+            break
+        with threadpool_limits(1, "openmp"):  # one viewer at a time (see `evaluate_histories`)
+            lists = {name: source.candidates(split.histories, depth) for name, source in searched.items()}
+            fallback = popular.candidates(split.histories, 3 * k)
+        choice = search_weights(lists, queries, rows, targets, k, depth=depth, fallback=fallback)
+        singles = {name: trial[f"hr@{k}"] for name, trial in zip(searched, choice.trials)}
+        points.append((last, decay, choice, singles))
+        say(
+            f"tune: history last {last}, decay {decay:g} -> weights {choice.weights}, rank constant "
+            f"{choice.rank_constant:g}: HR@{k} {choice.hit_ratio:.4f} (best single {max(singles.values()):.4f})"
+        )
+    if not points:
+        return {"settings": current, "trials": [], "skipped": "no fusable history source"}
+    best = max(range(len(points)), key=lambda i: (points[i][2].hit_ratio, points[i][2].mrr, -i))
+    last, decay, choice, singles = points[best]
+    names = list(singles)
+    single_i = max(range(len(names)), key=lambda i: (choice.trials[i][f"hr@{k}"], choice.trials[i][f"mrr@{k}"], -i))
+    single = names[single_i]
+    shape = HistorySettings(last=last, decay=decay)
+
+    def hybrid(weights: dict[str, float], rank_constant: float) -> dict[str, Any]:
+        fusion = FusionConfig(weights, depth, rank_constant)
+        return history_strategies(facts, trained, vectors, shape, fusion, seed=protocol.seed)
+
+    served = hybrid(choice.weights, choice.rank_constant)
+    scored = evaluate_histories(served, split.histories, targets, split.users, k, size, resamples=0)
+    fused_alone = sum(1 for w in choice.weights.values() if w > 0) <= 1
+    single_weights = {name: (1.0 if name == single else 0.0) for name in names}
+    if fused_alone:
+        kept, difference = "fusion", None
+        weights = choice.weights
+    else:
+        alone = evaluate_histories(
+            {HYBRID: hybrid(single_weights, choice.rank_constant)[HYBRID]},
+            split.histories,
+            targets,
+            split.users,
+            k,
+            size,
+            resamples=0,
+        )[HYBRID]
+        difference = compare_paired(
+            scored[HYBRID],
+            alone,
+            split.users,
+            HYBRID,
+            single,
+            k,
+            resamples=max(protocol.resamples, 200),
+            seed=protocol.seed,
+            note="the best single source, on the last-item validation targets",
+        )
+        kept = "fusion" if difference.interval[0] > 0 else "single"
+        weights = choice.weights if kept == "fusion" else single_weights
+        if kept == "single":
+            scored = {**scored, HYBRID: alone}
+    say(
+        f"tune: history hybrid {'fusion' if kept == 'fusion' else single + ' alone'} "
+        + (f"(fusion - {single}: {difference.describe()})" if difference is not None else "(one source)")
+    )
+    chosen = {
+        "history_last": last,
+        "history_decay": decay,
+        "history_weights": dict(weights),
+        "history_rank_constant": choice.rank_constant,
+    }
+    return {
+        "settings": chosen,
+        "chosen_by": f"hr@{k} of the history hybrid on the last-item validation targets (ties: mrr@{k}, then "
+        "grid order); the fusion only when it beats its best single source by more than noise (paired "
+        "user-bootstrap 95% interval of the HR difference above 0)",
+        "validation": {
+            "targets": n,
+            "users": int(len(np.unique(split.users))),
+            "target": "each user's second-to-last rating (users with >= 3 ratings); the history before it",
+            "models": "trained in memory on the ratings minus each user's last two (no time cutoff)",
+            "training_ratings": int(len(split.train)),
+            "later_training_share": round(later_share(split), 4),
+            "strategies": {name: _summary(score, k) for name, score in scored.items()},
+        },
+        "fusion_against_best_single": {
+            "fusion": {"weights": choice.weights, "rank_constant": choice.rank_constant, f"hr@{k}": choice.hit_ratio},
+            "single": {"source": single, f"hr@{k}": singles[single]},
+            "paired": difference.as_dict() if difference is not None else None,
+            "kept": kept,
+        },
+        "trials": [
+            {
+                "last": p_last,
+                "decay": p_decay,
+                "weights": p_choice.weights,
+                "rank_constant": p_choice.rank_constant,
+                f"hr@{k}": p_choice.hit_ratio,
+                f"mrr@{k}": p_choice.mrr,
+                "singles": p_singles,
+            }
+            for p_last, p_decay, p_choice, p_singles in points
+        ],
+        "seconds": round(time.perf_counter() - started, 2),
+    }

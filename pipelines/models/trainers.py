@@ -13,6 +13,7 @@ from pipelines.collaborative.popularity import recent_popularity as recent_count
 from pipelines.collaborative.sequential import build_sequential
 from services.stores.collaborative import ALSParams, CollaborativeModel
 from services.stores.histories import UserHistories
+from services.stores.order_model import OrderModel, OrderParams
 from services.stores.popularity import Counts, RecentParams
 from services.stores.sequential import SequentialModel, SequentialParams
 
@@ -32,6 +33,12 @@ def popularity(ratings: pd.DataFrame, params: None, *, cutoff: int, progress: bo
 
 def recent_popularity(ratings: pd.DataFrame, params: RecentParams, *, cutoff: int, progress: bool) -> Counts:
     return Counts(recent_counts(ratings, cutoff, params.days), cutoff)
+
+
+def learned(ratings: pd.DataFrame, params: OrderParams, *, cutoff: int, progress: bool) -> OrderModel:
+    from pipelines.sequence.train import train_order_model  # torch is imported only to train this model
+
+    return train_order_model(ratings, params, progress=progress)
 
 
 def histories(ratings: pd.DataFrame, params: None, *, cutoff: int, progress: bool) -> UserHistories:

@@ -160,6 +160,18 @@ class OrderModel(Protocol):
     ) -> list[list[tuple[int, float]]]: ...
 
 
+class LearnedSource:
+    """The learned model's next movies after one movie (a history of one)."""
+
+    name = "learned"
+
+    def __init__(self, model: OrderModel) -> None:
+        self._model = model
+
+    def candidates(self, queries: Sequence[int], k: int) -> list[list[tuple[int, float]]]:
+        return self._model.recommend([[int(m)] for m in queries], k, exclude_seen=True)
+
+
 class LearnedHistorySource:
     """The learned order-aware model's next movies."""
 

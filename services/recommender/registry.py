@@ -24,6 +24,8 @@ from services.recommender.base import Source
 from services.recommender.history import (
     CollaborativeHistorySource,
     IgnoringHistory,
+    LearnedHistorySource,
+    LearnedSource,
     SequentialHistorySource,
     SeriesHistorySource,
     VectorHistorySource,
@@ -41,6 +43,7 @@ from services.settings import HistorySettings, Settings
 from services.stores.catalog import MovieFacts
 from services.stores.collaborative import ALSParams, CollaborativeModel
 from services.stores.histories import UserHistories
+from services.stores.order_model import OrderModel, OrderParams
 from services.stores.popularity import Counts, RecentParams
 from services.stores.sequential import SequentialModel, SequentialParams
 
@@ -238,6 +241,9 @@ for _spec in (
         "pipelines.models.trainers:recent_popularity",
     ),
     ModelSpec("histories", UserHistories, lambda s: None, "pipelines.models.trainers:histories"),
+    ModelSpec(
+        "learned", OrderModel, lambda s: OrderParams(**s.learned.model_dump()), "pipelines.models.trainers:learned"
+    ),
     SourceSpec("random", "Random", 90, _random, _ignoring(_random), chain=(), fusable=False, fallback=True),
     SourceSpec("popular", "Popular", 80, _popular, _ignoring(_popular), chain=(), fusable=False, fallback=True),
     SourceSpec(
@@ -285,6 +291,16 @@ for _spec in (
         model="sequential",
         degradable=True,
         tunable=("sequential_window", "sequential_backward_weight", "sequential_popularity_damping"),
+    ),
+    SourceSpec(
+        "learned",
+        "Learned order",
+        15,
+        _maybe(LearnedSource, _model("learned")),
+        _maybe(LearnedHistorySource, _model("learned")),
+        part="learned",
+        model="learned",
+        degradable=True,
     ),
     CompositeSpec("series+vector", "Series, then similar story", 50, ("series", "vector", "random")),
 ):

@@ -64,6 +64,7 @@ class OrderParams:
     # training windows per user: "last" = the last max_len + 1 movies; "all" = the whole history cut into
     # consecutive windows from the end (more data per epoch for long histories)
     windows: str = "all"
+    max_windows: int | None = None  # an epoch trains on at most this many windows, drawn afresh (None: all)
     min_rating: float | None = None  # only ratings at or above this count; None: every rating
     # early stopping: the last movie of up to `validation_users` users (drawn with the seed) is held out of
     # training; after each epoch NDCG@10 on them (full ranking, seen excluded) is measured, training stops
@@ -85,6 +86,8 @@ class OrderParams:
             raise ValueError(f"windows must be 'last' or 'all', got {self.windows!r}")
         if not 0 <= self.gbce_t <= 1:
             raise ValueError(f"gbce_t must be in [0, 1], got {self.gbce_t}")
+        if self.max_windows is not None and self.max_windows < 1:
+            raise ValueError(f"max_windows must be at least 1, got {self.max_windows}")
         if self.validation_users < 0 or self.patience < 1:
             raise ValueError("validation_users must not be negative and patience must be at least 1")
 

@@ -1,8 +1,9 @@
-// The page's router: /evaluation, #/movie/<id>, #/rate, else the search view; plus language and readiness.
+// The page's router: /evaluation, #/movie/<id>, #/rate, #/next[?user=<id>], else the search view; plus language and readiness.
 import { readiness } from "./api.js";
 import { applyStatic, currentLang, setLang, t } from "./i18n.js";
 import { renderEvaluation } from "./evaluation.js";
 import { renderMovie } from "./movie.js";
+import { renderNext } from "./next.js";
 import { renderRate } from "./rate.js";
 import { renderSearch } from "./search.js";
 import { h } from "./ui.js";
@@ -15,11 +16,13 @@ function route() {
   const movie = location.hash.match(/^#\/movie\/(\d+)/);
   if (movie) return { view: "movie", id: Number(movie[1]) };
   if (location.hash.startsWith("#/rate")) return { view: "rate" };
+  const next = location.hash.match(/^#\/next(?:\?(.*))?$/);
+  if (next) return { view: "next", params: new URLSearchParams(next[1] ?? "") };
   return { view: "search" };
 }
 
 function render() {
-  const { view, id } = route();
+  const { view, id, params } = route();
   for (const link of document.querySelectorAll("[data-nav]")) {
     link.toggleAttribute("aria-current", link.dataset.nav === view || (view === "movie" && link.dataset.nav === "search"));
   }
@@ -27,6 +30,7 @@ function render() {
   if (view === "evaluation") renderEvaluation(main);
   else if (view === "movie") renderMovie(main, id).then(() => window.scrollTo(0, 0));
   else if (view === "rate") renderRate(main);
+  else if (view === "next") renderNext(main, params);
   else renderSearch(main);
   showNotice();
 }

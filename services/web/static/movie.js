@@ -29,7 +29,8 @@ function details(movie) {
       movie.overview ? h("p", { class: "overview" }, movie.overview) : null,
       h("p", { class: "facts" },
         movie.rating_avg ? `★ ${movie.rating_avg.toFixed(1)} · ${movie.rating_count} ${t("movie.ratings")}` : "",
-        movie.imdb_url ? h("a", { href: movie.imdb_url, class: "ext", rel: "noopener", target: "_blank" }, t("movie.imdb")) : null)));
+        movie.imdb_url ? h("a", { href: movie.imdb_url, class: "ext", rel: "noopener", target: "_blank" }, t("movie.imdb")) : null),
+      h("p", {}, h("a", { href: `#/next?add=${movie.movie_id}`, class: "cta", id: "continue" }, t("movie.continue")))));
 }
 
 async function seriesStrip(movie) {

@@ -8,6 +8,7 @@ import { h, message, placeholder, year } from "./ui.js";
 const K = 10;
 const STORE = "nextwatch.history";
 const SHOWN = 12; // history rows shown before "show earlier"
+const BECAUSE_SHOWN = 3; // history titles named on a because-line (all of them in its tooltip)
 
 /** The viewer's own history, oldest first: {movie_id, title, year?, rating?, at?}; kept in localStorage. */
 const state = { history: load(), from: null, strategy: "hybrid", expanded: false };
@@ -90,18 +91,25 @@ function historyList(entries, { editable, ignored, onChange }) {
 /** One item of the next list: the movie, its source and the history movies that led to it (most recent first). */
 function nextCard(item, rank, titles, onWatched) {
   const because = item.because ?? [];
+  const name = (id) => titles.get(id) || `#${id}`;
+  const shown = because.slice(0, BECAUSE_SHOWN);
   return h("li", { class: "next-item", "data-movie-id": item.movie_id, "data-because": because.join(" ") },
-    h("a", { href: `#/movie/${item.movie_id}`, class: "rec-link" },
-      placeholder(item.movie_id, item.title, "small"),
-      h("span", { class: "rec-text" },
-        h("span", { class: "rec-title" }, `${rank}. ${item.title || item.movie_id}`),
-        h("span", { class: `badge src-${item.source}` }, sourceLabel(item.source)))),
+    h("div", { class: "next-top" },
+      h("a", { href: `#/movie/${item.movie_id}`, class: "rec-link" },
+        placeholder(item.movie_id, item.title, "small"),
+        h("span", { class: "rec-text" },
+          h("span", { class: "rec-title" }, `${rank}. ${item.title || item.movie_id}`),
+          h("span", { class: `badge src-${item.source}` }, sourceLabel(item.source)))),
+      onWatched ? h("button", { type: "button", class: "ghost watched-it", "data-watched": item.movie_id,
+        title: t("next.watchedHint"), "aria-label": `${t("next.watched")}: ${item.title}`, onclick: () => onWatched(item) },
+      `+ ${t("next.watched")}`) : null),
     because.length
-      ? h("p", { class: "because-line" }, h("span", { class: "muted" }, `${t("next.because")} `),
-        because.map((id) => h("span", { class: "chip", "data-from": id }, titles.get(id) || `#${id}`)))
-      : h("p", { class: "because-line muted" }, t("next.noBecause")),
-    onWatched ? h("button", { type: "button", class: "ghost watched-it", "data-watched": item.movie_id,
-      "aria-label": `${t("next.watched")}: ${item.title}`, onclick: () => onWatched(item) }, `+ ${t("next.watched")}`) : null);
+      ? h("p", { class: "because-line", title: because.map(name).join(" · ") },
+        h("span", { class: "muted" }, `${t("next.because")} `),
+        shown.map((id) => h("span", { class: "chip", "data-from": id }, name(id))),
+        because.length > shown.length
+          ? h("span", { class: "muted more-because" }, t("next.andMore").replace("{n}", String(because.length - shown.length))) : null)
+      : h("p", { class: "because-line muted" }, t("next.noBecause")));
 }
 
 /** Hovering or focusing a next item lights the history movies that led to it, and the other way round. */
@@ -135,6 +143,7 @@ function strategySelect(items, onChange) {
 /** Ask for the next list and paint it into `box`; only the latest answer is shown. */
 async function fetchNext(view) {
   const mine = ++ticket;
+  const asked = view.entries.map((e) => e.movie_id).join(",");
   view.box.setAttribute("aria-busy", "true");
   view.box.classList.add("busy");
   try {
@@ -143,6 +152,7 @@ async function fetchNext(view) {
       : await api("/next", { method: "POST", body: { history: state.history.map(asQuery), k: K, strategy: state.strategy, explain: true } });
     if (mine !== ticket) return;
     view.paint(answer);
+    view.box.dataset.history = asked;  // the history this list answers (tests wait for it)
   } catch (error) {
     if (mine !== ticket) return;
     view.box.replaceChildren(message(error instanceof ApiError && error.status === 503
@@ -202,10 +212,10 @@ export async function renderNext(main, params) {
     if (action) restoreFocus(historyBox, action, movieId);
   };
   view.paint = (answer) => {
-    view.ignored = new Set(answer.ignored ?? []);
-    for (const row of historyBox.querySelectorAll("li.watched")) {
-      row.classList.toggle("unknown", view.ignored.has(Number(row.dataset.movieId)));
-    }
+    const ignored = new Set(answer.ignored ?? []);
+    const changed = ignored.size !== view.ignored.size || [...ignored].some((id) => !view.ignored.has(id));
+    view.ignored = ignored;
+    if (changed) paintHistory();
     const watched = view.user ? null : (item) => {
       append({ movie_id: item.movie_id, title: item.title });
       view.entries = state.history;
@@ -264,7 +274,7 @@ export async function renderNext(main, params) {
     } }, t("next.clear"));
     side.append(
       h("h2", {}, t("next.history")),
-      state.from ? h("p", { class: "muted" }, t("next.edited").replace("{id}", state.from)) : null,
+      state.from ? h("p", { class: "muted" }, t("next.edited").replace("{id}", state.from)) : "",
       h("label", { for: "next-q", class: "field-label" }, t("next.pick")), h("div", { class: "searchbar" }, input), found,
       historyBox, h("div", { class: "actions" }, clear),
       h("form", { class: "user-form", onsubmit: (event) => {

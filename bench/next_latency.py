@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from bench.api_latency import run_wrk, server_latencies, wait_until_ready
+from tests.support.servers import free_port
 
 HISTORY = 20
 SECTION = "## History API"
@@ -143,9 +144,10 @@ def main() -> None:
     parser.add_argument("--viewers", type=int, default=400)
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--connections", type=int, default=1)
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=0, help="0: a free port")
     parser.add_argument("--write", type=Path, help="replace this section of BENCHMARKS.md")
     args = parser.parse_args()
+    args.port = args.port or free_port()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
     section = report(measure(args), "python bench/next_latency.py --data-dir " + str(args.data_dir))

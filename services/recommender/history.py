@@ -38,18 +38,19 @@ class SequentialHistorySource:
         return [self.scores(history, k) for history in queries]
 
     def scores(self, history: History, k: int) -> list[tuple[int, float]]:
-        """The history's co-visitation scores (every neighbour the model keeps of its last movies)."""
-        model = self._model
-        totals: dict[int, float] = {}
-        for j, movie_id in enumerate(history.recent(self._last)):
-            row = model.row(movie_id)
-            if row is None:
-                continue
-            ids, scores = row
-            weight = self._decay**j
-            for candidate, score in zip(ids.tolist(), scores.tolist()):
-                totals[candidate] = totals.get(candidate, 0.0) + weight * score
-        return _ranked(totals, history.seen, k)
+        """The history's best k co-visitation scores (over every neighbour the model keeps of its last movies)."""
+        rows = [(j, row) for j, m in enumerate(history.recent(self._last)) if (row := self._model.row(m)) is not None]
+        if not rows:
+            return []
+        ids = np.concatenate([ids for _, (ids, _) in rows])
+        weighted = np.concatenate([self._decay**j * scores.astype(np.float64) for j, (_, scores) in rows])
+        movies, at = np.unique(ids, return_inverse=True)
+        totals = np.bincount(at, weights=weighted, minlength=len(movies))
+        if history.seen:
+            totals[np.isin(movies, np.fromiter(history.seen, np.int64))] = 0.0
+        keep = np.flatnonzero(totals > 0)
+        order = keep[np.lexsort((movies[keep], -totals[keep]))][:k]
+        return list(zip(movies[order].tolist(), totals[order].tolist()))
 
 
 class UserModel(Protocol):

@@ -104,6 +104,8 @@ class SourceSpec:
     - `chain`: its own strategy (named after it) asks these sources after it, in order (None: no own strategy);
     - `fusable`: hybrid may weight it (tuning searches its weight); `fallback`: it fills short lists;
     - `tunable`: the settings (flat names) `nextwatch tune` chooses for it;
+    - `explains`: its one-movie lists say which history movies led to an item (not so for sources that do not
+      depend on their query: popular, recent-popular, random);
     - `label`, `display`: how lists and the page show it (lower `display` first).
     """
 
@@ -121,6 +123,7 @@ class SourceSpec:
     fallback: bool = False
     table: TableSpec | None = None
     tunable: tuple[str, ...] = ()
+    explains: bool = True
 
 
 @dataclass(frozen=True)
@@ -244,8 +247,12 @@ for _spec in (
     ModelSpec(
         "learned", OrderModel, lambda s: OrderParams(**s.learned.model_dump()), "pipelines.models.trainers:learned"
     ),
-    SourceSpec("random", "Random", 90, _random, _ignoring(_random), chain=(), fusable=False, fallback=True),
-    SourceSpec("popular", "Popular", 80, _popular, _ignoring(_popular), chain=(), fusable=False, fallback=True),
+    SourceSpec(
+        "random", "Random", 90, _random, _ignoring(_random), chain=(), fusable=False, fallback=True, explains=False
+    ),
+    SourceSpec(
+        "popular", "Popular", 80, _popular, _ignoring(_popular), chain=(), fusable=False, fallback=True, explains=False
+    ),
     SourceSpec(
         "recent-popular",
         "Recently popular",
@@ -255,6 +262,7 @@ for _spec in (
         model="recent-popular",
         chain=("popular", "random"),
         tunable=("recent_popular_days",),
+        explains=False,
     ),
     SourceSpec("series", "Same series", 30, _series, _reading(SeriesHistorySource, _series)),
     SourceSpec(
@@ -340,6 +348,11 @@ def degradable() -> tuple[str, ...]:
 def fallback_sources() -> frozenset[str]:
     """Sources that fill a list when a strategy's own source has nothing."""
     return frozenset(s.name for s in REGISTRY.sources.values() if s.fallback)
+
+
+def explaining() -> tuple[str, ...]:
+    """The sources whose one-movie lists explain a history answer."""
+    return tuple(s.name for s in REGISTRY.sources.values() if s.explains)
 
 
 def fusable() -> tuple[str, ...]:

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 
 from services.recommender.base import History, Recommendation
 from services.recommender.filters import Filter
-from services.recommender.registry import part_of_source
+from services.recommender.registry import explaining, part_of_source
 from services.serving.recommend import StrategyUnavailable
 from services.serving.runtime import Runtime
 
 # what an empty history (or one the catalogue knows nothing of) is answered with
 EMPTY_HISTORY = "recent-popular"
-# how deep a history movie's own neighbours are searched for an item it led to
-BECAUSE_DEPTH = 100
+# how deep a history movie's own neighbours are searched for an item it led to, and how many are named
+BECAUSE_DEPTH = 20
+BECAUSE_MOST = 3
 
 
 @dataclass(frozen=True)
@@ -76,16 +77,23 @@ def user_history(rt: Runtime, user_id: str) -> list[tuple[int, int, float]]:
 def _because(
     rt: Runtime, history: History, items: list[Recommendation], shares: list[dict[str, float]]
 ) -> list[list[int]]:
-    """Per item, the recent history movies (most recent first) among whose own neighbours, by the sources that
-    scored the item, it is."""
+    """Per item, the recent history movies that led to it: those among whose own top neighbours (by the
+    sources that scored the item and explain, i.e. read the history) it is, the most recent and best ranked
+    first, at most BECAUSE_MOST."""
     recent = history.recent(rt.settings.history.last)
-    found: dict[str, list[set[int]]] = {}
-    for name in {s for share in shares for s in share}:
+    decay = rt.settings.history.decay
+    ranks: dict[str, list[dict[int, int]]] = {}
+    for name in {s for share in shares for s in share} & set(explaining()):
         source = rt.sources.get(name)
         if source is not None:
-            found[name] = [{m for m, _ in row} for row in source.candidates(recent, BECAUSE_DEPTH)]
+            rows = source.candidates(recent, BECAUSE_DEPTH)
+            ranks[name] = [{m: rank for rank, (m, _) in enumerate(row)} for row in rows]
     out = []
     for rec, share in zip(items, shares):
-        led = [h for i, h in enumerate(recent) if any(rec.movie_id in found[s][i] for s in share if s in found)]
-        out.append(led)
+        weight: dict[int, float] = {}
+        for name in share:
+            for j, (h, row) in enumerate(zip(recent, ranks.get(name, []))):
+                if rec.movie_id in row:
+                    weight[h] = weight.get(h, 0.0) + decay**j / (1 + row[rec.movie_id])
+        out.append(sorted(weight, key=lambda h: -weight[h])[:BECAUSE_MOST])
     return out

@@ -52,6 +52,7 @@ class CollaborativeModel:
         self.info = info or {}
         self._index = {int(m): i for i, m in enumerate(self.item_ids)}
         self._als = make_als(params)
+        self._als.num_threads = 1  # one viewer at a time: an OpenMP team per call costs more than it saves
         self._als.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
         self._als.user_factors = np.zeros((1, self._als.item_factors.shape[1]), dtype=np.float32)
 

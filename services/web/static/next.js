@@ -195,6 +195,7 @@ export async function renderNext(main, params) {
     history.replaceState(null, "", "#/next");
   }
   const names = await strategyList();
+  if (!location.hash.startsWith("#/next")) return;  // the viewer went elsewhere meanwhile
   document.title = `${t("next.title")} · nextwatch`;
   const box = h("div", { class: "next-box", id: "next-out", "aria-live": "polite" }, message(t("loading")));
   const historyBox = h("div", { class: "history-box", id: "history-box" });
@@ -240,6 +241,7 @@ export async function renderNext(main, params) {
     try {
       const found = await api(`/users/${encodeURIComponent(view.user)}/history`);
       view.entries = found.items.map((i) => ({ movie_id: i.movie_id, title: i.title, rating: i.rating, at: i.at }));
+      if (!location.hash.startsWith("#/next")) return;
     } catch (error) {
       historyBox.replaceChildren(message(`${t("error")}: ${error.message}`, "error"));
       return;

@@ -94,9 +94,12 @@ def catalog_step(settings: Settings, *, force: bool = False, progress: bool = Tr
 def embed_step(
     settings: Settings, *, force: bool = False, recreate: bool = False, progress: bool = True
 ) -> VectorBuildResult:
-    """Embed content texts (cached) and load them into the Qdrant collection (`force`: rebuild it from the cache)."""
+    """Embed content texts (cached) and load them into the Qdrant collection (`force`: rebuild it from the cache).
+
+    The text variant is `settings.content.text` (tuned.json's when not set explicitly)."""
     settings = resolve_generation(settings)
     require_catalog(settings)
+    text = settings.with_tuned().content.text
     catalog = Catalog(settings.catalog_url)
     store = open_vector_store(settings)
     cache = EmbeddingCache(settings.embedding_cache_path)
@@ -111,6 +114,7 @@ def embed_step(
             recreate=recreate or force,
             batch_size=settings.embedding.batch_size,
             progress=progress,
+            text=text,
         )
     finally:
         cache.close()
@@ -122,10 +126,11 @@ def embed_plan_step(settings: Settings) -> EmbeddingPlan:
     """What `embed` would send (texts, cache hits, requests, estimated tokens and cost); calls no API."""
     settings = resolve_generation(settings)
     require_catalog(settings)
+    text = settings.with_tuned().content.text
     catalog = Catalog(settings.catalog_url)
     cache = EmbeddingCache(settings.embedding_cache_path)
     try:
-        texts = [content_text(r) for r in catalog.content_rows()]
+        texts = [content_text(r, text) for r in catalog.content_rows()]
         return plan_embedding(make_backend(settings), cache, texts, batch_size=settings.embedding.batch_size)
     finally:
         cache.close()

@@ -148,6 +148,22 @@ class FusionSettings(Group):
     )
 
 
+class ContentSettings(Group):
+    """What the content sources are made from (`nextwatch tune` chooses both on the validation window)."""
+
+    flat_prefix: ClassVar[str] = "content_"
+    text: Literal["overview", "title", "both"] = Field(
+        default="overview",
+        description='embedded text: "overview" (the overview, else title, year and genres), "title" (title, '
+        'year and genres only) or "both" (title, year, genres and overview)',
+    )
+    series: Literal["both", "real"] = Field(
+        default="both",
+        description='series: "both" (TMDB collections, else series inferred from titles) or "real" (TMDB '
+        "collections only)",
+    )
+
+
 class LearnedSettings(Group):
     """The learned order-aware model (SASRec class, PyTorch on the CPU; served in process with numpy)."""
 
@@ -268,6 +284,7 @@ GROUPS: dict[str, type[Group]] = {
     "fusion": FusionSettings,
     "history": HistorySettings,
     "learned": LearnedSettings,
+    "content": ContentSettings,
     "protocol": ProtocolSettings,
     "api": APISettings,
     "tmdb": TMDBSettings,
@@ -369,6 +386,7 @@ class Settings(BaseSettings):
     fusion: FusionSettings = FusionSettings()
     history: HistorySettings = HistorySettings()
     learned: LearnedSettings = LearnedSettings()
+    content: ContentSettings = ContentSettings()
     protocol: ProtocolSettings = ProtocolSettings()
     api: APISettings = APISettings()
     tmdb: TMDBSettings = TMDBSettings()

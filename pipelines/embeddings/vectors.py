@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -37,22 +38,17 @@ def build_vectors(
     recreate: bool = False,
     batch_size: int = 64,
     progress: bool = True,
+    text: str = "overview",
 ) -> VectorBuildResult:
-    """Embed (through the cache) and upsert; skips the upsert when nothing changed since the last build."""
+    """Embed (through the cache) and upsert; skips the upsert when nothing changed since the last build.
+
+    `text` is the content text variant (`settings.content.text`): a changed variant changes the build's
+    fingerprint, so the collection is rebuilt (texts embedded before come from the cache)."""
     rows = list(catalog.content_rows())
-    texts = [content_text(r) for r in rows]
+    texts = [content_text(r, text) for r in rows]
     ids = [int(r["movie_id"]) for r in rows]
-    payloads = [
-        {
-            "series_id": r["series_id"],
-            "genres": [g for g in (r["genres"] or "").split("|") if g],
-            "year": r["release_date"].year if r["release_date"] else None,
-        }
-        for r in rows
-    ]
-    digest = hashlib.sha256(
-        repr((cache_key(backend), ids, [text_hash(t) for t in texts], payloads)).encode()
-    ).hexdigest()[:16]
+    payloads = _payloads(rows)
+    digest = vectors_digest(backend, ids, texts, payloads, text)
     info, broken = (None, False) if recreate else _usable_info(store)
     recreate = recreate or broken
     if (
@@ -78,6 +74,32 @@ def build_vectors(
     store.finalize()
     state.mark(state_key, digest)
     return VectorBuildResult(points=len(ids), newly_embedded=fresh, upserted=True)
+
+
+def _payloads(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "series_id": r["series_id"],
+            "genres": [g for g in (r["genres"] or "").split("|") if g],
+            "year": r["release_date"].year if r["release_date"] else None,
+        }
+        for r in rows
+    ]
+
+
+def vectors_digest(
+    backend: EmbeddingBackend,
+    ids: list[int],
+    texts: list[str],
+    payloads: list[dict[str, Any]],
+    text: str = "overview",
+) -> str:
+    """The vector build's fingerprint: model, movies, texts, payloads and the text variant (the default
+    variant's digest is the one builds had before the variant was a setting, so they stay fresh)."""
+    key: tuple[Any, ...] = (cache_key(backend), ids, [text_hash(t) for t in texts], payloads)
+    if text != "overview":
+        key = (*key, text)
+    return hashlib.sha256(repr(key).encode()).hexdigest()[:16]
 
 
 def _usable_info(store: VectorStore) -> tuple[CollectionInfo | None, bool]:

@@ -162,7 +162,7 @@ def paired_comparisons(
             seed=seed,
             note="the same rows, asked with the previous movie",
         )
-    parts = {
+    parts: dict[str, Comparison] = {
         name: compare_paired(
             scores[HYBRID], scores[name], users, HYBRID, name, k, resamples=resamples, seed=seed, note="a part"
         )

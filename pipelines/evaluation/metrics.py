@@ -227,18 +227,13 @@ def evaluate_histories(
     """Each strategy's batch path over every row's query (a :class:`~services.recommender.base.History`, or
     any query the strategies take), each asked once, scored against the row's target; intervals resample
     `users` (one per row) when `resamples` > 0."""
-    from threadpoolctl import threadpool_limits
-
     queries = list(histories)
     wanted = [int(t) for t in targets]
     results: dict[str, StrategyScore] = {}
     fillers = fallback_sources()
     for name, strategy in strategies.items():
         started = time.perf_counter()
-        # one query at a time: OpenMP threads only add overhead (ALS folds each viewer in 50x slower with two
-        # threads on two busy cores)
-        with threadpool_limits(1, "openmp"):
-            answers = strategy.similar_batch(queries, k)
+        answers = strategy.similar_batch(queries, k)
         elapsed = time.perf_counter() - started
         own = {r.source for answer in answers for r in answer if r.source not in fillers} | {name}
         score = score_lists(answers, wanted, k, own, catalog_size, elapsed)

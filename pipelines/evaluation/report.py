@@ -69,7 +69,7 @@ def render_markdown(run: EvaluationRun) -> str:
         "contributed; *coverage*: distinct recommended movies / catalogue movies; *q/s* and *seconds*: pairs "
         "scored per second and time of the strategy's batch path (each distinct previous movie asked once).",
         "",
-        *_protocol_section(run.history, "History protocol"),
+        *_protocol_section(run.history, "History protocol", run.models.get("history")),
         *_protocol_section(run.last_item, "Last-item protocol"),
         "## Protocol",
         "",
@@ -105,7 +105,7 @@ def render_markdown(run: EvaluationRun) -> str:
     return "\n".join(lines)
 
 
-def _protocol_section(result: ProtocolResult | None, heading: str) -> list[str]:
+def _protocol_section(result: ProtocolResult | None, heading: str, served: dict[str, Any] | None = None) -> list[str]:
     """A protocol's section of report.md: what it is, its table, its paired comparisons, how its models were made."""
     if result is None:
         return []
@@ -132,7 +132,15 @@ def _protocol_section(result: ProtocolResult | None, heading: str) -> list[str]:
             f"weights {_weights(models['fusion']['weights'])}, rank constant {models['fusion']['rank_constant']:g})"
         )
     else:
-        lines.append("- models: the evaluation build (trained only on ratings before the cutoff below)")
+        lines.append(
+            "- models: the evaluation build (trained only on ratings before the cutoff below)"
+            + (
+                f"; history: last {served['last']}, decay {served['decay']:g}; hybrid weights "
+                f"{_weights(served['weights'])}, rank constant {served['rank_constant']:g}"
+                if served
+                else ""
+            )
+        )
     leakage = info.get("leakage")
     if leakage:
         lines.append(f"- **time leakage**: {leakage['note']}")

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from pipelines.collaborative.als import train_als
 from pipelines.collaborative.popularity import recent_popularity
@@ -35,6 +34,7 @@ from pipelines.evaluation.metrics import StrategyScore, compare_paired, evaluate
 from pipelines.evaluation.protocol import Protocol, evaluation_windows, ratings_fingerprint, utc
 from pipelines.evaluation.sequential_tuning import SequentialGrid, tune_sequential
 from pipelines.models.model_set import resolve
+from services.recommender.history import CollaborativeHistorySource, IgnoringHistory, LearnedHistorySource
 from services.recommender.registry import HYBRID, REGISTRY, SourceInputs, fusable, make_history_sources, make_sources
 from services.recommender.sources import VectorIndex
 from services.recommender.standard import FusionConfig, assemble_strategies
@@ -47,6 +47,9 @@ from services.stores.popularity import Counts
 OWN_GRIDS = ("als", "sequential", "recent-popular")
 # strategies scored alone need no fusion
 NO_FUSION = FusionConfig({}, 50, 60.0)
+# history sources the registry makes without the history settings (L, decay): their lists are the same at every
+# point of the history grid, so they are asked once
+READ_NO_HISTORY_SETTINGS = (IgnoringHistory, CollaborativeHistorySource, LearnedHistorySource)
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,15 @@ def tune_history(
     rows = np.arange(n)
     targets = split.targets.astype(np.int64)
     points: list[tuple[int, float, FusionChoice, dict[str, float]]] = []
+    asked: dict[str, list[list[tuple[int, float]]]] = {}  # lists of the sources that read no history settings
+
+    def candidates(source: Any, want: int, key: str) -> list[list[tuple[int, float]]]:
+        if not isinstance(source, READ_NO_HISTORY_SETTINGS):
+            return source.candidates(split.histories, want)
+        if key not in asked:
+            asked[key] = source.candidates(split.histories, want)
+        return asked[key]
+
     for last, decay in grid.points():
         shape = HistorySettings(last=last, decay=decay)
         sources = make_history_sources(SourceInputs(facts, trained, vectors, protocol.seed, shape))
@@ -243,9 +255,8 @@ def tune_history(
         assert popular is not None, "popular is always there"
         if not searched:
             break
-        with threadpool_limits(1, "openmp"):  # one viewer at a time (see `evaluate_histories`)
-            lists = {name: source.candidates(split.histories, depth) for name, source in searched.items()}
-            fallback = popular.candidates(split.histories, 3 * k)
+        lists = {name: candidates(source, depth, name) for name, source in searched.items()}
+        fallback = candidates(popular, 3 * k, "fallback")
         choice = search_weights(lists, queries, rows, targets, k, depth=depth, fallback=fallback)
         singles = {name: trial[f"hr@{k}"] for name, trial in zip(searched, choice.trials)}
         points.append((last, decay, choice, singles))

@@ -39,7 +39,7 @@ from services.recommender.sources import (
     VectorIndex,
     VectorSource,
 )
-from services.settings import HistorySettings, Settings
+from services.settings import ContentSettings, HistorySettings, Settings
 from services.stores.catalog import MovieFacts
 from services.stores.collaborative import ALSParams, CollaborativeModel
 from services.stores.histories import UserHistories
@@ -71,14 +71,15 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class SourceInputs:
-    """What sources are made from: catalogue facts, the loaded models, the vector index, the seed, and how
-    history sources read a history."""
+    """What sources are made from: catalogue facts, the loaded models, the vector index, the seed, how
+    history sources read a history, and what the content sources are made from."""
 
     facts: MovieFacts
     models: Mapping[str, Any]
     vectors: VectorIndex | None
     seed: int
     history: HistorySettings = HistorySettings()
+    content: ContentSettings = ContentSettings()
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,12 @@ def _ignoring(make: Callable[[SourceInputs], Source | None]) -> Callable[[Source
 
 
 def _series(inputs: SourceInputs) -> SeriesSource:
-    return SeriesSource(inputs.facts.movie_ids, inputs.facts.series_ids, inputs.facts.release_dates)
+    """TMDB collections and series inferred from titles (negative ids); with content series "real", the
+    collections only."""
+    series_ids = inputs.facts.series_ids
+    if inputs.content.series == "real":
+        series_ids = [s if s is not None and s >= 0 else None for s in series_ids]
+    return SeriesSource(inputs.facts.movie_ids, series_ids, inputs.facts.release_dates)
 
 
 def _random(inputs: SourceInputs) -> Source:

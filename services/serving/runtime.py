@@ -178,7 +178,7 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bo
     catalog, facts = _open_catalog(settings)
     vectors = _open_vectors(settings)
     models = load_model_set(settings.models_dir(settings.serve_models == "evaluation"))
-    inputs = SourceInputs(facts, models, vectors, settings.protocol.seed, settings.history)
+    inputs = SourceInputs(facts, models, vectors, settings.protocol.seed, settings.history, settings.content)
     made = make_sources(inputs)
     guards = Guards(settings.api.store_timeout_seconds if serving else None)
     items = ItemFacts(facts.movie_ids, facts.genres, facts.adult)

@@ -13,16 +13,21 @@ a user's target.
 * ``order`` -- `train_order_model` on the training part plus the validation movies (which it holds out
   itself: ``validation_users`` is every user), then numpy inference with the whole history before the target.
 
-Prints HR@10 and NDCG@10 with 95% user-bootstrap intervals, the paired difference, training time and the
-per-request inference time. Data: ``--data ml-1m-half`` (``../shared/data/ml-1m-half``, real MovieLens, read
-in place, never copied), ``--data sample`` (the bundled 100K sample), or ``--ratings FILE`` (csv/parquet with
-userId, movieId, rating, timestamp, e.g. ``nextwatch synth --scale 32m``): with ``--time-only`` it only trains
-(for the 32M-shape timing, where there is no meaningful split).
+Prints HR@10 and NDCG@10 with 95% user-bootstrap intervals, the paired difference, training time, every
+epoch's validation figures and the per-request inference time. Data: ``--data ml-1m-half``
+(``../shared/data/ml-1m-half``, real MovieLens, read in place, never copied), ``--data sample`` (the bundled
+100K sample), or ``--ratings FILE`` (csv/parquet with userId, movieId, rating, timestamp, e.g. the synthetic
+32M release of ``python -m bench.synth``): with ``--time-only`` it only trains (the 32M-shape timing, where
+there is no meaningful split). Every `OrderParams` field is a flag (``--lr``, ``--max-seconds``, ...).
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/order_model.py --data ml-1m-half
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/order_model.py --data sample
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/order_model.py --ratings /tmp/ml32m-synth/ratings.csv \
-        --time-only --loss gbce --max-len 50 --windows last --epochs 3
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/order_model.py --data ml-1m-half --epochs 15 --max-seconds 640
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/order_model.py --data sample --max-seconds 150
+    .venv/bin/python -m bench.synth --scale 32m --out /tmp/om-synth32m --quiet
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/order_model.py --ratings /tmp/om-synth32m/ratings.csv \
+        --time-only --loss gbce --negatives 256 --max-len 50 --windows last --batch-size 128 --max-seconds 1500
+
+The machine's load average is printed at the start and the end: on a shared 2-core machine an epoch of
+ml-1m-half took 20 s when the other jobs paused and 100-250 s while they ran, so wall times vary 5-10x.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -146,6 +152,7 @@ def main() -> None:
     from pipelines.sequence.train import train_order_model
 
     torch.set_num_threads(args.threads)
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores; other jobs slow every figure down)")
     started = time.perf_counter()
     ratings = load(args.data, args.ratings)
     print(f"loaded {len(ratings):,} ratings, {ratings.userId.nunique():,} users, "
@@ -156,6 +163,9 @@ def main() -> None:
         model = train_order_model(ratings, params, progress=True)
         info = {k: v for k, v in model.info.items() if k != "history"}
         print("info:", json.dumps(info))
+        for row in model.info["history"]:
+            print("epoch:", json.dumps(row))
+        print(f"load average at the end: {os.getloadavg()[0]:.2f}")
         print(
             f"training: {model.info['fit_seconds']:.1f} s on {args.threads} threads, {model.info['epochs_run']} epochs"
         )
@@ -217,6 +227,9 @@ def main() -> None:
               f"NDCG@10 {dn:+.3f} [{diff['ndcg'][0]:+.3f}, {diff['ndcg'][1]:+.3f}]")  # fmt: skip
     info = {k: v for k, v in model.info.items() if k != "history"}
     print(f"\norder model: {json.dumps(info)}")
+    for row in model.info["history"]:
+        print("epoch:", json.dumps(row))
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     print(f"training {train_seconds:.1f} s on {args.threads} threads; inference (numpy): all {len(users):,} "
           f"histories in {batch_seconds:.2f} s, one 20-movie request with top-10 {per_request_ms:.3f} ms")  # fmt: skip
     if args.json:

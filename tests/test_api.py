@@ -52,7 +52,7 @@ def test_ready_when_every_part_answers(client: TestClient) -> None:
     assert response.json() == {
         "status": "ready",
         "missing": [],
-        "parts": {"catalog": "ok", "vectors": "ok", "collaborative": "ok", "sequential": "ok"},
+        "parts": {"catalog": "ok", "vectors": "ok", "collaborative": "ok", "sequential": "ok", "learned": "ok"},
     }
 
 

@@ -104,7 +104,8 @@ def test_history_protocol_scores_each_row_with_its_history_and_pairs_with_the_on
     pairs = next_item_pairs(ratings, min_ratings=1, n_pairs=10)  # 5 rows: targets 20, 10, 30, 40, 50
     hybrid = _Fixed("hybrid", {10: [20], 20: [30], 30: [40], 40: [99]})  # hits 20, 30, 40 (user 1), not 10, 50
     sequential = _Fixed("sequential", {20: [30, 10]})  # hits 30 and user 2's 10
-    one_movie = {"hybrid": StrategyScore(ranks=np.array([-1] * 5), own=np.ones(5, bool), coverage=0.0)}
+    seed_002 = {"hybrid": StrategyScore(ranks=np.array([-1] * 5), own=np.ones(5, bool), coverage=0.0)}
+    one_movie = {"hybrid": _OneMovie({10: [20]})}  # hits user 1's 20 only
     result = score_history_protocol(
         {"sequential": sequential, "hybrid": hybrid},
         ratings,
@@ -114,6 +115,7 @@ def test_history_protocol_scores_each_row_with_its_history_and_pairs_with_the_on
         resamples=200,
         seed=1,
         one_movie=one_movie,
+        seed_002=seed_002,
     )
     assert result.scores["hybrid"].hit_ratio == pytest.approx(3 / 5)
     assert result.scores["sequential"].hit_ratio == pytest.approx(2 / 5)
@@ -125,9 +127,47 @@ def test_history_protocol_scores_each_row_with_its_history_and_pairs_with_the_on
         payload["strategies"]["hybrid"]["hr@2"] == pytest.approx(0.6) and "hr@2_ci" in payload["strategies"]["hybrid"]
     )
     assert payload["paired"]["best_other"]["against"] == "sequential"
-    assert payload["paired"]["one_movie_hybrid"]["difference"] == pytest.approx(0.6)
+    assert payload["paired"]["one_movie_hybrid"]["difference"] == pytest.approx(0.6 - 0.2)
+    assert payload["one_movie_hybrid"]["hr@2"] == pytest.approx(0.2)
+    assert payload["paired"]["seed_002_hybrid"]["difference"] == pytest.approx(0.6)
     assert payload["paired"]["parts"]["sequential"]["difference"] == pytest.approx(0.2)
     assert "history protocol" in result.table() and "one-movie hybrid" in result.table()
+
+
+class _OneMovie:
+    """A one-movie strategy answering a fixed list per movie."""
+
+    def __init__(self, lists: dict[int, list[int]]) -> None:
+        self.lists = lists
+        self.asked: list[int] = []
+
+    def similar(self, movie_id, k):  # pragma: no cover - the evaluator uses the batch path
+        raise AssertionError
+
+    def similar_batch(self, movie_ids, k):
+        self.asked.extend(movie_ids)
+        return [[Recommendation(m, 1.0, "hybrid") for m in self.lists.get(q, [])][:k] for q in movie_ids]
+
+
+def test_the_one_movie_hybrid_is_asked_with_the_historys_last_movie_not_the_pairs_previous_one() -> None:
+    # user 1 rated 77 (too rare for the pairs) between 10 and 20: the pair is 10 -> 20, the history (10, 77)
+    ratings = _ratings([(1, 10, 1), (1, 77, 2), (1, 20, 3), (2, 10, 1), (2, 20, 2)])
+    pairs = next_item_pairs(ratings, min_ratings=2, n_pairs=10)
+    assert pairs[["userId", "prev_movieId", "movieId"]].values.tolist() == [[2, 10, 20], [1, 10, 20]]
+    one_movie = _OneMovie({10: [20], 77: [55]})
+    result = score_history_protocol(
+        {"hybrid": _Fixed("hybrid", {77: [20], 10: [20]})},
+        ratings,
+        pairs,
+        2,
+        100,
+        resamples=100,
+        seed=1,
+        one_movie={"hybrid": one_movie},
+    )
+    assert sorted(one_movie.asked) == [10, 77]  # each distinct last movie once
+    assert result.info["one_movie_hybrid"]["hr@2"] == pytest.approx(0.5)  # 77 -> 55 misses user 1's 20
+    assert result.paired["one_movie_hybrid"].difference == pytest.approx(0.5)
 
 
 def test_paired_interval_is_over_users_and_flags_a_hybrid_below_its_part() -> None:

@@ -8,6 +8,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +43,17 @@ def cycle_ratings(users: int = 60, length: int = 10, seed: int = 0) -> pd.DataFr
     return pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"])
 
 
-@pytest.fixture(scope="module")
-def model() -> OrderModel:
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: one thread is fastest, and two spin-waiting threads crawl on a busy machine."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model(one_thread: None) -> OrderModel:
     return train_order_model(cycle_ratings(), TINY, progress=False)
 
 
@@ -62,6 +71,7 @@ def test_deterministic_for_a_seed() -> None:
     state = torch.get_rng_state()
     a = train_order_model(ratings, params, progress=False)
     assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is left as it was
+    assert not torch.are_deterministic_algorithms_enabled()  # and so is the deterministic switch
     b = train_order_model(ratings, params, progress=False)
     assert a.weights.keys() == b.weights.keys()
     for name in a.weights:
@@ -178,6 +188,13 @@ def test_early_stopping_keeps_the_best_epoch() -> None:
     assert 1 <= info["best_epoch"] <= info["epochs_run"] <= 6
     assert info["validation"]["ndcg@10"] == max(row["ndcg@10"] for row in info["history"])
     assert info["stopped"] in ("epochs", "patience")
+
+
+def test_the_time_budget_is_kept_mid_epoch() -> None:
+    params = OrderParams(dims=8, blocks=1, max_len=6, epochs=50, batch_size=4, validation_users=5, max_seconds=1e-9)
+    model = train_order_model(cycle_ratings(users=30), params, progress=False)
+    assert model.info["stopped"] == "max_seconds" and model.info["epochs_run"] == 0
+    assert model.recommend([CYCLE[:3]], 3)[0]  # an untrained model still answers
 
 
 @pytest.mark.parametrize("loss", ["sampled_ce", "gbce"])

@@ -225,7 +225,9 @@ def test_evaluation_page(page: sync_api.Page, base_url: str, problems: Problems)
 
 
 def next_ids(page: sync_api.Page) -> list[int]:
-    return [int(v) for v in page.locator("#next-list li.next-item").evaluate_all("ns => ns.map(n => n.dataset.movieId)")]
+    return [
+        int(v) for v in page.locator("#next-list li.next-item").evaluate_all("ns => ns.map(n => n.dataset.movieId)")
+    ]
 
 
 def history_ids(page: sync_api.Page) -> list[int]:
@@ -357,7 +359,9 @@ def test_evaluation_shows_every_protocol_it_has(page: sync_api.Page, base_url: s
 
 
 def test_phone_width_continue_watching(browser: sync_api.Browser, base_url: str) -> None:
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="ko-KR")
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="ko-KR"
+    )
     tab = context.new_page()
     tab.set_default_timeout(TIMEOUT_MS)
     try:

@@ -9,7 +9,7 @@ import pytest
 from services.recommender.registry import strategy_names
 from services.recommender.sources import SeriesSource
 from services.recommender.standard import FusionConfig
-from tests.support.fakes import IDS, SERIES, ExactVectors, FakeALS, standard
+from tests.support.fakes import IDS, SERIES, ExactVectors, FakeALS, FakeOrder, standard
 
 
 @pytest.fixture
@@ -23,6 +23,7 @@ def strategies():
         collaborative=FakeALS(),
         seed=7,
         sequential=FakeALS(),
+        learned=FakeOrder(),
         recent_popularity={m: m for m in IDS[:5]},
     )
 

@@ -24,6 +24,7 @@ from pipelines.evaluation.metrics import (
     compare_paired,
     compare_with_best,
     evaluate_histories,
+    evaluate_strategies,
     format_scores_table,
 )
 from services.recommender.base import History, Recommender
@@ -119,6 +120,12 @@ class ProtocolResult:
     def table(self) -> str:
         """The scores as the fixed-width table `nextwatch evaluate` prints, with the paired comparisons."""
         notes = [c.describe() for c in self.paired.values()]
+        one = self.info.get("one_movie_hybrid")
+        if one:
+            notes.insert(
+                0,
+                f"one-movie hybrid on the same rows (each history's last movie): HR@{self.k} {one[f'hr@{self.k}']:.4f}",
+            )
         if self.parts:
             below = self.hybrid_below
             notes.append(
@@ -140,27 +147,20 @@ def paired_comparisons(
     *,
     resamples: int,
     seed: int,
-    one_movie_hybrid: StrategyScore | None = None,
+    baselines: Mapping[str, tuple[StrategyScore, str, str]] | None = None,
 ) -> tuple[dict[str, Comparison], dict[str, Comparison]]:
-    """Hybrid against the best other strategy (and the one-movie hybrid on the same rows, when given), and
-    against each of its fusable parts; paired user-bootstrap intervals of the HR@k difference."""
+    """Hybrid against the best other strategy, against each baseline scored on the same rows ({label: (score,
+    name, note)}, e.g. the one-movie hybrid) and against each of its fusable parts; paired user-bootstrap
+    intervals of the HR@k difference."""
     paired: dict[str, Comparison] = {}
     if resamples <= 0 or HYBRID not in scores:
         return paired, {}
     best = compare_with_best(scores, users, HYBRID, k, resamples=resamples, seed=seed)
     if best is not None:
         paired["best_other"] = best
-    if one_movie_hybrid is not None:
-        paired["one_movie_hybrid"] = compare_paired(
-            scores[HYBRID],
-            one_movie_hybrid,
-            users,
-            HYBRID,
-            "one-movie hybrid",
-            k,
-            resamples=resamples,
-            seed=seed,
-            note="the same rows, asked with the previous movie",
+    for label, (baseline, name, note) in (baselines or {}).items():
+        paired[label] = compare_paired(
+            scores[HYBRID], baseline, users, HYBRID, name, k, resamples=resamples, seed=seed, note=note
         )
     parts: dict[str, Comparison] = {
         name: compare_paired(
@@ -181,34 +181,48 @@ def score_history_protocol(
     *,
     resamples: int,
     seed: int,
-    one_movie: Mapping[str, StrategyScore] | None = None,
+    one_movie: Mapping[str, Recommender] | None = None,
+    seed_002: Mapping[str, StrategyScore] | None = None,
 ) -> ProtocolResult:
-    """Every history strategy on seed 002's pairs, each given the user's history before the target; paired
-    with the one-movie hybrid's score on the same pairs (`one_movie`, seed 002's scores) when given."""
+    """Every history strategy on seed 002's pairs, each given the user's history before the target.
+
+    Hybrid is paired with the one-movie hybrid (`one_movie`: the one-movie strategies) asked with each
+    history's last movie, and with seed 002's hybrid score on the same pairs (`seed_002`: asked with the
+    previous movie among those with >= min_ratings ratings; the same movie unless the user rated a rarer one
+    in between)."""
     histories = histories_before(ratings, pairs)
     users = pairs["userId"].to_numpy(np.int64)
     targets = pairs["movieId"].to_numpy(np.int64)
     scores = evaluate_histories(strategies, histories, targets, users, k, catalog_size, resamples=resamples, seed=seed)
-    one = (one_movie or {}).get(HYBRID)
-    paired, parts = paired_comparisons(scores, users, k, resamples=resamples, seed=seed, one_movie_hybrid=one)
-    lengths = np.array([len(h.movies) for h in histories])
-    info = {
+    baselines: dict[str, tuple[StrategyScore, str, str]] = {}
+    info: dict[str, Any] = {
         "protocol": "seed 002's test pairs; each strategy is given the user's ratings strictly before the target "
         "in (timestamp, movieId) order (earlier test-window ratings included: the platform knows them, the "
-        "models do not); the one-movie hybrid answers the same rows from the previous movie",
-        "history_length": _lengths(lengths),
+        "models do not); the one-movie hybrid answers the same rows from the history's last movie",
+        "history_length": history_lengths(histories),
     }
+    if one_movie is not None and HYBRID in one_movie:
+        last = pairs.assign(prev_movieId=[h.movies[-1] for h in histories])
+        one = evaluate_strategies({HYBRID: one_movie[HYBRID]}, last, k, catalog_size, resamples=resamples, seed=seed)[
+            HYBRID
+        ]
+        baselines["one_movie_hybrid"] = (one, "one-movie hybrid", "the same rows, asked with the history's last movie")
+        info["one_movie_hybrid"] = one.as_dict(k)
+    if seed_002 is not None and HYBRID in seed_002:
+        baselines["seed_002_hybrid"] = (
+            seed_002[HYBRID],
+            "seed 002's hybrid",
+            "the same rows, asked with the previous movie of seed 002's pair",
+        )
+    paired, parts = paired_comparisons(scores, users, k, resamples=resamples, seed=seed, baselines=baselines)
     return ProtocolResult(
         "history", "history protocol (seed 002's pairs, whole history)", k, users, scores, paired, parts, info
     )
 
 
-def _lengths(lengths: np.ndarray) -> dict[str, float]:
+def history_lengths(histories: Sequence[History]) -> dict[str, float]:
+    """Median, mean and longest history length."""
+    lengths = np.array([len(h.movies) for h in histories])
     if not len(lengths):
         return {"median": 0.0, "mean": 0.0, "max": 0.0}
     return {"median": float(np.median(lengths)), "mean": round(float(lengths.mean()), 1), "max": float(lengths.max())}
-
-
-def history_lengths(histories: Sequence[History]) -> dict[str, float]:
-    """Median, mean and longest history length."""
-    return _lengths(np.array([len(h.movies) for h in histories]))

@@ -162,8 +162,8 @@ def score_last_item(
         },
         "leakage": {
             "later_training_share": round(share, 4),
-            "note": "time leaks across users: the models train on other users' ratings made after a target "
-            f"(on average {share:.1%} of the training ratings are newer than the target they help predict); "
+            "note": "the split is per user, not in time, so the models train on other users' ratings made after "
+            f"a target (on average {share:.1%} of the training ratings are newer than the target they help predict); "
             "the history protocol has no such leak",
         },
         "targets": {"first": utc(int(split.timestamps.min())), "last": utc(int(split.timestamps.max()))},

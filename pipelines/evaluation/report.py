@@ -115,6 +115,14 @@ def _protocol_section(result: ProtocolResult | None, heading: str, served: dict[
     if length:
         lines[-1] += f" Histories: median {length['median']:g} movies, longest {length['max']:g}."
     lines += ["", scores_table(result.scores, result.k), ""]
+    one = info.get("one_movie_hybrid")
+    if one:
+        k = result.k
+        ci = one.get(f"hr@{k}_ci")
+        lines.append(
+            f"- one-movie hybrid on the same rows, asked with each history's last movie: HR@{k} "
+            f"{one[f'hr@{k}']:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+        )
     lines += [f"- **Paired comparison**: {c.describe()}." for c in result.paired.values()]
     if result.parts:
         below = result.hybrid_below

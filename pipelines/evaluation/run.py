@@ -172,7 +172,8 @@ def _score_in_process(
                 catalog_size,
                 resamples=protocol.resamples,
                 seed=protocol.seed,
-                one_movie=scores,
+                one_movie=runtime.strategies,
+                seed_002=scores,
             )
             extra["last_item"] = score_last_item(
                 runtime.settings,

@@ -260,14 +260,14 @@ def train_order_model(ratings: pd.DataFrame, params: OrderParams, *, progress: b
         raise ValueError("no user has two movies: nothing to learn an order from")
     n_items = len(seqs.item_ids)
     deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
+    _deterministic_algorithms(True)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(params.seed)
             net, log = _fit(net=OrderNet(n_items, params), windows=windows, validation=validation, params=params,
                             n_items=n_items, started=started, progress=progress)  # fmt: skip
     finally:
-        torch.use_deterministic_algorithms(deterministic)
+        _deterministic_algorithms(deterministic)
     weights = to_numpy_weights(net)
     assert set(weight_names(params.blocks)) <= set(weights)
     info = {
@@ -284,6 +284,16 @@ def train_order_model(ratings: pd.DataFrame, params: OrderParams, *, progress: b
         **log,
     }
     return OrderModel(seqs.item_ids, weights, params, info)
+
+
+def _deterministic_algorithms(mode: bool) -> None:
+    """``torch.use_deterministic_algorithms(mode)`` without its import of torch._inductor (seconds of startup for a
+    compiler this code does not use): the switch itself is one call into torch's C core."""
+    switch = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if switch is None:  # pragma: no cover - a torch without the private switch
+        torch.use_deterministic_algorithms(mode)
+    else:
+        switch(mode)
 
 
 def _fit(
@@ -310,6 +320,9 @@ def _fit(
         net.train()
         total, count = 0.0, 0
         for picked in _batches(rng, lengths, params.batch_size, params.max_windows):
+            if params.max_seconds is not None and time.perf_counter() - started >= params.max_seconds:
+                stopped = "max_seconds"  # mid-epoch: the budget holds however slow the machine is
+                break
             n = int(lengths[picked].max())
             batch = windows_t[torch.from_numpy(picked)][:, -(n + 1) :]
             inputs, targets = batch[:, :-1], batch[:, 1:]
@@ -321,11 +334,14 @@ def _fit(
             optimizer.step()
             total += loss.item() * len(picked)
             count += len(picked)
+        if count == 0:  # the budget ran out before this epoch's first step
+            break
         row: dict = {
             "epoch": epoch,
             "loss": round(total / count, 4),
             "seconds": round(time.perf_counter() - started, 1),
             "cpu_seconds": round(time.process_time() - cpu_started, 1),
+            "windows": count,  # fewer than all when the time budget ended the epoch
         }
         if validation is not None:
             row.update(evaluate(net, validation))
@@ -336,8 +352,7 @@ def _fit(
         if best is not None and epoch - best[1] >= params.patience:
             stopped = "patience"
             break
-        if params.max_seconds is not None and time.perf_counter() - started >= params.max_seconds:
-            stopped = "max_seconds"
+        if stopped == "max_seconds":
             break
     bar.close()
     log: dict = {"epochs_run": len(history), "stopped": stopped, "history": history}
@@ -399,7 +414,7 @@ class ChunkedCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         rows = len(states)
         grad_states = torch.empty_like(states)
         grad_items = torch.zeros_like(items)
@@ -418,7 +433,7 @@ class ChunkedCrossEntropy(torch.autograd.Function):
         return total / rows
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad_output: torch.Tensor):
         grad_states, grad_items = ctx.saved_tensors
         scale = grad_output / ctx.rows
         return grad_states * scale, grad_items * scale, None

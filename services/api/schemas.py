@@ -75,7 +75,13 @@ class Readiness(BaseModel):
             "examples": [
                 {
                     "status": "ready",
-                    "parts": {"catalog": "ok", "vectors": "ok", "collaborative": "ok", "sequential": "ok"},
+                    "parts": {
+                        "catalog": "ok",
+                        "vectors": "ok",
+                        "collaborative": "ok",
+                        "sequential": "ok",
+                        "learned": "ok",
+                    },
                     "missing": [],
                 },
             ]

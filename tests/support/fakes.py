@@ -52,6 +52,17 @@ class FakeALS:
         return out
 
 
+class FakeOrder:
+    """A learned-model double: after a history, the ALS double's neighbours of its last movie."""
+
+    def recommend(self, histories: Sequence[Sequence[int]], k: int, exclude_seen: bool = True) -> list:
+        out = []
+        for history in histories:
+            found = FakeALS().similar([history[-1]], k + len(history))[0]
+            out.append([(m, s) for m, s in found if not (exclude_seen and m in history)][:k])
+        return out
+
+
 # hybrid as the unit tests know it: series first, then vector neighbours, then collaborative ones
 TEST_FUSION = FusionConfig({"series": 4.0, "vector": 2.0, "collaborative": 1.0}, depth=50, rank_constant=10.0)
 
@@ -64,6 +75,7 @@ def standard(
     vectors: Any = None,
     collaborative: Any = None,
     sequential: Any = None,
+    learned: Any = None,
     recent_popularity: dict[int, int] | None = None,
     fusion: FusionConfig = TEST_FUSION,
     seed: int = 42,
@@ -71,7 +83,7 @@ def standard(
 ) -> dict[str, BatchStrategy]:
     """The registry's strategies over these parts (a test leaves out what it does not need: no sequential
     model, no recent counts, seed 42 and `TEST_FUSION` by default); `series` is the test's own source."""
-    models = {"als": collaborative, "sequential": sequential, "popularity": Counts(popularity, 0)}
+    models = {"als": collaborative, "sequential": sequential, "learned": learned, "popularity": Counts(popularity, 0)}
     if recent_popularity is not None:
         models["recent-popular"] = Counts(recent_popularity, 0)
     catalogue = MovieFacts(

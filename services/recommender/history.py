@@ -46,8 +46,9 @@ class SequentialHistorySource:
         weighted = np.concatenate([self._decay**j * scores.astype(np.float64) for j, (_, scores) in rows])
         movies, at = np.unique(ids, return_inverse=True)
         totals = np.bincount(at, weights=weighted, minlength=len(movies))
-        if history.seen:
-            totals[np.isin(movies, np.fromiter(history.seen, np.int64))] = 0.0
+        seen = history.seen
+        if seen:
+            totals[np.isin(movies, np.fromiter(seen, np.int64))] = 0.0
         keep = np.flatnonzero(totals > 0)
         order = keep[np.lexsort((movies[keep], -totals[keep]))][:k]
         return list(zip(movies[order].tolist(), totals[order].tolist()))
@@ -72,7 +73,8 @@ class CollaborativeHistorySource:
         out = []
         for history in queries:
             found = self._model.recommend_for_ratings(dict.fromkeys(history.movies, self._rating), k)
-            out.append([(m, s) for m, s in found if m not in history.seen][:k])
+            seen = history.seen
+            out.append([(m, s) for m, s in found if m not in seen][:k])
         return out
 
 
@@ -131,7 +133,8 @@ class VectorHistorySource:
         excluded = [sorted(queries[i].seen) for i in rows]
         found = self._index.search_batch(np.stack(centroids), k, exclude=excluded)
         for i, hits in zip(rows, found):
-            out[i] = [(m, s) for m, s in hits if m not in queries[i].seen][:k]
+            seen = queries[i].seen
+            out[i] = [(m, s) for m, s in hits if m not in seen][:k]
         return out
 
 
@@ -148,8 +151,9 @@ class IgnoringHistory:
     def candidates(self, queries: Sequence[History], k: int) -> list[list[tuple[int, float]]]:
         out = []
         for history in queries:
-            found = self._source.candidates([self.NO_MOVIE], k + len(history.seen))[0]
-            out.append([(m, s) for m, s in found if m not in history.seen][:k])
+            seen = history.seen
+            found = self._source.candidates([self.NO_MOVIE], k + len(seen))[0]
+            out.append([(m, s) for m, s in found if m not in seen][:k])
         return out
 
 
@@ -182,6 +186,7 @@ class LearnedHistorySource:
         self._model = model
 
     def candidates(self, queries: Sequence[History], k: int) -> list[list[tuple[int, float]]]:
-        extra = max((len(h.seen) for h in queries), default=0)
+        seens = [h.seen for h in queries]
+        extra = max((len(seen) for seen in seens), default=0)
         found = self._model.recommend([h.movies for h in queries], k + extra, exclude_seen=False)
-        return [[(m, s) for m, s in hits if m not in h.seen][:k] for h, hits in zip(queries, found)]
+        return [[(m, s) for m, s in hits if m not in seen][:k] for seen, hits in zip(seens, found)]

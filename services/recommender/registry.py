@@ -161,8 +161,15 @@ class Registry:
 REGISTRY = Registry()
 HYBRID = "hybrid"
 HYBRID_LABEL = "Hybrid (fused)"
-# hybrid's settings `nextwatch tune` chooses
-FUSION_TUNABLE = ("fusion_weights", "fusion_rank_constant")
+# hybrid's settings (one movie, and over a history) `nextwatch tune` chooses
+FUSION_TUNABLE = (
+    "fusion_weights",
+    "fusion_rank_constant",
+    "history_last",
+    "history_decay",
+    "history_weights",
+    "history_rank_constant",
+)
 
 
 def _model(name: str) -> Callable[[SourceInputs], Any]:

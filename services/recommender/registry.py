@@ -101,6 +101,8 @@ class SourceSpec:
     - `part`: the readiness part reported missing when it cannot be made or fails (None: always there);
     - `model`: the model of the trained set it reads (its table lives beside it);
     - `store_backed`: its calls reach a store (time limits, caches and neighbour tables wrap them);
+      `history_store_backed`: its history form's calls do (a time limit wraps them; ALS folding a viewer in
+      is arithmetic on models in memory, a vector search is a store call);
     - `degradable`: hybrid answers without it when it fails while serving;
     - `chain`: its own strategy (named after it) asks these sources after it, in order (None: no own strategy);
     - `fusable`: hybrid may weight it (tuning searches its weight); `fallback`: it fills short lists;
@@ -118,6 +120,7 @@ class SourceSpec:
     part: str | None = None
     model: str | None = None
     store_backed: bool = False
+    history_store_backed: bool = False
     degradable: bool = False
     chain: tuple[str, ...] | None = ("random",)
     fusable: bool = True
@@ -286,6 +289,7 @@ for _spec in (
         _reading(VectorHistorySource, lambda i: i.vectors),
         part="vectors",
         store_backed=True,
+        history_store_backed=True,
         degradable=True,
         table=TableSpec("pipelines.neighbours.build:vector_table_of"),
     ),

@@ -92,12 +92,12 @@ def assemble_strategies(
 
 
 def wrap_store_backed(
-    sources: Mapping[str, Source | None], wrap: Callable[[Source], Source] | None
+    sources: Mapping[str, Source | None], wrap: Callable[[Source], Source] | None, *, history: bool = False
 ) -> dict[str, Source | None]:
-    """The sources with the store-backed ones decorated by `wrap` (neighbour tables, time limits, caches)."""
+    """The sources with the store-backed ones decorated by `wrap` (neighbour tables, time limits, caches);
+    with `history`, the history forms that are (their calls reach a store, not only models in memory)."""
     if wrap is None:
         return dict(sources)
-    return {
-        name: wrap(source) if source is not None and REGISTRY.sources[name].store_backed else source
-        for name, source in sources.items()
-    }
+    specs = REGISTRY.sources
+    backed = {n for n, s in specs.items() if (s.history_store_backed if history else s.store_backed)}
+    return {name: wrap(source) if source is not None and name in backed else source for name, source in sources.items()}

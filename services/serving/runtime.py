@@ -186,7 +186,9 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bo
     live = serving_sources(guards, settings.api.neighbour_cache_size) if serving else None
     sources = wrap_store_backed(made, tabled_sources(tables, live))
     strategies = build_strategies(sources, FusionConfig.from_settings(settings), facts=items)
-    history_sources = wrap_store_backed(make_history_sources(inputs), guarded_sources(guards) if serving else None)
+    history_sources = wrap_store_backed(
+        make_history_sources(inputs), guarded_sources(guards) if serving else None, history=True
+    )
     history = build_strategies(history_sources, history_fusion(settings), facts=items)
     missing = missing_parts(made)
     for part in require:

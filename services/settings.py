@@ -175,7 +175,7 @@ class LearnedSettings(Group):
     dropout: float = Field(default=0.2, ge=0, lt=1)
     epochs: int = Field(default=200, ge=1, description="at most (early stopping on held-out viewers ends sooner)")
     batch_size: int = Field(default=32, ge=1, description="training windows per step")
-    lr: float = Field(default=0.002, gt=0, description="Adam learning rate")
+    lr: float = Field(default=0.004, gt=0, description="Adam learning rate (0.004 measured best on ml-1m-half)")
     seed: int = Field(default=42, description="weights, batches and the held-out viewers")
     loss: Literal["ce", "sampled_ce", "gbce"] = Field(
         default="ce", description="full softmax cross-entropy, or sampled negatives for large catalogues"

@@ -82,11 +82,10 @@ def assemble_strategies(
     *,
     vectors: VectorIndex | None = None,
     seed: int = 42,
-    wrap: Callable[[Source], Source] | None = None,
 ) -> dict[str, BatchStrategy]:
     """The standard strategies over catalogue facts and a model set ({registry model name: artifact}; a
     missing "popularity" counts the catalogue's ratings), each taking a :class:`Filter`."""
-    sources = wrap_store_backed(make_sources(SourceInputs(facts, models, vectors, seed)), wrap)
+    sources = make_sources(SourceInputs(facts, models, vectors, seed))
     items = ItemFacts(facts.movie_ids, facts.genres, facts.adult)
     return build_strategies(sources, fusion, facts=items)
 

@@ -268,13 +268,19 @@ def tune(
     pairs: Pairs = None,
     k: K = None,
     seed: Seed = None,
+    content_embed: Annotated[
+        bool, typer.Option("--content-embed", help="embed every text the content choice lacks (else up to 2,000)")
+    ] = False,
 ) -> None:
-    """Choose ALS, sequential, recent-popular and fusion settings on the validation window; saves tuned.json."""
+    """Choose content inputs, ALS, sequential, recent-popular, fusion and history settings on the validation
+    window; saves tuned.json."""
     from pipelines.evaluation.run import tune_step
 
     settings = _settings()
     with writing(settings.data_dir, "tune"):
-        result = tune_step(settings, _protocol(settings, min_ratings, pairs, k, seed), say=_say)
+        result = tune_step(
+            settings, _protocol(settings, min_ratings, pairs, k, seed), content_embed=content_embed, say=_say
+        )
     validation = result["validation"]
     chosen = ", ".join(f"{name}={value}" for name, value in result["settings"].items())
     _say(
@@ -285,6 +291,17 @@ def tune(
     shadowed = sorted(set(result["settings"]) & settings.model_fields_set)
     if shadowed:
         _say(f"tune: {', '.join(shadowed)} set explicitly; explicit settings win over tuned.json")
+    _say(_after_tuning(settings))
+
+
+def _after_tuning(settings: Settings) -> str:
+    """One line: what the served build lacks to serve the tuned settings, and the command that builds it."""
+    from pipelines.status import stale_steps
+
+    stale = stale_steps(settings)
+    if not stale:
+        return "tune: the served build already uses these settings"
+    return f"tune: stale now: {'; '.join(stale)}: run `nextwatch build` to serve the tuned settings"
 
 
 @app.command()

@@ -28,9 +28,12 @@ def one_line(exc: BaseException) -> str:
         return message
     import pyarrow as pa
 
+    from pipelines.data_lock import DataDirNotWritable
     from pipelines.ingest.release import IngestError
     from services.stores.vectors import VectorStoreError, VectorStoreLocked
 
+    if isinstance(exc, DataDirNotWritable):  # no command fixes it: the volume or its permissions do
+        return message
     if isinstance(exc, IngestError):
         return f"{message}: check the MovieLens source (`nextwatch ingest --source SOURCE` or NEXTWATCH_SOURCE)"
     if isinstance(exc, VectorStoreLocked):

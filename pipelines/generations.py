@@ -2,7 +2,9 @@
 the steps that have something to do) and switched in whole when every step succeeded.
 
 A running server keeps reading the generation it has until the pointer moves (it reloads then); a build
-that fails or is killed leaves the served generation as it was. The last `KEEP` generations are kept.
+that fails or is killed leaves the served generation as it was. A switch keeps the new generation and the
+one served before it (for a rollback); every other one goes, the abandoned ones too: generations whose
+build was killed before its switch and is no longer running (no other writer holds the data lock).
 """
 
 from __future__ import annotations
@@ -14,18 +16,25 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+from pipelines.data_lock import writer_elsewhere
 from services.settings import BUILDS, Settings
 from services.stores.generations import current_generation, generations, resolve_generation, set_current
 
 log = logging.getLogger(__name__)
-KEEP = 2  # the served generation and the one before it
+COMMITTED = ".committed"  # written into a generation when it is switched in
 # what a generation holds (in the flat layout these sit at the top of the data dir)
 DERIVED = ("catalog.sqlite", "qdrant", "models", "neighbours", "build_state.json")
 
 
 def begin(settings: Settings) -> str:
-    """A new generation directory holding a copy of the served build's artifacts; returns its id."""
+    """A new generation directory holding a copy of the served build's artifacts; returns its id. The
+    abandoned generations of killed builds are removed first."""
     data_dir = settings.data_dir
+    served = current_generation(data_dir)
+    if served is not None and not writer_elsewhere(data_dir):
+        for abandoned in generations(data_dir):  # a build's generation is newer than the one it copied
+            if abandoned > served and not _committed(data_dir, abandoned):
+                discard(settings, abandoned)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     taken = set(generations(data_dir))
     generation = next(g for g in (stamp, *(f"{stamp}-{i}" for i in range(2, 1000))) if g not in taken)
@@ -38,14 +47,18 @@ def begin(settings: Settings) -> str:
 
 
 def commit(settings: Settings, generation: str) -> None:
-    """Serve `generation` (atomic pointer switch), then drop all but the last `KEEP` generations and
-    the flat layout's artifacts, which the first generation copied."""
+    """Serve `generation` (atomic pointer switch), then drop every generation but it and the one served
+    until now (an uncommitted one only when no other writer runs: it may be that writer's build), and the
+    flat layout's artifacts, which the first generation copied."""
     data_dir = settings.data_dir
-    flat = current_generation(data_dir) is None
+    served = current_generation(data_dir)
+    (data_dir / BUILDS / generation / COMMITTED).touch()
     set_current(data_dir, generation)
-    for old in generations(data_dir)[:-KEEP]:
-        shutil.rmtree(data_dir / BUILDS / old, ignore_errors=True)
-    if flat:  # the top-level build state stays: it also remembers the ingest (an input)
+    building = writer_elsewhere(data_dir)
+    for old in generations(data_dir):
+        if old not in (generation, served) and (not building or _committed(data_dir, old)):
+            discard(settings, old)
+    if served is None:  # the top-level build state stays: it also remembers the ingest (an input)
         for name in DERIVED:
             if name != "build_state.json":
                 _remove(data_dir / name)
@@ -53,8 +66,12 @@ def commit(settings: Settings, generation: str) -> None:
 
 
 def discard(settings: Settings, generation: str) -> None:
-    """Remove a generation that was not switched in (failed, or nothing changed)."""
+    """Remove a generation: one not switched in (failed, abandoned, or nothing changed), or no longer kept."""
     shutil.rmtree(settings.data_dir / BUILDS / generation, ignore_errors=True)
+
+
+def _committed(data_dir: Path, generation: str) -> bool:
+    return (data_dir / BUILDS / generation / COMMITTED).exists()
 
 
 def _copy(source: Path, target: Path) -> None:

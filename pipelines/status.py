@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from pipelines.ingest.source import read_source
-from pipelines.models.model_set import stale_models
+from pipelines.models.model_set import EVENTS, stale_models
 from pipelines.steps import catalog_inputs
 from services.recommender.registry import REGISTRY
 from services.settings import Settings
 from services.stores.build_state import BuildState
+from services.stores.checksums import damaged
+from services.stores.events import EventStore, EventSummary
 from services.stores.generations import current_generation, generations, resolve_generation
 from services.stores.neighbours import load_table
-from services.stores.table_inputs import model_state_key, table_input
+from services.stores.table_inputs import model_state_key, table_input, table_location
 
 
 def _when(path: Path) -> str:
@@ -39,6 +44,38 @@ def status_lines(settings: Settings) -> list[str]:
         lines.append("build: flat layout (no generations yet: the next `nextwatch build` makes one)")
     else:
         lines.append(f"build generation: {current} (built {_when(settings.build_dir)}); kept: {', '.join(kept)}")
+    stale = stale_steps(settings)
+    lines.append(f"steps: {'all up to date' if not stale else 'stale: ' + '; '.join(stale)}")
+    lines.append(_events_line(settings, stored_events(settings)))
+    evaluation = settings.models_dir(evaluation=True)
+    lines.append(f"evaluation build: {'trained ' + _when(evaluation) if evaluation.is_dir() else 'none yet'}")
+    broken = [f"evaluation build damaged: {p}" for p in damaged(settings.build_dir, _evaluation).values()]
+    lines.extend(broken)
+    lines.append(_tuned_line(settings))
+    lines.append(_next(stale, evaluation_damaged=bool(broken)))
+    return lines
+
+
+def _evaluation(key: str) -> bool:
+    """Whether an artifact key belongs to the evaluation build (trained before the test window)."""
+    return key.startswith(model_state_key("", evaluation=True))
+
+
+def _next(stale: list[str], *, evaluation_damaged: bool) -> str:
+    """What to run: a build redoes what is stale or damaged in a new generation (the served one is never
+    rewritten); `evaluate` retrains a damaged evaluation build."""
+    if stale:
+        return "next: run `nextwatch build`"
+    if evaluation_damaged:
+        return "next: run `nextwatch evaluate` (it retrains the damaged evaluation build)"
+    return "next: nothing to build; `nextwatch serve` serves it"
+
+
+def stale_steps(settings: Settings) -> list[str]:
+    """The build steps the served generation needs again, each with why; empty when it is up to date (events
+    that cannot be read count as those the served models learned from)."""
+    settings = resolve_generation(settings)
+    events = stored_events(settings) or _served_events(settings)
     state = BuildState(settings.build_dir)
     stale: list[str] = []
     catalog = state.digest("catalog")
@@ -46,7 +83,7 @@ def status_lines(settings: Settings) -> list[str]:
         stale.append("catalog (never built)")
     elif catalog != catalog_inputs(settings):
         stale.append("catalog (its inputs changed)")
-    models = stale_models(settings.with_tuned())
+    models = stale_models(settings.with_tuned(), events=events)
     if models:
         never = any(state.digest(model_state_key(m, evaluation=False)) is None for m in models)
         stale.append(f"train ({'never built' if never else 'its inputs changed'})")
@@ -54,15 +91,44 @@ def status_lines(settings: Settings) -> list[str]:
         stale.append("embed (never built)")
     for name, spec in REGISTRY.sources.items():
         wanted = table_input(settings, spec.model) if spec.table is not None else None
-        directory = settings.models_dir() / spec.model if spec.model else settings.neighbours_dir
+        directory, _ = table_location(settings, name, spec.model)
         if wanted is not None and load_table(directory, name, wanted) is None:
             stale.append(f"neighbours: {name} table (missing or older than its inputs)")
-    lines.append(f"steps: {'all up to date' if not stale else 'stale: ' + '; '.join(stale)}")
-    evaluation = settings.models_dir(evaluation=True)
-    lines.append(f"evaluation build: {'trained ' + _when(evaluation) if evaluation.is_dir() else 'none yet'}")
-    lines.append(_tuned_line(settings))
-    lines.append("next: run `nextwatch build`" if stale else "next: nothing to build; `nextwatch serve` serves it")
-    return lines
+    # every artifact of the served set whose files differ from the checksums recorded when they were written
+    stale.extend(f"damaged: {p}" for p in damaged(settings.build_dir, lambda key: not _evaluation(key)).values())
+    return stale
+
+
+def _served_events(settings: Settings) -> EventSummary:
+    """The events the served models learned from (count, latest received), as `train` noted them."""
+    noted = BuildState(settings.build_dir).noted(EVENTS)
+    latest = noted.get("latest")
+    return EventSummary(int(noted.get("count", 0)), datetime.fromisoformat(latest) if latest else None, 0)
+
+
+def stored_events(settings: Settings) -> EventSummary | None:
+    """The events stored now (`after`: those received after the served models' latest one); None when the
+    event store cannot be read."""
+    settings = resolve_generation(settings)
+    store = EventStore(settings.events_store_url)
+    try:
+        return store.summary(after=_served_events(settings).latest)
+    except SQLAlchemyError:
+        return None
+    finally:
+        store.close()
+
+
+def _events_line(settings: Settings, now: EventSummary | None) -> str:
+    """How many events the served models learned from, and how many came (or were forgotten) since."""
+    served = _served_events(settings)
+    if now is None:
+        return f"events: {served.count:,} in the served models; the event store cannot be read"
+    if (now.count, now.latest) == (served.count, served.latest):
+        return f"events: {served.count:,} in the served models, none since" if served.count else "events: none yet"
+    gone = served.count + now.after - now.count
+    changes = [f"{now.after:,} since"] + ([f"{gone:,} forgotten"] if gone > 0 else [])
+    return f"events: {served.count:,} in the served models, {', '.join(changes)} (run `nextwatch build`)"
 
 
 def _tuned_line(settings: Settings) -> str:

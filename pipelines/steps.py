@@ -21,7 +21,8 @@ from pipelines.embeddings.plan import EmbeddingPlan, plan_embedding
 from pipelines.embeddings.texts import content_text
 from pipelines.embeddings.vectors import VectorBuildResult, build_vectors
 from pipelines.ingest.movielens import IngestResult, ingest
-from pipelines.ingest.source import DEFAULT_SOURCE, read_source, same_source, write_source
+from pipelines.ingest.source import DEFAULT_SOURCE, check_shrink, read_source, same_source, write_source
+from pipelines.models.events import read_events
 from pipelines.models.model_set import train_model_set
 from pipelines.neighbours.step import NeighboursResult, build_neighbour_tables
 from services.embeddings.backends import make_backend
@@ -46,7 +47,8 @@ def ingest_step(settings: Settings, *, force: bool = False, progress: bool = Tru
 
     The source is the one given (``--source`` / ``NEXTWATCH_SOURCE``), else the one the data dir was last
     ingested from, else the bundled sample: a build never swaps the user's release for the sample. A
-    different source given explicitly replaces the release (``result.replaced`` names the old one).
+    different source given explicitly replaces the release (``result.replaced`` names the old one). A
+    release that would lose more than 90% of its ratings is refused unless `force`.
     """
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)  # ingest and build are the commands that may create it
@@ -57,7 +59,13 @@ def ingest_step(settings: Settings, *, force: bool = False, progress: bool = Tru
     digest = fingerprint("ingest", source, settings.ratings_path, settings.movies_path)
     if not force and not replacing and settings.ratings_path.exists() and state.is_fresh("ingest", digest):
         return None
-    result = ingest(source, data_dir, md5=settings.source_md5, progress=progress)
+    result = ingest(
+        source,
+        data_dir,
+        md5=settings.source_md5,
+        progress=progress,
+        accept=lambda ratings: check_shrink(recorded, source, ratings, force=force),
+    )
     write_source(
         data_dir, source, settings.source_md5, ratings=result.ratings, users=result.users, movies=result.movies
     )
@@ -127,7 +135,7 @@ def embed_plan_step(settings: Settings) -> EmbeddingPlan:
     settings = resolve_generation(settings)
     require_catalog(settings)
     text = settings.with_tuned().content.text
-    catalog = Catalog(settings.catalog_url)
+    catalog = Catalog(settings.catalog_url, read_only=True)
     cache = EmbeddingCache(settings.embedding_cache_path)
     try:
         texts = [content_text(r, text) for r in catalog.content_rows()]
@@ -138,12 +146,13 @@ def embed_plan_step(settings: Settings) -> EmbeddingPlan:
 
 
 def train_step(settings: Settings, *, force: bool = False, progress: bool = True) -> dict[str, Any] | None:
-    """The trained model set from all ratings, for serving (tuned settings apply): every registered model
-    whose inputs changed; None when all were up to date."""
+    """The trained model set from all ratings and the viewers' events, for serving (tuned settings apply):
+    every registered model whose inputs changed; None when all were up to date."""
     require_ingested(settings)
     settings = resolve_generation(settings)
+    ratings = read_ingested(settings, settings.ratings_path)
     trained = train_model_set(
-        settings.with_tuned(), read_ingested(settings, settings.ratings_path), force=force, progress=progress
+        settings.with_tuned(), ratings, events=read_events(settings), force=force, progress=progress
     )
     return trained or None
 
@@ -224,7 +233,7 @@ def read_ingested(settings: Settings, path: Path, columns: list[str] | None = No
 
 def require_catalog(settings: Settings) -> None:
     """RuntimeError naming `nextwatch catalog` when the catalog has no movies (or no tables) yet."""
-    catalog = Catalog(settings.catalog_url)
+    catalog = Catalog(settings.catalog_url, read_only=True)
     try:
         if not catalog.has_schema() or catalog.count_movies() == 0:
             raise RuntimeError("the catalog is empty: run `nextwatch catalog` first")

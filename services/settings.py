@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
+import limits
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -225,8 +226,19 @@ class APISettings(Group):
     max_exclude: int = Field(default=1000, ge=0, description="most ids in a recommendation's exclude list")
     max_user_ratings: int = Field(default=1000, ge=1, description="most ratings per user-based request")
     max_history: int = Field(default=500, ge=1, description="most movies in a history (`POST /next`; 413 beyond)")
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1, description="largest request body accepted (413 beyond, before it is read)"
+    )
+    body_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="time a client has to send a request body once it started (408 beyond)"
+    )
     store_timeout_seconds: float = Field(
         default=2.0, gt=0, description="time limit of every catalog, vector and model call"
+    )
+    search_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="meaning searches embedding at once; the next ones answer 503 with Retry-After at once",
     )
     reload_poll_seconds: float = Field(
         default=1.0, ge=0, description="how often to look for a new generation (0: never)"
@@ -243,6 +255,22 @@ class APISettings(Group):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description='origins allowed by CORS, comma-separated ("*" for any)'
     )
+    max_events: int = Field(default=500, ge=1, description="most events in one `POST /events` (413 beyond)")
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="keys a write (`POST /events`, `DELETE /users/...`) must send in X-API-Key, comma-separated; "
+        "with neither this nor api_keys_file, writes are accepted from loopback clients only",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description='a file of the sha256 hex digests of the write keys, one a line, "<digest> read-only" for a '
+        "key that may not write (403)",
+    )
+    write_rate: str = Field(
+        default="100/second",
+        description='writes allowed per key (per client without keys), in the `limits` notation ("100/second", '
+        '"1000 per minute"); 429 with Retry-After beyond',
+    )
     access_log: bool = Field(default=True, description="one JSON line per request on stderr")
 
     @field_validator("cors_origins", mode="before")
@@ -250,6 +278,12 @@ class APISettings(Group):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("write_rate")
+    @classmethod
+    def _parse_rate(cls, value: str) -> str:
+        limits.parse(value)  # ValueError naming what it cannot read
         return value
 
 
@@ -370,6 +404,11 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="", description="SQLAlchemy URL of the catalog; empty: a SQLite file in the build generation"
     )
+    events_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the viewers' events (`POST /events`); empty: events.sqlite at the top of "
+        "the data dir (never in a build generation); the full stack points it at the catalog's database",
+    )
     neighbours: int = Field(
         default=100, ge=1, description="neighbours kept per movie and source in the tables (`neighbours` step)"
     )
@@ -467,6 +506,12 @@ class Settings(BaseSettings):
     def catalog_url(self) -> str:
         """SQLAlchemy URL of the catalog (a SQLite file in the build directory by default)."""
         return self.database_url or f"sqlite:///{(self.build_dir / 'catalog.sqlite').resolve()}"
+
+    @property
+    def events_store_url(self) -> str:
+        """SQLAlchemy URL of the events: ``events_url``, else a SQLite file at the top of the data dir (an input
+        like the ratings: builds copy and replace generations, which must stay immutable)."""
+        return self.events_url or f"sqlite:///{(self.data_dir / 'events.sqlite').resolve()}"
 
     @property
     def qdrant_path(self) -> Path:

@@ -87,7 +87,7 @@ def test_strategies_that_need_the_vector_store_say_503(client: TestClient, monke
     for strategy in ("vector", "series+vector"):
         response = client.get(f"/movies/1/recommendations?strategy={strategy}")
         assert response.status_code == 503
-        assert response.json()["detail"].startswith("vectors unavailable: ConnectionError: qdrant is down")
+        assert response.json()["detail"] == "vectors unavailable: ConnectionError"  # the message only in the log
     assert client.get("/movies/1/recommendations?strategy=collaborative").status_code == 200
 
 
@@ -97,7 +97,7 @@ def test_ready_names_the_part_that_is_down(client: TestClient, monkeypatch: pyte
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable" and body["missing"] == ["vectors"]
-    assert body["parts"]["catalog"] == "ok" and "qdrant is down" in body["parts"]["vectors"]
+    assert body["parts"]["catalog"] == "ok" and body["parts"]["vectors"] == "ConnectionError"
     assert client.get("/health").status_code == 200
 
 
@@ -110,9 +110,7 @@ def test_a_catalog_that_is_down_is_a_503_not_a_500(client: TestClient, monkeypat
     for method in ("get_movie", "get_movies", "search_movies", "titles", "ping"):
         monkeypatch.setattr(catalog, method, down)
     response = client.get("/movies/1")
-    assert response.status_code == 503 and response.json() == {
-        "detail": "catalog unavailable: OSError: database is gone"
-    }
+    assert response.status_code == 503 and response.json() == {"detail": "catalog unavailable: OSError"}
     assert client.get("/movies", params={"q": "toy"}).status_code == 503
     assert client.get("/all/").status_code == 503
     assert client.get("/ready").json()["missing"] == ["catalog"]

@@ -59,12 +59,37 @@ def test_a_damaged_evaluation_build_is_retrained_by_evaluate(built: Path, name: 
     fails(invoke("serve --evaluation"), "no evaluation build", "nextwatch evaluate")
     ok(invoke("evaluate"))
     truncate(resolve_generation(Settings()).models_dir(evaluation=True) / MODEL_DIRS[name] / name)
-    fails(invoke("serve --evaluation"), "is unreadable", "nextwatch evaluate")
+    status = CliRunner().invoke(app, ["status"]).output  # checksums: the damaged file is named, with what retrains it
+    assert f"evaluation build damaged: models/evaluation/{MODEL_DIRS[name]}/{name} is" in status, status
+    assert "next: run `nextwatch evaluate`" in status, status
     ok(invoke("evaluate"))  # a damaged cache of the evaluation build is trained again
 
 
 def test_a_damaged_model_is_retrained_by_train_force(built: Path) -> None:
     truncate(resolve_generation(Settings()).models_dir() / "als" / "model.npz")
-    fails(invoke("serve"), "ALS model", "nextwatch train --force")
+    assert "damaged: models/full/als/model.npz is" in CliRunner().invoke(app, ["status"]).output
     result = CliRunner().invoke(app, ["train", "--force", "--quiet"])
     ok(result)
+
+
+def test_tune_ends_by_naming_the_stale_steps_and_the_build(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tuned settings are served only after a build: tune says so, as `status` does, in one line."""
+    from pipelines.evaluation import run
+
+    def chosen(settings: Settings, protocol: object, **options: object) -> dict[str, object]:
+        window = {"pairs": 10, "users": 5, "first": "2016-01-01T00:00:00Z", "last": "2016-02-01T00:00:00Z"}
+        result = {"settings": {"sequential_window": 4}, "validation": window, "seconds": 0.1}
+        run.write_json(settings.tuned_path, result)
+        return result
+
+    monkeypatch.setattr(run, "tune_step", chosen)
+    result = CliRunner().invoke(app, ["tune"])
+    ok(result)
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("tune: stale now: train (its inputs changed)"), last
+    assert last.endswith("run `nextwatch build` to serve the tuned settings"), last
+    status = CliRunner().invoke(app, ["status"]).output
+    assert "stale: train (its inputs changed)" in status and "next: run `nextwatch build`" in status
+    ok(CliRunner().invoke(app, ["build", "--quiet"]))
+    ok(result := CliRunner().invoke(app, ["tune"]))
+    assert result.output.strip().splitlines()[-1] == "tune: the served build already uses these settings"

@@ -130,3 +130,26 @@ def test_filtering_needs_facts() -> None:
     strategies = standard(movie_ids=IDS, series=series, popularity={1: 1}, vectors=None, collaborative=None)
     with pytest.raises(ValueError, match="no catalogue facts"):
         strategies["popular"].similar(1, 3, filter=Filter.of(exclude=[2]))
+
+
+@pytest.mark.parametrize("name", ["random", "popular", "series", "vector", "hybrid"])
+def test_a_genre_few_movies_have_still_fills_k_from_the_whole_catalogue(name: str) -> None:
+    """60 Film-Noir movies in a 10,000-movie catalogue: the fallbacks walk the whole catalogue (not only the
+    first MAX_FETCH candidates, ~12 of them noir), so k=50 noir movies come back."""
+    ids = list(range(1, 10_001))
+    genres = ["Film-Noir" if m % 166 == 0 else "Drama" for m in ids]
+    facts = ItemFacts(ids, genres, [False] * len(ids))
+    series = SeriesSource(ids, [None] * len(ids), [date(2000, 1, 1)] * len(ids))
+    strategies = standard(
+        movie_ids=ids,
+        series=series,
+        popularity={m: 10_001 - m for m in ids},
+        vectors=ExactVectors(ids),
+        collaborative=FakeALS(),
+        seed=7,
+        facts=facts,
+    )
+    answer = strategies[name].similar(3, 50, filter=Filter.of(genre="Film-Noir"))
+    assert len(answer) == 50 and all(r.movie_id % 166 == 0 for r in answer)
+    everything = strategies[name].similar(3, 100, filter=Filter.of(genre="Film-Noir"))
+    assert len(everything) == 60  # every noir movie, and no more exist

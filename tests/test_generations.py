@@ -1,9 +1,11 @@
 """Build generations: a build is made beside the served one and switched in whole; a running server picks
-it up without a failed request; a failed build changes nothing; the last two generations are kept."""
+it up without a failed request; a failed build changes nothing; the last two generations are kept; a killed
+build's generation is discarded, never the served one."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -18,6 +20,7 @@ from pipelines.status import status_lines
 from services.settings import Settings
 from services.stores.generations import current_generation, generations
 from tests.support.servers import private_copy, running_server
+from tests.support.tmdb_data import cli_env, nextwatch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,3 +118,26 @@ def test_a_build_while_serving_swaps_in_without_a_failed_request(settings: Setti
         for thread in threads:
             thread.join()
     assert new != old and answered > 0 and failures == []
+
+
+def test_a_build_killed_mid_way_never_costs_the_served_generation(settings: Settings) -> None:
+    """`nextwatch build --force` killed with SIGKILL once its generation exists, then a build that
+    switches: the killed build's generation is discarded and the served one kept (a server reads it)."""
+    data = settings.data_dir
+    served = current_generation(data)
+    env = cli_env(data, NEXTWATCH_SOURCE=str(settings.source), NEXTWATCH_ALS_FACTORS="16")
+    killed = nextwatch(["build", "--force", "--quiet"], env, data.parent)
+    deadline = time.monotonic() + 120
+    while generations(data) == [served] and killed.poll() is None:
+        assert time.monotonic() < deadline, "the build made no generation"
+        time.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL, "the build ended before it was killed"
+    (abandoned,) = set(generations(data)) - {served}
+    (data / "builds" / abandoned / "killed").touch()  # the next build may reuse its id within one second
+
+    steps.build(settings.updated(als_factors=12), progress=False)
+    new = current_generation(data)
+    assert generations(data) == [served, new] and not list(data.glob("builds/*/killed"))
+    assert (data / "builds" / str(served) / "catalog.sqlite").is_file()

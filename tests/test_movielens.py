@@ -470,7 +470,7 @@ def test_movies_only_is_missing_ratings(tmp_path: Path) -> None:
     d = tmp_path / "ml"
     d.mkdir()
     (d / "movies.csv").write_text(MOVIES_CSV)
-    with pytest.raises(IngestError, match="no ratings.csv, ratings.dat or ratings.parquet"):
+    with pytest.raises(IngestError, match="no ratings.csv, ratings.dat, ratings.parquet or u.data"):
         ingest(str(d), tmp_path / "out")
 
 

@@ -15,7 +15,8 @@ from sqlalchemy.dialects.oracle.base import RESERVED_WORDS
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from services.stores.catalog import MOVIE_COLUMNS, SERIES_COLUMNS, Catalog, metadata, movie_table, series_table
-from services.stores.upsert import oracle_merge, upsert_statement
+from services.stores.events import EVENT_COLUMNS, event_table, events_metadata
+from services.stores.upsert import insert_new_statement, oracle_merge, upsert_statement
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql" / "oracle"
 DIALECT = oracle.dialect()
@@ -66,12 +67,13 @@ def _sql_file_statements(path: Path) -> list[str]:
 def test_sql_files_match_the_sqlalchemy_metadata() -> None:
     statements = _sql_file_statements(SQL_DIR / "02_schema.sql")
     ddl = [s for s in statements if s.upper().startswith("CREATE ")]
-    compiled = [str(CreateTable(t).compile(dialect=DIALECT)) for t in metadata.sorted_tables]
-    compiled += [str(CreateIndex(i).compile(dialect=DIALECT)) for t in metadata.sorted_tables for i in t.indexes]
+    tables = [*metadata.sorted_tables, *events_metadata.sorted_tables]
+    compiled = [str(CreateTable(t).compile(dialect=DIALECT)) for t in tables]
+    compiled += [str(CreateIndex(i).compile(dialect=DIALECT)) for t in tables for i in t.indexes]
     from_files, from_metadata = _schema(ddl), _schema(compiled)
-    assert from_files["tables"].keys() == {"SERIES", "MOVIE"}
+    assert from_files["tables"].keys() == {"SERIES", "MOVIE", "EVENT"}
     assert from_files == from_metadata
-    assert len(from_files["indexes"]) == 2  # series_id and title
+    assert len(from_files["indexes"]) == 3  # series_id, title, and the events' (user_id, at)
 
 
 def test_schema_belongs_to_the_app_user_and_stops_on_errors() -> None:
@@ -144,6 +146,17 @@ def test_merge_is_built_once_per_table_and_columns() -> None:
     assert upsert_statement("oracle", movie_table, "movie_id", list(columns)) is oracle_merge(
         movie_table, "movie_id", columns
     )
+
+
+def test_events_insert_only_the_new_ones_on_oracle() -> None:
+    statement = insert_new_statement("oracle", event_table, "event_id", EVENT_COLUMNS)
+    compiled = statement.compile(dialect=DIALECT)
+    sql = str(compiled)
+    assert "WHEN MATCHED" not in sql  # an event stored before is never written again
+    assert sql.endswith(f"INSERT ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join(f's.{c}' for c in EVENT_COLUMNS)})")
+    assert set(compiled.binds) == set(EVENT_COLUMNS)
+    assert isinstance(compiled.binds["at"].type, DateTime) and isinstance(compiled.binds["user_id"].type, String)
+    assert not {c.upper() for c in EVENT_COLUMNS} & RESERVED_WORDS
 
 
 def test_bad_columns_are_refused() -> None:

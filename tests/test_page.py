@@ -335,6 +335,77 @@ def test_continue_watching_a_movielens_user(
     assert problems.console == [] and problems.requests == []
 
 
+def viewer_ids(page: sync_api.Page, selector: str) -> list[int]:
+    return [int(v) for v in page.locator(selector).evaluate_all("ns => ns.map(n => n.dataset.movieId)")]
+
+
+def wait_for_viewer(page: sync_api.Page, known: int) -> list[int]:
+    """Until the viewer view answers a history of `known` items; the next list's ids."""
+    page.wait_for_function(
+        "n => { const box = document.querySelector('#viewer-next');"
+        " return box && !box.hasAttribute('aria-busy') && box.dataset.known === n &&"
+        " box.querySelectorAll('li.next-item').length > 0; }",
+        arg=str(known),
+    )
+    return viewer_ids(page, "#viewer-list li.next-item")
+
+
+@pytest.fixture(scope="module")
+def viewer(built_settings: Settings, movielens_user: tuple[int, list[int]]) -> int:
+    """Another MovieLens user of the test build (the viewer tests write events of theirs)."""
+    ratings = pd.read_parquet(built_settings.ratings_path)
+    counts = ratings.groupby("userId").size()
+    return int(next(u for u in counts[(counts >= 20) & (counts <= 60)].index if u != movielens_user[0]))
+
+
+def known(base_url: str, page: sync_api.Page, user: int) -> int:
+    return len(page.request.get(f"{base_url}/users/{user}/history").json()["items"])
+
+
+def test_a_viewer_records_what_they_watched(
+    page: sync_api.Page, base_url: str, problems: Problems, viewer: int
+) -> None:
+    """Open a MovieLens user, click "watched it" on the first card: a `completed` event is posted, the movie
+    leaves the list and heads the history."""
+    user = viewer
+    rated = known(base_url, page, user)
+    posted: list[dict[str, object]] = []
+    page.on("request", lambda r: posted.append(r.post_data_json) if r.method == "POST" and "/events" in r.url else None)
+    page.goto(base_url + "/#/user")
+    page.fill("#viewer-id", str(user))
+    page.click("#viewer-open")
+    page.wait_for_url(f"**/#/user/{user}")
+    first = wait_for_viewer(page, rated)[0]
+    assert page.locator("#viewer-history li.watched").first.get_attribute("data-type") == "movielens"
+    page.locator("#viewer-list li.next-item").first.locator("button.watched-it").click()
+    after = wait_for_viewer(page, rated + 1)
+    assert first not in after and len(after) == K
+    top = page.locator("#viewer-history li.watched").first
+    assert top.get_attribute("data-movie-id") == str(first) and top.get_attribute("data-type") == "completed"
+    assert top.locator(".badge.ev").inner_text() == "끝까지 봄"
+    [body] = posted
+    [sent] = body["events"]  # type: ignore[index]
+    assert sent["user_id"] == str(user) and sent["movie_id"] == first and sent["type"] == "completed"
+    assert len(sent["event_id"]) >= 32
+    shot(page, "viewer.png")
+    assert problems.console == [] and problems.requests == []
+
+
+def test_a_refused_write_is_one_line(page: sync_api.Page, base_url: str, viewer: int) -> None:
+    """With API keys set the page's writes are refused (it sends no key): it says so in one line, and keeps
+    the list."""
+    detail = {"detail": "a write needs a valid key in the X-API-Key header"}
+    page.route("**/events", lambda route: route.fulfill(status=401, json=detail))
+    page.goto(f"{base_url}/#/user/{viewer}")
+    before = wait_for_viewer(page, known(base_url, page, viewer))
+    page.locator("#viewer-list li.next-item").first.locator("button.watched-it").click()
+    error = page.locator("#viewer-error")
+    error.wait_for()
+    assert "401" in error.inner_text() and "X-API-Key" in error.inner_text() and "\n" not in error.inner_text()
+    assert viewer_ids(page, "#viewer-list li.next-item") == before
+    assert page.locator("#viewer-list button.watched-it:not([disabled])").count() == len(before)
+
+
 def test_evaluation_shows_every_protocol_it_has(page: sync_api.Page, base_url: str, problems: Problems) -> None:
     report = page.request.get(base_url + "/evaluation/report.json").json()
     if not report.get("history"):
@@ -408,3 +479,37 @@ def test_degraded_api_shows_a_notice(page: sync_api.Page, degraded_url: str, pro
     assert page.locator('[data-strategy="vector"] .message').is_visible()
     assert problems.requests == [f"{degraded_url}/ready: 503"]  # the only failing call, and it is expected
     assert all("503" in message for message in problems.console)
+
+
+def test_the_page_runs_under_its_content_security_policy(
+    page: sync_api.Page, base_url: str, problems: Problems
+) -> None:
+    page.add_init_script(
+        "window.violations = []; document.addEventListener('securitypolicyviolation', "
+        "e => window.violations.push(`${e.violatedDirective} ${e.blockedURI}`))"
+    )
+    response = page.goto(base_url + "/#/movie/1")
+    assert response is not None and "default-src 'self'" in response.headers["content-security-policy"]
+    wait_for_lists(page)
+    page.locator('[data-strategy="hybrid"] li.rec a').first.focus()  # the explanation's bars are styled inline
+    assert page.locator(".poster.placeholder").first.evaluate("n => n.style.getPropertyValue('--hue')") != ""
+    page.goto(base_url + "/evaluation")
+    page.locator("table").first.wait_for()
+    assert page.evaluate("window.violations") == [] and problems.console == [] and problems.requests == []
+
+
+def test_the_api_docs_work_offline(page: sync_api.Page, base_url: str, problems: Problems) -> None:
+    outside: list[str] = []
+
+    def local_only(route: sync_api.Route) -> None:
+        if route.request.url.startswith(base_url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", local_only)
+    page.goto(base_url + "/docs")
+    page.locator(".opblock").first.wait_for()
+    assert page.locator(".opblock").count() >= 10 and outside == []
+    assert problems.console == []

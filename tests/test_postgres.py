@@ -3,6 +3,7 @@ the API against it (Korean text, idempotent re-runs, batched upserts)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy import text
 from pipelines import steps
 from pipelines.steps import catalog_step, embed_step
 from services.api.app import create_app
+from services.serving.guards import StoreUnavailable
 from services.settings import Settings
 from services.stores.catalog import Catalog
 from tests.support.data import write_release
@@ -91,6 +93,25 @@ def test_the_api_serves_every_strategy_from_postgres(pg_settings: Settings) -> N
             assert response.status_code == 200, response.text
             ids = [i["movie_id"] for i in response.json()["items"]]
             assert len(ids) == len(set(ids)) == 10 and 1 not in ids
+
+
+def test_a_nul_is_422_and_a_database_error_a_plain_503_logged_in_one_line(
+    pg_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    with TestClient(create_app(pg_settings.updated(access_log=False))) as client:
+        for params in ({"q": "\x00"}, {"q": "toy\x00"}, {"genre": "\x00"}):
+            response = client.get("/movies", params=params)
+            assert response.status_code == 422, response.text
+            assert "SQL" not in response.text and "sqlalche.me" not in response.text
+        # what PostgreSQL itself says of a NUL, had one reached it: the answer names the part and the error
+        # type; the statement, its parameters and the link are in one log line, without a traceback
+        rt = client.app.state.runtime
+        with pytest.raises(StoreUnavailable) as failed:
+            rt.guards["catalog"].call(rt.catalog.search_movies, "\x00", None, limit=5, include_adult=False)
+    assert str(failed.value).startswith("catalog unavailable: ") and "SELECT" not in str(failed.value)
+    [logged] = [r for r in caplog.records if r.name == "services.serving.guards"]
+    assert logged.exc_info is None and "\n" not in logged.getMessage()
 
 
 def test_rerunning_the_pipeline_changes_nothing(pg_settings: Settings, catalog: Catalog) -> None:

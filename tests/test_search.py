@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,35 @@ def test_static_files_ship_with_the_package() -> None:
     assert {"index.html", "app.js", "style.css", "i18n.js"} <= set(STATIC_FILES)
     pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8")
     assert '"services.web" = ["static/*"]' in pyproject
+
+
+class _SlowBackend:
+    """An embedding backend that holds every query until released (a long embedding)."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner, self.started, self.release = inner, threading.Event(), threading.Event()
+
+    def embed_queries(self, texts: list[str]) -> object:
+        self.started.set()
+        self.release.wait(30)
+        return self.inner.embed_queries(texts)  # type: ignore[attr-defined]
+
+
+def test_searches_beyond_the_cap_answer_503_at_once_and_health_does_not_wait(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    settings = private_copy(built_settings, tmp_path / "data").updated(search_concurrency=1)
+    with TestClient(create_app(settings)) as client:
+        runtime = client.app.state.runtime
+        slow = _SlowBackend(runtime.query_backend())
+        runtime._query_backend = slow
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(client.get, "/search", params={"q": "space"})
+            assert slow.started.wait(30)
+            busy = client.get("/search", params={"q": "toys"})
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+            assert busy.json()["detail"].startswith("busy: 1 meaning searches are already running")
+            assert client.get("/health").status_code == 200  # neither waited for the running embedding
+            slow.release.set()
+            assert first.result(30).status_code == 200
+        assert client.get("/search", params={"q": "toys"}).status_code == 200  # the slot is free again

@@ -125,3 +125,17 @@ def test_the_real_cli_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
     assert child.returncode == 1, err
     assert out == "" and len(err.strip().splitlines()) == 1, err
     assert "no catalog" in err and "nextwatch build" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["movies.csv", "dump.jsonl"])
+def test_importing_a_binary_file_names_it_and_what_is_expected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: FakeTmdb, name: str
+) -> None:
+    data = make_data_dir(tmp_path / "data", movielens_movies())
+    use(monkeypatch, data, server)
+    binary = tmp_path / name
+    binary.write_bytes(b"PK\x03\x04\x14\x00\xa3\x8f" + bytes(range(256)) * 4)
+    line = one_line_error(
+        CliRunner().invoke(app, ["tmdb", "import", str(binary)]), str(binary), "not UTF-8 text", "byte 0x", ".jsonl"
+    )
+    assert "codec can't decode" not in line

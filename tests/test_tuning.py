@@ -46,6 +46,11 @@ def test_tune_chooses_the_best_on_validation_and_saves_it(tuned: tuple[Settings,
     parts = ("series", "vector", "collaborative", "sequential", "recent-popular")
     assert scored["hybrid"]["hr@10"] >= max(scored[name]["hr@10"] for name in parts)
     assert scored["hybrid"]["hr@10"] == pytest.approx(fused["hr@10"])  # the served strategy is what was searched
+    # the content sources' inputs are chosen too, on the same validation pairs, and saved with the evidence
+    content = saved["trials"]["content"]
+    assert saved["settings"]["content_series"] == content["series"]["chosen"]
+    assert saved["settings"]["content_text"] == content["text"]["chosen"]
+    assert saved["content"]["validation"]["pairs"] == PROTOCOL.pairs
 
     # the validation window is the `pairs` pairs just before the test window; its models saw neither
     validation = saved["validation"]

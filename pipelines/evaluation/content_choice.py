@@ -36,6 +36,7 @@ from services.recommender.standard import FusionConfig, build_strategies
 from services.settings import ContentSettings, Settings
 from services.stores.catalog import Catalog, MovieFacts
 from services.stores.embedding_cache import EmbeddingCache, text_hash
+from services.stores.generations import resolve_generation
 
 SERIES_OPTIONS = ("both", "real")
 # texts missing from the embedding cache that the choice embeds without being asked (~35 s with the local model)
@@ -193,7 +194,7 @@ def _choose_text(
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     if rows is None:
-        catalog = Catalog(settings.catalog_url)
+        catalog = Catalog(resolve_generation(settings).catalog_url, read_only=True)
         try:
             rows = list(catalog.content_rows())
         finally:

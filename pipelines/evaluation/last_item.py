@@ -29,10 +29,10 @@ from services.recommender.base import History
 from services.recommender.filters import ItemFacts
 from services.recommender.registry import REGISTRY, SourceInputs, make_history_sources
 from services.recommender.sources import VectorIndex
-from services.recommender.standard import FusionConfig, build_strategies
+from services.recommender.standard import DEFAULT_CONTENT, FusionConfig, build_strategies
 from services.recommender.strategies import BatchStrategy
 from services.serving.runtime import history_fusion
-from services.settings import HistorySettings, Settings
+from services.settings import ContentSettings, HistorySettings, Settings
 from services.stores.catalog import MovieFacts
 
 MIN_RATINGS = 3  # a user needs a test target, a validation target and at least one movie before them
@@ -114,9 +114,10 @@ def history_strategies(
     fusion: FusionConfig,
     *,
     seed: int,
+    content: ContentSettings = DEFAULT_CONTENT,
 ) -> dict[str, BatchStrategy]:
     """The history strategies (as the runtime builds them, live sources) over an in-memory model set."""
-    sources = make_history_sources(SourceInputs(facts, models, vectors, seed, history))
+    sources = make_history_sources(SourceInputs(facts, models, vectors, seed, history, content))
     return build_strategies(sources, fusion, facts=ItemFacts(facts.movie_ids, facts.genres, facts.adult))
 
 
@@ -139,7 +140,9 @@ def score_last_item(
         raise RuntimeError(f"no user has {MIN_RATINGS} ratings: the last-item protocol has no targets")
     models = train_models(settings, split)
     trained = time.perf_counter() - started
-    built = history_strategies(facts, models, vectors, settings.history, history_fusion(settings), seed=seed)
+    built = history_strategies(
+        facts, models, vectors, settings.history, history_fusion(settings), seed=seed, content=settings.content
+    )
     chosen = {name: s for name, s in built.items() if not only or name in only}
     scores = evaluate_histories(
         chosen, split.histories, split.targets, split.users, k, len(facts.movie_ids), resamples=resamples, seed=seed

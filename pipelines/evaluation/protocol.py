@@ -34,6 +34,12 @@ class Protocol:
             "resamples": settings.protocol.bootstrap_resamples,
         }
         values.update({name: value for name, value in overrides.items() if value is not None})
+        most = settings.api.max_k
+        if values["k"] > most:
+            raise ValueError(
+                f"k {values['k']:,} is more than the API's max k, {most} (NEXTWATCH_MAX_K), the longest list the "
+                f"service answers: rerun with --k {most} or less (`nextwatch evaluate --k {most}`)"
+            )
         return cls(**values)
 
     def __post_init__(self) -> None:
@@ -83,6 +89,17 @@ def next_item_pairs(ratings: pd.DataFrame, min_ratings: int, n_pairs: int) -> pd
     Returns columns userId, prev_movieId, movieId, timestamp (oldest first).
     """
     return _latest_pairs(ratings, min_ratings, n_pairs)
+
+
+def no_pairs(ratings: pd.DataFrame, min_ratings: int) -> str:
+    """Why there are no next-item pairs among movies with >= `min_ratings` ratings, and what to lower."""
+    counts = np.sort(ratings["movieId"].value_counts().to_numpy())[::-1]
+    first, second = (int(counts[i]) if len(counts) > i else 0 for i in (0, 1))
+    return (
+        f"no next-item pairs among movies with >= {min_ratings:,} ratings (the two most-rated movies have "
+        f"{first:,} and {second:,}): lower --min-ratings to at most {second:,} (`nextwatch evaluate --min-ratings N` "
+        "or NEXTWATCH_MIN_RATINGS)"
+    )
 
 
 @dataclass(frozen=True)

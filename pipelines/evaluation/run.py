@@ -15,7 +15,7 @@ import pandas as pd
 from pipelines.evaluation.history_protocol import ProtocolResult, score_history_protocol
 from pipelines.evaluation.last_item import score_last_item
 from pipelines.evaluation.metrics import Comparison, StrategyScore, compare_with_best, evaluate_strategies
-from pipelines.evaluation.protocol import Protocol, next_item_pairs, ratings_fingerprint, utc
+from pipelines.evaluation.protocol import Protocol, next_item_pairs, no_pairs, ratings_fingerprint, utc
 from pipelines.evaluation.sequential_tuning import SequentialGrid
 from pipelines.evaluation.served import ServedStrategy, ServiceClient
 from pipelines.evaluation.tuning import Grid, tune
@@ -108,7 +108,7 @@ def evaluate_step(
     ratings = read_ingested(settings, settings.ratings_path)
     pairs = next_item_pairs(ratings, protocol.min_ratings, protocol.pairs)
     if pairs.empty:
-        raise RuntimeError(f"no next-item pairs among movies with >= {protocol.min_ratings} ratings")
+        raise RuntimeError(no_pairs(ratings, protocol.min_ratings))
     cutoff = int(pairs["timestamp"].min())
     extra: dict[str, ProtocolResult] = {}
     if through_api:
@@ -263,9 +263,11 @@ def _tuning_record(settings: Settings, cutoff: int) -> dict[str, Any]:
     }
 
 
-def tune_step(settings: Settings, protocol: Protocol, *, say: Callable[[str], None] = log.info) -> dict[str, Any]:
-    """Choose every learned setting (ALS, sequential, recent-popular, fusion) on the validation window; writes
-    tuned.json."""
+def tune_step(
+    settings: Settings, protocol: Protocol, *, content_embed: bool = False, say: Callable[[str], None] = log.info
+) -> dict[str, Any]:
+    """Choose every learned setting (content inputs, ALS, sequential, recent-popular, fusion, history) on the
+    validation window; writes tuned.json. `content_embed`: embed every text the content choice lacks."""
     settings = resolve_generation(settings)
     ratings = read_ingested(settings, settings.ratings_path)
     runtime = open_runtime(settings, require=("vectors",))
@@ -275,7 +277,9 @@ def tune_step(settings: Settings, protocol: Protocol, *, say: Callable[[str], No
                 neighbours=settings.sequential.neighbours, min_rating=settings.sequential.min_rating
             )
         )
-        result = tune(settings, ratings, runtime.facts, runtime.vectors, protocol, grid, say=say)
+        result = tune(
+            settings, ratings, runtime.facts, runtime.vectors, protocol, grid, content_embed=content_embed, say=say
+        )
     finally:
         runtime.close()
     write_json(settings.tuned_path, result)

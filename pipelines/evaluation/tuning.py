@@ -28,6 +28,7 @@ import pandas as pd
 
 from pipelines.collaborative.als import train_als
 from pipelines.collaborative.popularity import recent_popularity
+from pipelines.evaluation.content_choice import choose_content
 from pipelines.evaluation.fusion_search import FusionChoice, choose_fusion, search_weights
 from pipelines.evaluation.last_item import VALIDATION, history_strategies, later_share, leave_last_out, train_models
 from pipelines.evaluation.metrics import StrategyScore, compare_paired, evaluate_histories, evaluate_strategies
@@ -99,10 +100,14 @@ def tune(
     protocol: Protocol,
     grid: Grid = Grid(),
     *,
+    content_embed: bool = False,
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Search the grid on the validation window; returns what tuned.json holds (settings + the evidence).
 
+    First the content sources' inputs (:func:`choose_content`; `content_embed` embeds every text it lacks), so
+    that hybrid's weights are searched over the series as chosen (the vectors stay the build's until the next
+    `embed` step).
     ALS and the sequential model (and recent-popular's days) are chosen by their own grids; every other
     model of the registry is trained with `settings`; hybrid's weights are searched over every fusable
     source of the registry."""
@@ -117,12 +122,14 @@ def tune(
     cutoff, k, size = windows.validation_cutoff, protocol.k, len(facts.movie_ids)
     depth = settings.fusion.depth
     history = ratings.loc[ratings["timestamp"] < cutoff]
+    content = choose_content(settings, ratings, facts, validation, cutoff, k, embed=content_embed, say=say)
+    settings = settings.updated(**content["settings"])
 
     def score(strategy: Any) -> StrategyScore:
         return evaluate_strategies({strategy.name: strategy}, validation, k, size, resamples=0)[strategy.name]
 
     def strategies(models: dict[str, Any], fusion: FusionConfig) -> dict[str, Any]:
-        return assemble_strategies(facts, models, fusion, vectors=vectors, seed=protocol.seed)
+        return assemble_strategies(facts, models, fusion, vectors=vectors, seed=protocol.seed, content=settings.content)
 
     models: dict[str, Any] = {
         spec.name: resolve(spec.trainer)(history, spec.params(settings), cutoff=cutoff, progress=False)
@@ -141,7 +148,7 @@ def tune(
     models["sequential"] = sequential.model
     models["recent-popular"] = Counts(recent_popularity(ratings, cutoff, sequential.recent_days), cutoff)
 
-    sources = make_sources(SourceInputs(facts, models, vectors, protocol.seed))
+    sources = make_sources(SourceInputs(facts, models, vectors, protocol.seed, content=settings.content))
     searched = {name: source for name in fusable() if (source := sources[name]) is not None}
     popular = sources["popular"]
     assert popular is not None, "popular is always there"
@@ -153,6 +160,7 @@ def tune(
         f"{validated['hybrid'][f'hr@{k}']:.4f}"
     )
     chosen = {
+        **content.pop("settings"),
         **_als_fields(als_params),
         "sequential_window": sequential.params.window,
         "sequential_backward_weight": sequential.params.backward_weight,
@@ -182,8 +190,10 @@ def tune(
             **sequential.trials,
             "hybrid": fusion.trials,
             "history": history_tuning.pop("trials"),
+            "content": content.pop("trials"),
         },
         "history": history_tuning,
+        "content": content,
         "seconds": round(time.perf_counter() - started, 2),
     }
 
@@ -249,7 +259,7 @@ def tune_history(
 
     for last, decay in grid.points():
         shape = HistorySettings(last=last, decay=decay)
-        sources = make_history_sources(SourceInputs(facts, trained, vectors, protocol.seed, shape))
+        sources = make_history_sources(SourceInputs(facts, trained, vectors, protocol.seed, shape, settings.content))
         searched = {name: source for name in fusable() if (source := sources[name]) is not None}
         popular = sources["popular"]
         assert popular is not None, "popular is always there"
@@ -275,7 +285,7 @@ def tune_history(
 
     def hybrid(weights: dict[str, float], rank_constant: float) -> dict[str, Any]:
         fusion = FusionConfig(weights, depth, rank_constant)
-        return history_strategies(facts, trained, vectors, shape, fusion, seed=protocol.seed)
+        return history_strategies(facts, trained, vectors, shape, fusion, seed=protocol.seed, content=settings.content)
 
     served = hybrid(choice.weights, choice.rank_constant)
     scored = evaluate_histories(served, split.histories, targets, split.users, k, size, resamples=0)

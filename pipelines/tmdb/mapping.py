@@ -28,10 +28,11 @@ import logging
 import math
 import sys
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +323,7 @@ class Dump:
         return iter_ok_payloads(self)
 
     def _jsonl(self) -> Iterator[dict[str, Any] | None]:
-        with self.path.open(encoding="utf-8") as handle:
+        with _text(self.path, "utf-8") as handle:
             for line in handle:
                 if not line.strip():
                     continue
@@ -341,7 +342,7 @@ class Dump:
 
     def _csv(self) -> Iterator[dict[str, Any] | None]:
         csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-        with self.path.open(encoding="utf-8-sig", newline="") as handle:
+        with _text(self.path, "utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)
             if not reader.fieldnames or "id" not in reader.fieldnames:
                 raise DumpError(f"{self.path.name} has no 'id' column (expected {', '.join(CSV_COLUMNS)})")
@@ -390,9 +391,22 @@ CSV_COLUMNS = (
 )
 
 
+@contextmanager
+def _text(path: Path, encoding: str, newline: str | None = None) -> Iterator[TextIO]:
+    """A dump opened as text; DumpError naming it and what is expected when it is not UTF-8 text."""
+    try:
+        with path.open(encoding=encoding, newline=newline) as handle:
+            yield handle
+    except UnicodeDecodeError as exc:
+        raise DumpError(
+            f"{path} is not UTF-8 text ({exc.reason}: byte 0x{exc.object[exc.start]:02x}): expected a .jsonl "
+            "checkpoint (one TMDB movie record per line) or a Kaggle-style TMDB movies .csv, in UTF-8"
+        ) from None
+
+
 def _first_language(path: Path) -> str | None:
     """The language of the first ok record of a JSON Lines dump that names one."""
-    with path.open(encoding="utf-8") as handle:
+    with _text(path, "utf-8") as handle:
         for line in handle:
             try:
                 record = checkpoint_record(json.loads(line))

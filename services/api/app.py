@@ -8,22 +8,41 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
-from services.api import compat, facets, history, movies, ops, page, recommendations, report_files, search, users
+from services.api import (
+    compat,
+    deps,
+    events,
+    facets,
+    history,
+    movies,
+    ops,
+    page,
+    recommendations,
+    report_files,
+    search,
+    users,
+)
 from services.api.errors import install_error_handlers
+from services.api.limits import BodyLimit
 from services.api.observability import REQUEST_ID_HEADER, Metrics, RequestObserver, enable_access_log
+from services.api.writes import WriteAccess
 from services.serving.reload import GenerationWatcher
 from services.serving.runtime import Runtime, open_runtime
 from services.serving.titles import TitleIndex
 from services.settings import Settings
+from services.stores.events import EventStore
 
 DESCRIPTION = """What to watch next: series, overview-vector and collaborative recommendations over a
 MovieLens catalogue with Korean titles.
 
-Errors are JSON `{"detail": ...}`: unknown ids 404, invalid parameters 422, oversize lists 413, a store
-that does not answer in time 503. Every response carries an `X-Request-ID` (yours, or a new one)."""
+Errors are JSON `{"detail": ...}`: unknown ids 404, invalid parameters 422 (a NUL character in any text
+too), oversize lists and bodies over NEXTWATCH_MAX_BODY_BYTES 413, a body not sent within
+NEXTWATCH_BODY_TIMEOUT_SECONDS 408, a store that does not answer in time 503. Every response carries an
+`X-Request-ID` (yours, or a new one)."""
 
 
 def watch_generations(app: FastAPI) -> GenerationWatcher:
@@ -55,24 +74,37 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = runtime or open_runtime(settings, serving=True)
         app.state.titles = TitleIndex(app.state.runtime)
+        app.state.events = EventStore(settings.events_store_url)
+        app.state.writes.log_mode()
         watcher = watch_generations(app) if owned and settings.api.reload_poll_seconds > 0 else None
         try:
             yield
         finally:
             if watcher is not None:
                 watcher.stop()
+            app.state.events.close()
             if owned:
                 app.state.runtime.close()
 
-    app = FastAPI(title="nextwatch", version=version("nextwatch"), description=DESCRIPTION, lifespan=lifespan)
-    for module in (movies, recommendations, history, users, compat, ops, search, facets, report_files, page):
+    # /docs and /redoc load their scripts and styles from the package, not from a CDN: they work offline
+    app = FastAPIOffline(
+        title="nextwatch",
+        version=version("nextwatch"),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        dependencies=[Depends(deps.reject_nul)],
+    )
+    for module in (movies, recommendations, history, events, users, compat, ops, search, facets, report_files, page):
         app.include_router(module.router)
+    app.state.writes = WriteAccess(settings.api)  # a key file it cannot read stops the app here
     install_error_handlers(app)
+    # innermost, so that its 413 and 408 answers also get CORS headers and request ids, and are counted
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes, seconds=settings.api.body_timeout_seconds)
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.api.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["*"],
             expose_headers=[REQUEST_ID_HEADER],
         )

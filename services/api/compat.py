@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Path, Query, Request
@@ -16,7 +17,8 @@ from services.serving.guards import StoreUnavailable
 from services.serving.runtime import Runtime
 
 router = APIRouter(tags=["compatibility"])
-_Number = TypeVar("_Number", int, float)
+# "movieId:stars" in ASCII digits only (int() and float() would also take "１", "1_0", " 1" and "nan")
+_PAIR = re.compile(r"([0-9]{1,10}):([0-9](?:\.[0-9]{1,6})?)")
 PAGE = 10  # the earlier service always answered ten movies
 NOT_FOUND: deps.Responses = {404: {"model": ErrorBody, "description": "unknown movie"}}
 
@@ -79,28 +81,19 @@ def user_based(
 
 
 def _parse_ratings(params: Sequence[str]) -> dict[int, float]:
-    """{movieId: rating} from "id:rating" strings; 422 naming the first bad one."""
+    """{movieId: rating} from "id:rating" strings (ASCII digits: "1:4.5"); 422 naming the first bad one."""
     if not params:
         raise deps.invalid(("query", "params"), "give at least one rating as params=movieId:rating", params)
     ratings: dict[int, float] = {}
     for value in params:
-        movie, _, stars = value.partition(":")
-        movie_id, rating = _number(movie, int), _number(stars, float)
-        if movie_id is None or rating is None or not (1 <= movie_id <= 2**31 - 1 and 0.5 <= rating <= 5.0):
+        pair = _PAIR.fullmatch(value)
+        movie_id, rating = (int(pair[1]), float(pair[2])) if pair else (0, 0.0)
+        if not (1 <= movie_id <= 2**31 - 1 and 0.5 <= rating <= 5.0):
             raise deps.invalid(
                 ("query", "params"), 'each rating is movieId:stars with stars from 0.5 to 5, e.g. "1:4.5"', value
             )
         ratings[movie_id] = rating
     return ratings
-
-
-def _number(text: str, kind: type[_Number]) -> _Number | None:
-    if not text or len(text) > 20:
-        return None
-    try:
-        return kind(text)
-    except ValueError:
-        return None
 
 
 def _records(rt: Runtime, ids: Sequence[int]) -> LegacyResult:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request
@@ -12,6 +12,7 @@ from services.api.observability import Metrics
 from services.api.schemas import ErrorBody
 from services.recommender.filters import ItemFacts, UnknownGenre
 from services.serving.runtime import Runtime
+from services.stores.events import EventStore
 
 T = TypeVar("T")
 # FastAPI answers a body it cannot decode (not UTF-8) with 400, malformed JSON with 422
@@ -30,8 +31,51 @@ async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+async def get_events(request: Request) -> EventStore:
+    """The viewers' event store the app's lifespan opened."""
+    return request.app.state.events
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+EventsDep = Annotated[EventStore, Depends(get_events)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+NUL_MESSAGE = "text must not contain NUL characters (\\x00)"
+
+
+async def reject_nul(request: Request) -> None:
+    """422 for a NUL character in any text the request carries: a path or query parameter, or a string (or
+    key) of its JSON body (no store can keep one, and PostgreSQL refuses it)."""
+    found: list[tuple[tuple[str | int, ...], str]] = [
+        (("path", k), v) for k, v in request.path_params.items() if "\x00" in str(v)
+    ]
+    found += [(("query", k), v) for k, v in request.query_params.multi_items() if "\x00" in k + v]
+    # JSON writes a NUL only as \u0000 (raw control characters are invalid): most bodies need no walk
+    if not found and b"\\u0000" in await request.body():
+        try:
+            body = await request.json()  # parsed already (FastAPI caches it on the request): no second parse
+        except ValueError:
+            return  # not JSON: FastAPI answers it itself
+        found = [(("body", *loc), v) for loc, v in _nul_strings(body)]
+    if found:
+        loc, value = found[0]
+        raise invalid(loc, NUL_MESSAGE, value)
+
+
+def _nul_strings(body: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Where a parsed JSON body holds a string (value or key) with a NUL character (walked without recursion:
+    a body may nest deeper than Python's recursion limit)."""
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), body)]
+    while stack:
+        loc, value = stack.pop()
+        if isinstance(value, str) and "\x00" in value:
+            yield loc, value
+        elif isinstance(value, dict):
+            stack.extend(((*loc, k), k) for k in value)
+            stack.extend(((*loc, k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*loc, i), v) for i, v in enumerate(value))
 
 
 def items(rt: Runtime) -> ItemFacts:

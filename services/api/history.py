@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
 from services.api import deps
+from services.api.event_schemas import ID_PATTERN
 from services.api.history_schemas import HistoryItem, NextAnswer, NextMovie, NextRequest, UserHistory
 from services.api.recommendations import Strategy
-from services.api.schemas import ErrorBody, MovieId
+from services.api.schemas import ErrorBody, MovieIdText
 from services.recommender.filters import Filter
+from services.serving.events import known_viewer
 from services.serving.guards import on_the_loop_unless_blocking
-from services.serving.next import NextServed, recommend_next, user_history
+from services.serving.next import NextServed, recommend_next
 from services.serving.recommend import StrategyUnavailable
 from services.serving.runtime import Runtime
 
 router = APIRouter(tags=["recommendations"])
 ERRORS: deps.Responses = {503: {"model": ErrorBody, "description": "the strategy's store or model is unavailable"}}
 UserId = Annotated[
-    str, Path(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$", description="the platform's user id")
+    str, Path(min_length=1, max_length=64, pattern=ID_PATTERN, description="the platform's user id (any script)")
 ]
 
 
@@ -75,34 +77,46 @@ async def _answer_next(
 async def user_next(
     request: Request,
     rt: deps.RuntimeDep,
+    store: deps.EventsDep,
     user_id: UserId,
     strategy: Strategy = "hybrid",
     k: Annotated[int, Query(ge=1, description="how many movies, at most NEXTWATCH_MAX_K (default 100)")] = 10,
-    exclude: Annotated[list[MovieId], Query(description="movie ids never to recommend")] = [],  # noqa: B006
+    exclude: Annotated[list[MovieIdText], Query(description="movie ids never to recommend")] = [],  # noqa: B006
     genre: Annotated[str | None, Query(max_length=100, description="only movies of this genre")] = None,
     include_adult: Annotated[bool, Query(description="also adult movies")] = False,
     allow_seen: Annotated[bool, Query(description="movies of the history may come back")] = False,
     explain: Annotated[bool, Query(description="add, per item, the history movies that led to it")] = False,
 ) -> NextAnswer:
-    """What `POST /next` answers for the viewer's history as the service knows it: their MovieLens ratings in
-    time order (a user it does not know has an empty history: recently popular movies)."""
+    """What `POST /next` answers for the viewer's history as the service knows it: their MovieLens ratings and
+    their events (`POST /events`) in time order. Movies marked `not_interested` never come back; abandoned
+    and poorly rated (below 3) movies are seen, not followed (a user it does not know has an empty history:
+    recently popular movies)."""
     deps.check_size(len(exclude), rt.settings.api.max_exclude, "excluded ids")
     deps.check_at_most(("query", "k"), k, rt.settings.api.max_k, "k")
-    rules = Filter.of(exclude, deps.known_genre(rt, ("query", "genre"), genre), include_adult)
-    history = [m for m, _, _ in user_history(rt, user_id)]
-    return await _answer_next(request, rt, strategy, history, k, rules, allow_seen=allow_seen, explain=explain)
+    genre = deps.known_genre(rt, ("query", "genre"), genre)
+    viewer = await run_in_threadpool(known_viewer, rt, store, user_id)
+    rules = Filter.of([*exclude, *viewer.excluded(allow_seen)], genre, include_adult)
+    return await _answer_next(request, rt, strategy, viewer.history, k, rules, allow_seen=allow_seen, explain=explain)
 
 
-@router.get("/users/{user_id}/history", response_model=UserHistory)
-def history_of(request: Request, rt: deps.RuntimeDep, user_id: UserId) -> UserHistory:
-    """The viewer's history as the service knows it, oldest first: their MovieLens ratings."""
-    watched = user_history(rt, user_id)
-    titles = deps.titles(request, [m for m, _, _ in watched])
+@router.get("/users/{user_id}/history", response_model=UserHistory, responses=ERRORS)
+def history_of(request: Request, rt: deps.RuntimeDep, store: deps.EventsDep, user_id: UserId) -> UserHistory:
+    """What the service knows of the viewer, oldest first: their MovieLens ratings (type `movielens`) and
+    their events, each with its type."""
+    known = known_viewer(rt, store, user_id).items
+    titles = deps.titles(request, [i.movie_id for i in known])
     return UserHistory(
         user_id=user_id,
         items=[
-            HistoryItem(movie_id=m, title=titles.get(m, ""), at=datetime.fromtimestamp(t, UTC), rating=r)
-            for m, t, r in watched
+            HistoryItem(
+                movie_id=i.movie_id,
+                title=titles.get(i.movie_id, ""),
+                at=i.at,
+                rating=i.rating,
+                type=i.type,
+                event_id=i.event_id,
+            )
+            for i in known
         ],
     )
 

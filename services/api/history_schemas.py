@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.api.schemas import Degraded, Missing, MovieId, Rating, StrategyName
+from services.api.schemas import Count, Degraded, Missing, MovieId, Rating, StrategyName
 
 
 class Watched(BaseModel):
@@ -23,7 +23,7 @@ class NextRequest(BaseModel):
     history: list[MovieId | Watched] = Field(
         description="the viewer's movies, oldest first: ids or objects; at most NEXTWATCH_MAX_HISTORY (default 500)"
     )
-    k: int = Field(default=10, ge=1, description="how many movies, at most NEXTWATCH_MAX_K (default 100)")
+    k: Count = Field(default=10, ge=1, description="how many movies, at most NEXTWATCH_MAX_K (default 100)")
     strategy: StrategyName = "hybrid"
     exclude: list[MovieId] = Field(default_factory=list, description="never recommend these")
     genre: str | None = Field(default=None, max_length=100, description="only movies of this genre")
@@ -91,8 +91,41 @@ class HistoryItem(BaseModel):
     title: str
     at: datetime = Field(description="when it was watched (UTC)")
     rating: float | None = None
+    type: str = Field(
+        default="movielens",
+        description='"movielens" (a rating of the bundled dataset) or the event\'s type (`POST /events`)',
+    )
+    event_id: str | None = Field(default=None, description="the event's id (none for a MovieLens rating)")
 
 
 class UserHistory(BaseModel):
     user_id: str
     items: list[HistoryItem] = Field(description="oldest first")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "15",
+                    "items": [
+                        {
+                            "movie_id": 1,
+                            "title": "토이 스토리",
+                            "at": "1997-03-30T12:00:00Z",
+                            "rating": 4.0,
+                            "type": "movielens",
+                            "event_id": None,
+                        },
+                        {
+                            "movie_id": 3114,
+                            "title": "토이 스토리 2",
+                            "at": "2026-12-01T20:00:00Z",
+                            "rating": None,
+                            "type": "completed",
+                            "event_id": "e-1",
+                        },
+                    ],
+                }
+            ]
+        }
+    )

@@ -17,8 +17,9 @@ router = APIRouter(tags=["ops"])
 
 
 @router.get("/health", response_model=Health)
-def health() -> Health:
-    """The process is alive."""
+@router.head("/health", include_in_schema=False)  # what load balancers and uptime checks often send
+async def health() -> Health:
+    """The process is alive (answered on the event loop: it never waits for a worker thread)."""
     return Health()
 
 
@@ -27,7 +28,8 @@ GENERATION_HEADER = "X-Build-Generation"  # the build generation answering (embe
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}})
 def ready(rt: deps.RuntimeDep) -> JSONResponse:
-    """Catalog, vectors and ALS model loaded and answering; 503 naming the parts that are not."""
+    """Catalog, vectors and ALS model loaded and answering; 503 naming the parts that are not (missing,
+    unreachable, or damaged: an artifact that failed its checksum)."""
     parts = _check(rt)
     missing = [name for name, state in parts.items() if state != "ok"]
     body = Readiness(status="unavailable" if missing else "ready", parts=parts, missing=missing)
@@ -49,7 +51,9 @@ def metrics(observed: deps.MetricsDep) -> Response:
 def _check(rt: Runtime) -> dict[str, str]:
     parts = {"catalog": _probe(rt, "catalog", rt.catalog.ping)}
     for part in registry.parts()[1:]:
-        if part in rt.missing:
+        if part in rt.damaged:
+            parts[part] = rt.damaged[part]
+        elif part in rt.missing:
             parts[part] = "missing"
         elif part == "vectors" and rt.vectors is not None:
             parts[part] = _probe(rt, part, rt.vectors.info)
@@ -59,9 +63,10 @@ def _check(rt: Runtime) -> dict[str, str]:
 
 
 def _probe(rt: Runtime, part: str, call: Callable[[], object]) -> str:
-    """ "ok", or why the part did not answer (a vector store without its collection is "missing")."""
+    """ "ok", or why the part did not answer ("missing": a vector store without its collection answers
+    None, a catalog without its file False)."""
     try:
         answer = rt.guards[part].call(call)
     except StoreUnavailable as exc:
         return exc.reason
-    return "missing" if part == "vectors" and answer is None else "ok"
+    return "missing" if answer is None or answer is False else "ok"

@@ -13,7 +13,20 @@ router = APIRouter(include_in_schema=False)
 STATIC_DIR = Path(str(files("services.web") / "static"))
 # only the files shipped with the package are served (no path from the request reaches the filesystem)
 STATIC_FILES = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
-NO_CACHE = {"Cache-Control": "no-cache"}
+# the page's own files only (no inline script or style; posters come from the TMDB image host, any https
+# host a mirror may use), and never inside a frame
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data: https:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+GET_OR_HEAD = ["GET", "HEAD"]
 
 
 def _static(name: str) -> FileResponse:
@@ -23,22 +36,22 @@ def _static(name: str) -> FileResponse:
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if media_type.startswith("text/") or media_type in ("application/javascript", "text/javascript"):
         media_type += "; charset=utf-8"
-    return FileResponse(path, media_type=media_type, headers=NO_CACHE)
+    return FileResponse(path, media_type=media_type, headers=HEADERS)
 
 
-@router.get("/")
+@router.api_route("/", methods=GET_OR_HEAD)
 def index() -> FileResponse:
     """The explorer: search, movie pages, ratings."""
     return _static("index.html")
 
 
-@router.get("/evaluation")
+@router.api_route("/evaluation", methods=GET_OR_HEAD)
 def evaluation() -> FileResponse:
     """The evaluation view (the same page; its script picks the view from the path)."""
     return _static("index.html")
 
 
-@router.get("/static/{name}")
+@router.api_route("/static/{name}", methods=GET_OR_HEAD)
 def static(name: str) -> FileResponse:
     """A file of the page (html, css, js)."""
     return _static(name)

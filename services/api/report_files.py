@@ -28,11 +28,11 @@ def report_dir(rt: Runtime) -> Path:
 
 def _report_file(rt: Runtime, name: str) -> FileResponse:
     path = report_dir(rt) / name
-    if not path.is_file():
+    if not path.is_file():  # the hint names the command, never a path on the server's disk
         raise HTTPException(
             status_code=404,
-            detail=f"no evaluation report ({name}) yet: run "
-            f"`nextwatch evaluate --report {report_dir(rt)}` (or `make run`)",
+            detail=f"no evaluation report ({name}) yet: run `nextwatch evaluate --report <data dir>/report` "
+            "(or `make evaluate`, or `make run`) on the server",
         )
     return FileResponse(path, media_type=REPORT_FILES[name])
 

@@ -6,13 +6,24 @@ from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 from pydantic.config import JsonDict
 
 from services.recommender.registry import parts, strategy_names
 
-MovieId = Annotated[int, Field(ge=1, le=2**31 - 1, description="MovieLens movieId")]
-Rating = Annotated[float, Field(ge=0.5, le=5.0, description="MovieLens stars, 0.5 to 5.0")]
+
+def _digits(value: object) -> object:
+    """Text of ASCII digits as its number (int() would also take "１", "1_0" and " 1"); anything else as is."""
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10 else value
+
+
+# a JSON number (not true, 1.0 or "1"); written as text (a query value, a JSON object's key): ASCII digits only
+MovieId = Annotated[int, Strict(), Field(ge=1, le=2**31 - 1, description="MovieLens movieId")]
+MovieIdText = Annotated[MovieId, BeforeValidator(_digits)]
+Rating = Annotated[
+    float, Strict(), Field(ge=0.5, le=5.0, allow_inf_nan=False, description="MovieLens stars, 0.5 to 5.0")
+]
+Count = Annotated[int, Strict()]  # a JSON number, not true or 1.0
 
 
 def _one_of(names: Callable[[], tuple[str, ...]]) -> Callable[[JsonDict], None]:
@@ -67,7 +78,10 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     status: Literal["ready", "unavailable"]
-    parts: dict[str, str] = Field(description='each part: "ok", "missing" or why it is not reachable')
+    parts: dict[str, str] = Field(
+        description='each part: "ok", "missing", why it is not reachable, or "damaged ..." (an artifact that '
+        "failed its checksum)"
+    )
     missing: list[str] = Field(default_factory=list, description="the parts that are not ok")
 
     model_config = ConfigDict(
@@ -188,7 +202,7 @@ class Recommendations(BaseModel):
 class BatchRequest(BaseModel):
     movie_ids: list[MovieId] = Field(min_length=1, description="at most NEXTWATCH_MAX_BATCH ids (default 100)")
     strategy: StrategyName = "hybrid"
-    k: int = Field(default=10, ge=1, description="per movie, at most NEXTWATCH_MAX_K (default 100)")
+    k: Count = Field(default=10, ge=1, description="per movie, at most NEXTWATCH_MAX_K (default 100)")
     exclude: list[MovieId] = Field(default_factory=list, description="never recommend these")
     genre: str | None = Field(default=None, max_length=100, description="only movies of this genre")
     include_adult: bool = False
@@ -230,10 +244,10 @@ class BatchRecommendations(BaseModel):
 
 
 class UserRatings(BaseModel):
-    ratings: dict[MovieId, Rating] = Field(
+    ratings: dict[MovieIdText, Rating] = Field(
         min_length=1, description="movieId -> stars; at most NEXTWATCH_MAX_USER_RATINGS (default 1000)"
     )
-    k: int = Field(default=10, ge=1, description="at most NEXTWATCH_MAX_K (default 100)")
+    k: Count = Field(default=10, ge=1, description="at most NEXTWATCH_MAX_K (default 100)")
     explain: bool = Field(default=False, description="list which rated movies contributed to each item")
 
     model_config = ConfigDict(

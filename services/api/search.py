@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from services.api import deps
 from services.api.explorer_schemas import SearchHit, SearchResults
 from services.api.schemas import ErrorBody
+from services.serving.runtime import Busy
 
 router = APIRouter(tags=["movies"])
 MAX_QUERY_CHARS = 500
@@ -17,7 +18,13 @@ MAX_QUERY_CHARS = 500
 @router.get(
     "/search",
     response_model=SearchResults,
-    responses={503: {"model": ErrorBody, "description": "the vector store or the embedding model is unavailable"}},
+    responses={
+        503: {
+            "model": ErrorBody,
+            "description": "the vector store or the embedding model is unavailable, or every search slot is busy "
+            "(Retry-After)",
+        }
+    },
 )
 def search(
     request: Request,
@@ -41,7 +48,9 @@ def search(
     if rt.vectors is None:
         raise HTTPException(status_code=503, detail="vectors unavailable: the vector store is not loaded")
     try:
-        vector = rt.query_backend().embed_queries([text])
+        vector = rt.embed_query(text)
+    except Busy as exc:
+        raise HTTPException(status_code=503, detail=f"busy: {exc}; try again", headers={"Retry-After": "1"}) from exc
     except Exception as exc:  # a missing model or an unreachable embedding server
         raise HTTPException(status_code=503, detail=f"embedding model unavailable: {type(exc).__name__}") from exc
     hits = rt.guards["vectors"].call(rt.vectors.search_batch, vector, k)[0]

@@ -47,6 +47,9 @@ class ItemFacts:
     def __contains__(self, movie_id: object) -> bool:
         return movie_id in self._known
 
+    def __len__(self) -> int:
+        return len(self._ids)
+
     def unknown(self, movie_ids: Iterable[int]) -> list[int]:
         """The ids (in order, once each) that are not catalogue movies."""
         return [m for m in dict.fromkeys(movie_ids) if m not in self._known]

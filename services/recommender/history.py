@@ -146,6 +146,7 @@ class IgnoringHistory:
 
     def __init__(self, source: Source) -> None:
         self.name = source.name
+        self.walks_catalogue: bool = getattr(source, "walks_catalogue", False)
         self._source = source
 
     def candidates(self, queries: Sequence[History], k: int) -> list[list[tuple[int, float]]]:

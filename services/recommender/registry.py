@@ -60,13 +60,16 @@ class ModelSpec:
 
     `store` loads it (``store.load(dir)``, ``store.exists(dir)``); `params` reads its parameters (a
     dataclass: they are its fingerprint) from the (tuned) settings; `trainer` names the pipeline function
-    ``trainer(ratings_before_cutoff, params, cutoff=..., progress=...) -> artifact``.
+    ``trainer(ratings_before_cutoff, params, cutoff=..., progress=...) -> artifact``. `events`: the served set's
+    model also learns from viewers' events (folded into its ratings by the build); the viewer histories do not
+    (the server reads events live, so folding them in would count them twice and keep forgotten ones).
     """
 
     name: str
     store: Any
     params: Callable[[Settings], Any]
     trainer: str
+    events: bool = True
 
 
 @dataclass(frozen=True)
@@ -259,7 +262,7 @@ for _spec in (
         lambda s: RecentParams(s.sequential.recent_popular_days),
         "pipelines.models.trainers:recent_popularity",
     ),
-    ModelSpec("histories", UserHistories, lambda s: None, "pipelines.models.trainers:histories"),
+    ModelSpec("histories", UserHistories, lambda s: None, "pipelines.models.trainers:histories", events=False),
     ModelSpec(
         "learned", OrderModel, lambda s: OrderParams(**s.learned.model_dump()), "pipelines.models.trainers:learned"
     ),

@@ -20,6 +20,7 @@ class RandomSource:
     """
 
     name = "random"
+    walks_catalogue = True  # every movie is cheap to list: filtered lists are filled from the whole catalogue
 
     def __init__(self, movie_ids: Sequence[int], seed: int = 42) -> None:
         ids = np.asarray(sorted(set(int(m) for m in movie_ids)), dtype=np.int64)
@@ -46,6 +47,7 @@ class PopularSource:
     """The most-rated movies (counts from whatever ratings the caller trusts)."""
 
     name = "popular"
+    walks_catalogue = True
 
     def __init__(self, counts: dict[int, int]) -> None:
         ranked = sorted(((c, m) for m, c in counts.items() if c > 0), key=lambda cm: (-cm[0], cm[1]))

@@ -25,8 +25,10 @@ from services.recommender.registry import (
 )
 from services.recommender.sources import VectorIndex
 from services.recommender.strategies import BatchStrategy, ChainStrategy
-from services.settings import Settings
+from services.settings import ContentSettings, Settings
 from services.stores.catalog import MovieFacts
+
+DEFAULT_CONTENT = ContentSettings()  # what the content sources are made from, untuned
 
 
 @dataclass(frozen=True)
@@ -82,10 +84,11 @@ def assemble_strategies(
     *,
     vectors: VectorIndex | None = None,
     seed: int = 42,
+    content: ContentSettings = DEFAULT_CONTENT,
 ) -> dict[str, BatchStrategy]:
     """The standard strategies over catalogue facts and a model set ({registry model name: artifact}; a
     missing "popularity" counts the catalogue's ratings), each taking a :class:`Filter`."""
-    sources = make_sources(SourceInputs(facts, models, vectors, seed))
+    sources = make_sources(SourceInputs(facts, models, vectors, seed, content=content))
     items = ItemFacts(facts.movie_ids, facts.genres, facts.adult)
     return build_strategies(sources, fusion, facts=items)
 

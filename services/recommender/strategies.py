@@ -14,6 +14,12 @@ log = logging.getLogger(__name__)
 MAX_FETCH = 2000  # the most candidates a source is asked for per query when a filter leaves too few
 
 
+def most_to_ask(source: Source, catalogue: int) -> int:
+    """How many candidates `source` may be asked for per query: MAX_FETCH, or the whole catalogue for a source
+    that walks it cheaply (`walks_catalogue`: popular, random), so a filter that few movies pass still fills k."""
+    return max(MAX_FETCH, catalogue) if getattr(source, "walks_catalogue", False) else MAX_FETCH
+
+
 class BatchStrategy:
     """What every strategy shares: one query or a batch through `_run`, served answers (degraded, explained),
     filters over catalogue facts, and asking a source again for more while a filter leaves too few.
@@ -66,20 +72,21 @@ class BatchStrategy:
         """Hands `take(i, candidates)` the source's `want` candidates for each query ``ids[i]`` of `pending`.
 
         With a filter (`short` given), a query that `short(i, candidates)` finds short of kept candidates is
-        asked again for 4x as many (up to MAX_FETCH), where the source had `want` to give. False when an
-        optional source failed while serving (noted in `missing`); any other failure propagates.
+        asked again for 4x as many (up to :func:`most_to_ask`), where the source had `want` to give. False when
+        an optional source failed while serving (noted in `missing`); any other failure propagates.
         """
-        want = min(want, MAX_FETCH)
+        limit = most_to_ask(source, len(self.facts) if self.facts is not None else 0)
+        want = min(want, limit)
         while pending:
             batch = self._candidates_or_skip(source, [ids[i] for i in pending], want, degrade, missing)
             if batch is None:
                 return False
             for i, candidates in zip(pending, batch):
                 take(i, candidates)
-            if short is None or want >= MAX_FETCH:
+            if short is None or want >= limit:
                 break
             pending = [i for i, c in zip(pending, batch) if len(c) >= want and short(i, c)]
-            want = min(4 * want, MAX_FETCH)
+            want = min(4 * want, limit)
         return True
 
     def _candidates_or_skip(

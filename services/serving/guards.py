@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+LOGGED_CHARS = 1000  # the most of a failed call's message that its log line holds
 
 
 _IN_MEMORY_ONLY: ContextVar[bool] = ContextVar("nextwatch_in_memory_only", default=False)
@@ -98,8 +99,13 @@ class Guard:
         except StoreUnavailable:
             raise
         except Exception as exc:
-            log.warning("%s call %s failed", self.part, getattr(fn, "__qualname__", fn), exc_info=True)
-            raise StoreUnavailable(self.part, f"{type(exc).__name__}: {exc}") from exc
+            # the details (a driver's message may hold the SQL and its parameters) go to one log line, and
+            # the reason, which answers may show, names only the error's type
+            what = " ".join(str(exc).split())[:LOGGED_CHARS]
+            log.warning(
+                "%s call %s failed: %s: %s", self.part, getattr(fn, "__qualname__", fn), type(exc).__name__, what
+            )
+            raise StoreUnavailable(self.part, type(exc).__name__) from exc
 
     def close(self) -> None:
         if self._pool is not None:

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from services.embeddings.backends import EmbeddingBackend, make_backend
@@ -23,14 +22,19 @@ from services.serving.cache import CachedSource
 from services.serving.guards import GuardedSource, Guards
 from services.settings import Settings
 from services.stores.catalog import Catalog, MovieFacts
+from services.stores.checksums import damage
 from services.stores.collaborative import CollaborativeModel
 from services.stores.generations import resolve_generation
 from services.stores.neighbours import NeighbourTable, load_table
 from services.stores.sequential import SequentialModel
-from services.stores.table_inputs import table_input
+from services.stores.table_inputs import model_state_key, table_input, table_location
 from services.stores.vectors import VectorStore, open_vector_store
 
 log = logging.getLogger(__name__)
+
+
+class Busy(RuntimeError):
+    """Every slot of a capped kind of work is taken: try again shortly."""
 
 
 @dataclass
@@ -49,8 +53,12 @@ class Runtime:
     items: ItemFacts | None = None  # genres and adult flags (filters, random browsing)
     guards: Guards = field(default_factory=lambda: Guards(None))  # time limits of store calls
     tables: dict[str, NeighbourTable] = field(default_factory=dict)  # precomputed lists by source name
+    damaged: dict[str, str] = field(default_factory=dict)  # part -> which of its artifacts failed its checksum
     _query_backend: EmbeddingBackend | None = None
     _query_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._embedding_slots = threading.BoundedSemaphore(self.settings.api.search_concurrency)
 
     @cached_property
     def known_ids(self) -> frozenset[int]:
@@ -67,8 +75,19 @@ class Runtime:
         """The "watched next" model (it also explains sequential items: viewers)."""
         return self.models.get("sequential")
 
+    def embed_query(self, text: str) -> Any:
+        """`text` embedded as a search query by one of `api.search_concurrency` slots; :class:`Busy` at once when
+        every slot is taken (embedding is CPU work: more at once only queue, and would hold the worker threads
+        the other routes need)."""
+        if not self._embedding_slots.acquire(blocking=False):
+            raise Busy(f"{self.settings.api.search_concurrency} meaning searches are already running")
+        try:
+            return self.query_backend().embed_queries([text])
+        finally:
+            self._embedding_slots.release()
+
     def query_backend(self) -> EmbeddingBackend:
-        """The embedding backend for free-text queries (meaning search), created on first use and kept."""
+        """The embedding backend for free-text queries, created on first use and kept."""
         with self._query_lock:  # the first searches wait for one model load, not several
             if self._query_backend is None:
                 self._query_backend = make_backend(self.settings)
@@ -81,32 +100,59 @@ class Runtime:
         self.catalog.close()
 
 
-def load_model_set(directory: Path) -> dict[str, Any]:
-    """Every registered model saved in the model set `directory` (a missing one is left out)."""
+def load_model_set(settings: Settings, *, evaluation: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every registered model saved in the (served or evaluation) model set, and the parts whose model is
+    damaged (part -> why): a missing or damaged model is left out."""
+    directory = settings.models_dir(evaluation)
     models: dict[str, Any] = {}
+    damaged: dict[str, str] = {}
     for spec in REGISTRY.models.values():
         where = directory / spec.name
         if not spec.store.exists(where):
             log.warning("no %s model in %s", spec.name, where)
             continue
+        problem = _damage(settings, model_state_key(spec.name, evaluation=evaluation))
+        if problem is not None:
+            damaged.update({part: f"damaged ({problem})" for part in _parts_reading(spec.name)})
+            continue
         models[spec.name] = spec.store.load(where)  # ArtifactError names the command that retrains it
-    return models
+    return models, damaged
 
 
-def load_tables(settings: Settings) -> dict[str, NeighbourTable]:
+def load_tables(settings: Settings) -> tuple[dict[str, NeighbourTable], dict[str, str]]:
     """The neighbour tables whose inputs are the ones being served (the vector collection, the models of the
-    served set); a missing or stale table is left out and its source answers live."""
+    served set), and the parts whose table is damaged (part -> why); a missing, stale or damaged table is
+    left out and its source answers live."""
     evaluation = settings.serve_models == "evaluation"
     tables: dict[str, NeighbourTable] = {}
+    damaged: dict[str, str] = {}
     for name, spec in REGISTRY.sources.items():
-        if spec.table is None:
+        wanted = table_input(settings, spec.model, evaluation=evaluation) if spec.table is not None else None
+        if wanted is None:
             continue
-        wanted = table_input(settings, spec.model, evaluation=evaluation)
-        directory = settings.models_dir(evaluation) / spec.model if spec.model else settings.neighbours_dir
-        table = load_table(directory, name, wanted) if wanted is not None else None
+        directory, key = table_location(settings, name, spec.model, evaluation=evaluation)
+        problem = _damage(settings, key)
+        if problem is not None:
+            damaged[spec.part or name] = f"damaged table, answered live ({problem})"
+            continue
+        table = load_table(directory, name, wanted)
         if table is not None:
             tables[name] = table
-    return tables
+    return tables, damaged
+
+
+def _damage(settings: Settings, key: str) -> str | None:
+    """What is wrong with artifact `key` of the served generation (checksums; reads only), logged."""
+    problem = damage(settings.build_dir, key)
+    if problem is not None:
+        fix = "nextwatch evaluate" if key.startswith(model_state_key("", evaluation=True)) else "nextwatch build"
+        log.error("%s is damaged and not served: %s (run `%s`)", key, problem, fix)
+    return problem
+
+
+def _parts_reading(model: str) -> list[str]:
+    """The readiness parts of the sources that read `model`."""
+    return [s.part for s in REGISTRY.sources.values() if s.model == model and s.part]
 
 
 def tabled_sources(
@@ -177,12 +223,12 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bo
     settings = settings.with_tuned()
     catalog, facts = _open_catalog(settings)
     vectors = _open_vectors(settings)
-    models = load_model_set(settings.models_dir(settings.serve_models == "evaluation"))
+    models, damaged = load_model_set(settings, evaluation=settings.serve_models == "evaluation")
     inputs = SourceInputs(facts, models, vectors, settings.protocol.seed, settings.history, settings.content)
     made = make_sources(inputs)
     guards = Guards(settings.api.store_timeout_seconds if serving else None)
     items = ItemFacts(facts.movie_ids, facts.genres, facts.adult)
-    tables = load_tables(settings)
+    tables, damaged_tables = load_tables(settings)
     live = serving_sources(guards, settings.api.neighbour_cache_size) if serving else None
     sources = wrap_store_backed(made, tabled_sources(tables, live))
     strategies = build_strategies(sources, FusionConfig.from_settings(settings), facts=items)
@@ -198,7 +244,19 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bo
     if serving:
         precompute_default_answers(strategies, tables, facts.movie_ids, settings.api.precompute_k)
     return Runtime(
-        settings, catalog, facts, vectors, models, strategies, missing, history, sources, items, guards, tables
+        settings,
+        catalog,
+        facts,
+        vectors,
+        models,
+        strategies,
+        missing,
+        history,
+        sources,
+        items,
+        guards,
+        tables,
+        damaged_tables | damaged,
     )
 
 
@@ -208,7 +266,7 @@ def history_fusion(settings: Settings) -> FusionConfig:
 
 
 def _open_catalog(settings: Settings) -> tuple[Catalog, MovieFacts]:
-    catalog = Catalog(settings.catalog_url)
+    catalog = Catalog(settings.catalog_url, read_only=True)
     facts = catalog.movie_facts()
     if not facts.movie_ids:
         catalog.close()

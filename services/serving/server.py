@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
+import sys
+
 import uvicorn
 from uvicorn.importer import import_from_string
 
@@ -18,6 +21,9 @@ class NotServable(RuntimeError):
 
 def serve(settings: Settings) -> None:
     """Serve the API on ``settings.api.host:port`` until interrupted; NotServable when nothing is built."""
+    # a fatal signal (SIGBUS from a mapped table cut short under the server, SIGSEGV) prints every thread's
+    # traceback to the process's stderr, so the log says why it died before its restart policy restarts it
+    faulthandler.enable(file=sys.__stderr__ or sys.stderr)
     problem = check_servable(settings)
     if problem:
         raise NotServable(problem)

@@ -7,11 +7,14 @@ SQL to the catalog; sql/oracle/ holds the same schema as DDL (tests/test_oracle_
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -43,6 +46,7 @@ from sqlalchemy import (
     text,
 )
 
+from services.stores.errors import ArtifactError
 from services.stores.upsert import SUPPORTED_DIALECTS, upsert_statement
 
 metadata = MetaData()
@@ -113,15 +117,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _read_only(path: Path) -> Callable[[], sqlite3.Connection]:
+    """Connections to the SQLite file `path` that can neither create nor change it: ArtifactError when it
+    is missing; immutable (no -wal/-shm files, no locks) where its directory cannot be written."""
+
+    def connect() -> sqlite3.Connection:
+        if not path.is_file():
+            raise ArtifactError(f"the catalog {path} is missing: run `nextwatch catalog`")
+        immutable = "" if os.access(path.parent, os.W_OK) else "&immutable=1"
+        return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{immutable}", uri=True, check_same_thread=False)
+
+    return connect
+
+
 class Catalog:
     """Reads and writes the `movie` and `series` tables through one SQLAlchemy engine."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
-        backend = make_url(url).get_backend_name()
+    def __init__(self, url: str, *, read_only: bool = False, **engine_kwargs: Any) -> None:
+        """`read_only` (readers: the server, checks): a SQLite file is opened read-only, never created."""
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
         if backend not in SUPPORTED_DIALECTS:
             raise ValueError(f"unsupported catalog database {backend!r}: use {', '.join(SUPPORTED_DIALECTS)}")
+        file = backend == "sqlite" and parsed.database not in (None, "", ":memory:") and "uri" not in parsed.query
+        self.path = Path(str(parsed.database)) if file else None  # the SQLite file
+        if read_only and self.path is not None:
+            engine_kwargs["creator"] = _read_only(self.path)
         self.engine: Engine = create_engine(url, **engine_kwargs)
-        if self.engine.dialect.name == "sqlite":
+        if self.engine.dialect.name == "sqlite" and not read_only:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._joined = threading.local()  # this thread's open transaction(), if any
 
@@ -319,10 +342,14 @@ class Catalog:
         with self._connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings()]
 
-    def ping(self) -> None:
-        """Raise unless the database answers a trivial query."""
+    def ping(self) -> bool:
+        """False when the SQLite file is gone (open connections would still answer); else True once the
+        database answers a trivial query (it raises when it does not)."""
+        if self.path is not None and not self.path.is_file():
+            return False
         with self._connect() as conn:
             conn.execute(select(1)).scalar()
+        return True
 
     def movies_with_tmdb_id(self) -> list[tuple[int, int]]:
         """(movie_id, tmdb_id) of every movie that has a TMDB id, by movie_id."""

@@ -91,6 +91,11 @@ def _paths(directory: Path, name: str) -> dict[str, Path]:
     return paths
 
 
+def table_files(directory: Path, source_name: str) -> list[Path]:
+    """The files of source `source_name`'s table in `directory` (arrays and json)."""
+    return list(_paths(Path(directory), source_name).values())
+
+
 def _write_npy(path: Path, array: np.ndarray) -> None:
     """Save `array` as .npy (no pickles) at `path` atomically."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -143,6 +148,9 @@ def load_table(directory: Path, source_name: str, fingerprint: str | None = None
     movies, ids, scores = arrays["movies"], arrays["ids"], arrays["scores"]
     expected = {"movies": ((rows,), np.int64), "ids": ((rows, n), np.int32), "scores": ((rows, n), np.float32)}
     for part, (shape, dtype) in expected.items():
+        if arrays[part].offset + arrays[part].nbytes != paths[part].stat().st_size:
+            log.info("neighbour table %s: %s is not the size its header states", source_name, part)
+            return None
         if arrays[part].shape != shape or arrays[part].dtype != dtype:
             log.info(
                 "neighbour table %s: %s is %s %s, expected %s %s",

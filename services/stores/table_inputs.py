@@ -8,6 +8,8 @@ not used: the runtime answers live instead, and the next `nextwatch build` rewri
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from services.settings import Settings
 from services.stores.build_state import BuildState, fingerprint
 
@@ -23,3 +25,10 @@ def table_input(settings: Settings, model: str | None, *, evaluation: bool = Fal
     key = settings.vectors_state_key if model is None else model_state_key(model, evaluation=evaluation)
     digest = BuildState(settings.build_dir).digest(key)
     return None if digest is None else fingerprint(model or "vector", digest, settings.neighbours)
+
+
+def table_location(settings: Settings, name: str, model: str | None, *, evaluation: bool = False) -> tuple[Path, str]:
+    """Where source `name`'s table lives (beside the model it is computed from, else in the build's neighbours
+    directory) and its artifact key in the build state's checksums (that directory, relative, plus the name)."""
+    directory = settings.models_dir(evaluation) / model if model else settings.neighbours_dir
+    return directory, f"{directory.relative_to(settings.build_dir).as_posix()}/{name}"

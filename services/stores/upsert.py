@@ -1,7 +1,7 @@
-"""The batched upsert statement of each supported catalog database (executed with executemany).
+"""The batched upsert (and insert-if-new) statement of each supported database (executed with executemany).
 
-SQLite and PostgreSQL: ``INSERT ... ON CONFLICT (key) DO UPDATE``. Oracle: ``MERGE`` written as text
-with typed bind parameters, since SQLAlchemy has no Oracle upsert construct. Only the columns a batch
+SQLite and PostgreSQL: ``INSERT ... ON CONFLICT (key) DO UPDATE`` (``DO NOTHING``). Oracle: ``MERGE`` written
+as text with typed bind parameters, since SQLAlchemy has no Oracle upsert construct. Only the columns a batch
 names are written, so partial rows update those columns and leave the others alone.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cache
 
-from sqlalchemy import Executable, Table, TextClause, bindparam, text
+from sqlalchemy import Executable, Insert, Table, TextClause, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql", "oracle")
@@ -30,14 +30,27 @@ def upsert_statement(dialect: str, table: Table, key: str, columns: Sequence[str
     return insert.on_conflict_do_update(index_elements=[key], set_=updates)
 
 
+def insert_new_statement(dialect: str, table: Table, key: str, columns: Sequence[str]) -> Insert | TextClause:
+    """Insert of rows naming ``columns`` whose ``key`` is not in ``table`` yet; the others are left as stored."""
+    columns = _checked(table, key, columns)
+    if dialect == "oracle":
+        return oracle_merge(table, key, columns, update=False)
+    if dialect not in ("sqlite", "postgresql"):
+        raise ValueError(f"no insert for {dialect!r}: supported are {', '.join(SUPPORTED_DIALECTS)}")
+    return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table).on_conflict_do_nothing(
+        index_elements=[key]
+    )
+
+
 @cache
-def oracle_merge(table: Table, key: str, columns: tuple[str, ...]) -> TextClause:
-    """``MERGE INTO table t USING (SELECT :c AS c, ... FROM dual) s ON (t.key = s.key) ...``, one bind per column.
+def oracle_merge(table: Table, key: str, columns: tuple[str, ...], *, update: bool = True) -> TextClause:
+    """``MERGE INTO table t USING (SELECT :c AS c, ... FROM dual) s ON (t.key = s.key) ...``, one bind per column
+    (without ``update``, rows already stored are left alone).
 
     Built once per (table, columns); names come from the Table, values only ever through binds.
     """
     columns = _checked(table, key, columns)
-    others = [c for c in columns if c != key]
+    others = [c for c in columns if c != key] if update else []
     parts = [
         f"MERGE INTO {table.name} t",
         f"USING (SELECT {', '.join(f':{c} AS {c}' for c in columns)} FROM dual) s",

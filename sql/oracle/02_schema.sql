@@ -45,3 +45,18 @@ CREATE TABLE movie (
 
 CREATE INDEX ix_movie_series_id ON movie (series_id);
 CREATE INDEX ix_movie_title ON movie (movie_title);
+
+-- viewers' events (POST /events), kept equal to services/stores/events.py: `at` and `received` in UTC
+CREATE TABLE event (
+    event_id VARCHAR2(128 CHAR) NOT NULL,
+    user_id VARCHAR2(64 CHAR) NOT NULL,
+    movie_id INTEGER NOT NULL,
+    type VARCHAR2(16 CHAR) NOT NULL,
+    rating FLOAT,
+    at DATE NOT NULL,
+    received DATE NOT NULL,
+    CONSTRAINT pk_event PRIMARY KEY (event_id),
+    CONSTRAINT ck_event_type CHECK (type IN ('watched', 'completed', 'abandoned', 'rated', 'not_interested'))
+);
+
+CREATE INDEX ix_event_user_at ON event (user_id, at);

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
+import stat
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -70,6 +73,7 @@ class EdgeVectorStore(BaseVectorStore):
         self._shard: Any = None
         self._meta: dict[str, Any] | None = None
         self._lock = threading.RLock()
+        self._copy: Path | None = None  # the private copy a read-only shard is opened from
 
     # -- locations and metadata -------------------------------------------------------------------
 
@@ -109,7 +113,7 @@ class EdgeVectorStore(BaseVectorStore):
 
                 meta = self._read_meta()
                 try:
-                    self._shard = EdgeShard.load(str(self.shard_path))
+                    self._shard = EdgeShard.load(str(self._loadable()))
                 except Exception as exc:
                     if "WouldBlock" in str(exc):
                         raise VectorStoreLocked(
@@ -122,6 +126,17 @@ class EdgeVectorStore(BaseVectorStore):
                     ) from exc
                 self._meta = meta
             return self._shard
+
+    def _loadable(self) -> Path:
+        """The shard's directory, or where it cannot be written (a read-only volume) a private copy of it
+        in the temporary directory: qdrant-edge writes beside its files even to read them."""
+        if os.access(self.shard_path, os.W_OK):
+            return self.shard_path
+        self._copy = Path(tempfile.mkdtemp(prefix="nextwatch-vectors-"))
+        copy = Path(shutil.copytree(self.shard_path, self._copy / self.collection, copy_function=shutil.copyfile))
+        for path in (copy, *copy.rglob("*")):
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+        return copy
 
     def _dim(self) -> int:
         self._open()
@@ -136,6 +151,9 @@ class EdgeVectorStore(BaseVectorStore):
             shard, self._shard, self._meta = self._shard, None, None
             if shard is not None:
                 shard.close()  # updates are already durable in the write-ahead log
+            if self._copy is not None:
+                shutil.rmtree(self._copy, ignore_errors=True)
+                self._copy = None
 
     def __enter__(self) -> EdgeVectorStore:
         return self

@@ -1,4 +1,5 @@
-// The page's router: /evaluation, #/movie/<id>, #/rate, #/next[?user=<id>], else the search view; plus language and readiness.
+// The page's router: /evaluation, #/movie/<id>, #/rate, #/next[?user=<id>], #/user[/<id>], else the search view;
+// plus language and readiness.
 import { readiness } from "./api.js";
 import { applyStatic, currentLang, setLang, t } from "./i18n.js";
 import { renderEvaluation } from "./evaluation.js";
@@ -6,6 +7,7 @@ import { renderMovie } from "./movie.js";
 import { renderNext } from "./next.js";
 import { renderRate } from "./rate.js";
 import { renderSearch } from "./search.js";
+import { renderViewer } from "./viewer.js";
 import { h } from "./ui.js";
 
 const main = document.getElementById("main");
@@ -18,7 +20,14 @@ function route() {
   if (location.hash.startsWith("#/rate")) return { view: "rate" };
   const next = location.hash.match(/^#\/next(?:\?(.*))?$/);
   if (next) return { view: "next", params: new URLSearchParams(next[1] ?? "") };
+  const user = location.hash.match(/^#\/user(?:\/(.*))?$/);
+  if (user) return { view: "user", id: decoded(user[1] ?? "").trim() };
   return { view: "search" };
+}
+
+/** A hash part decoded (as typed when it is not valid percent-encoding). */
+function decoded(part) {
+  try { return decodeURIComponent(part); } catch { return part; }
 }
 
 function render() {
@@ -31,6 +40,7 @@ function render() {
   else if (view === "movie") renderMovie(main, id).then(() => window.scrollTo(0, 0));
   else if (view === "rate") renderRate(main);
   else if (view === "next") renderNext(main, params);
+  else if (view === "user") renderViewer(main, id);
   else renderSearch(main);
   showNotice();
 }

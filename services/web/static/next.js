@@ -88,8 +88,9 @@ function historyList(entries, { editable, ignored, onChange }) {
   return [more, list];
 }
 
-/** One item of the next list: the movie, its source and the history movies that led to it (most recent first). */
-function nextCard(item, rank, titles, onWatched) {
+/** One item of the next list: the movie, its source and the history movies that led to it (most recent first);
+ * with `onWatched`, a "watched it" button (`hint`: its tooltip). */
+export function nextCard(item, rank, titles, onWatched, hint = t("next.watchedHint")) {
   const because = item.because ?? [];
   const name = (id) => titles.get(id) || `#${id}`;
   const shown = because.slice(0, BECAUSE_SHOWN);
@@ -101,7 +102,7 @@ function nextCard(item, rank, titles, onWatched) {
           h("span", { class: "rec-title" }, `${rank}. ${item.title || item.movie_id}`),
           h("span", { class: `badge src-${item.source}` }, sourceLabel(item.source)))),
       onWatched ? h("button", { type: "button", class: "ghost watched-it", "data-watched": item.movie_id,
-        title: t("next.watchedHint"), "aria-label": `${t("next.watched")}: ${item.title}`, onclick: () => onWatched(item) },
+        title: hint, "aria-label": `${t("next.watched")}: ${item.title}`, onclick: () => onWatched(item) },
       `+ ${t("next.watched")}`) : null),
     because.length
       ? h("p", { class: "because-line", title: because.map(name).join(" · ") },
@@ -113,7 +114,7 @@ function nextCard(item, rank, titles, onWatched) {
 }
 
 /** Hovering or focusing a next item lights the history movies that led to it, and the other way round. */
-function linkHighlights(historyBox, out) {
+export function linkHighlights(historyBox, out) {
   const light = (on, ids, scope, attr) => {
     for (const node of scope.querySelectorAll("[data-movie-id]")) {
       const match = attr ? (node.dataset.because ?? "").split(" ").includes(ids) : ids.includes(node.dataset.movieId);
@@ -255,6 +256,7 @@ export async function renderNext(main, params) {
         save();
         location.hash = "#/next";
       } }, t("next.copy")) : null,
+      h("a", { href: `#/user/${encodeURIComponent(view.user)}`, class: "ext", id: "user-viewer" }, t("next.viewer")),
       h("a", { href: "#/next", class: "ext" }, t("next.mine"))));
   } else {
     view.entries = state.history;

@@ -1,0 +1,140 @@
+"""Viewers' events in the serving layer: recording a batch (idempotent by event_id, all or nothing), and a
+viewer as the service knows them: their MovieLens ratings and their events in time order, read into the
+ordered history the strategies follow and the movies never to recommend.
+
+How each event counts (docs/api.md#events):
+
+- `watched`, `completed`, and `rated` with a rating of 3 or more: an item of the ordered history;
+- `rated` below 3: seen, not a history item; the movie also leaves the history when the viewer's latest
+  rating of it is below 3;
+- `abandoned`: seen (not recommended unless `allow_seen`), not a history item;
+- `not_interested`: never recommended, `allow_seen` or not.
+
+MovieLens ratings are the bundled dataset: each is a history item, as before events, and none is deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Container, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from services.serving.guards import LOGGED_CHARS, StoreUnavailable
+from services.serving.next import user_history
+from services.serving.runtime import Runtime
+from services.stores.events import EventStore
+
+log = logging.getLogger(__name__)
+
+MOVIELENS = "movielens"  # the type of a MovieLens rating among a viewer's items
+LIKED = 3.0  # a rating from here up is a positive history item
+POSITIVE = frozenset({MOVIELENS, "watched", "completed"})
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """One event as sent (`at` None: when it arrived)."""
+
+    event_id: str
+    user_id: str
+    movie_id: int
+    type: str
+    rating: float | None
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a batch did: events newly stored, events already stored (or repeated in the batch), and the movies
+    the catalogue lacks (their events are kept)."""
+
+    accepted: int
+    duplicates: int
+    unknown_movies: list[int]
+
+
+@dataclass(frozen=True)
+class KnownItem:
+    """A MovieLens rating (type `movielens`, no event id) or an event of a viewer."""
+
+    movie_id: int
+    at: datetime
+    rating: float | None
+    type: str
+    event_id: str | None
+
+
+@dataclass(frozen=True)
+class KnownViewer:
+    """Everything the service knows of a viewer (oldest first), the ordered history the strategies read, the
+    movies seen outside that history, and the movies never to recommend."""
+
+    items: list[KnownItem]
+    history: list[int]
+    seen: frozenset[int]
+    unwanted: frozenset[int]
+
+    def excluded(self, allow_seen: bool) -> frozenset[int]:
+        """The movies no answer may hold (beyond the history itself, which `allow_seen` lets come back)."""
+        return self.unwanted if allow_seen else self.unwanted | self.seen
+
+
+def record(store: EventStore, events: Sequence[NewEvent], catalogue: Container[int]) -> Recorded:
+    """Store a batch, committed before it returns; an event_id stored before (or earlier in the batch) is a
+    duplicate and is not written again. EventsReadOnly where the store cannot be written."""
+    received = _utc_naive(datetime.now(UTC))
+    rows: dict[str, dict[str, object]] = {}
+    for e in events:  # the first of a repeated event_id is the one written
+        at = _utc_naive(e.at) if e.at is not None else received
+        row = {"event_id": e.event_id, "user_id": e.user_id, "movie_id": e.movie_id, "type": e.type}
+        rows.setdefault(e.event_id, {**row, "rating": e.rating, "at": at, "received": received})
+    with _store_calls():
+        accepted = store.add(list(rows.values()))
+    unknown = list(dict.fromkeys(e.movie_id for e in events if e.movie_id not in catalogue))
+    return Recorded(accepted, len(events) - accepted, unknown)
+
+
+def known_viewer(rt: Runtime, store: EventStore, user_id: str) -> KnownViewer:
+    """A viewer's MovieLens ratings and events in time order (a rating before an event of the same time)."""
+    ratings = [
+        KnownItem(m, datetime.fromtimestamp(t, UTC), r, MOVIELENS, None) for m, t, r in user_history(rt, user_id)
+    ]
+    with _store_calls():
+        stored = store.of_user(user_id)
+    events = [KnownItem(e.movie_id, e.at.replace(tzinfo=UTC), e.rating, e.type, e.event_id) for e in stored]
+    items = sorted(ratings + events, key=lambda item: item.at)  # stable: each list is in order already
+    latest_rating = {i.movie_id: i.rating for i in items if i.type == "rated" and i.rating is not None}
+    disliked = {m for m, r in latest_rating.items() if r < LIKED}
+    history = [i.movie_id for i in items if _positive(i) and i.movie_id not in disliked]
+    unwanted = frozenset(i.movie_id for i in items if i.type == "not_interested")
+    return KnownViewer(items, history, frozenset(i.movie_id for i in items) - set(history), unwanted)
+
+
+def forget(store: EventStore, user_id: str) -> int:
+    """Delete a viewer's events (their MovieLens ratings stay); how many there were."""
+    with _store_calls():
+        return store.forget(user_id)
+
+
+@contextmanager
+def _store_calls() -> Iterator[None]:
+    """A failing event store becomes StoreUnavailable naming only the error's type (the API answers 503); its
+    message, which may hold SQL and its parameters, goes to one log line."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        log.warning("events call failed: %s: %s", type(exc).__name__, " ".join(str(exc).split())[:LOGGED_CHARS])
+        raise StoreUnavailable("events", type(exc).__name__) from exc
+
+
+def _positive(item: KnownItem) -> bool:
+    return item.type in POSITIVE or (item.type == "rated" and item.rating is not None and item.rating >= LIKED)
+
+
+def _utc_naive(at: datetime) -> datetime:
+    """A time as the store keeps it: UTC without tzinfo."""
+    return at.astimezone(UTC).replace(tzinfo=None)

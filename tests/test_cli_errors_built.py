@@ -93,3 +93,13 @@ def test_tune_ends_by_naming_the_stale_steps_and_the_build(built: Path, monkeypa
     ok(CliRunner().invoke(app, ["build", "--quiet"]))
     ok(result := CliRunner().invoke(app, ["tune"]))
     assert result.output.strip().splitlines()[-1] == "tune: the served build already uses these settings"
+
+
+def test_tune_without_a_validation_window_names_what_to_lower(built: Path) -> None:
+    line = fails(
+        CliRunner().invoke(app, ["tune", "--min-ratings", "999999"]),
+        "no validation window",
+        "999,999",
+        "nextwatch tune --pairs N --min-ratings N",
+    )
+    assert "RuntimeError" not in line

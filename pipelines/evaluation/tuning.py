@@ -116,8 +116,8 @@ def tune(
     validation = windows.validation
     if validation.empty:
         raise RuntimeError(
-            f"no validation window: fewer than {protocol.pairs + 1} next-item pairs among movies with "
-            f">= {protocol.min_ratings} ratings (lower --pairs or --min-ratings)"
+            f"no validation window: fewer than {protocol.pairs + 1:,} next-item pairs among movies with "
+            f">= {protocol.min_ratings:,} ratings: lower them (`nextwatch tune --pairs N --min-ratings N`)"
         )
     cutoff, k, size = windows.validation_cutoff, protocol.k, len(facts.movie_ids)
     depth = settings.fusion.depth

@@ -31,7 +31,7 @@ function historyRows(items, expanded, onMore) {
         h("span", { class: "w-meta" }, h("span", { class: `badge ev ev-${item.type}` }, t(`event.${item.type}`, item.type)),
           meta(item)))));
   return [
-    h("ol", { class: "history", id: "viewer-history" }, rows),
+    h("ol", { class: "history viewer-history", id: "viewer-history" }, rows),
     newest.length > SHOWN ? h("button", { type: "button", class: "ghost more", id: "viewer-more",
       "aria-expanded": String(expanded), onclick: onMore },
     expanded ? t("viewer.fewer") : t("viewer.all").replace("{n}", String(newest.length))) : null,

@@ -156,7 +156,8 @@ def embed(
 
 @app.command()
 def train(force: Force = False, quiet: Quiet = False) -> None:
-    """Train the model set on all ratings (for serving): ALS, the sequential model, popularity, recent popularity."""
+    """Train the model set on all ratings and the viewers' events (for serving): ALS, the sequential model,
+    popularity, recent popularity, the learned model."""
     _run_step("train", _settings(), force=force, progress=not quiet)
 
 
@@ -320,7 +321,8 @@ def serve(
 
 @app.command()
 def status() -> None:
-    """What the data dir holds: its source, the served build generation, what is stale, evaluation and tuning."""
+    """What the data dir holds: its source, the served build generation, what is stale, the events the served
+    models learned from, evaluation and tuning."""
     from pipelines.status import status_lines
 
     for line in status_lines(_settings()):

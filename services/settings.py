@@ -412,6 +412,15 @@ class Settings(BaseSettings):
     neighbours: int = Field(
         default=100, ge=1, description="neighbours kept per movie and source in the tables (`neighbours` step)"
     )
+    experiments: Path | None = Field(
+        default=None,
+        description="the experiments file (TOML, docs/experiments.md): which variant answers `GET /users/{id}/next`; "
+        "empty: no experiments",
+    )
+    experiment_horizon_hours: float = Field(
+        default=24.0, gt=0, description="an exposure is a hit when the viewer's next watched or completed event "
+        "within this many hours is among its top 10",
+    )
     serve_models: Literal["full", "evaluation"] = Field(
         default="full",
         description='the trained model set served: "full" (all ratings) or "evaluation" (what `nextwatch '

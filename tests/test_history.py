@@ -15,7 +15,7 @@ from services.recommender.history import (
     VectorHistorySource,
 )
 from services.recommender.registry import REGISTRY
-from services.recommender.sources import PopularSource, SeriesSource
+from services.recommender.sources import PopularSource, RandomSource, SeriesSource
 from services.recommender.standard import FusionConfig, build_strategies
 from services.stores.sequential import SequentialModel, SequentialParams
 from tests.support.fakes import IDS, ExactVectors
@@ -85,3 +85,10 @@ def test_a_history_strategy_drops_seen_movies_and_fills_from_popular() -> None:
     assert [r.source for r in items] == ["sequential", "sequential", "popular", "popular", "popular"]
     [again] = strategy.similar_batch([History((1, 2), drop_seen=False)], 3)
     assert [r.movie_id for r in again] == [3, 4, 2]
+
+
+def test_random_over_a_history_draws_per_viewer_and_never_a_seen_movie() -> None:
+    source = IgnoringHistory(RandomSource(IDS, seed=7))
+    a, b, again = source.candidates([History((3, 5)), History((5, 3)), History((3, 5))], 10)
+    assert a == again and a != b  # reproducible for a viewer, different across viewers (same movies seen)
+    assert not {3, 5} & ({m for m, _ in a} | {m for m, _ in b})

@@ -139,10 +139,10 @@ class VectorHistorySource:
 
 
 class IgnoringHistory:
-    """A one-movie source that does not depend on its query (popular, recent-popular, random), asked with no
-    movie and without the history's seen movies."""
+    """A one-movie source that does not depend on its query (popular, recent-popular, random), asked with the
+    history's last movie (random draws per viewer, not one list for all) and without the history's seen movies."""
 
-    NO_MOVIE = 0  # MovieLens ids start at 1
+    NO_MOVIE = 0  # an empty history's query (MovieLens ids start at 1)
 
     def __init__(self, source: Source) -> None:
         self.name = source.name
@@ -153,7 +153,8 @@ class IgnoringHistory:
         out = []
         for history in queries:
             seen = history.seen
-            found = self._source.candidates([self.NO_MOVIE], k + len(seen))[0]
+            last = history.movies[-1] if history.movies else self.NO_MOVIE
+            found = self._source.candidates([last], k + len(seen))[0]
             out.append([(m, s) for m, s in found if m not in seen][:k])
         return out
 

@@ -54,6 +54,7 @@ class Runtime:
     guards: Guards = field(default_factory=lambda: Guards(None))  # time limits of store calls
     tables: dict[str, NeighbourTable] = field(default_factory=dict)  # precomputed lists by source name
     damaged: dict[str, str] = field(default_factory=dict)  # part -> which of its artifacts failed its checksum
+    history_sources: dict[str, Source | None] = field(default_factory=dict)  # as served (experiments re-fuse them)
     _query_backend: EmbeddingBackend | None = None
     _query_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -257,6 +258,7 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bo
         guards,
         tables,
         damaged_tables | damaged,
+        history_sources,
     )
 
 

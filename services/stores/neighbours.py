@@ -2,31 +2,25 @@
 
 A table for source ``name`` in ``directory`` is four files: ``name.movies.npy`` (int64, the rows' query
 movies, ascending), ``name.ids.npy`` (int32 ``[rows, N]``, best first, padded with -1),
-``name.scores.npy`` (float32 ``[rows, N]``, padding 0) and ``name.json`` (fingerprint, N, rows, created).
-:func:`write_table` removes the json first and writes it last, every file atomically (temporary name,
-fsync, rename: ``services.stores.atomic``); :func:`load_table` trusts a table only when its json is there
-(and names the expected fingerprint) and the arrays have the shapes it states, so a half-written table
-reads as absent.
+``name.scores.npy`` (float32 ``[rows, N]``, padding 0) and ``name.json`` (fingerprint, N, rows, created),
+written whole and mapped back by ``services.stores.array_files``: a half-written table reads as absent.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from services.stores.atomic import atomic_path, fsync, write_text_atomic
+from services.stores.array_files import array_paths, ascending, map_arrays, write_arrays
 
 log = logging.getLogger(__name__)
 
 PAD = -1
-_NAME = re.compile(r"[A-Za-z0-9_+-]+")
 _ARRAYS = ("movies", "ids", "scores")
 
 
@@ -83,30 +77,13 @@ class NeighbourTable:
         return out
 
 
-def _paths(directory: Path, name: str) -> dict[str, Path]:
-    if not _NAME.fullmatch(name):
-        raise ValueError(f"not a valid neighbour table name: {name!r}")
-    paths = {part: directory / f"{name}.{part}.npy" for part in _ARRAYS}
-    paths["json"] = directory / f"{name}.json"
-    return paths
-
-
 def table_files(directory: Path, source_name: str) -> list[Path]:
     """The files of source `source_name`'s table in `directory` (arrays and json)."""
-    return list(_paths(Path(directory), source_name).values())
-
-
-def _write_npy(path: Path, array: np.ndarray) -> None:
-    """Save `array` as .npy (no pickles) at `path` atomically."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, array, allow_pickle=False)
+    return list(array_paths(Path(directory), source_name, _ARRAYS).values())
 
 
 def write_table(directory: Path, source_name: str, table: NeighbourTable, fingerprint: str) -> None:
     """Write the table atomically: the old json goes first, the arrays next, the new json last."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = _paths(directory, source_name)
     arrays: dict[str, np.ndarray] = {
         "movies": np.ascontiguousarray(table.movie_ids, dtype=np.int64),
         "ids": np.ascontiguousarray(table.ids, dtype=np.int32),
@@ -115,54 +92,24 @@ def write_table(directory: Path, source_name: str, table: NeighbourTable, finger
     rows, n = arrays["ids"].shape
     if arrays["movies"].shape != (rows,) or arrays["scores"].shape != (rows, n):
         raise ValueError(f"inconsistent table shapes: {[a.shape for a in arrays.values()]}")
-    if rows > 1 and not bool(np.all(np.diff(arrays["movies"]) > 0)):
+    if not ascending(arrays["movies"]):
         raise ValueError("a table's movie ids must be strictly ascending")
-    if paths["json"].exists():
-        paths["json"].unlink()
-        fsync(directory)
-    for part, array in arrays.items():
-        _write_npy(paths[part], array)
-    meta = {
-        "fingerprint": fingerprint,
-        "n": int(n),
-        "rows": int(rows),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    write_text_atomic(paths["json"], json.dumps(meta, indent=2))
+    write_arrays(directory, source_name, arrays, {"fingerprint": fingerprint, "n": int(n), "rows": int(rows)})
+
+
+def _shapes(meta: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], Any]]:
+    rows, n = int(meta["rows"]), int(meta["n"])
+    return {"movies": ((rows,), np.int64), "ids": ((rows, n), np.int32), "scores": ((rows, n), np.float32)}
 
 
 def load_table(directory: Path, source_name: str, fingerprint: str | None = None) -> NeighbourTable | None:
     """The table memory-mapped, or None when it is missing, partial, inconsistent or (when `fingerprint`
     is given) built from other inputs."""
-    paths = _paths(Path(directory), source_name)
-    try:
-        meta = json.loads(paths["json"].read_text(encoding="utf-8"))
-        rows, n = int(meta["rows"]), int(meta["n"])
-        if fingerprint is not None and meta["fingerprint"] != fingerprint:
-            log.info("neighbour table %s was built from other inputs: ignored", source_name)
-            return None
-        arrays = {part: np.load(paths[part], mmap_mode="r", allow_pickle=False) for part in _ARRAYS}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.debug("no usable neighbour table %s in %s: %s", source_name, directory, exc)
+    mapped = map_arrays(directory, source_name, _ARRAYS, _shapes, fingerprint)
+    if mapped is None:
         return None
-    movies, ids, scores = arrays["movies"], arrays["ids"], arrays["scores"]
-    expected = {"movies": ((rows,), np.int64), "ids": ((rows, n), np.int32), "scores": ((rows, n), np.float32)}
-    for part, (shape, dtype) in expected.items():
-        if arrays[part].offset + arrays[part].nbytes != paths[part].stat().st_size:
-            log.info("neighbour table %s: %s is not the size its header states", source_name, part)
-            return None
-        if arrays[part].shape != shape or arrays[part].dtype != dtype:
-            log.info(
-                "neighbour table %s: %s is %s %s, expected %s %s",
-                source_name,
-                part,
-                arrays[part].shape,
-                arrays[part].dtype,
-                shape,
-                np.dtype(dtype),
-            )
-            return None
-    if rows > 1 and not bool(np.all(np.diff(movies) > 0)):
+    arrays, _ = mapped
+    if not ascending(arrays["movies"]):
         log.info("neighbour table %s: movie ids are not strictly ascending", source_name)
         return None
-    return NeighbourTable(movies, ids, scores)
+    return NeighbourTable(arrays["movies"], arrays["ids"], arrays["scores"])

@@ -7,7 +7,7 @@ export OPENBLAS_NUM_THREADS := 1
 export NEXTWATCH_DATA_DIR ?= ./data
 PORT ?= 8000
 
-.PHONY: install lock system-deps run test test-fast lint format docs build tune evaluate serve clean
+.PHONY: install lock system-deps run test test-fast lint format docs build tune evaluate serve clean peer-deps
 
 install: $(STAMP)
 
@@ -74,5 +74,10 @@ evaluate: install
 serve: install
 	$(BIN)/nextwatch serve --port $(PORT)
 
+# a peer implementation for bench/peer_sasrec.py (RecTools' SASRec), beside the venv: it uses the venv's torch
+peer-deps: install
+	$(BIN)/pip install --quiet --target .peer-site --no-deps rectools==0.19.0 pytorch-lightning==2.6.6 \
+		lightning-utilities==0.15.3 torchmetrics==1.9.0 typeguard==4.6.1
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .peer-site build *.egg-info

@@ -170,8 +170,8 @@ def ingest_script(path: Path, tag: str, movies: list[int], users: int) -> Path:
         f"local movies = {{{','.join(map(str, movies))}}}\nlocal n = 0\n"
         "request = function()\n  n = n + 1\n  local parts = {}\n"
         f"  for j = 1, {BATCH} do\n    local k = n * {BATCH} + j\n"
-        "    parts[j] = string.format('{\"event_id\":\"%s-%d-%d\",\"user_id\":\"u%d\",\"movie_id\":%d,"
-        "\"type\":\"watched\",\"at\":\"2026-12-01T%02d:%02d:%02dZ\"}', "
+        '    parts[j] = string.format(\'{"event_id":"%s-%d-%d","user_id":"u%d","movie_id":%d,'
+        '"type":"watched","at":"2026-12-01T%02d:%02d:%02dZ"}\', '
         f'"{tag}", n, j, k % {users}, movies[(k % #movies) + 1], math.floor(k / 3600) % 24, '
         "math.floor(k / 60) % 60, k % 60)\n  end\n"
         "  local body = '{\"events\":[' .. table.concat(parts, ',') .. ']}'\n"
@@ -231,7 +231,7 @@ def measure(
     )
 
 
-def ingest_rows(server: Server, args: argparse.Namespace, movies: list[int], suffix: str = "") -> list[Row]:
+def ingest_rows(server: Server, args: argparse.Namespace, movies: list[int]) -> list[Row]:
     """`GET /health`, a batch of duplicates, and batches of new events, each from args.clients connections."""
     store = EventStore(server.settings.events_store_url)
     duplicates = [
@@ -241,10 +241,10 @@ def ingest_rows(server: Server, args: argparse.Namespace, movies: list[int], suf
     body = json.dumps({"events": duplicates}, separators=(",", ":"))
     httpx.post(server.base + "/events", content=body, headers={"Content-Type": "application/json"}).raise_for_status()
     rows = [
-        measure(server, f"GET /health{suffix}", lambda t: get_script(server.work, ["/health"], t), args.duration, args.clients),
+        measure(server, "GET /health", lambda t: get_script(server.work, ["/health"], t), args.duration, args.clients),
         measure(
             server,
-            f"POST /events, {BATCH} duplicates{suffix}",
+            f"POST /events, {BATCH} duplicates",
             lambda t: fixed_post_script(server.work, t, body),
             args.duration,
             args.clients,
@@ -252,7 +252,7 @@ def ingest_rows(server: Server, args: argparse.Namespace, movies: list[int], suf
         ),
         measure(
             server,
-            f"POST /events, {BATCH} new{suffix}",
+            f"POST /events, {BATCH} new",
             lambda t: ingest_script(server.work, t, movies[:2000], FILL_USERS),
             args.duration,
             args.clients,

@@ -312,11 +312,56 @@ def serve(
     evaluation: Annotated[
         bool, typer.Option("--evaluation", help="serve the evaluation build (models trained before the test window)")
     ] = False,
+    workers: Annotated[
+        Optional[int], typer.Option(help="worker processes (default: one per core; 1: one process)")
+    ] = None,
 ) -> None:
     """Serve the HTTP API (and the page) over the built data dir."""
     from services.serving.server import serve as run_server
 
-    run_server(_settings(host=host, port=port, serve_models="evaluation" if evaluation else None))
+    run_server(_settings(host=host, port=port, workers=workers, serve_models="evaluation" if evaluation else None))
+
+
+@app.command()
+def replay(
+    api: Annotated[str, typer.Option(help="base URL of the running API (e.g. http://127.0.0.1:8000)")],
+    window: Annotated[
+        str, typer.Option(help="the MovieLens window played: test (the evaluation's test window)")
+    ] = "test",
+    users: Annotated[Optional[int], typer.Option(min=1, help="only this many of the window's viewers (seeded)")] = None,
+    speed: Annotated[float, typer.Option(min=0, help="X times the ratings' real gaps; 0: no waiting")] = 0.0,
+    json_path: Annotated[
+        Optional[Path], typer.Option("--json", help='write {"experiments": {name: report}} here')
+    ] = None,
+    api_key: Annotated[
+        Optional[str], typer.Option(envvar="NEXTWATCH_REPLAY_API_KEY", help="X-API-Key of the event writes")
+    ] = None,
+    min_ratings: MinRatings = None,
+    pairs: Pairs = None,
+) -> None:
+    """Play the test window through a running API (ask next, then post each rating) and print the experiments'
+    online HR@10 beside the offline one (docs/experiments.md)."""
+    import httpx
+
+    from pipelines.evaluation.run import write_json
+    from pipelines.replay import WINDOWS, report_lines, window_steps
+    from pipelines.replay import replay as play
+
+    if window not in WINDOWS:  # the validation window's ratings are in the evaluation build's histories
+        raise ValueError(
+            f"--window {window}: only {', '.join(WINDOWS)} can be replayed (`nextwatch replay --window test`)"
+        )
+    settings = _settings()
+    steps = window_steps(settings, _protocol(settings, min_ratings, pairs, None, None), users)
+    _say(f"replay: {len(steps):,} ratings ({sum(s.target for s in steps):,} asked for) -> {api}")
+    headers = {"X-API-Key": api_key} if api_key else {}
+    with httpx.Client(base_url=api, timeout=60, headers=headers) as client:
+        reports = play(client, steps, speed=speed)
+    for line in report_lines(reports):
+        typer.echo(line)
+    if json_path:
+        write_json(json_path, reports)
+        _say(f"replay: wrote {json_path}")
 
 
 @app.command()

@@ -30,9 +30,10 @@ def one_line(exc: BaseException) -> str:
 
     from pipelines.data_lock import DataDirNotWritable
     from pipelines.ingest.release import IngestError
+    from services.serving.experiments import ExperimentsError
     from services.stores.vectors import VectorStoreError, VectorStoreLocked
 
-    if isinstance(exc, DataDirNotWritable):  # no command fixes it: the volume or its permissions do
+    if isinstance(exc, (DataDirNotWritable, ExperimentsError)):  # the volume or the file named fixes it
         return message
     if isinstance(exc, IngestError):
         return f"{message}: check the MovieLens source (`nextwatch ingest --source SOURCE` or NEXTWATCH_SOURCE)"

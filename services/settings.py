@@ -220,6 +220,12 @@ class APISettings(Group):
 
     host: str = Field(default="127.0.0.1", description="`nextwatch serve`: address to bind")
     port: int = Field(default=8000, ge=0, le=65535, description="`nextwatch serve`: port to bind")
+    workers: int = Field(
+        default=0,
+        ge=0,
+        description="`nextwatch serve`: worker processes sharing the port and the mapped build (0: one per core, "
+        "`os.cpu_count()`; 1: one process)",
+    )
     max_k: int = Field(default=100, ge=1, description="most recommendations per movie (k)")
     max_limit: int = Field(default=100, ge=1, description="most movies per search or random page")
     max_batch: int = Field(default=100, ge=1, description="most movie ids per batch request")
@@ -250,7 +256,7 @@ class APISettings(Group):
         default=10,
         ge=0,
         description="hybrid's answer at this k (the default of `k`), default filter, is computed for every "
-        "movie when a build is opened (0: never)",
+        "movie by the build (`neighbours` step) and mapped by the server (0: never)",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description='origins allowed by CORS, comma-separated ("*" for any)'
@@ -418,7 +424,9 @@ class Settings(BaseSettings):
         "empty: no experiments",
     )
     experiment_horizon_hours: float = Field(
-        default=24.0, gt=0, description="an exposure is a hit when the viewer's next watched or completed event "
+        default=24.0,
+        gt=0,
+        description="an exposure is a hit when the viewer's next watched or completed event "
         "within this many hours is among its top 10",
     )
     serve_models: Literal["full", "evaluation"] = Field(

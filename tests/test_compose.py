@@ -157,3 +157,18 @@ def test_app_services_get_every_setting_they_need(service: str, monkeypatch: pyt
     catalog = Catalog(settings.catalog_url)  # oracle+oracledb, thin mode: no connection until first use
     assert catalog.engine.dialect.name == "oracle" and catalog.engine.url.password == "test_oracle_app_password"
     catalog.close()
+
+
+def test_two_api_replicas_share_the_stores_behind_a_health_checked_proxy() -> None:
+    api, proxy = SERVICES["api"], SERVICES["proxy"]
+    assert api["deploy"]["replicas"] >= 2 and "ports" not in api  # only the proxy is published
+    assert api["volumes"] == ["nextwatch-data:/data:ro"]  # the build, shared read-only
+    assert "nextwatch-data:/data" in SERVICES["pipeline"]["volumes"]  # its one writer
+    env = _environment("api")
+    assert urlsplit(env["NEXTWATCH_EVENTS_URL"]).hostname in SERVICES  # events in a shared database
+    assert proxy["depends_on"] == {"api": {"condition": "service_healthy"}}
+    assert "/health" in " ".join(proxy["healthcheck"]["test"])
+    conf = COMPOSE["configs"][proxy["configs"][0]["source"]]["content"]
+    assert f"server api:{api['expose'][0]}" in conf and "proxy_next_upstream" in conf
+    published = proxy["ports"][0].rsplit(":", 1)[1]
+    assert f"listen {published};" in conf

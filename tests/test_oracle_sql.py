@@ -16,6 +16,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from services.stores.catalog import MOVIE_COLUMNS, SERIES_COLUMNS, Catalog, metadata, movie_table, series_table
 from services.stores.events import EVENT_COLUMNS, event_table, events_metadata
+from services.stores.exposures import exposures_metadata
 from services.stores.upsert import insert_new_statement, oracle_merge, upsert_statement
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql" / "oracle"
@@ -67,13 +68,13 @@ def _sql_file_statements(path: Path) -> list[str]:
 def test_sql_files_match_the_sqlalchemy_metadata() -> None:
     statements = _sql_file_statements(SQL_DIR / "02_schema.sql")
     ddl = [s for s in statements if s.upper().startswith("CREATE ")]
-    tables = [*metadata.sorted_tables, *events_metadata.sorted_tables]
+    tables = [*metadata.sorted_tables, *events_metadata.sorted_tables, *exposures_metadata.sorted_tables]
     compiled = [str(CreateTable(t).compile(dialect=DIALECT)) for t in tables]
     compiled += [str(CreateIndex(i).compile(dialect=DIALECT)) for t in tables for i in t.indexes]
     from_files, from_metadata = _schema(ddl), _schema(compiled)
-    assert from_files["tables"].keys() == {"SERIES", "MOVIE", "EVENT"}
+    assert from_files["tables"].keys() == {"SERIES", "MOVIE", "EVENT", "EXPOSURE"}
     assert from_files == from_metadata
-    assert len(from_files["indexes"]) == 3  # series_id, title, and the events' (user_id, at)
+    assert len(from_files["indexes"]) == 4  # series_id, title, the events' (user_id, at), the exposures' (experiment, served)
 
 
 def test_schema_belongs_to_the_app_user_and_stops_on_errors() -> None:

@@ -1,6 +1,6 @@
 """Hybrid's default answers computed up front: the same answers as computed per request, only for the
-precomputed request shape, never frozen while degraded; the API's runtime precomputes them when tables
-answer every store-backed source."""
+precomputed request shape, never frozen while degraded; the API's runtime maps the build's answers only when
+tables answer every store-backed source (tests/test_build_answers.py: the build's artifact)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pytest
 
 from services.recommender.filters import Filter
-from services.serving.runtime import DEFAULT_FILTER, open_runtime
+from services.serving.runtime import open_runtime
 from services.settings import Settings
 from services.stores.generations import resolve_generation
 from tests.support.servers import private_copy
@@ -87,28 +87,11 @@ def test_answers_degraded_while_precomputing_are_not_kept() -> None:
     assert served == live.recommend_batch([3], 5, filter=ADULT_OUT) and served.missing == []
 
 
-def test_the_api_runtime_precomputes_hybrid_when_tables_answer(built_settings: Settings) -> None:
-    served = open_runtime(built_settings, serving=True)
-    plain = open_runtime(built_settings)
-    try:
-        hybrid = served.strategies["hybrid"]
-        assert hybrid.precomputed is not None and len(hybrid.precomputed) == len(served.facts.movie_ids)
-        assert plain.strategies["hybrid"].precomputed is None
-        ids = list(served.facts.movie_ids)
-        for k in (10, 20):
-            assert hybrid.recommend_batch(ids, k, filter=DEFAULT_FILTER) == plain.strategies["hybrid"].recommend_batch(
-                ids, k, filter=DEFAULT_FILTER
-            )
-    finally:
-        served.close()
-        plain.close()
-
-
-def test_no_precomputing_without_a_table_for_a_weighted_store_source(
+def test_no_answers_are_mapped_without_a_table_for_a_weighted_store_source(
     built_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """Vector weighted but its table gone: each movie would wait on a live search, so nothing is
-    precomputed; nor with NEXTWATCH_PRECOMPUTE_K=0."""
+    """Vector weighted but its table gone: the build's answers would not be what each request gets (a live
+    search), so none are mapped; nor with NEXTWATCH_PRECOMPUTE_K=0."""
     settings = private_copy(
         built_settings,
         tmp_path_factory.mktemp("no-vector-table") / "data",
@@ -119,10 +102,11 @@ def test_no_precomputing_without_a_table_for_a_weighted_store_source(
     rt = open_runtime(settings, serving=True)
     try:
         assert "vector" not in rt.tables and rt.strategies["hybrid"].precomputed is None
+        assert rt.answers == "live: vector answer live (no table)"
     finally:
         rt.close()
     rt = open_runtime(built_settings.updated(precompute_k=0), serving=True)
     try:
-        assert rt.strategies["hybrid"].precomputed is None
+        assert rt.strategies["hybrid"].precomputed is None and rt.answers == "off"
     finally:
         rt.close()

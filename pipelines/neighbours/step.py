@@ -6,8 +6,10 @@ import time
 from dataclasses import dataclass
 
 from pipelines.models.model_set import resolve
+from pipelines.neighbours.answers import build_default_answers
 from services.recommender.registry import REGISTRY
 from services.settings import Settings
+from services.stores.answers import NAME as ANSWERS
 from services.stores.checksums import damage, record
 from services.stores.neighbours import load_table, table_files, write_table
 from services.stores.table_inputs import table_input, table_location
@@ -24,7 +26,7 @@ def build_neighbour_tables(
     settings: Settings, *, evaluation: bool = False, force: bool = False
 ) -> NeighboursResult | None:
     """Each source's table, rewritten only when its inputs changed or it is damaged (its files' checksums are
-    recorded); None when every table was up to date.
+    recorded), then (served set) hybrid's default answers over them; None when all were up to date.
 
     A table computed from a model of the trained set lives beside that model (the served set, or the
     evaluation set with `evaluation`); the others (vector) belong to the build and are written only for the
@@ -46,6 +48,8 @@ def build_neighbour_tables(
         record(settings.build_dir, key, table_files(directory, name))
         written.append(name)
         rows = max(rows, len(table))
+    if not evaluation and build_default_answers(settings, force=force) is not None:
+        written.append(ANSWERS)
     if not written:
         return None
     return NeighboursResult(tuple(written), rows, round(time.perf_counter() - started, 2))

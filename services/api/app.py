@@ -16,6 +16,7 @@ from services.api import (
     compat,
     deps,
     events,
+    experiments,
     facets,
     history,
     movies,
@@ -30,11 +31,13 @@ from services.api.errors import install_error_handlers
 from services.api.limits import BodyLimit
 from services.api.observability import REQUEST_ID_HEADER, Metrics, RequestObserver, enable_access_log
 from services.api.writes import WriteAccess
+from services.serving.experiments import ExperimentBook
 from services.serving.reload import GenerationWatcher
 from services.serving.runtime import Runtime, open_runtime
 from services.serving.titles import TitleIndex
 from services.settings import Settings
 from services.stores.events import EventStore
+from services.stores.exposures import ExposureStore
 
 DESCRIPTION = """What to watch next: series, overview-vector and collaborative recommendations over a
 MovieLens catalogue with Korean titles.
@@ -75,6 +78,7 @@ def create_app(
         app.state.runtime = runtime or open_runtime(settings, serving=True)
         app.state.titles = TitleIndex(app.state.runtime)
         app.state.events = EventStore(settings.events_store_url)
+        app.state.exposures = ExposureStore(app.state.events)
         app.state.writes.log_mode()
         watcher = watch_generations(app) if owned and settings.api.reload_poll_seconds > 0 else None
         try:
@@ -82,6 +86,7 @@ def create_app(
         finally:
             if watcher is not None:
                 watcher.stop()
+            app.state.exposures.close()
             app.state.events.close()
             if owned:
                 app.state.runtime.close()
@@ -94,9 +99,11 @@ def create_app(
         lifespan=lifespan,
         dependencies=[Depends(deps.reject_nul)],
     )
-    for module in (movies, recommendations, history, events, users, compat, ops, search, facets, report_files, page):
+    routers = (movies, recommendations, history, events, users, compat, ops, search, facets, report_files, experiments)
+    for module in (*routers, page):
         app.include_router(module.router)
     app.state.writes = WriteAccess(settings.api)  # a key file it cannot read stops the app here
+    app.state.experiments = ExperimentBook.open(settings.experiments)  # so does a bad experiments file
     install_error_handlers(app)
     # innermost, so that its 413 and 408 answers also get CORS headers and request ids, and are counted
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes, seconds=settings.api.body_timeout_seconds)

@@ -9,11 +9,13 @@ from fastapi.concurrency import run_in_threadpool
 
 from services.api import deps
 from services.api.event_schemas import ID_PATTERN
+from services.api.experiment_schemas import ViewerNextAnswer
 from services.api.history_schemas import HistoryItem, NextAnswer, NextMovie, NextRequest, UserHistory
 from services.api.recommendations import Strategy
 from services.api.schemas import ErrorBody, MovieIdText
 from services.recommender.filters import Filter
 from services.serving.events import known_viewer
+from services.serving.experiment_report import Arm, arm_of, log_exposure
 from services.serving.guards import on_the_loop_unless_blocking
 from services.serving.next import NextServed, recommend_next
 from services.serving.recommend import StrategyUnavailable
@@ -63,40 +65,62 @@ async def _answer_next(
     explain: bool,
 ) -> NextAnswer:
     """The next list for a history, answered on the event loop unless a store must be asked."""
+    return answer(request, await _serve(request, rt, Arm(strategy), history, k, rules, allow_seen, explain))
+
+
+async def _serve(
+    request: Request,
+    rt: Runtime,
+    arm: Arm,
+    history: list[int],
+    k: int,
+    rules: Filter,
+    allow_seen: bool,
+    explain: bool,
+) -> NextServed:
     try:
-        served = await on_the_loop_unless_blocking(
-            lambda: recommend_next(rt, strategy, history, k, rules, allow_seen=allow_seen, explain=explain)
+        return await on_the_loop_unless_blocking(
+            lambda: recommend_next(
+                rt, arm.strategy, history, k, rules, allow_seen=allow_seen, explain=explain, using=arm.chosen
+            )
         )
     except StrategyUnavailable as exc:
-        request.state.strategy = strategy
+        request.state.strategy = arm.strategy
         raise HTTPException(status_code=503, detail=str(exc)) from None
-    return answer(request, served)
 
 
-@router.get("/users/{user_id}/next", response_model=NextAnswer, responses=ERRORS)
+@router.get("/users/{user_id}/next", response_model=ViewerNextAnswer, responses=ERRORS)
 async def user_next(
     request: Request,
     rt: deps.RuntimeDep,
     store: deps.EventsDep,
     user_id: UserId,
-    strategy: Strategy = "hybrid",
+    strategy: Annotated[Strategy | None, Query(description="default: the viewer's variant, else hybrid")] = None,
     k: Annotated[int, Query(ge=1, description="how many movies, at most NEXTWATCH_MAX_K (default 100)")] = 10,
     exclude: Annotated[list[MovieIdText], Query(description="movie ids never to recommend")] = [],  # noqa: B006
     genre: Annotated[str | None, Query(max_length=100, description="only movies of this genre")] = None,
     include_adult: Annotated[bool, Query(description="also adult movies")] = False,
     allow_seen: Annotated[bool, Query(description="movies of the history may come back")] = False,
     explain: Annotated[bool, Query(description="add, per item, the history movies that led to it")] = False,
-) -> NextAnswer:
+) -> ViewerNextAnswer:
     """What `POST /next` answers for the viewer's history as the service knows it: their MovieLens ratings and
     their events (`POST /events`) in time order. Movies marked `not_interested` never come back; abandoned
     and poorly rated (below 3) movies are seen, not followed (a user it does not know has an empty history:
-    recently popular movies)."""
+    recently popular movies). Without `strategy`, the viewer's variant of the experiment answers
+    (docs/experiments.md); the answer is logged as an exposure under `request_id`."""
     deps.check_size(len(exclude), rt.settings.api.max_exclude, "excluded ids")
     deps.check_at_most(("query", "k"), k, rt.settings.api.max_k, "k")
     genre = deps.known_genre(rt, ("query", "genre"), genre)
     viewer = await run_in_threadpool(known_viewer, rt, store, user_id)
     rules = Filter.of([*exclude, *viewer.excluded(allow_seen)], genre, include_adult)
-    return await _answer_next(request, rt, strategy, viewer.history, k, rules, allow_seen=allow_seen, explain=explain)
+    arm = arm_of(rt, request.app.state.experiments, user_id, strategy)
+    served = await _serve(request, rt, arm, viewer.history, k, rules, allow_seen, explain)
+    request_id: str = request.state.request_id
+    await run_in_threadpool(log_exposure, request.app.state.exposures, request_id, user_id, arm, served)
+    if arm.experiment is not None and arm.variant is not None:
+        request.app.state.metrics.exposures.labels(arm.experiment.name, arm.variant.name).inc()
+    variant = None if arm.variant is None else arm.variant.name
+    return ViewerNextAnswer(**answer(request, served).__dict__, request_id=request_id, variant=variant)
 
 
 @router.get("/users/{user_id}/history", response_model=UserHistory, responses=ERRORS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -11,7 +12,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -47,6 +49,19 @@ class Metrics:
             ["strategy", "missing"],
             registry=self.registry,
         )
+        self.exposures = Counter(
+            "nextwatch_experiment_exposures",
+            "answers served under an experiment",
+            ["experiment", "variant"],
+            registry=self.registry,
+        )
+        self.hits = Gauge(
+            "nextwatch_experiment_hits",
+            "hits among the exposures, at the last report",
+            ["experiment", "variant"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",  # workers: the last report any of them made
+        )
 
     def observe(self, route: str, method: str, status: int, strategy: str, seconds: float) -> None:
         self.requests.labels(route, method, str(status), strategy).inc()
@@ -57,8 +72,13 @@ class Metrics:
             self.degraded.labels(strategy, part).inc()
 
     def render(self) -> tuple[bytes, str]:
-        """The Prometheus text exposition and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The Prometheus text exposition and its content type: under `nextwatch serve --workers N`
+        (PROMETHEUS_MULTIPROC_DIR set) every worker's metrics, added up."""
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        workers = CollectorRegistry()
+        MultiProcessCollector(workers)
+        return generate_latest(workers), CONTENT_TYPE_LATEST
 
 
 class RequestObserver:

@@ -14,8 +14,9 @@ from typing import Any
 
 from services.recommender.base import BatchResult, Candidates, Recommendation, Source
 from services.recommender.filters import Filter, ItemFacts
-from services.recommender.precomputed import PrecomputedAnswers
+from services.recommender.precomputed import PrecomputedAnswers, compute_answers
 from services.recommender.strategies import BatchStrategy, take_new
+from services.stores.answers import AnswerArrays
 
 
 def fuse(
@@ -100,16 +101,19 @@ class FusionStrategy(BatchStrategy):
                 return answered
         return super().recommend_batch(queries, k, filter=filter, explain=explain)
 
-    def precompute(self, movie_ids: Sequence[int], k: int, rules: Filter) -> int:
-        """Serve (k, rules) for these movies from answers computed now by this strategy (what
-        `recommend_batch` would answer; degraded answers are not kept); returns how many were kept."""
+    def default_answers(self, movie_ids: Sequence[int], k: int, rules: Filter) -> AnswerArrays:
+        """What `recommend_batch` answers to (k, rules) for each of these movies, computed now (degraded
+        answers are not kept): the build's artifact."""
 
         def served(ids: Sequence[int]) -> BatchResult:
             return self._run(ids, k, rules, degrade=True)
 
-        answers = PrecomputedAnswers.compute(served, movie_ids, k, rules, expected_missing=self.absent)
-        self.precomputed = answers
-        return len(answers)
+        return compute_answers(served, movie_ids, k, expected_missing=self.absent)
+
+    def precompute(self, movie_ids: Sequence[int], k: int, rules: Filter) -> int:
+        """Serve (k, rules) for these movies from answers computed now; returns how many were kept."""
+        self.precomputed = PrecomputedAnswers(self.default_answers(movie_ids, k, rules), rules)
+        return len(self.precomputed)
 
     def _run(self, queries: Sequence[Any], k: int, rules: Filter | None, *, degrade: bool) -> BatchResult:
         keep = self._predicate(rules)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from services.recommender.base import History, Recommendation
 from services.recommender.filters import Filter
 from services.recommender.registry import explaining, part_of_source
+from services.recommender.strategies import BatchStrategy
 from services.serving.recommend import StrategyUnavailable
 from services.serving.runtime import Runtime
 
@@ -40,17 +41,19 @@ def recommend_next(
     *,
     allow_seen: bool = False,
     explain: bool = False,
+    using: BatchStrategy | None = None,
 ) -> NextServed:
     """`strategy`'s next movies after `history` (oldest first); StrategyUnavailable when it cannot be served.
 
     Movies the catalogue does not know are ignored (and listed); with nothing known, recent-popular
-    answers. Unless `allow_seen`, no movie of the history comes back."""
+    answers. Unless `allow_seen`, no movie of the history comes back. `using` answers instead of the runtime's
+    strategy of that name (an experiment's variant with settings of its own)."""
     catalogue = rt.known_ids
     known = tuple(m for m in history if m in catalogue)
     ignored = list(dict.fromkeys(m for m in history if m not in catalogue))
     if not known:
         strategy = EMPTY_HISTORY if EMPTY_HISTORY in rt.history_strategies else "popular"
-    chosen = rt.history_strategies.get(strategy)
+    chosen = using if using is not None and known else rt.history_strategies.get(strategy)
     if chosen is None:
         raise StrategyUnavailable(f"strategy {strategy!r} is unavailable: missing {', '.join(rt.missing)}")
     query = History(known, drop_seen=not allow_seen)

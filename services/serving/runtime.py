@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -12,12 +11,13 @@ from typing import Any
 
 from services.embeddings.backends import EmbeddingBackend, make_backend
 from services.recommender.base import Source
-from services.recommender.filters import Filter, ItemFacts
-from services.recommender.fusion import FusionStrategy
+from services.recommender.filters import ItemFacts
 from services.recommender.registry import REGISTRY, SourceInputs, make_history_sources, make_sources, store_parts
 from services.recommender.standard import FusionConfig, build_strategies, wrap_store_backed
 from services.recommender.strategies import BatchStrategy
 from services.recommender.tabled import TabledSource
+from services.serving.answers import DEFAULT_FILTER as DEFAULT_FILTER
+from services.serving.answers import map_default_answers
 from services.serving.cache import CachedSource
 from services.serving.guards import GuardedSource, Guards
 from services.settings import Settings
@@ -55,6 +55,7 @@ class Runtime:
     tables: dict[str, NeighbourTable] = field(default_factory=dict)  # precomputed lists by source name
     damaged: dict[str, str] = field(default_factory=dict)  # part -> which of its artifacts failed its checksum
     history_sources: dict[str, Source | None] = field(default_factory=dict)  # as served (experiments re-fuse them)
+    answers: str = "off"  # hybrid's default answers: "mapped" from the build, "live: why", or "off"
     _query_backend: EmbeddingBackend | None = None
     _query_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -242,8 +243,7 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bo
         if part in missing:
             catalog.close()
             raise RuntimeError(f"{part} unavailable: run `nextwatch build` first")
-    if serving:
-        precompute_default_answers(strategies, tables, facts.movie_ids, settings.api.precompute_k)
+    answers = map_default_answers(settings, strategies, tables, facts) if serving else "off"
     return Runtime(
         settings,
         catalog,
@@ -258,7 +258,8 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bo
         guards,
         tables,
         damaged_tables | damaged,
-        history_sources,
+        history_sources=history_sources,
+        answers=answers,
     )
 
 
@@ -279,7 +280,7 @@ def _open_catalog(settings: Settings) -> tuple[Catalog, MovieFacts]:
 def _open_vectors(settings: Settings) -> VectorStore | None:
     vectors: VectorStore | None = None
     try:
-        vectors = open_vector_store(settings)
+        vectors = open_vector_store(settings, reader=True)
         if vectors.info() is None:
             raise RuntimeError(f"collection {settings.qdrant.collection!r} does not exist")
         return vectors
@@ -293,25 +294,3 @@ def _open_vectors(settings: Settings) -> VectorStore | None:
 def missing_parts(sources: Mapping[str, Source | None]) -> list[str]:
     """The parts of the sources that could not be made (what they read is missing)."""
     return list(dict.fromkeys(s.part for n, s in REGISTRY.sources.items() if s.part and sources.get(n) is None))
-
-
-# the API's default request: no exclusions, any genre, no adult movies
-DEFAULT_FILTER = Filter.of((), None, include_adult=False)
-
-
-def precompute_default_answers(
-    strategies: Mapping[str, BatchStrategy], tables: Mapping[str, NeighbourTable], movie_ids: Sequence[int], k: int
-) -> None:
-    """Hybrid's answer to the default request (k, the default filter) for every movie, computed now so the
-    API gives it from memory; only when every store-backed source hybrid asks is answered by a table
-    (otherwise each movie would wait on a live search here)."""
-    hybrid = strategies.get("hybrid")
-    if not k or not isinstance(hybrid, FusionStrategy):
-        return
-    live = {s.name for s in hybrid.sources} & (set(store_parts()) - set(tables))
-    if live:
-        log.info("hybrid's default answers not precomputed: %s answer live (no table)", ", ".join(sorted(live)))
-        return
-    started = time.perf_counter()
-    kept = hybrid.precompute(movie_ids, k, DEFAULT_FILTER)
-    log.info("hybrid's default answers (k=%d) for %s movies in %.1f s", k, f"{kept:,}", time.perf_counter() - started)

@@ -1,11 +1,27 @@
-"""Start the API server (uvicorn, one process) over a built data dir."""
+"""Start the API server (uvicorn) over a built data dir: one process, or a worker per core.
+
+With more than one worker, uvicorn starts them from the app's import string; each opens the build itself
+(the mapped tables and answers are shared read-only through the page cache), follows the `current` pointer
+with its own watcher, and counts its requests into a private PROMETHEUS_MULTIPROC_DIR that `/metrics`
+aggregates (made empty by `serve`, removed when it stops).
+"""
 
 from __future__ import annotations
 
+import ctypes
 import faulthandler
+import json
+import os
+import shutil
+import signal
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
+from pydantic import SecretStr
 from uvicorn.importer import import_from_string
 
 from services.serving.runtime import check_servable, open_runtime
@@ -13,10 +29,21 @@ from services.settings import Settings
 
 # the API's app factory, named rather than imported: the serving layer imports nothing from the API
 APP_FACTORY = "services.api.app:create_app"
+WORKER_APP = "services.serving.server:worker_app"
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+# the settings `serve` was given (those set explicitly, as JSON), for its workers
+WORKER_SETTINGS = "NEXTWATCH_WORKER_SETTINGS_JSON"
+SERVER_PID = "NEXTWATCH_SERVER_PID"  # the workers' parent
+PR_SET_PDEATHSIG = 1
 
 
 class NotServable(RuntimeError):
     """The data dir holds nothing the API can serve yet (the message names the command that builds it)."""
+
+
+def worker_count(settings: Settings) -> int:
+    """The worker processes `serve` starts: ``api.workers``, 0 meaning one per core."""
+    return settings.api.workers or os.cpu_count() or 1
 
 
 def serve(settings: Settings) -> None:
@@ -27,6 +54,20 @@ def serve(settings: Settings) -> None:
     problem = check_servable(settings)
     if problem:
         raise NotServable(problem)
+    workers = worker_count(settings)
+    if workers > 1:
+        # a worker that cannot open the build fails its start, and uvicorn stops (no restart loop)
+        with worker_environment(settings):
+            uvicorn.run(
+                WORKER_APP,
+                factory=True,
+                workers=workers,
+                host=settings.api.host,
+                port=settings.api.port,
+                log_level="info",
+                access_log=False,
+            )
+        return
     # an unreadable store stops here, in one line, not inside uvicorn's lifespan; the app owns the runtime
     # from here on (it swaps in each new build generation and closes the last one)
     runtime = open_runtime(settings, serving=True)
@@ -39,3 +80,52 @@ def serve(settings: Settings) -> None:
         log_level="info",
         access_log=False,
     )
+
+
+@contextmanager
+def worker_environment(settings: Settings) -> Iterator[None]:
+    """The environment the workers start with: the settings given (explicit ones only, so tuned values
+    still apply) and a new, empty metrics directory of this server's own, removed afterwards."""
+    metrics = tempfile.mkdtemp(prefix="nextwatch-metrics-")
+    saved = {name: os.environ.get(name) for name in (METRICS_DIR, WORKER_SETTINGS, SERVER_PID)}
+    os.environ[METRICS_DIR] = metrics
+    os.environ[SERVER_PID] = str(os.getpid())
+    os.environ[WORKER_SETTINGS] = json.dumps(_plain(settings.model_dump(exclude_unset=True)), default=str)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(metrics, ignore_errors=True)
+
+
+def _plain(value: Any) -> Any:
+    """Dumped settings with their secrets' values (the workers need the keys themselves)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def worker_app() -> Any:
+    """One worker's app (uvicorn calls it in each worker process), over the settings `serve` was given."""
+    faulthandler.enable(file=sys.__stderr__ or sys.stderr)
+    _stop_with_parent()
+    given = os.environ.get(WORKER_SETTINGS)
+    settings = Settings(**json.loads(given)) if given else Settings()
+    return import_from_string(APP_FACTORY)(settings)
+
+
+def _stop_with_parent() -> None:
+    """A worker gets SIGTERM when the server process dies, even by SIGKILL (Linux `PR_SET_PDEATHSIG`), so
+    no worker serves on unsupervised after its server was killed."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the supervisor's own shutdown still stops the workers
+        return
+    if str(os.getppid()) != os.environ.get(SERVER_PID):  # it died before the signal was asked for
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -60,3 +60,17 @@ CREATE TABLE event (
 );
 
 CREATE INDEX ix_event_user_at ON event (user_id, at);
+
+-- the lists answered to known viewers under experiments, kept equal to services/stores/exposures.py
+CREATE TABLE exposure (
+    request_id VARCHAR2(128 CHAR) NOT NULL,
+    user_id VARCHAR2(64 CHAR) NOT NULL,
+    experiment VARCHAR2(64 CHAR),
+    variant VARCHAR2(64 CHAR),
+    strategy VARCHAR2(32 CHAR) NOT NULL,
+    items VARCHAR2(4000 CHAR) NOT NULL,
+    served DATE NOT NULL,
+    CONSTRAINT pk_exposure PRIMARY KEY (request_id)
+);
+
+CREATE INDEX ix_exposure_experiment ON exposure (experiment, served);

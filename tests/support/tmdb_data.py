@@ -72,11 +72,12 @@ def fast_env(data: Path, server: FakeTmdb) -> dict[str, str]:
 
 def cli_env(data: Path, server: FakeTmdb | None = None, **settings: str) -> dict[str, str]:
     """The environment of a `python -m pipelines.cli` child: this worktree's code, `data`, no real credentials."""
-    # the test session's learned-model settings (tests/conftest.py) stay: short and without a wall-clock stop
+    # the test session's learned-model settings (tests/conftest.py) stay: short and without a wall-clock stop;
+    # and its one-process servers
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("TMDB_", "NEXTWATCH_")) or k.startswith("NEXTWATCH_LEARNED_")
+        if not k.startswith(("TMDB_", "NEXTWATCH_")) or k.startswith(("NEXTWATCH_LEARNED_", "NEXTWATCH_WORKERS"))
     }
     env.update(
         {

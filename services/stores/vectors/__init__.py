@@ -54,15 +54,18 @@ __all__ = [
 ]
 
 
-def open_vector_store(settings: Settings) -> VectorStore:
+def open_vector_store(settings: Settings, *, reader: bool = False) -> VectorStore:
     """Embedded qdrant-edge shard under settings.qdrant_path when settings.qdrant.url is empty, else a
-    Qdrant server via qdrant-client (``":memory:"`` selects qdrant-client's in-process mode)."""
+    Qdrant server via qdrant-client (``":memory:"`` selects qdrant-client's in-process mode). A `reader`
+    (the server: it only searches) reads an embedded shard that another process has open from a private
+    copy, so every worker of `nextwatch serve --workers N` has the vectors."""
     if not settings.qdrant.url:
         return EdgeVectorStore(
             settings.qdrant_path,
             settings.qdrant.collection,
             settings.qdrant.hnsw_ef,
             settings.qdrant.exact_search_max_points,
+            copy_when_locked=reader,
         )
     from qdrant_client import QdrantClient
 

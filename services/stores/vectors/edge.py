@@ -62,6 +62,8 @@ class EdgeVectorStore(BaseVectorStore):
         collection: str,
         hnsw_ef: int = 128,
         exact_search_max_points: int = 20_000,
+        *,
+        copy_when_locked: bool = False,
     ) -> None:
         if not collection or any(c in collection for c in "/\\") or collection.startswith("."):
             raise VectorStoreError(f"invalid collection name {collection!r}")
@@ -73,7 +75,8 @@ class EdgeVectorStore(BaseVectorStore):
         self._shard: Any = None
         self._meta: dict[str, Any] | None = None
         self._lock = threading.RLock()
-        self._copy: Path | None = None  # the private copy a read-only shard is opened from
+        self._copy: Path | None = None  # the private copy a read-only (or, reading, a locked) shard is opened from
+        self._copy_when_locked = copy_when_locked
 
     # -- locations and metadata -------------------------------------------------------------------
 
@@ -113,7 +116,12 @@ class EdgeVectorStore(BaseVectorStore):
 
                 meta = self._read_meta()
                 try:
-                    self._shard = EdgeShard.load(str(self._loadable()))
+                    try:
+                        self._shard = EdgeShard.load(str(self._loadable()))
+                    except Exception as exc:
+                        if "WouldBlock" not in str(exc) or not self._copy_when_locked:
+                            raise
+                        self._shard = EdgeShard.load(str(self._private_copy()))  # a reader beside another
                 except Exception as exc:
                     if "WouldBlock" in str(exc):
                         raise VectorStoreLocked(
@@ -132,6 +140,10 @@ class EdgeVectorStore(BaseVectorStore):
         in the temporary directory: qdrant-edge writes beside its files even to read them."""
         if os.access(self.shard_path, os.W_OK):
             return self.shard_path
+        return self._private_copy()
+
+    def _private_copy(self) -> Path:
+        """A copy of the shard in the temporary directory, removed by close()."""
         self._copy = Path(tempfile.mkdtemp(prefix="nextwatch-vectors-"))
         copy = Path(shutil.copytree(self.shard_path, self._copy / self.collection, copy_function=shutil.copyfile))
         for path in (copy, *copy.rglob("*")):

@@ -1,0 +1,192 @@
+"""Serving under an experiment (assign, answer, log the exposure) and its report: online HR@10 per variant.
+
+An exposure is a **hit** when the viewer's next watched or completed event after it, within the horizon
+(``NEXTWATCH_EXPERIMENT_HORIZON_HOURS``), is among its first 10 items; a miss when that event is another
+movie or no such event came within the horizon; **pending** (not counted yet) while the horizon has not
+passed and no event came. Intervals are user-bootstrap percentiles (a viewer's exposures are not
+independent); the variants' viewers are disjoint, so a difference resamples each variant's viewers apart.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
+
+from services.recommender.registry import HYBRID
+from services.recommender.strategies import BatchStrategy
+from services.serving.experiments import Experiment, ExperimentBook, Variant, missing_parts, variant_strategy
+from services.serving.guards import LOGGED_CHARS
+from services.serving.next import NextServed
+from services.serving.runtime import Runtime
+from services.stores.exposures import Exposure, ExposureStore, Watch
+
+log = logging.getLogger(__name__)
+K = 10  # the online hit ratio is HR@10: the next movie among the first 10 served
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Arm:
+    """What answers a viewer: the strategy name, and under an experiment its variant and strategy object."""
+
+    strategy: str
+    experiment: Experiment | None = None
+    variant: Variant | None = None
+    chosen: BatchStrategy | None = None
+
+
+def arm_of(rt: Runtime, book: ExperimentBook, user_id: str, strategy: str | None) -> Arm:
+    """A request naming its strategy gets it; otherwise the viewer's variant of the first experiment (none
+    configured: hybrid)."""
+    assigned = None if strategy is not None else book.assign(user_id)
+    if assigned is None:
+        return Arm(strategy or HYBRID)
+    experiment, variant = assigned
+    return Arm(variant.strategy, experiment, variant, variant_strategy(rt, variant))
+
+
+def log_exposure(store: ExposureStore, request_id: str, user_id: str, arm: Arm, served: NextServed) -> None:
+    """Store the exposure (once per request id); a store that fails is one warning line, never a failed answer."""
+    exposure = Exposure(
+        request_id,
+        user_id,
+        None if arm.experiment is None else arm.experiment.name,
+        None if arm.variant is None else arm.variant.name,
+        served.strategy,
+        tuple(r.movie_id for r in served.items),
+        datetime.now(UTC).replace(tzinfo=None),
+    )
+    try:
+        store.add(exposure)
+    except SQLAlchemyError as exc:
+        log.warning("exposure not stored: %s: %s", type(exc).__name__, " ".join(str(exc).split())[:LOGGED_CHARS])
+
+
+def judge(
+    exposures: Sequence[Exposure], watches: Sequence[Watch], horizon: timedelta, now: datetime
+) -> list[bool | None]:
+    """Per exposure: a hit (True), a miss (False) or pending (None), judged on its viewer's next watched or
+    completed event after it (`watches`: by viewer, oldest first)."""
+    by_user: dict[str, list[Watch]] = {}
+    for w in watches:
+        by_user.setdefault(w.user_id, []).append(w)
+    times = {user: [w.at for w in ws] for user, ws in by_user.items()}
+    out: list[bool | None] = []
+    for x in exposures:
+        seen = times.get(x.user_id, [])
+        i = bisect.bisect_right(seen, x.served)
+        following = by_user[x.user_id][i] if i < len(seen) else None
+        if following is not None and following.at - x.served <= horizon:
+            out.append(following.movie_id in x.items[:K])
+        else:
+            out.append(False if x.served + horizon <= now else None)
+    return out
+
+
+def bootstrap_means(users: Sequence[str], hits: Sequence[bool], resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """The hit ratio of `resamples` user-bootstrap resamples (each drawn viewer brings all their exposures)."""
+    codes: dict[str, int] = {}
+    index = np.array([codes.setdefault(u, len(codes)) for u in users], dtype=np.int64)
+    n = len(codes)
+    per_user_hits = np.bincount(index, weights=np.asarray(hits, dtype=np.float64), minlength=n)
+    per_user_count = np.bincount(index, minlength=n).astype(np.float64)
+    drawn = np.zeros((resamples, n))
+    np.add.at(drawn, (np.repeat(np.arange(resamples), n), rng.integers(0, n, size=resamples * n)), 1.0)
+    return (drawn @ per_user_hits) / (drawn @ per_user_count)
+
+
+def _interval(means: np.ndarray) -> list[float]:
+    tail = (1 - LEVEL) / 2 * 100
+    return [float(v) for v in np.percentile(means, [tail, 100 - tail])]
+
+
+def experiment_report(
+    rt: Runtime, store: ExposureStore, experiment: Experiment, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """The experiment's report (docs/experiments.md#report): per variant its exposures, hits, HR@10 with a
+    user-bootstrap interval and the offline figures, and each variant against the control."""
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    horizon = timedelta(hours=rt.settings.experiment_horizon_hours)
+    exposures = store.of_experiment(experiment.name)
+    outcomes = judge(exposures, store.watches(experiment.name), horizon, now)
+    offline = offline_history_scores(rt)
+    resamples, seed = rt.settings.protocol.bootstrap_resamples, rt.settings.protocol.seed
+    means: dict[str, np.ndarray] = {}
+    variants: dict[str, dict[str, Any]] = {}
+    for number, variant in enumerate(experiment.variants):
+        mine = [(x.user_id, hit) for x, hit in zip(exposures, outcomes) if x.variant == variant.name]
+        users = [u for u, hit in mine if hit is not None]
+        hits = [hit for _, hit in mine if hit is not None]
+        if users and resamples > 0:
+            means[variant.name] = bootstrap_means(users, hits, resamples, np.random.default_rng([seed, number]))
+        variants[variant.name] = {
+            **_variant_entry(rt, variant, users, hits, means.get(variant.name), offline),
+            "exposures": len(mine),
+            "pending": len(mine) - len(users),
+        }
+    differences = [_difference(experiment, v, variants, means) for v in experiment.variants[1:]]
+    return {
+        "name": experiment.name,
+        "salt": experiment.salt,
+        "control": experiment.control,
+        "horizon_hours": rt.settings.experiment_horizon_hours,
+        "variants": variants,
+        "difference": differences[0] if differences else None,
+        "differences": differences,
+    }
+
+
+def _variant_entry(
+    rt: Runtime,
+    variant: Variant,
+    users: Sequence[str],
+    hits: Sequence[bool],
+    means: np.ndarray | None,
+    offline: Mapping[str, Any],
+) -> dict[str, Any]:
+    missing = missing_parts(rt, variant)
+    scored = offline.get(variant.strategy) if not variant.refused else None
+    return {
+        "strategy": variant.strategy,
+        "share": variant.share,
+        "stopped": variant.stopped,
+        "degraded": bool(missing),
+        "missing": missing,
+        "exposures": len(users),
+        "hits": int(sum(hits)),
+        "hr@10": float(np.mean(hits)) if hits else None,
+        "hr@10_ci": _interval(means) if means is not None else None,
+        "offline_hr@10": None if scored is None else scored.get("hr@10"),
+        "offline_hr@10_ci": None if scored is None else scored.get("hr@10_ci"),
+    }
+
+
+def _difference(
+    experiment: Experiment, variant: Variant, variants: Mapping[str, Mapping[str, Any]], means: Mapping[str, np.ndarray]
+) -> dict[str, Any]:
+    """A variant's HR@10 minus the control's, with the unpaired user-bootstrap interval of the difference."""
+    mine, control = variants[variant.name]["hr@10"], variants[experiment.control]["hr@10"]
+    both = variant.name in means and experiment.control in means
+    return {
+        "variant": variant.name,
+        "against": experiment.control,
+        "hr@10": None if mine is None or control is None else mine - control,
+        "ci": _interval(means[variant.name] - means[experiment.control]) if both else None,
+    }
+
+
+def offline_history_scores(rt: Runtime) -> dict[str, Any]:
+    """The evaluation report's history protocol scores by strategy ({} without a report)."""
+    path = rt.settings.data_dir / "report" / "report.json"
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8"))["history"]["strategies"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}

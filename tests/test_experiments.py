@@ -1,0 +1,212 @@
+"""Experiments (#22): the config file, deterministic assignment and stable shares, exposures (durable,
+idempotent), the online hit computation, and the routes over a built data dir."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.api.app import create_app
+from services.serving.experiment_report import bootstrap_means, judge
+from services.serving.experiments import ExperimentBook, ExperimentsError, load_experiments
+from services.serving.runtime import Runtime, open_runtime
+from services.settings import Settings
+from services.stores.events import EventStore
+from services.stores.exposures import Exposure, ExposureStore, Watch
+from tests.support.servers import private_copy
+
+FIFTY_FIFTY = """
+[experiments.next-list]
+salt = "2026-12"
+control = "hybrid"
+variants.hybrid = { share = 0.5, strategy = "hybrid" }
+variants.sequential = { share = 0.5, strategy = "sequential" }
+"""
+VIEWERS = [f"viewer-{i}" for i in range(100_000)]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_assignment_is_deterministic_and_shares_hold(tmp_path: Path) -> None:
+    experiment = load_experiments(write(tmp_path / "x.toml", FIFTY_FIFTY))["next-list"]
+    assert [v.name for v in experiment.variants] == ["hybrid", "sequential"]  # the control first
+    first = [experiment.assign(v).name for v in VIEWERS]
+    again = load_experiments(tmp_path / "x.toml")["next-list"]
+    assert [again.assign(v).name for v in VIEWERS] == first
+    assert abs(first.count("hybrid") / len(VIEWERS) - 0.5) < 0.01
+
+
+def test_a_changed_share_moves_only_the_viewers_it_must(tmp_path: Path) -> None:
+    before = load_experiments(write(tmp_path / "a.toml", FIFTY_FIFTY))["next-list"]
+    sixty = FIFTY_FIFTY.replace('share = 0.5, strategy = "hybrid"', 'share = 0.6, strategy = "hybrid"')
+    after = load_experiments(write(tmp_path / "b.toml", sixty.replace("0.5", "0.4")))["next-list"]
+    moved = [v for v in VIEWERS if before.assign(v).name != after.assign(v).name]
+    assert abs(len(moved) / len(VIEWERS) - 0.10) < 0.01
+    assert all(before.assign(v).name == "sequential" and after.assign(v).name == "hybrid" for v in moved)
+    assert abs(sum(after.assign(v).name == "hybrid" for v in VIEWERS) / len(VIEWERS) - 0.6) < 0.01
+
+
+def test_another_salt_reshuffles(tmp_path: Path) -> None:
+    one = load_experiments(write(tmp_path / "a.toml", FIFTY_FIFTY))["next-list"]
+    two = load_experiments(write(tmp_path / "b.toml", FIFTY_FIFTY.replace("2026-12", "2027-01")))["next-list"]
+    same = sum(one.assign(v).name == two.assign(v).name for v in VIEWERS[:10_000])
+    assert 4_700 < same < 5_300
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (
+            ('0.5, strategy = "sequential"', '0.6, strategy = "sequential"'),
+            "experiments.next-list.variants: the shares add up to 1.1",
+        ),
+        (('strategy = "sequential"', 'strategy = "nope"'), "experiments.next-list.variants.sequential.strategy:"),
+        (('control = "hybrid"', 'control = "other"'), "experiments.next-list.control:"),
+        (('salt = "2026-12"', "salt = 3"), "experiments.next-list.salt:"),
+        (
+            ('strategy = "sequential" }', 'strategy = "sequential", generation = "x" }'),
+            "variants.sequential.generation: pinning",
+        ),
+        (
+            ('strategy = "sequential" }', 'strategy = "sequential", weights = { series = 1 } }'),
+            "sequential.weights: only",
+        ),
+        (
+            ('strategy = "sequential" }', 'strategy = "sequential", colour = 1 }'),
+            "variants.sequential.colour: unknown key",
+        ),
+        (("[experiments.next-list]", "[experiments.next-list"), "unreadable"),
+    ],
+)
+def test_a_bad_file_is_one_line_naming_the_file_and_key(tmp_path: Path, change: tuple[str, str], key: str) -> None:
+    path = write(tmp_path / "bad.toml", FIFTY_FIFTY.replace(*change))
+    with pytest.raises(ExperimentsError) as caught:
+        load_experiments(path)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message and key in message
+
+
+def test_a_stopped_variant_sends_its_viewers_to_control_without_a_restart(tmp_path: Path) -> None:
+    path = write(tmp_path / "x.toml", FIFTY_FIFTY)
+    book = ExperimentBook.open(path)
+    viewers = VIEWERS[:2000]
+    assert {book.assign(v)[1].name for v in viewers} == {"hybrid", "sequential"}  # type: ignore[index]
+    write(path, FIFTY_FIFTY.replace('strategy = "sequential" }', 'strategy = "sequential", stopped = true }'))
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+    assert {book.assign(v)[1].name for v in viewers} == {"hybrid"}  # type: ignore[index]
+    write(path, "not toml [")  # a broken edit keeps the last good experiments
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 2_000_000))
+    assert {book.assign(v)[1].name for v in viewers} == {"hybrid"}  # type: ignore[index]
+
+
+def exposure(request_id: str, user: str, served: datetime, items: tuple[int, ...], variant: str = "a") -> Exposure:
+    return Exposure(request_id, user, "x", variant, "hybrid", items, served)
+
+
+def test_exposures_are_durable_and_idempotent_by_request_id(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'events.sqlite'}"
+    store = ExposureStore(EventStore(url))
+    at = datetime(2026, 12, 1, 20)
+    assert store.add(exposure("r-1", "u1", at, (1, 2, 3)))
+    assert not store.add(exposure("r-1", "u1", at, (4, 5, 6)))  # a retried request is logged once
+    store.close()
+    reopened = ExposureStore(EventStore(url))  # another process, later: it is there
+    assert reopened.of_experiment("x") == [exposure("r-1", "u1", at, (1, 2, 3))]
+    assert reopened.of_experiment("y") == []
+
+
+def test_online_hits_misses_pending_and_the_horizon() -> None:
+    t0 = datetime(2026, 12, 1, 20)
+    hour = timedelta(hours=1)
+    exposures = [
+        exposure("hit", "u1", t0, (10, 11)),
+        exposure("miss-other-movie", "u1", t0 + 2 * hour, (10, 11)),
+        exposure("miss-too-late", "u2", t0, (20,)),
+        exposure("pending", "u3", t0 + 30 * hour, (30,)),
+        exposure("no-event-horizon-passed", "u4", t0, (40,)),
+        exposure("beyond-top-10", "u5", t0, tuple(range(100, 111))),
+    ]
+    watches = [
+        Watch("u1", 11, t0 + hour),  # u1's next after the first exposure: in the list
+        Watch("u1", 12, t0 + 3 * hour),  # after the second: not in it
+        Watch("u2", 20, t0 + 25 * hour),  # in the list, but after the 24-hour horizon
+        Watch("u5", 110, t0 + hour),  # the 11th item: not in the top 10
+    ]
+    outcomes = judge(exposures, watches, 24 * hour, now=t0 + 40 * hour)
+    assert outcomes == [True, False, False, None, False, False]
+
+
+def test_the_bootstrap_resamples_viewers() -> None:
+    import numpy as np
+
+    users = ["a"] * 9 + ["b"]  # one viewer with nine hits, one with a miss
+    means = bootstrap_means(users, [True] * 9 + [False], 2000, np.random.default_rng(0))
+    assert set(np.round(means, 6)) <= {0.0, 0.9, 1.0}  # each resample keeps a viewer's exposures together
+
+
+# ---- the routes over a built data dir ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runtime(built_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    copy = private_copy(built_settings, tmp_path_factory.mktemp("experiments") / "data")
+    rt = open_runtime(copy.updated(precompute_k=0, reload_poll_seconds=0), serving=True)
+    yield rt
+    rt.close()
+
+
+def client_of(runtime: Runtime, tmp_path: Path, experiments: str | None) -> TestClient:
+    path = None if experiments is None else write(tmp_path / "experiments.toml", experiments)
+    update = {"events_url": f"sqlite:///{tmp_path / 'events.sqlite'}", "experiments": path}
+    settings = runtime.settings.model_copy(update=update)
+    return TestClient(create_app(settings, runtime=replace(runtime, settings=settings)), client=("127.0.0.1", 5000))
+
+
+def test_answers_carry_the_request_id_and_variant_and_are_reported(runtime: Runtime, tmp_path: Path) -> None:
+    weighted = FIFTY_FIFTY.replace(
+        'strategy = "sequential" }', 'strategy = "hybrid", weights = { sequential = 1.0, series = 1.0 } }'
+    )
+    with client_of(runtime, tmp_path, weighted) as client:
+        variants = {}
+        for user in ("1", "2", "3", "4", "5", "6"):
+            answer = client.get(f"/users/{user}/next?k=10", headers={"X-Request-ID": f"r-{user}"}).json()
+            assert answer["request_id"] == f"r-{user}" and answer["variant"] in ("hybrid", "sequential")
+            variants[user] = answer["variant"]
+            top = answer["items"][0]["movie_id"]
+            client.post(
+                "/events",
+                json={"events": [{"event_id": f"e-{user}", "user_id": user, "movie_id": top, "type": "completed"}]},
+            )
+        client.get("/users/1/next", headers={"X-Request-ID": "r-1"})  # a retried request: logged once
+        report = client.get("/experiments/next-list").json()
+        assert sum(v["exposures"] for v in report["variants"].values()) == 6
+        assert all(v["hr@10"] == 1.0 for v in report["variants"].values() if v["exposures"])
+        assert report["difference"]["against"] == "hybrid" and report["difference"]["variant"] == "sequential"
+        assert client.get("/experiments").json()["experiments"][0]["name"] == "next-list"
+        assert client.get("/experiments/nope").status_code == 404
+        metrics = client.get("/metrics").text
+        assert 'nextwatch_experiment_exposures_total{experiment="next-list"' in metrics
+        assert "nextwatch_experiment_hits{" in metrics
+
+
+def test_without_experiments_the_variant_is_null(runtime: Runtime, tmp_path: Path) -> None:
+    with client_of(runtime, tmp_path, None) as client:
+        answer = client.get("/users/1/next").json()
+        assert answer["variant"] is None and answer["request_id"]
+        assert client.get("/experiments").json() == {"experiments": []}
+    assert ExposureStore(EventStore(f"sqlite:///{tmp_path / 'events.sqlite'}")).of_experiment("x") == []
+
+
+def test_a_bad_file_stops_the_app_at_start(runtime: Runtime, tmp_path: Path) -> None:
+    with pytest.raises(ExperimentsError, match="experiments.next-list.control"):
+        client_of(runtime, tmp_path, FIFTY_FIFTY.replace('control = "hybrid"', 'control = "x"'))

@@ -75,9 +75,10 @@ serve: install
 	$(BIN)/nextwatch serve --port $(PORT)
 
 # a peer implementation for bench/peer_sasrec.py (RecTools' SASRec), beside the venv: it uses the venv's torch
+# and numpy, and pandas 2 (RecTools 0.19 does not run on pandas 3)
 peer-deps: install
 	$(BIN)/pip install --quiet --target .peer-site --no-deps rectools==0.19.0 pytorch-lightning==2.6.6 \
-		lightning-utilities==0.15.3 torchmetrics==1.9.0 typeguard==4.6.1
+		lightning-utilities==0.15.3 torchmetrics==1.9.0 typeguard==4.6.1 pandas==2.3.3 pytz==2025.2
 
 clean:
 	rm -rf $(VENV) .peer-site build *.egg-info

@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--models", default="ours,rectools", help="which to train: ours, rectools or both")
     args = parser.parse_args()
 
     import torch
@@ -104,8 +105,9 @@ def main() -> None:
           f"{args.epochs} epochs, max_len {args.max_len}, lr {args.lr}, batch {args.batch_size}")  # fmt: skip
 
     results = {}
-    for name, run in (("nextwatch learned", lambda: train_ours(before, hist, args)),
-                      ("RecTools SASRec", lambda: train_rectools(before, users, args))):  # fmt: skip
+    runs = {"ours": ("nextwatch learned", lambda: train_ours(before, hist, args)),
+            "rectools": ("RecTools SASRec", lambda: train_rectools(before, users, args))}  # fmt: skip
+    for name, run in (runs[m] for m in args.models.split(",")):
         rank, seconds = run()
         results[name] = {**metrics(rank, users, args.resamples, 0), "seconds": seconds}
         print(f"{name}: HR@{K} {results[name]['hr@10']:.3f} in {seconds:.0f} s", flush=True)
@@ -116,6 +118,8 @@ def main() -> None:
         hr, nd = r["hr@10_ci"], r["ndcg@10_ci"]
         print(f"| {name} | {r['hr@10']:.3f} [{hr[0]:.3f}, {hr[1]:.3f}] | {r['ndcg@10']:.3f} "
               f"[{nd[0]:.3f}, {nd[1]:.3f}] | {r['seconds']:.0f} |")  # fmt: skip
+    if len(results) < 2:
+        return
     ours, peer = results["nextwatch learned"], results["RecTools SASRec"]
     diff = user_bootstrap(users, {"hr": ours["hit"] - peer["hit"]}, resamples=args.resamples, seed=0)["hr"]
     print(f"\npaired nextwatch - RecTools: HR@10 {ours['hr@10'] - peer['hr@10']:+.3f} "

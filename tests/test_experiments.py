@@ -194,6 +194,9 @@ def test_answers_carry_the_request_id_and_variant_and_are_reported(runtime: Runt
         assert report["difference"]["against"] == "hybrid" and report["difference"]["variant"] == "sequential"
         assert client.get("/experiments").json()["experiments"][0]["name"] == "next-list"
         assert client.get("/experiments/nope").status_code == 404
+        assert client.delete("/users/1").status_code == 200  # forgetting a viewer forgets their exposures
+        exposures = client.app.state.exposures.of_experiment("next-list")  # type: ignore[attr-defined]
+        assert len(exposures) == 5 and "1" not in {x.user_id for x in exposures}
         metrics = client.get("/metrics").text
         assert 'nextwatch_experiment_exposures_total{experiment="next-list"' in metrics
         assert "nextwatch_experiment_hits{" in metrics
@@ -210,3 +213,14 @@ def test_without_experiments_the_variant_is_null(runtime: Runtime, tmp_path: Pat
 def test_a_bad_file_stops_the_app_at_start(runtime: Runtime, tmp_path: Path) -> None:
     with pytest.raises(ExperimentsError, match="experiments.next-list.control"):
         client_of(runtime, tmp_path, FIFTY_FIFTY.replace('control = "hybrid"', 'control = "x"'))
+
+
+def test_the_command_line_shows_a_bad_file_as_its_one_line(tmp_path: Path) -> None:
+    from pipelines.cli_errors import one_line
+
+    with pytest.raises(ExperimentsError) as caught:
+        load_experiments(write(tmp_path / "bad.toml", "[other]\nx = 1\n"))
+    assert (
+        one_line(caught.value)
+        == f"experiments file {tmp_path / 'bad.toml'}: other: expected [experiments.NAME] tables only"
+    )

@@ -74,7 +74,7 @@ def test_sql_files_match_the_sqlalchemy_metadata() -> None:
     from_files, from_metadata = _schema(ddl), _schema(compiled)
     assert from_files["tables"].keys() == {"SERIES", "MOVIE", "EVENT", "EXPOSURE"}
     assert from_files == from_metadata
-    assert len(from_files["indexes"]) == 4  # series_id, title, the events' (user_id, at), the exposures' (experiment, served)
+    assert len(from_files["indexes"]) == 4  # series_id, title, the events' (user_id, at), the exposures' experiment
 
 
 def test_schema_belongs_to_the_app_user_and_stops_on_errors() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 
 from services.api import deps
 from services.api.event_schemas import EventBatch, EventsAnswer, Forgotten
@@ -42,11 +42,12 @@ def post_events(rt: deps.RuntimeDep, store: deps.EventsDep, body: EventBatch) ->
 
 
 @router.delete("/users/{user_id}", response_model=Forgotten, responses=ERRORS)
-def forget_user(rt: deps.RuntimeDep, store: deps.EventsDep, user_id: UserId) -> Forgotten:
-    """Delete the viewer's events. Their MovieLens ratings are the bundled dataset and stay (counted in
-    `movielens_ratings_kept`)."""
+def forget_user(request: Request, rt: deps.RuntimeDep, store: deps.EventsDep, user_id: UserId) -> Forgotten:
+    """Delete the viewer's events (and the answers logged for them under experiments). Their MovieLens ratings
+    are the bundled dataset and stay (counted in `movielens_ratings_kept`)."""
     try:
         forgotten = forget(store, user_id)
+        request.app.state.exposures.forget(user_id)
     except EventsReadOnly:
         raise HTTPException(status_code=503, detail=READ_ONLY) from None
     return Forgotten(user_id=user_id, forgotten=forgotten, movielens_ratings_kept=len(user_history(rt, user_id)))

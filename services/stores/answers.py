@@ -50,7 +50,7 @@ def answer_files(directory: Path) -> list[Path]:
 
 def write_answers(directory: Path, answers: AnswerArrays, fingerprint: str) -> None:
     """Write the answers atomically (json last)."""
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "movies": np.asarray(answers.movies, dtype=np.int64),
         "ids": np.asarray(answers.ids, dtype=np.int32),
         "scores": np.asarray(answers.scores, dtype=np.float64),

@@ -10,6 +10,7 @@ survive, where an fsync per answer would cost more than the answer itself).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from sqlalchemy import (
     select,
 )
 
-from services.stores.events import EventStore, event_table
+from services.stores.events import EventStore, event_table, events_metadata
 from services.stores.upsert import insert_new_statement
 
 ITEMS_CHARS = 4000  # the served ids as text: "1,3114,..." (at most this long; HR@10 reads the first 10)
@@ -115,7 +116,10 @@ class ExposureStore:
             return self._engine
 
     def add(self, exposure: Exposure) -> bool:
-        """Insert the exposure unless its request id is stored already; whether it was new."""
+        """Insert the exposure unless its request id is stored already; whether it was new (never on a SQLite
+        file whose directory cannot be written: read-only serving logs no exposures)."""
+        if self.events.path is not None and not os.access(self.events.path.parent, os.W_OK):
+            return False
         row = {**exposure.__dict__, "items": items_text(exposure.items)}
         with self._writing() as conn:
             if conn.dialect.name == "sqlite":
@@ -125,6 +129,13 @@ class ExposureStore:
             if isinstance(statement, Insert):
                 return len(conn.execute(statement.returning(exposure_table.c.request_id), [row]).all()) == 1
             return int(conn.execute(statement, [row]).rowcount) == 1
+
+    def forget(self, user_id: str) -> int:
+        """Delete a viewer's exposures; how many there were."""
+        if not self._exists():
+            return 0
+        with self._writing() as conn:
+            return int(conn.execute(exposure_table.delete().where(exposure_table.c.user_id == user_id)).rowcount)
 
     def of_experiment(self, experiment: str) -> list[Exposure]:
         """The experiment's exposures, oldest first."""
@@ -166,10 +177,12 @@ class ExposureStore:
         return self._has_table
 
     def _writing(self) -> Any:
-        """A transaction on a database that has the table (created by the first write)."""
+        """A transaction on a database that has the table (created by the first write, with the event table: the
+        event store asks a database without it at every read)."""
         engine = self.engine
         if not self._exists():
             with self._lock, engine.begin() as conn:
+                events_metadata.create_all(conn)
                 exposures_metadata.create_all(conn)
             self._has_table = True
         return engine.begin()

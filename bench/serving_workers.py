@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--ids", type=int, default=20_000)
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--start-only", action="store_true", help="only start 1 and 2 workers, timed")
     args = parser.parse_args()
     settings = Settings(data_dir=args.data_dir)
     from services.stores.catalog import Catalog
@@ -123,6 +124,13 @@ def main() -> None:
     result: dict[str, Any] = {"load_before": os.getloadavg(), "movies": len(facts.movie_ids), "runs": []}
     work = Path(tempfile.mkdtemp(prefix="nextwatch-bench23-"))
     base = f"http://127.0.0.1:{args.port}"
+    if args.start_only:
+        for workers in (1, 2):
+            server, ready = start(args.data_dir, workers, args.port, work / f"start-{workers}.log")
+            server.terminate()
+            server.wait(timeout=60)
+            print(json.dumps({"workers": workers, "ready_s": round(ready, 2), "load": os.getloadavg()}))
+        return
     for workers in (1, 2):
         for connections in args.connections:
             log = work / f"server-{workers}-{connections}.log"

@@ -18,6 +18,7 @@ from pipelines.evaluation.run import evaluate_step
 from pipelines.steps import catalog_step, embed_step, ingest_step
 from services.recommender.registry import sequential_params, strategy_names
 from services.recommender.standard import FusionConfig, assemble_strategies
+from services.serving.runtime import open_runtime
 from services.settings import Settings
 from services.stores.catalog import Catalog
 from services.stores.collaborative import ALSParams, CollaborativeModel
@@ -175,7 +176,17 @@ def test_the_history_protocol_sees_nothing_at_or_after_the_target(leaky_world: S
     assert histories_before(ratings, run.pairs) == [History((NEW_A,))] * len(run.pairs)
     # the history strategies read the evaluation build: nothing learned from ratings knows 32 yet
     learned_from_ratings = {"popular", "recent-popular", "collaborative", "sequential", "learned"}
-    for name in learned_from_ratings & set(run.history.scores):
+    for name in ("popular", "recent-popular", "collaborative", "learned"):  # each fills its k itself
         assert run.history.scores[name].hit_ratio == 0.0, name
     assert run.history.scores["collaborative"].answered == 1.0  # ALS folded each viewer in from 31
+    # sequential knows nothing after 31 before the window, so its strategy fills from random (which may draw
+    # 32 by chance): its source, as served in evaluation mode, never gives 32
+    runtime = open_runtime(leaky_world.updated(serve_models="evaluation", seed=PROTOCOL.seed))
+    try:
+        for name in learned_from_ratings:
+            source = runtime.history_sources.get(name)
+            if source is not None:
+                assert NEW_B not in {m for m, _ in source.candidates([History((NEW_A,))], 30)[0]}, name
+    finally:
+        runtime.close()
     assert run.as_json()["history"]["strategies"].keys() == run.history.scores.keys()

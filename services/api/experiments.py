@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 
 from services.api import deps
 from services.api.experiment_schemas import ExperimentList, ExperimentReport
 from services.api.schemas import ErrorBody
 from services.serving.experiment_report import experiment_report
-from services.serving.experiments import Experiment
+from services.serving.experiments import NAME_CHARS, Experiment
 
 router = APIRouter(tags=["experiments"])
 
@@ -36,7 +36,11 @@ async def list_experiments(request: Request, rt: deps.RuntimeDep) -> dict[str, A
     response_model_by_alias=True,
     responses={404: {"model": ErrorBody, "description": "no such experiment"}},
 )
-async def experiment(request: Request, rt: deps.RuntimeDep, name: str) -> dict[str, Any]:
+async def experiment(
+    request: Request,
+    rt: deps.RuntimeDep,
+    name: Annotated[str, Path(min_length=1, max_length=NAME_CHARS, examples=["next-list"])],
+) -> dict[str, Any]:
     """Per variant: exposures, hits, HR@10 with its user-bootstrap interval, the offline history-protocol HR@10;
     each variant against the control with an unpaired interval."""
     found = request.app.state.experiments.current().get(name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import faulthandler
 import json
+import logging
 import os
 import shutil
 import signal
@@ -35,6 +36,7 @@ METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 WORKER_SETTINGS = "NEXTWATCH_WORKER_SETTINGS_JSON"
 SERVER_PID = "NEXTWATCH_SERVER_PID"  # the workers' parent
 PR_SET_PDEATHSIG = 1
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # as the CLI's
 
 
 class NotServable(RuntimeError):
@@ -112,8 +114,10 @@ def _plain(value: Any) -> Any:
 
 
 def worker_app() -> Any:
-    """One worker's app (uvicorn calls it in each worker process), over the settings `serve` was given."""
+    """One worker's app (uvicorn calls it in each worker process), over the settings `serve` was given; it
+    logs as `nextwatch serve` does (whether hybrid's answers are mapped, reloads)."""
     faulthandler.enable(file=sys.__stderr__ or sys.stderr)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     _stop_with_parent()
     given = os.environ.get(WORKER_SETTINGS)
     settings = Settings(**json.loads(given)) if given else Settings()

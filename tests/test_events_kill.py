@@ -15,9 +15,8 @@ import httpx
 import pytest
 
 from services.settings import Settings
-from tests.support.servers import free_port, private_copy
+from tests.support.servers import free_port, private_copy, wait_for
 from tests.support.tmdb_data import cli_env
-from tests.test_events import wait_for
 
 pytestmark = pytest.mark.integration
 SEED = 20261205

@@ -20,19 +20,9 @@ from services.serving.guards import StoreUnavailable
 from services.settings import Settings
 from services.stores.catalog import Catalog
 from tests.support.data import write_release
-from tests.support.postgres import server_bin_dir, temporary_postgres
 
 TOY_STORY = "토이 스토리"
 TOY_STORY_OVERVIEW = "카우보이 인형 우디는 꼬마 주인인 앤디의 가장 사랑받는 장난감이다."
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    bin_dir = server_bin_dir()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed: `make system-deps` installs them")
-    with temporary_postgres(bin_dir) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +32,12 @@ def tiny_release(sample: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="module")
-def pg_settings(pg_url: str, tiny_release: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def pg_settings(postgres_url: str, tiny_release: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The whole offline build with the catalog in PostgreSQL."""
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("pg-data"),
         source=str(tiny_release),
-        database_url=pg_url,
+        database_url=postgres_url,
         als_factors=8,
         als_iterations=3,
     )

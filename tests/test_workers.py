@@ -17,9 +17,8 @@ import pytest
 
 from pipelines import generations
 from services.settings import Settings
-from tests.support.servers import free_port, private_copy
+from tests.support.servers import free_port, private_copy, wait_for
 from tests.support.tmdb_data import cli_env
-from tests.test_events import wait_for
 
 pytestmark = pytest.mark.integration
 REQUESTS = 120

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import uvicorn
 
 from services.settings import Settings
@@ -49,3 +51,16 @@ def running_server(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def wait_for(server: subprocess.Popen[str], url: str, seconds: float = 120) -> None:
+    """Until the server process answers /health (failing when it exits)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert server.poll() is None, server.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "the server did not start"
+        try:
+            httpx.get(f"{url}/health")
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)

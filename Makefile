@@ -11,12 +11,14 @@ PORT ?= 8000
 
 install: $(STAMP)
 
-# the pinned versions of requirements.lock, then the project itself (editable, no further resolution)
+# the pinned versions of requirements.lock, then the project itself (editable, no further resolution), with
+# uv (pinned by the lock); uv reads pip's find-links from UV_FIND_LINKS, so pass on a machine's PIP_FIND_LINKS
+UV := UV_FIND_LINKS="$${UV_FIND_LINKS:-$${PIP_FIND_LINKS:-}}" $(BIN)/uv pip install --quiet --python $(BIN)/python
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet $$(grep '^uv==' requirements.lock)
+	$(UV) -r requirements.lock
+	$(UV) --no-deps -e .
 	touch $(STAMP)
 
 # re-resolve pyproject.toml's ranges into requirements.lock (then commit it)

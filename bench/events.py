@@ -2,9 +2,9 @@
 with events, and both again once the table holds a million events.
 
 Each part copies a built data dir (``--data-dir``, never written; the copy starts without events and is
-deleted at the end) and serves it with `nextwatch serve` (one uvicorn worker, the access log on, writes not
-rate-limited: ``NEXTWATCH_WRITE_RATE=1000000/second``). Load comes from wrk on loopback (`-t1`); server
-latencies from the access log (matched by the X-Request-ID wrk sets); every row has a warm-up first.
+deleted at the end) and serves it with `nextwatch serve` (its default workers, one per core; the access log on,
+writes not rate-limited: ``NEXTWATCH_WRITE_RATE=1000000/second``). Load comes from wrk on loopback (`-t1`);
+server latencies from the access log (matched by the X-Request-ID wrk sets); every row has a warm-up first.
 
 - ``ingest``: batches of 500 new events (a wrk Lua script numbers them, so every event_id is new) from
   ``--clients`` keep-alive connections; baselines in the same run: `GET /health`, and one batch of 500
@@ -383,7 +383,8 @@ def report(run: dict[str, Any], command: str, args: argparse.Namespace) -> str:
         START,
         f"Run {run['started']} -> {run['ended']} UTC, load average at start {load[0]:.2f} / {load[1]:.2f} / "
         f"{load[2]:.2f}, at end {run['load_end'][0]:.2f}. Command: `{command}` (wrk `-t1`, {WARM_SECONDS} s "
-        f"warm-up then {args.duration} s per row; one uvicorn worker on the same 2 cores as wrk).",
+        f"warm-up then {args.duration} s per row; `serve`'s default {os.cpu_count()} workers, one per core, on "
+        "the same cores as wrk).",
         "",
     ]
     if "ingest" in run:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -168,7 +170,14 @@ def neighbours(force: Force = False) -> None:
 
 
 @app.command()
-def build(force: Force = False, quiet: Quiet = False) -> None:
+def build(
+    force: Force = False,
+    quiet: Quiet = False,
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="without the embedding and the slow models: a first generation to serve at once"),
+    ] = False,
+) -> None:
     """All offline steps in the order of `pipelines.steps.BUILD_ORDER` (ingest ... neighbours)."""
     from pipelines import steps
 
@@ -176,9 +185,16 @@ def build(force: Force = False, quiet: Quiet = False) -> None:
     settings = _settings()
     with writing(settings.data_dir, "build", create=True):
         steps.build(
-            settings, force=force, progress=not quiet, on_step=lambda name, result: _say(_describe(name, result))
+            settings,
+            force=force,
+            progress=not quiet,
+            on_step=lambda name, result: _say(_describe(name, result)),
+            quick=quick,
         )
-    _say(f"build: done in {time.perf_counter() - started:.1f} s")
+    _say(
+        f"build: done in {time.perf_counter() - started:.1f} s"
+        + (" (quick: `nextwatch build` completes it)" if quick else "")
+    )
 
 
 MinRatings = Annotated[Optional[int], typer.Option(min=1, help="keep movies with at least this many ratings")]
@@ -379,16 +395,28 @@ def demo(
     host: Annotated[Optional[str], typer.Option(help="bind address")] = None,
     port: Annotated[Optional[int], typer.Option(help="port")] = None,
 ) -> None:
-    """Build, tune (first run), evaluate (table with intervals + data/report), then serve the API (`make run`)."""
-    build(force=False, quiet=False)
+    """Serve the API and the page at once (`make run`): a quick build first, then a background process
+    completes it, tunes (first run) and evaluates while the server follows each new generation."""
+    build(quick=True)
+    completing = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "complete"])
+    try:
+        serve(host=host, port=port)
+    finally:
+        completing.terminate()
+
+
+@app.command(hidden=True)
+def complete() -> None:
+    """`demo`'s background work: the full build, tuning on the first run and its rebuild, then the evaluation
+    (data/report); each step skips what is up to date."""
+    build(quiet=True)
     if not _settings().tuned_path.exists():
         try:
             tune()  # choose ALS, sequential and fusion settings on the validation window ...
         except (RuntimeError, ValueError) as exc:
             _say(f"demo: not tuned ({exc}); evaluating and serving with the settings as they are")
-        build(force=False, quiet=False)  # ... and rebuild what they change (a new generation)
+        build(quiet=True)  # ... and rebuild what they change (a new generation)
     evaluate(report=_settings().data_dir / "report", quiet=True)
-    serve(host=host, port=port)
 
 
 from pipelines.tmdb.cli import tmdb_app  # noqa: E402

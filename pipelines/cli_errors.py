@@ -1,7 +1,7 @@
 """What a failed `nextwatch` command prints: one line naming the problem and the command that fixes it.
 
 Our own errors already name their fix (``run `nextwatch ...```) and are shown as they are; the known
-failures of the libraries underneath (a damaged SQLite file, parquet, npz or JSON) get the fix added;
+failures of the libraries underneath (a damaged SQLite file, parquet, zip or JSON) get the fix added;
 anything else is a bug, shown as its type and message with a pointer to ``--debug`` for the traceback.
 """
 

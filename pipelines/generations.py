@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pipelines.data_lock import writer_elsewhere
 from services.settings import BUILDS, Settings
+from services.stores.checksums import stamp
 from services.stores.generations import current_generation, generations, resolve_generation, set_current
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,11 @@ def begin(settings: Settings) -> str:
 def commit(settings: Settings, generation: str) -> None:
     """Serve `generation` (atomic pointer switch), then drop every generation but it and the one served
     until now (an uncommitted one only when no other writer runs: it may be that writer's build), and the
-    flat layout's artifacts, which the first generation copied."""
+    flat layout's artifacts, which the first generation copied. Its artifacts' files are verified first and
+    recorded as seen (the copied ones are new files), so the servers that open it read none of them again."""
     data_dir = settings.data_dir
     served = current_generation(data_dir)
+    stamp(data_dir / BUILDS / generation)
     (data_dir / BUILDS / generation / COMMITTED).touch()
     set_current(data_dir, generation)
     building = writer_elsewhere(data_dir)

@@ -13,8 +13,11 @@ from pipelines.ingest.source import read_source
 from pipelines.models.model_set import EVENTS, stale_models
 from pipelines.steps import catalog_inputs
 from services.recommender.registry import REGISTRY
+from services.serving.answers import answers_input, answers_location
 from services.settings import Settings
+from services.stores.answers import answer_files, load_answers
 from services.stores.build_state import BuildState
+from services.stores.catalog import Catalog
 from services.stores.checksums import damaged
 from services.stores.events import EventStore, EventSummary
 from services.stores.generations import current_generation, generations, resolve_generation
@@ -97,9 +100,31 @@ def stale_steps(settings: Settings) -> list[str]:
         directory, _ = table_location(settings, name, spec.model)
         if wanted is not None and load_table(directory, name, wanted) is None:
             stale.append(f"neighbours: {name} table (missing or older than its inputs)")
+    answers = _answers_stale(settings)
+    if answers is not None:
+        stale.append(f"neighbours: hybrid answers ({answers})")
     # every artifact of the served set whose files differ from the checksums recorded when they were written
     stale.extend(f"damaged: {p}" for p in damaged(settings.build_dir, lambda key: not _evaluation(key)).values())
     return stale
+
+
+def _answers_stale(settings: Settings) -> str | None:
+    """Why hybrid's default answers in the build are not those the server would map (the server answers per
+    request then); None when they are, or when none are wanted or the catalog cannot be read."""
+    served = settings.with_tuned().model_copy(update={"serve_models": "full"})
+    directory, _ = answers_location(served)
+    if not served.api.precompute_k:
+        return None
+    catalog = Catalog(served.catalog_url, read_only=True)
+    try:
+        facts = catalog.movie_facts()
+    except SQLAlchemyError:
+        return None  # the catalog line says what is wrong with it
+    finally:
+        catalog.close()
+    if load_answers(directory, answers_input(served, facts)) is not None:
+        return None
+    return "older than their inputs" if answer_files(directory)[-1].exists() else "not built"
 
 
 def _served_events(settings: Settings) -> EventSummary:

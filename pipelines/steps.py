@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -145,14 +146,17 @@ def embed_plan_step(settings: Settings) -> EmbeddingPlan:
         catalog.close()
 
 
-def train_step(settings: Settings, *, force: bool = False, progress: bool = True) -> dict[str, Any] | None:
+def train_step(
+    settings: Settings, *, force: bool = False, progress: bool = True, slow: bool = True
+) -> dict[str, Any] | None:
     """The trained model set from all ratings and the viewers' events, for serving (tuned settings apply):
-    every registered model whose inputs changed; None when all were up to date."""
+    every registered model whose inputs changed (without `slow`: but the slow ones); None when all were up to
+    date."""
     require_ingested(settings)
     settings = resolve_generation(settings)
     ratings = read_ingested(settings, settings.ratings_path)
     trained = train_model_set(
-        settings.with_tuned(), ratings, events=read_events(settings), force=force, progress=progress
+        settings.with_tuned(), ratings, events=read_events(settings), force=force, progress=progress, slow=slow
     )
     return trained or None
 
@@ -170,6 +174,18 @@ BUILD_ORDER: tuple[tuple[str, Step], ...] = (
     ("train", train_step),
     ("neighbours", neighbours_step),
 )
+# A quick build (the first generation of a new data dir, served at once by `make run`) leaves these steps and
+# the registry's slow models to the next full build: until then, the sources that read them answer `missing`.
+QUICK_SKIPS = frozenset({"embed"})
+
+
+def _quick(order: tuple[tuple[str, Step], ...]) -> tuple[tuple[str, Step], ...]:
+    """`order` without `QUICK_SKIPS`, its train step without the slow models."""
+    return tuple(
+        (name, partial(train_step, slow=False) if step is train_step else step)
+        for name, step in order
+        if name not in QUICK_SKIPS
+    )
 
 
 def build(
@@ -178,14 +194,16 @@ def build(
     force: bool = False,
     progress: bool = True,
     on_step: Callable[[str, Any], None] = lambda name, result: None,
+    quick: bool = False,
 ) -> dict[str, Any]:
-    """Run every step of `BUILD_ORDER`, each skipped when up to date; `on_step(name, result)` after each.
+    """Run every step of `BUILD_ORDER`, each skipped when up to date; `on_step(name, result)` after each;
+    `quick`: without the slow parts (`QUICK_SKIPS`, the slow models), for a first answer soon.
 
     Unless the settings pin a generation, the steps after ingest run in a new build generation beside
     the served one, switched in when all of them succeeded (and dropped when none had anything to do).
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    (first, ingest_first), *rest = BUILD_ORDER
+    (first, ingest_first), *rest = _quick(BUILD_ORDER) if quick else BUILD_ORDER
     results: dict[str, Any] = {first: ingest_first(settings, force=force, progress=progress)}
     on_step(first, results[first])
     if settings.generation is not None:

@@ -11,6 +11,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import pytest
 
 from pipelines import steps
+from pipelines.status import status_lines
 from services.recommender.fusion import FusionStrategy
 from services.serving.answers import DEFAULT_FILTER
 from services.serving.runtime import Runtime, open_runtime
@@ -92,6 +93,7 @@ def test_stale_or_damaged_answers_are_rebuilt_by_the_build_never_served(
         assert stale.strategies["hybrid"].precomputed is None
     finally:
         stale.close()
+    assert "neighbours: hybrid answers (older than their inputs)" in "\n".join(status_lines(settings))
 
     results = steps.build(settings, progress=False)
     assert "hybrid-answers" in results["neighbours"].written
@@ -100,6 +102,7 @@ def test_stale_or_damaged_answers_are_rebuilt_by_the_build_never_served(
     served_now, plain = open_runtime(settings, serving=True), open_runtime(settings)
     try:
         assert served_now.answers == "mapped"
+        assert "hybrid answers" not in "\n".join(status_lines(settings))
         assert_same_answers(served_now, plain)
         fresh = served_now.strategies["hybrid"].recommend_batch(served_now.facts.movie_ids, 10, filter=DEFAULT_FILTER)
         assert not {r.movie_id for items in fresh.items for r in items} & set(adult)

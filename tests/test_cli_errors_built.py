@@ -52,10 +52,10 @@ def test_damaged_collection_metadata_is_rebuilt_by_embed(built: Path) -> None:
     ok(invoke("evaluate"))
 
 
-MODEL_DIRS = {"model.npz": "als", "model.json": "als", "popularity.json": "popularity"}
+MODEL_DIRS = {"model.item_factors.npy": "als", "model.json": "als", "popularity.json": "popularity"}
 
 
-@pytest.mark.parametrize("name", ["model.npz", "model.json", "popularity.json"])
+@pytest.mark.parametrize("name", ["model.item_factors.npy", "model.json", "popularity.json"])
 def test_a_damaged_evaluation_build_is_retrained_by_evaluate(built: Path, name: str) -> None:
     fails(invoke("serve --evaluation"), "no evaluation build", "nextwatch evaluate")
     ok(invoke("evaluate"))
@@ -67,8 +67,8 @@ def test_a_damaged_evaluation_build_is_retrained_by_evaluate(built: Path, name: 
 
 
 def test_a_damaged_model_is_retrained_by_train_force(built: Path) -> None:
-    truncate(resolve_generation(Settings()).models_dir() / "als" / "model.npz")
-    assert "damaged: models/full/als/model.npz is" in CliRunner().invoke(app, ["status"]).output
+    truncate(resolve_generation(Settings()).models_dir() / "als" / "model.item_factors.npy")
+    assert "damaged: models/full/als/model.item_factors.npy is" in CliRunner().invoke(app, ["status"]).output
     result = CliRunner().invoke(app, ["train", "--force", "--quiet"])
     ok(result)
 

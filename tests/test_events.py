@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -324,6 +329,45 @@ def test_a_read_only_data_dir_answers_503_and_still_reads(settings: Settings, tm
             err = server.communicate(timeout=60)[1]
     assert sorted(str(p) for p in data.rglob("*")) == before  # nothing written
     assert "loopback clients only" in err
+
+
+def test_writers_take_turns_and_no_commit_checkpoints(tmp_path: Path) -> None:
+    """Two stores on one file (as two worker processes: each its own file lock), two threads each (whose batches
+    a commit may take together), writing overlapping batches at once: every event stored once and counted new
+    once; no connection checkpoints in a commit, and the store's thread copies the WAL into the file."""
+    path = tmp_path / "events.sqlite"
+    stores = [EventStore(f"sqlite:///{path}") for _ in range(2)]
+    at = datetime(2026, 12, 1, 20)
+    accepted: list[int] = []
+
+    def write(store: EventStore, first: int) -> None:
+        for n in range(first, first + 20):  # batches 10-19 are every thread's
+            rows = [
+                {"event_id": f"e{n}-{j}", "user_id": f"u{j}", "movie_id": 1, "type": "watched", "rating": None}
+                for j in range(50)
+            ]
+            accepted.append(store.add([{**r, "at": at, "received": at} for r in rows]))
+
+    threads = [threading.Thread(target=write, args=(s, 10 * i)) for i, s in enumerate(stores) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with stores[0].engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    assert stores[0].count() == sum(accepted) == 30 * 50
+    deadline = time.monotonic() + 30
+    while True:  # the database file alone (without its WAL) holds every event once the checkpointer has run
+        alone = tmp_path / "alone" / path.name
+        alone.parent.mkdir(exist_ok=True)
+        shutil.copyfile(path, alone)
+        with closing(sqlite3.connect(alone)) as copy:
+            if copy.execute("SELECT count(*) FROM event").fetchone()[0] == 30 * 50:
+                break
+        assert time.monotonic() < deadline, "the WAL was not checkpointed"
+        time.sleep(0.1)
+    for store in stores:
+        store.close()
 
 
 def test_events_in_postgresql(postgres_url: str, settings: Settings, runtime: Runtime) -> None:

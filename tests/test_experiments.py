@@ -7,15 +7,17 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from services.api.app import create_app
-from services.serving.experiment_report import bootstrap_means, judge
-from services.serving.experiments import ExperimentBook, ExperimentsError, load_experiments
+from services.recommender.base import History
+from services.recommender.history import SequentialHistorySource
+from services.serving.experiment_report import arm_of, bootstrap_means, judge
+from services.serving.experiments import ExperimentBook, ExperimentsError, load_experiments, missing_parts
 from services.serving.runtime import Runtime, open_runtime
 from services.settings import Settings
 from services.stores.events import EventStore
@@ -75,12 +77,13 @@ def test_another_salt_reshuffles(tmp_path: Path) -> None:
         (('salt = "2026-12"', "salt = 3"), "experiments.next-list.salt:"),
         (
             ('strategy = "sequential" }', 'strategy = "sequential", generation = "x" }'),
-            "variants.sequential.generation: pinning",
+            "variants.sequential.generation: variant sequential is pinned to build generation 'x' but this data dir",
         ),
         (
             ('strategy = "sequential" }', 'strategy = "sequential", weights = { series = 1 } }'),
             "sequential.weights: only",
         ),
+        (('strategy = "sequential" }', 'strategy = "sequential", history = 0 }'), "sequential.history: a whole"),
         (
             ('strategy = "sequential" }', 'strategy = "sequential", colour = 1 }'),
             "variants.sequential.colour: unknown key",
@@ -224,3 +227,124 @@ def test_the_command_line_shows_a_bad_file_as_its_one_line(tmp_path: Path) -> No
         one_line(caught.value)
         == f"experiments file {tmp_path / 'bad.toml'}: other: expected [experiments.NAME] tables only"
     )
+
+
+def test_the_report_plots_each_variants_cumulative_hit_ratio_over_time(runtime: Runtime, tmp_path: Path) -> None:
+    """Hand-made exposures and events over two hours: 10-minute buckets, each variant's cumulative HR@10 at
+    the end of every bucket that scored one of its exposures or a later one; pending exposures are left out."""
+    t0 = datetime(2026, 12, 1, 20)
+    minute = timedelta(minutes=1)
+    with client_of(runtime, tmp_path, FIFTY_FIFTY) as client:
+        store = client.app.state.exposures  # type: ignore[attr-defined]
+        served = [
+            ("r1", "u1", "hybrid", 0, (10, 11)),  # hit
+            ("r2", "u3", "sequential", 30, (30,)),  # hit
+            ("r3", "u2", "hybrid", 65, (20,)),  # miss: another movie
+            ("r4", "u4", "sequential", 125, (40, 41)),  # hit
+        ]
+        for request_id, user, variant, minutes, items in served:
+            store.add(Exposure(request_id, user, "next-list", variant, variant, items, t0 + minutes * minute))
+        store.add(
+            Exposure("r5", "u5", "next-list", "hybrid", "hybrid", (50,), datetime.now(UTC).replace(tzinfo=None))
+        )  # pending
+        watched = [("u1", 11, 5), ("u3", 30, 40), ("u2", 21, 70), ("u4", 41, 130)]
+        store.events.add(
+            [
+                {
+                    "event_id": f"e-{u}",
+                    "user_id": u,
+                    "movie_id": m,
+                    "type": "completed",
+                    "rating": None,
+                    "at": t0 + minutes * minute,
+                    "received": t0 + minutes * minute,
+                }
+                for u, m, minutes in watched
+            ]
+        )
+        report = client.get("/experiments/next-list").json()
+        schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["OverTime"]["examples"] and schemas["ExperimentReport"]["properties"]["over_time"]["examples"]
+    assert report["variants"]["hybrid"]["pending"] == 1 and report["variants"]["hybrid"]["hits"] == 1
+    assert report["over_time_bucket_seconds"] == 600
+    points = [(p["at"], p["variant"], p["exposures"], p["hits"], p["hr@10"]) for p in report["over_time"]]
+    assert points == [
+        ("2026-12-01T20:10:00Z", "hybrid", 1, 1, 1.0),
+        ("2026-12-01T20:40:00Z", "hybrid", 1, 1, 1.0),
+        ("2026-12-01T20:40:00Z", "sequential", 1, 1, 1.0),
+        ("2026-12-01T21:10:00Z", "hybrid", 2, 1, 0.5),
+        ("2026-12-01T21:10:00Z", "sequential", 1, 1, 1.0),
+        ("2026-12-01T22:10:00Z", "hybrid", 2, 1, 0.5),
+        ("2026-12-01T22:10:00Z", "sequential", 2, 2, 1.0),
+    ]
+    assert set(report) >= {"name", "variants", "difference"}  # the contract's fields stay
+
+
+def pinned(generation: str) -> str:
+    return FIFTY_FIFTY.replace('strategy = "sequential" }', f'strategy = "sequential", generation = "{generation}" }}')
+
+
+def test_a_variant_may_pin_the_served_generation_only(runtime: Runtime, tmp_path: Path) -> None:
+    served = runtime.settings.generation
+    assert served is not None  # the test build has generations
+    path = write(tmp_path / "x.toml", pinned(served))
+    assert load_experiments(path, served)["next-list"].variant("sequential").generation == served
+    with pytest.raises(ExperimentsError) as caught:
+        load_experiments(path, "20990101T000000")
+    message = str(caught.value)
+    assert "\n" not in message and "variants.sequential.generation: variant sequential is pinned to" in message
+    assert served in message and "this server serves 20990101T000000" in message
+    with client_of(runtime, tmp_path, pinned(served)) as client:  # pinned to the served one: it runs
+        report = client.get("/experiments/next-list").json()
+        assert report["variants"]["sequential"]["generation"] == served
+        assert not report["variants"]["sequential"]["degraded"]
+    with pytest.raises(ExperimentsError, match="variants.sequential.generation: variant sequential is pinned"):
+        client_of(runtime, tmp_path, pinned("20990101T000000"))  # to another: refused at start
+
+
+def test_after_a_reload_to_another_generation_a_pinned_variants_viewers_get_the_control(
+    runtime: Runtime, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    served = str(runtime.settings.generation)
+    book = ExperimentBook.open(write(tmp_path / "x.toml", pinned(served)), served)
+    reloaded = replace(runtime, settings=runtime.settings.model_copy(update={"generation": "20990101T000000"}))
+    viewers = VIEWERS[:200]
+    assert {arm_of(runtime, book, v, None).variant.name for v in viewers} == {"hybrid", "sequential"}  # type: ignore[union-attr]
+    book.serve("20990101T000000")  # the app's hot reload tells the book
+    assert {arm_of(reloaded, book, v, None).variant.name for v in viewers} == {"hybrid"}  # type: ignore[union-attr]
+    assert "variant sequential is pinned" in caplog.text  # the file, checked again, is logged; the last one kept
+    sequential = book.experiments["next-list"].variant("sequential")
+    assert missing_parts(reloaded, sequential) == ["generation"]
+
+
+def test_a_variant_reads_its_own_history_length(runtime: Runtime, tmp_path: Path) -> None:
+    """`history = 1`: the variant's sequential source reads only the last movie (never answering a seen one),
+    through the API; the default reads the last NEXTWATCH_HISTORY_LAST."""
+    assert runtime.sequential is not None and runtime.settings.history.last > 1
+    short = FIFTY_FIFTY.replace('variants.hybrid = { share = 0.5, strategy = "hybrid" }', "").replace(
+        'control = "hybrid"', 'control = "short"'
+    )
+    short = short.replace(
+        'variants.sequential = { share = 0.5, strategy = "sequential" }',
+        'variants.short = { share = 1.0, strategy = "sequential", history = 1 }',
+    )
+    decay = runtime.settings.history.decay
+    with client_of(runtime, tmp_path, short) as client:
+        for user in map(str, range(1, 60)):
+            known = tuple(
+                m
+                for m in (i["movie_id"] for i in client.get(f"/users/{user}/history").json()["items"])
+                if m in runtime.known_ids
+            )
+            one = [m for m, _ in SequentialHistorySource(runtime.sequential, 1, decay).scores(History(known), 10)]
+            usual = [m for m, _ in SequentialHistorySource(runtime.sequential, 10, decay).scores(History(known), 10)]
+            if len(one) >= 5 and one[:5] != usual[:5]:
+                break
+        else:
+            pytest.fail("no viewer whose last movie alone answers otherwise")
+        answer = client.get(f"/users/{user}/next?k=10").json()
+    assert answer["variant"] == "short" and answer["strategy"] == "sequential"
+    served = [i["movie_id"] for i in answer["items"]]
+    assert served[:5] == one[:5] and not set(served) & set(known)
+    report_entry = load_experiments(tmp_path / "experiments.toml")["next-list"].variant("short")
+    assert report_entry.history == 1 and report_entry.own_settings  # no offline figure for it

@@ -18,7 +18,9 @@ from pipelines import steps
 from pipelines.status import status_lines
 from services.serving.runtime import open_runtime
 from services.settings import Settings
-from services.stores.checksums import damage, record
+from services.stores import checksums
+from services.stores.build_state import BuildState
+from services.stores.checksums import damage, record, stamp
 from services.stores.generations import resolve_generation
 from services.stores.neighbours import load_table
 from tests.support.servers import free_port, private_copy, running_server
@@ -56,7 +58,57 @@ def test_checksums_find_a_same_size_overwrite_and_a_cut_and_create_nothing(tmp_p
     assert damage(tmp_path, "models/a") is None  # removed whole: missing (its readers say so), not damaged
 
 
-def test_a_silently_corrupted_table_is_reported_and_answered_live(settings: Settings) -> None:
+def _reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The files whose digest is computed from now on."""
+    reads: list[Path] = []
+    digest = checksums.file_digest
+
+    def counted(path: Path) -> str:
+        reads.append(path)
+        return digest(path)
+
+    monkeypatch.setattr(checksums, "file_digest", counted)
+    return reads
+
+
+def test_a_file_seen_by_its_writer_is_not_read_again_but_a_change_in_place_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    artifact = tmp_path / "models" / "a.npy"
+    artifact.parent.mkdir()
+    np.save(artifact, np.arange(1000, dtype=np.int64))
+    record(tmp_path, "models/a", [artifact])
+    reads = _reads(monkeypatch)
+    assert damage(tmp_path, "models/a") is None and reads == []  # what every open of the generation does
+    assert damage(tmp_path, "models/a", full=True) is None and reads == [artifact]  # `nextwatch status`
+    before = artifact.stat()
+    with open(artifact, "r+b") as handle:  # same inode, same size
+        handle.seek(500)
+        handle.write(b"\xff" * 8)
+    os.utime(artifact, ns=(before.st_atime_ns, before.st_mtime_ns))  # the modification time put back
+    assert "differs from what was written" in str(damage(tmp_path, "models/a"))
+
+
+def test_a_copied_generation_is_read_until_stamped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    artifact = tmp_path / "a" / "models" / "a.npy"
+    artifact.parent.mkdir(parents=True)
+    np.save(artifact, np.arange(1000, dtype=np.int64))
+    record(tmp_path / "a", "models/a", [artifact])
+    copy = tmp_path / "b"
+    subprocess.run(["cp", "-a", str(tmp_path / "a"), str(copy)], check=True)  # times kept, new inodes
+    reads = _reads(monkeypatch)
+    assert damage(copy, "models/a") is None and len(reads) == 1
+    stamp(copy)
+    assert len(reads) == 2 and "seen" in BuildState(copy).files("models/a")["models/a.npy"]
+    assert damage(copy, "models/a") is None and len(reads) == 2
+    (copy / "models" / "a.npy").write_bytes(artifact.read_bytes()[:-8] + b"\xff" * 8)
+    stamp(copy)  # a damaged file is not recorded as seen: its readers find it
+    assert "differs from what was written" in str(damage(copy, "models/a"))
+
+
+def test_a_silently_corrupted_table_is_reported_and_answered_live(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = settings.build_dir / IDS
     table = load_table(path.parent, "collaborative")
     assert table is not None
@@ -79,9 +131,12 @@ def test_a_silently_corrupted_table_is_reported_and_answered_live(settings: Sett
     assert _files(settings.data_dir) == files  # the server verified without creating anything
     steps.build(settings.model_copy(update={"generation": None}), progress=False)  # a new generation
     assert "all up to date" in "\n".join(status_lines(settings.model_copy(update={"generation": None})))
+    served = resolve_generation(settings.model_copy(update={"generation": None})).build_dir
+    reads = _reads(monkeypatch)  # the build verified its generation once: opening it reads no artifact
+    assert not any(damage(served, key) for key in BuildState(served).artifacts()) and reads == []
 
 
-@pytest.mark.parametrize("name", ["model.npz", "model.json"])
+@pytest.mark.parametrize("name", ["model.item_factors.npy", "model.json"])
 def test_a_damaged_model_is_named_by_status_and_its_source_degrades(settings: Settings, name: str) -> None:
     path = settings.build_dir / "models" / "full" / "als" / name
     os.truncate(path, path.stat().st_size // 2)

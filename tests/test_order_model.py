@@ -25,7 +25,7 @@ from pipelines.sequence.train import (
     user_sequences,
 )
 from services.stores.errors import ArtifactError
-from services.stores.order_model import ARRAYS, META, OrderModel, OrderParams, weight_names
+from services.stores.order_model import ARRAYS, NAME, OrderModel, OrderParams, weight_names
 
 CYCLE = [10 * (i + 1) for i in range(12)]  # movieIds 10, 20, ..., 120 watched in this order, round and round
 TINY = OrderParams(dims=16, blocks=1, heads=2, max_len=8, dropout=0.0, epochs=25, batch_size=32, lr=1e-2,
@@ -121,22 +121,32 @@ def test_saved_without_pickle_and_loaded(model: OrderModel, tmp_path: Path) -> N
     assert not OrderModel.exists(tmp_path)
     model.save(tmp_path)
     assert OrderModel.exists(tmp_path)
-    with np.load(tmp_path / ARRAYS, allow_pickle=False) as data:
-        assert set(data.files) == {"item_ids", *weight_names(TINY.blocks)}
-        assert all(data[name].dtype != object for name in data.files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"{NAME}.json", *(f"{NAME}.{a}.npy" for a in ARRAYS)])
+    for name in ARRAYS:
+        assert np.load(tmp_path / f"{NAME}.{name}.npy", allow_pickle=False).dtype != object
     loaded = OrderModel.load(tmp_path)
     assert loaded.params == model.params
     assert loaded.info["items"] == len(CYCLE)
+    assert set(loaded.weights) == set(weight_names(TINY.blocks))
+    assert all(np.array_equal(loaded.weights[name], model.weights[name]) for name in model.weights)
+    assert all(not w.flags.writeable for w in loaded.weights.values())  # mapped read-only, shared by workers
     histories = [CYCLE[:4], CYCLE[7:]]
     assert np.array_equal(loaded.scores(histories), model.scores(histories))
+    assert loaded.recommend(histories, 5) == model.recommend(histories, 5)
 
 
 def test_missing_and_broken_artifacts(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         OrderModel.load(tmp_path)
-    (tmp_path / META).write_text('{"params": {"dims": 8}, "info": {}}')
-    (tmp_path / ARRAYS).write_bytes(b"not a zip")
+    (tmp_path / f"{NAME}.json").write_text('{"params": {"dims": 8}, "info": {}}')
+    for name in ARRAYS:
+        (tmp_path / f"{NAME}.{name}.npy").write_bytes(b"not an array")
     with pytest.raises(ArtifactError, match="order model"):
+        OrderModel.load(tmp_path)
+    for name in ARRAYS:
+        (tmp_path / f"{NAME}.{name}.npy").unlink()
+    (tmp_path / f"{NAME}.npz").write_bytes(b"an older version's")
+    with pytest.raises(ArtifactError, match="order_model.npz was saved by an older version"):
         OrderModel.load(tmp_path)
 
 

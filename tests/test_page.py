@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 import pytest
@@ -16,6 +19,8 @@ from pipelines.evaluation.run import evaluate_step
 from services.recommender.registry import strategy_names
 from services.settings import Settings
 from services.stores.catalog import Catalog
+from services.stores.events import EventStore
+from services.stores.exposures import Exposure, ExposureStore
 from services.stores.generations import resolve_generation
 from tests.support.servers import private_copy, running_server
 
@@ -81,6 +86,65 @@ def degraded_url(built_settings: Settings, tmp_path_factory: pytest.TempPathFact
     weights = {"sequential": 1.0, "series": 0.5, "collaborative": 0.25, "vector": 0.25}  # hybrid uses vectors
     settings = private_copy(built_settings, tmp_path_factory.mktemp("page-degraded") / "data", fusion_weights=weights)
     shutil.rmtree(resolve_generation(settings).qdrant_path)
+    with running_server(settings) as url:
+        yield url
+
+
+EXPERIMENTS = """
+[experiments.next-list]
+salt = "page"
+control = "hybrid"
+variants.hybrid = { share = 0.4, strategy = "hybrid" }
+variants.sequential = { share = 0.4, strategy = "sequential" }
+variants.series = { share = 0.2, strategy = "series", stopped = true }
+
+[experiments."한국어-실험"]
+salt = "page"
+control = "hybrid"
+variants.hybrid = { share = 1.0, strategy = "hybrid" }
+"""
+KOREAN_EXPERIMENT = "한국어-실험"
+
+
+@pytest.fixture(scope="module")
+def experiments_url(built_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API with two experiments, hand-made exposures and events of Korean-named viewers over two days (24
+    exposures, one every two hours, alternating hybrid and sequential; every third viewer watched another movie
+    next) and a hand-made evaluation report holding the offline figures."""
+    root = tmp_path_factory.mktemp("page-experiments")
+    (root / "experiments.toml").write_text(EXPERIMENTS, encoding="utf-8")
+    events_url = f"sqlite:///{root / 'events.sqlite'}"
+    settings = private_copy(built_settings, root / "data", experiments=root / "experiments.toml", events_url=events_url)
+    offline = {
+        "hybrid": {"hr@10": 0.3, "hr@10_ci": [0.25, 0.35]},
+        "sequential": {"hr@10": 0.28, "hr@10_ci": [0.23, 0.33]},
+    }
+    (settings.data_dir / "report").mkdir()
+    (settings.data_dir / "report" / "report.json").write_text(json.dumps({"history": {"strategies": offline}}))
+    events = EventStore(events_url)
+    exposures = ExposureStore(events)
+    t0 = datetime(2026, 12, 1, 8)
+    rows = []
+    for i in range(24):
+        user, served = f"시청자-{i}", t0 + timedelta(hours=2 * i)
+        variant = "hybrid" if i % 2 == 0 else "sequential"
+        exposures.add(Exposure(f"r-{i}", user, "next-list", variant, variant, (100 + i, 200 + i), served))
+        watched = 999 if i % 3 == 0 else 100 + i
+        at = served + timedelta(minutes=10)
+        rows.append(
+            {
+                "event_id": f"e-{i}",
+                "user_id": user,
+                "movie_id": watched,
+                "type": "completed",
+                "rating": None,
+                "at": at,
+                "received": at,
+            }
+        )
+    events.add(rows)
+    exposures.close()
+    events.close()
     with running_server(settings) as url:
         yield url
 
@@ -427,6 +491,56 @@ def test_evaluation_shows_every_protocol_it_has(page: sync_api.Page, base_url: s
     page.locator("#eval-table tbody tr").first.wait_for()
     assert page.locator("#eval-history, #eval-last-item, .jump").count() == 0
     assert problems.console == [] and problems.requests == []
+
+
+def test_experiments_list_variants_and_plot(page: sync_api.Page, experiments_url: str, problems: Problems) -> None:
+    """#/experiments lists both experiments (one named in Korean); #/experiments/next-list shows each variant's
+    figures, the difference to the control, the stopped flag, and one line per variant over time."""
+    report = page.request.get(experiments_url + "/experiments/next-list").json()
+    page.goto(experiments_url + "/#/experiments")
+    page.locator("#exp-list li").first.wait_for()
+    names = page.locator("#exp-list li").evaluate_all("ns => ns.map(n => n.dataset.experiment)")
+    assert names == ["next-list", KOREAN_EXPERIMENT]
+    assert page.locator('#exp-list [data-experiment="next-list"] .badge.warn').count() == 1  # a variant is stopped
+    page.locator('#exp-list [data-experiment="next-list"] a').click()
+    page.wait_for_url("**/#/experiments/next-list")
+    page.locator("#exp-table tbody tr").first.wait_for()
+    rows = page.locator("#exp-table tbody tr").evaluate_all("ns => ns.map(n => n.dataset.variant)")
+    assert rows == ["hybrid", "sequential", "series"]  # the control first
+    hybrid = page.locator('#exp-table tr[data-variant="hybrid"]')
+    online = hybrid.locator("td.online").inner_text()
+    assert online.startswith(f"{report['variants']['hybrid']['hr@10']:.4f}") and "[" in online
+    assert hybrid.locator("td.offline").inner_text() == "0.3000 [0.2500, 0.3500]"
+    difference = page.locator('#exp-table tr[data-variant="sequential"] td.difference').inner_text()
+    assert f"{abs(report['difference']['hr@10']):.4f}" in difference and "[" in difference
+    assert page.locator('#exp-table tr[data-variant="series"] .flag-stopped').count() == 1
+    assert page.locator("#exp-plot polyline").count() == 2  # the stopped variant served nothing
+    assert page.locator("#exp-plot circle").count() == len(report["over_time"])
+    assert page.locator("#exp-plot line.offline").count() == 2
+    last_hybrid = [p for p in report["over_time"] if p["variant"] == "hybrid"][-1]
+    assert last_hybrid["exposures"] == 12 and last_hybrid["hr@10"] == report["variants"]["hybrid"]["hr@10"]
+    shot(page, "experiments.png")
+    page.click("#lang")
+    assert page.locator("#exp-table thead th").first.inner_text() == "variant"
+    page.click("#lang")
+
+    page.goto(f"{experiments_url}/#/experiments/{quote(KOREAN_EXPERIMENT)}")  # a hash change: the same document
+    page.wait_for_function("name => document.querySelector('h1')?.textContent === name", arg=KOREAN_EXPERIMENT)
+    page.locator("#exp-table tbody tr").first.wait_for()
+    assert page.locator("#exp-over-time .message").inner_text() == "아직 판정된 노출이 없습니다."
+    assert page.locator('nav a[data-nav="experiments"][aria-current]').count() == 1
+    page.set_viewport_size({"width": 390, "height": 844})  # phone width: the table scrolls, the page does not
+    page.goto(experiments_url + "/#/experiments/next-list")
+    page.locator("#exp-plot").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert problems.console == [] and problems.requests == []
+
+
+def test_an_unknown_experiment_is_one_line(page: sync_api.Page, experiments_url: str) -> None:
+    page.goto(experiments_url + "/#/experiments/nope")
+    error = page.locator("#main .message.error")
+    error.wait_for()
+    assert "nope" in error.inner_text() and "\n" not in error.inner_text()
 
 
 def test_phone_width_continue_watching(browser: sync_api.Browser, base_url: str) -> None:

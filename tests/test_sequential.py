@@ -166,14 +166,17 @@ def test_save_load_round_trip(tmp_path: Path):
     assert not SequentialModel.exists(tmp_path)
     model.save(tmp_path)
     assert SequentialModel.exists(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sequential.json", "sequential.npz"]
+    arrays = ["item_ids", "indptr", "indices", "scores", "viewers"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["sequential.json", *(f"sequential.{name}.npy" for name in arrays)]
+    )
     loaded = SequentialModel.load(tmp_path)
     assert loaded.params == model.params and loaded.info == model.info
     for name in ("item_ids", "indptr", "indices", "scores", "viewer_counts"):
         assert np.array_equal(getattr(loaded, name), getattr(model, name))
+        assert not getattr(loaded, name).flags.writeable  # mapped read-only, shared by workers
     assert loaded.similar([10, 20, 30, 40], 5) == model.similar([10, 20, 30, 40], 5)
-    with np.load(tmp_path / "sequential.npz", allow_pickle=False) as data:
-        assert all(data[name].dtype != object for name in data.files)
+    assert all(np.load(tmp_path / f"sequential.{name}.npy", allow_pickle=False).dtype != object for name in arrays)
 
 
 def test_params_have_no_defaults_and_are_checked():

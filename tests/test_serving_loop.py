@@ -96,6 +96,60 @@ def test_the_hybrid_lets_would_block_through_instead_of_degrading() -> None:
     assert served.missing == [] and [r.movie_id for r in served.items[0]] == [2, 3, 4, 5, 6]
 
 
+class Memory:
+    """An in-memory source that notes when it answered, once `ready` is set (or after a second)."""
+
+    name = "sequential"
+
+    def __init__(self, log: list[str], ready: threading.Event) -> None:
+        self.log = log
+        self.ready = ready
+
+    def candidates(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]:
+        self.ready.wait(1.0)
+        self.log.append("memory answered")
+        return [[(m, 1.0) for m in reversed(CATALOG) if m != q][:k] for q in movie_ids]
+
+
+def test_the_hybrid_starts_its_store_call_first_and_answers_as_without_it() -> None:
+    guard = Guard("vectors", timeout=1.0)
+    log: list[str] = []
+    started = threading.Event()
+
+    class Slow(Lists):
+        def candidates(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]:
+            log.append("store started")
+            started.set()
+            return super().candidates(movie_ids, k)
+
+    facts = ItemFacts(CATALOG, ["Drama"] * len(CATALOG), [False] * len(CATALOG))
+    weights = {"sequential": 1.0, "vector": 0.5}
+    plain = FusionStrategy("hybrid", [Memory([], started), Lists()], weights, facts=facts, optional=["vector"])
+    hybrid = FusionStrategy(
+        "hybrid", [Memory(log, started), GuardedSource(Slow(), guard)], weights, facts=facts, optional=["vector"]
+    )
+    try:
+        served = hybrid.recommend_batch([1, 2], 5, explain=True)
+    finally:
+        guard.close()
+    assert log == ["store started", "memory answered"]  # asked before the in-memory source, listed after it
+    assert served == plain.recommend_batch([1, 2], 5, explain=True)
+
+
+def test_a_started_call_keeps_its_time_limit_from_the_start() -> None:
+    guard = Guard("vectors", timeout=0.2)
+    release = threading.Event()
+    try:
+        result = guard.start(release.wait, 5)
+        with pytest.raises(guards.StoreUnavailable, match="no answer within 0.2 s"):
+            result()
+    finally:
+        release.set()
+        guard.close()
+    with in_memory_only(), pytest.raises(WouldBlock):
+        Guard("vectors", timeout=None).start(lambda: None)
+
+
 class CountingHops:
     """Counts the worker-thread runs of the serving layer."""
 

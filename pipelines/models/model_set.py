@@ -28,15 +28,20 @@ from services.stores.events import EventSummary
 from services.stores.table_inputs import model_state_key
 
 EVENTS = "events"  # the build-state note of the events the served set learned from: {"count", "latest"}
+# how the models are saved, part of every model's inputs: a set saved otherwise (npz, by older versions) is
+# stale and trained again by the next build
+LAYOUT = "npy-mapped"
 
 
 def model_inputs(settings: Settings, spec: ModelSpec, cutoff: int | None, events: EventSummary | None = None) -> str:
     """What a model of the set is trained from: the ratings, the cutoff, its (tuned) parameters, and the events
-    it learns from (their count and latest `received`; none: the same fingerprint as before events existed)."""
+    it learns from (their count and latest `received`; none: the same fingerprint as without events), in the
+    layout it is saved in."""
     params = spec.params(settings)
     learned = (events.count, events.latest) if events is not None and events.count and spec.events else None
     return fingerprint(
         spec.name,
+        LAYOUT,
         settings.ratings_path,
         cutoff,
         asdict(params) if is_dataclass(params) and not isinstance(params, type) else params,
@@ -59,12 +64,14 @@ def train_model_set(
     events: Events | None = None,
     force: bool = False,
     progress: bool = True,
+    slow: bool = True,
 ) -> dict[str, Any]:
     """Train every registered model on the ratings strictly before `cutoff` (all of them without one) into
     ``settings.models_dir(evaluation=cutoff is not None)``, each when its inputs changed or it is damaged (its
     files differ from the checksums recorded when they were written); returns {model name: its info} of the
     models (re)trained now (empty when all were up to date). Pass tuned settings (``Settings.with_tuned``).
-    `events` (the served set only) are folded into the ratings of the models that learn from them."""
+    `events` (the served set only) are folded into the ratings of the models that learn from them. Without
+    `slow`, the models marked slow in the registry are left as they are (a quick build)."""
     if events is not None and cutoff is not None:
         raise ValueError("the evaluation set is trained on MovieLens ratings only: no events with a cutoff")
     directory = settings.models_dir(evaluation=cutoff is not None)
@@ -75,6 +82,8 @@ def train_model_set(
     folded: pd.DataFrame | None = None  # the ratings with the events, made when a model needs them
     trained: dict[str, Any] = {}
     for spec in REGISTRY.models.values():
+        if spec.slow and not slow:
+            continue
         digest = model_inputs(settings, spec, cutoff, None if events is None else events.summary)
         key = model_state_key(spec.name, evaluation=cutoff is not None)
         where = directory / spec.name

@@ -38,6 +38,7 @@ from services.serving.titles import TitleIndex
 from services.settings import Settings
 from services.stores.events import EventStore
 from services.stores.exposures import ExposureStore
+from services.stores.generations import GenerationError, resolve_generation
 
 DESCRIPTION = """What to watch next: series, overview-vector and collaborative recommendations over a
 MovieLens catalogue with Korean titles.
@@ -57,12 +58,24 @@ def watch_generations(app: FastAPI) -> GenerationWatcher:
 
     def swapped(fresh: Runtime) -> None:
         app.state.titles = TitleIndex(fresh)
+        app.state.experiments.serve(fresh.settings.generation)
 
     watcher = GenerationWatcher(app.state, open_generation, poll_seconds=base.api.reload_poll_seconds, on_swap=swapped)
     watcher.start()
     if threading.current_thread() is threading.main_thread():  # signal handlers: main thread only
         signal.signal(signal.SIGHUP, lambda signum, frame: watcher.poke())
     return watcher
+
+
+def served_generation(settings: Settings, runtime: Runtime | None) -> str | None:
+    """The build generation the app serves at start (None: the flat layout, or a pointer the runtime will
+    refuse with its own message)."""
+    if runtime is not None:
+        return runtime.settings.generation
+    try:
+        return resolve_generation(settings).generation
+    except GenerationError:
+        return None
 
 
 def create_app(
@@ -103,7 +116,8 @@ def create_app(
     for module in (*routers, page):
         app.include_router(module.router)
     app.state.writes = WriteAccess(settings.api)  # a key file it cannot read stops the app here
-    app.state.experiments = ExperimentBook.open(settings.experiments)  # so does a bad experiments file
+    # so does a bad experiments file (a variant may pin only the generation served)
+    app.state.experiments = ExperimentBook.open(settings.experiments, served_generation(settings, runtime))
     install_error_handlers(app)
     # innermost, so that its 413 and 408 answers also get CORS headers and request ids, and are counted
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes, seconds=settings.api.body_timeout_seconds)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.api.history_schemas import NextAnswer
@@ -22,6 +24,7 @@ class VariantReport(BaseModel):
     strategy: str
     share: float
     stopped: bool
+    generation: str | None = Field(default=None, description="the build generation it is pinned to (null: none)")
     degraded: bool = Field(description="the variant's strategy lacks a part here (`missing`)")
     missing: list[str]
     exposures: int = Field(description="answers served by the variant")
@@ -42,6 +45,25 @@ class Difference(BaseModel):
     ci: Interval = Field(description="95% unpaired user-bootstrap interval (the variants' viewers are disjoint)")
 
 
+class OverTime(BaseModel):
+    """One variant at the end of one time bucket: its scored exposures served before `at`, cumulative."""
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {"at": "2026-12-01T21:00:00Z", "variant": "hybrid", "exposures": 120, "hits": 37, "hr@10": 0.3083}
+            ]
+        },
+    )
+
+    at: datetime = Field(description="the end of the bucket (UTC)")
+    variant: str
+    exposures: int = Field(description="the variant's scored exposures served before `at` (pending ones left out)")
+    hits: int
+    hr_at_10: float = Field(alias="hr@10", description="hits / exposures, cumulative")
+
+
 class ExperimentReport(BaseModel):
     name: str
     salt: str
@@ -50,6 +72,21 @@ class ExperimentReport(BaseModel):
     variants: dict[str, VariantReport]
     difference: Difference | None = Field(description="the first other variant against the control")
     differences: list[Difference]
+    over_time_bucket_seconds: int | None = Field(
+        default=None, description="the width of the buckets of `over_time` (60 s to 7 days; null: none yet)"
+    )
+    over_time: list[OverTime] = Field(
+        default_factory=list,
+        description="each variant's cumulative online HR@10 at the end of every time bucket that holds scored "
+        "exposures, oldest first (the page's plot)",
+        examples=[
+            [
+                {"at": "2026-12-01T21:00:00Z", "variant": "hybrid", "exposures": 120, "hits": 37, "hr@10": 0.3083},
+                {"at": "2026-12-01T21:00:00Z", "variant": "sequential", "exposures": 118, "hits": 31, "hr@10": 0.2627},
+                {"at": "2026-12-01T22:00:00Z", "variant": "hybrid", "exposures": 241, "hits": 70, "hr@10": 0.2905},
+            ]
+        ],
+    )
 
 
 class ExperimentList(BaseModel):

@@ -15,7 +15,7 @@ from services.api.recommendations import Strategy
 from services.api.schemas import ErrorBody, MovieIdText
 from services.recommender.filters import Filter
 from services.serving.events import known_viewer
-from services.serving.experiment_report import Arm, arm_of, log_exposure
+from services.serving.experiment_report import arm_of, log_exposure
 from services.serving.guards import on_the_loop_unless_blocking
 from services.serving.next import NextServed, recommend_next
 from services.serving.recommend import StrategyUnavailable
@@ -65,28 +65,14 @@ async def _answer_next(
     explain: bool,
 ) -> NextAnswer:
     """The next list for a history, answered on the event loop unless a store must be asked."""
-    return answer(request, await _serve(request, rt, Arm(strategy), history, k, rules, allow_seen, explain))
-
-
-async def _serve(
-    request: Request,
-    rt: Runtime,
-    arm: Arm,
-    history: list[int],
-    k: int,
-    rules: Filter,
-    allow_seen: bool,
-    explain: bool,
-) -> NextServed:
     try:
-        return await on_the_loop_unless_blocking(
-            lambda: recommend_next(
-                rt, arm.strategy, history, k, rules, allow_seen=allow_seen, explain=explain, using=arm.chosen
-            )
+        served = await on_the_loop_unless_blocking(
+            lambda: recommend_next(rt, strategy, history, k, rules, allow_seen=allow_seen, explain=explain)
         )
     except StrategyUnavailable as exc:
-        request.state.strategy = arm.strategy
+        request.state.strategy = strategy
         raise HTTPException(status_code=503, detail=str(exc)) from None
+    return answer(request, served)
 
 
 @router.get("/users/{user_id}/next", response_model=ViewerNextAnswer, responses=ERRORS)
@@ -111,12 +97,25 @@ async def user_next(
     deps.check_size(len(exclude), rt.settings.api.max_exclude, "excluded ids")
     deps.check_at_most(("query", "k"), k, rt.settings.api.max_k, "k")
     genre = deps.known_genre(rt, ("query", "genre"), genre)
-    viewer = await run_in_threadpool(known_viewer, rt, store, user_id)
-    rules = Filter.of([*exclude, *viewer.excluded(allow_seen)], genre, include_adult)
     arm = arm_of(rt, request.app.state.experiments, user_id, strategy)
-    served = await _serve(request, rt, arm, viewer.history, k, rules, allow_seen, explain)
     request_id: str = request.state.request_id
-    await run_in_threadpool(log_exposure, request.app.state.exposures, request_id, user_id, arm, served)
+    exposures = request.app.state.exposures
+
+    def serve() -> NextServed:
+        """Read the viewer, answer and log the exposure: the store calls on one worker thread."""
+        viewer = known_viewer(rt, store, user_id)
+        rules = Filter.of([*exclude, *viewer.excluded(allow_seen)], genre, include_adult)
+        served = recommend_next(
+            rt, arm.strategy, viewer.history, k, rules, allow_seen=allow_seen, explain=explain, using=arm.chosen
+        )
+        log_exposure(exposures, request_id, user_id, arm, served)
+        return served
+
+    try:
+        served = await run_in_threadpool(serve)
+    except StrategyUnavailable as exc:
+        request.state.strategy = arm.strategy
+        raise HTTPException(status_code=503, detail=str(exc)) from None
     if arm.experiment is not None and arm.variant is not None:
         request.app.state.metrics.exposures.labels(arm.experiment.name, arm.variant.name).inc()
     variant = None if arm.variant is None else arm.variant.name

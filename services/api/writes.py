@@ -4,8 +4,9 @@ With NEXTWATCH_API_KEYS (keys) or NEXTWATCH_API_KEYS_FILE (their sha256 hex dige
 marked ` read-only`), a write sends its key in `X-API-Key`: 401 without one or with an unknown one, 403 with a
 read-only one. Keys are held only as digests and compared with hmac.compare_digest; no log line holds one.
 With neither, writes are accepted from loopback clients only (403 otherwise). Each key (each client without
-keys) may write NEXTWATCH_WRITE_RATE times (the `limits` package's moving window): 429 with Retry-After
-beyond.
+keys) may write NEXTWATCH_WRITE_RATE times (the `limits` package's moving window, its asyncio flavour, checked on
+the event loop: the threaded one starts a timer thread on a write whenever its last has ended, and waits for it
+to run): 429 with Retry-After beyond.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Annotated
 
 import limits
+import limits.aio
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
@@ -81,27 +83,27 @@ class WriteAccess:
             keys += read_key_file(api.api_keys_file)
         self.keys: list[Key] | None = keys if plain.strip() or api.api_keys_file is not None else None
         self.rate = limits.parse(api.write_rate)
-        self.limiter = limits.strategies.MovingWindowRateLimiter(limits.storage.MemoryStorage())
+        self.limiter = limits.aio.strategies.MovingWindowRateLimiter(limits.aio.storage.MemoryStorage())
 
     def log_mode(self) -> None:
         """One line at start when writes are open to loopback clients only."""
         if self.keys is None:
             log.warning(LOOPBACK_ONLY)
 
-    def check(self, request: Request, key: str | None) -> None:
+    async def check(self, request: Request, key: str | None) -> None:
         """Raise the 401, 403 or 429 a write gets; return when it may go on."""
         if self.keys is None:
             host = request.client.host if request.client is not None else ""
             if not _loopback(host):
                 raise HTTPException(status_code=403, detail="writes are accepted from loopback clients only")
-            self._limit(f"client:{host}")
+            await self._limit(f"client:{host}")
             return
         found = self._find(key) if key else None
         if found is None:
             raise HTTPException(status_code=401, detail=f"a write needs a valid key in the {KEY_HEADER} header")
         if found.read_only:
             raise HTTPException(status_code=403, detail="this key may only read")
-        self._limit(f"key:{found.digest}")
+        await self._limit(f"key:{found.digest}")
 
     def _find(self, key: str) -> Key | None:
         """The key whose digest matches, every digest compared in constant time."""
@@ -112,9 +114,9 @@ class WriteAccess:
                 found = known
         return found
 
-    def _limit(self, who: str) -> None:
-        if not self.limiter.hit(self.rate, who):
-            reset = self.limiter.get_window_stats(self.rate, who).reset_time
+    async def _limit(self, who: str) -> None:
+        if not await self.limiter.hit(self.rate, who):
+            reset = (await self.limiter.get_window_stats(self.rate, who)).reset_time
             wait = max(1, math.ceil(reset - time.time()))
             raise HTTPException(
                 status_code=429,
@@ -135,7 +137,7 @@ async def check_write(
     key: Annotated[str | None, Security(APIKeyHeader(name=KEY_HEADER, auto_error=False))],
 ) -> None:
     """The dependency of every write route."""
-    request.app.state.writes.check(request, key)
+    await request.app.state.writes.check(request, key)
 
 
 WriteAllowed = Depends(check_write)

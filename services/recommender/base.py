@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 Candidates = Sequence[tuple[int, float]]  # a source's (movie_id, score) for one query, best first
 
@@ -57,6 +57,14 @@ class Source(Protocol):
     name: str
 
     def candidates(self, queries: Sequence[Any], k: int) -> list[list[tuple[int, float]]]: ...
+
+
+@runtime_checkable
+class StartableSource(Source, Protocol):
+    """A source whose calls reach a store: a call can be started ahead and waited for later (the guarded
+    sources of the API), so that the store works while the other sources answer."""
+
+    def start(self, queries: Sequence[Any], k: int) -> Callable[[], list[list[tuple[int, float]]]]: ...
 
 
 class BatchResult(NamedTuple):

@@ -10,12 +10,13 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from itertools import islice
 from typing import Any
 
-from services.recommender.base import BatchResult, Candidates, Recommendation, Source
+from services.recommender.base import BatchResult, Candidates, Recommendation, Source, StartableSource
 from services.recommender.filters import Filter, ItemFacts
 from services.recommender.precomputed import PrecomputedAnswers, compute_answers
-from services.recommender.strategies import BatchStrategy, take_new
+from services.recommender.strategies import BatchStrategy, most_to_ask, take_new
 from services.stores.answers import AnswerArrays
 
 
@@ -44,13 +45,10 @@ def fuse(
             rank += 1
             if movie_id not in mine:  # a source repeating a movie counts once, at its best rank
                 share = mine[movie_id] = weight / (rank_constant + rank)
-                totals[movie_id] = totals.get(movie_id, 0.0) + share
-
-    def order(movie_id: int) -> tuple[float, int]:
-        return -totals[movie_id], movie_id
-
-    best = sorted(totals, key=order) if limit is None else heapq.nsmallest(limit, totals, key=order)
-    return [(m, totals[m], {s: mine[m] for s, mine in shares.items() if m in mine}) for m in best]
+                totals[movie_id] = totals[movie_id] + share if movie_id in totals else share
+    ranked = [(-total, movie_id) for movie_id, total in totals.items()]  # best first, ties by movieId
+    best = sorted(ranked) if limit is None else heapq.nsmallest(limit, ranked)
+    return [(m, -negative, {s: mine[m] for s, mine in shares.items() if m in mine}) for negative, m in best]
 
 
 class FusionStrategy(BatchStrategy):
@@ -90,6 +88,7 @@ class FusionStrategy(BatchStrategy):
         self.optional = frozenset(optional)
         self.absent = list(absent)
         self.precomputed: PrecomputedAnswers | None = None  # see `precompute`
+        self._startable = [s for s in self.sources if isinstance(s, StartableSource)]  # see `_start`
 
     def recommend_batch(
         self, queries: Sequence[Any], k: int, *, filter: Filter | None = None, explain: bool = False
@@ -122,10 +121,12 @@ class FusionStrategy(BatchStrategy):
         seen = self._seen(ids)
         missing = list(self.absent)
         lists: list[dict[str, Candidates]] = [{} for _ in ids]
+        started = self._start(ids, self.depth + extra)
         for source in self.sources:
             # a source is asked again only when the filter left fewer than k of its candidates: the fused
             # ranks are among those kept, and k of them fill the list
-            answers = self._ask_all(source, ids, seen, self.depth + extra, keep, min(k, self.depth), degrade, missing)
+            asked = started.get(source.name, source)
+            answers = self._ask_all(asked, ids, seen, self.depth + extra, keep, min(k, self.depth), degrade, missing)
             if answers is not None:
                 for per_query, candidates in zip(lists, answers):
                     per_query[source.name] = candidates
@@ -157,6 +158,14 @@ class FusionStrategy(BatchStrategy):
                 explained[i].extend({} for _ in range(len(items[i]) - before))
         return BatchResult(items, missing, explained)
 
+    def _start(self, ids: list[Any], want: int) -> dict[str, Source]:
+        """The sources that reach a store, their first call (what `_ask_all` asks first) started now, so that
+        the stores work while the other sources answer."""
+        if not ids:
+            return {}
+        catalogue = len(self.facts) if self.facts is not None else 0
+        return {s.name: _Started(s, ids, min(want, most_to_ask(s, catalogue))) for s in self._startable}
+
     def _ask_all(
         self,
         source: Source,
@@ -176,7 +185,8 @@ class FusionStrategy(BatchStrategy):
             answers[i] = candidates
 
         def short(i: int, candidates: Candidates) -> bool:
-            return sum(1 for m, _ in candidates if m not in seen[i] and (keep is None or keep(m))) < enough
+            kept = (m for m, _ in candidates if m not in seen[i] and (keep is None or keep(m)))
+            return sum(1 for _ in islice(kept, enough)) < enough  # counts no further than `enough`
 
         asked = self._ask(
             source,
@@ -189,6 +199,23 @@ class FusionStrategy(BatchStrategy):
             missing=missing,
         )
         return answers if asked else None
+
+
+class _Started:
+    """A source whose call (`queries`, `k`) was started ahead: that call waits for it, any other goes to the
+    source."""
+
+    def __init__(self, source: StartableSource, queries: list[Any], k: int) -> None:
+        self.name = source.name
+        self._source = source
+        self._call = (queries, k)
+        self._result: Callable[[], list[list[tuple[int, float]]]] | None = source.start(queries, k)
+
+    def candidates(self, queries: Sequence[Any], k: int) -> list[list[tuple[int, float]]]:
+        result, self._result = self._result, None
+        if result is not None and (list(queries), k) == self._call:
+            return result()
+        return self._source.candidates(queries, k)
 
 
 def fused_hybrid(

@@ -39,19 +39,25 @@ class SequentialHistorySource:
 
     def scores(self, history: History, k: int) -> list[tuple[int, float]]:
         """The history's best k co-visitation scores (over every neighbour the model keeps of its last movies)."""
-        rows = [(j, row) for j, m in enumerate(history.recent(self._last)) if (row := self._model.row(m)) is not None]
-        if not rows:
+        model = self._model
+        recent = history.recent(self._last)
+        rows = [(self._decay**j, i) for j, m in enumerate(recent) if (i := model.position(m)) is not None]
+        if not rows or k <= 0:
             return []
-        ids = np.concatenate([ids for _, (ids, _) in rows])
-        weighted = np.concatenate([self._decay**j * scores.astype(np.float64) for j, (_, scores) in rows])
-        movies, at = np.unique(ids, return_inverse=True)
-        totals = np.bincount(at, weights=weighted, minlength=len(movies))
-        seen = history.seen
-        if seen:
-            totals[np.isin(movies, np.fromiter(seen, np.int64))] = 0.0
+        spans = [(w, model.indptr[i], model.indptr[i + 1]) for w, i in rows]
+        # every kept score of these rows, weighted by its movie's decay, summed per candidate column in row order
+        columns = np.concatenate([model.indices[start:stop] for _, start, stop in spans])
+        raw = np.concatenate([model.scores[start:stop] for _, start, stop in spans])
+        weights = np.repeat([w for w, _, _ in spans], [stop - start for _, start, stop in spans])
+        totals = np.bincount(columns, weights=weights * raw.astype(np.float64), minlength=len(model.item_ids))
+        seen = [i for m in history.seen if (i := model.position(m)) is not None]
+        totals[seen] = 0.0
         keep = np.flatnonzero(totals > 0)
-        order = keep[np.lexsort((movies[keep], -totals[keep]))][:k]
-        return list(zip(movies[order].tolist(), totals[order].tolist()))
+        if len(keep) > k:  # only those at least as good as the k-th best can be among the best k
+            keep = keep[totals[keep] >= -np.partition(-totals[keep], k - 1)[k - 1]]
+        movies = model.item_ids[keep]
+        order = np.lexsort((movies, -totals[keep]))[:k]
+        return list(zip(movies[order].tolist(), totals[keep[order]].tolist()))
 
 
 class UserModel(Protocol):
@@ -110,22 +116,24 @@ class VectorHistorySource:
     """Nearest overview embeddings to the recency-weighted centroid of the last `last` movies' vectors."""
 
     name = "vector"
+    KEPT = 4096  # the most movies whose stored vector (and its norm) is kept in memory once read
 
     def __init__(self, index: VectorIndex, last: int, decay: float) -> None:
         self._index = index
         self._last = last
         self._decay = decay
+        self._kept: dict[int, tuple[np.ndarray, float]] = {}
 
     def candidates(self, queries: Sequence[History], k: int) -> list[list[tuple[int, float]]]:
         recents = [history.recent(self._last) for history in queries]
-        stored = self._index.vectors(sorted({m for recent in recents for m in recent}))
+        stored = self._stored({m for recent in recents for m in recent})
         out: list[list[tuple[int, float]]] = [[] for _ in queries]
         rows, centroids = [], []
         for i, recent in enumerate(recents):
-            known = [(j, m) for j, m in enumerate(recent) if m in stored]
+            known = [(j, stored[m]) for j, m in enumerate(recent) if m in stored]
             if not known:
                 continue
-            centroid = sum(self._decay**j * stored[m] / max(float(np.linalg.norm(stored[m])), 1e-10) for j, m in known)
+            centroid = sum(self._decay**j * vector / norm for j, (vector, norm) in known)
             rows.append(i)
             centroids.append(np.asarray(centroid, dtype=np.float32))
         if not rows:
@@ -136,6 +144,19 @@ class VectorHistorySource:
             seen = queries[i].seen
             out[i] = [(m, s) for m, s in hits if m not in seen][:k]
         return out
+
+    def _stored(self, movie_ids: set[int]) -> dict[int, tuple[np.ndarray, float]]:
+        """The stored vector and its norm (at least 1e-10) of each of these movies the index holds; the store
+        is asked only for those not kept yet (the first KEPT movies read are kept)."""
+        kept = self._kept
+        found = {m: kept[m] for m in movie_ids if m in kept}
+        if len(found) < len(movie_ids):
+            read = self._index.vectors(sorted(movie_ids - found.keys()))
+            fresh = {m: (v, max(float(np.linalg.norm(v)), 1e-10)) for m, v in read.items()}
+            found.update(fresh)
+            if len(kept) < self.KEPT:
+                kept.update(fresh)
+        return found
 
 
 class IgnoringHistory:

@@ -63,6 +63,7 @@ class ModelSpec:
     ``trainer(ratings_before_cutoff, params, cutoff=..., progress=...) -> artifact``. `events`: the served set's
     model also learns from viewers' events (folded into its ratings by the build); the viewer histories do not
     (the server reads events live, so folding them in would count them twice and keep forgotten ones).
+    `slow`: a quick build (the first generation `make run` serves) leaves it for the next full build.
     """
 
     name: str
@@ -70,6 +71,7 @@ class ModelSpec:
     params: Callable[[Settings], Any]
     trainer: str
     events: bool = True
+    slow: bool = False
 
 
 @dataclass(frozen=True)
@@ -264,7 +266,11 @@ for _spec in (
     ),
     ModelSpec("histories", UserHistories, lambda s: None, "pipelines.models.trainers:histories", events=False),
     ModelSpec(
-        "learned", OrderModel, lambda s: OrderParams(**s.learned.model_dump()), "pipelines.models.trainers:learned"
+        "learned",
+        OrderModel,
+        lambda s: OrderParams(**s.learned.model_dump()),
+        "pipelines.models.trainers:learned",
+        slow=True,
     ),
     SourceSpec(
         "random", "Random", 90, _random, _ignoring(_random), chain=(), fusable=False, fallback=True, explains=False

@@ -23,7 +23,7 @@ class RandomSource:
     walks_catalogue = True  # every movie is cheap to list: filtered lists are filled from the whole catalogue
 
     def __init__(self, movie_ids: Sequence[int], seed: int = 42) -> None:
-        ids = np.asarray(sorted(set(int(m) for m in movie_ids)), dtype=np.int64)
+        ids = np.unique(np.asarray(movie_ids, dtype=np.int64))
         self._order = ids[np.random.default_rng(seed).permutation(len(ids))]
         size = len(ids)
         steps = np.arange(1, max(size, 2), dtype=np.int64)
@@ -50,10 +50,12 @@ class PopularSource:
     walks_catalogue = True
 
     def __init__(self, counts: dict[int, int]) -> None:
-        ranked = sorted(((c, m) for m, c in counts.items() if c > 0), key=lambda cm: (-cm[0], cm[1]))
-        top = ranked[0][0] if ranked else 1
-        self._ids = np.asarray([m for _, m in ranked], dtype=np.int64)
-        self._scores = np.asarray([c / top for c, _ in ranked], dtype=np.float64)
+        ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        hits = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+        ids, hits = ids[hits > 0], hits[hits > 0]
+        ranked = np.lexsort((ids, -hits))  # most counts first, ties by movie id
+        self._ids = ids[ranked]
+        self._scores = hits[ranked] / (hits[ranked[0]] if len(ranked) else 1)  # float64, as c / top
 
     def candidates(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]:
         queries = np.asarray(movie_ids, dtype=np.int64).reshape(-1)

@@ -91,8 +91,15 @@ def record(store: EventStore, events: Sequence[NewEvent], catalogue: Container[i
     for e in events:  # the first of a repeated event_id is the one written
         if e.event_id not in rows:
             at = _utc_naive(e.at) if e.at is not None else received
-            row = {"event_id": e.event_id, "user_id": e.user_id, "movie_id": e.movie_id, "type": e.type}
-            rows[e.event_id] = {**row, "rating": e.rating, "at": at, "received": received}
+            rows[e.event_id] = {
+                "event_id": e.event_id,
+                "user_id": e.user_id,
+                "movie_id": e.movie_id,
+                "type": e.type,
+                "rating": e.rating,
+                "at": at,
+                "received": received,
+            }
     with _store_calls():
         accepted = store.add(list(rows.values()))
     unknown = list(dict.fromkeys(e.movie_id for e in events if e.movie_id not in catalogue))

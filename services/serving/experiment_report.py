@@ -5,6 +5,7 @@ An exposure is a **hit** when the viewer's next watched or completed event after
 movie or no such event came within the horizon; **pending** (not counted yet) while the horizon has not
 passed and no event came. Intervals are user-bootstrap percentiles (a viewer's exposures are not
 independent); the variants' viewers are disjoint, so a difference resamples each variant's viewers apart.
+Over time, each variant's HR@10 is cumulative by the time its exposures were served, per time bucket.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.recommender.registry import HYBRID
 from services.recommender.strategies import BatchStrategy
-from services.serving.experiments import Experiment, ExperimentBook, Variant, missing_parts, variant_strategy
+from services.serving.experiments import (
+    Experiment,
+    ExperimentBook,
+    Variant,
+    missing_parts,
+    pinned_elsewhere,
+    variant_strategy,
+)
 from services.serving.guards import LOGGED_CHARS
 from services.serving.next import NextServed
 from services.serving.runtime import Runtime
@@ -31,6 +39,10 @@ from services.stores.exposures import Exposure, ExposureStore, Watch
 log = logging.getLogger(__name__)
 K = 10  # the online hit ratio is HR@10: the next movie among the first 10 served
 LEVEL = 0.95
+# the plot over time: the narrowest of these bucket widths that cuts the exposures' span into < MAX_BUCKETS
+BUCKETS = tuple(timedelta(seconds=s) for s in (60, 600, 3600, 6 * 3600, 86400, 7 * 86400))
+MAX_BUCKETS = 60
+EPOCH = datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -45,11 +57,13 @@ class Arm:
 
 def arm_of(rt: Runtime, book: ExperimentBook, user_id: str, strategy: str | None) -> Arm:
     """A request naming its strategy gets it; otherwise the viewer's variant of the first experiment (none
-    configured: hybrid)."""
+    configured: hybrid; pinned to a generation not served: the control)."""
     assigned = None if strategy is not None else book.assign(user_id)
     if assigned is None:
         return Arm(strategy or HYBRID)
     experiment, variant = assigned
+    if pinned_elsewhere(rt, variant):
+        variant = experiment.variant(experiment.control)
     return Arm(variant.strategy, experiment, variant, variant_strategy(rt, variant))
 
 
@@ -133,6 +147,7 @@ def experiment_report(
             "pending": len(mine) - len(users),
         }
     differences = [_difference(experiment, v, variants, means) for v in experiment.variants[1:]]
+    width, points = over_time(exposures, outcomes, [v.name for v in experiment.variants])
     return {
         "name": experiment.name,
         "salt": experiment.salt,
@@ -141,7 +156,40 @@ def experiment_report(
         "variants": variants,
         "difference": differences[0] if differences else None,
         "differences": differences,
+        "over_time_bucket_seconds": None if width is None else int(width.total_seconds()),
+        "over_time": points,
     }
+
+
+def over_time(
+    exposures: Sequence[Exposure], outcomes: Sequence[bool | None], variants: Sequence[str]
+) -> tuple[timedelta | None, list[dict[str, Any]]]:
+    """The bucket width and, at the end of each bucket holding scored exposures, each variant's cumulative
+    exposures, hits and HR@10 over its scored exposures served before then (`exposures`: oldest first)."""
+    scored = [(x, hit) for x, hit in zip(exposures, outcomes) if hit is not None and x.variant in variants]
+    if not scored:
+        return None, []
+    span = scored[-1][0].served - scored[0][0].served
+    width = next((w for w in BUCKETS if span / w < MAX_BUCKETS), BUCKETS[-1])
+    totals = {v: [0, 0] for v in variants}
+    points: list[dict[str, Any]] = []
+
+    def close(end: datetime) -> None:
+        at = end.replace(tzinfo=UTC)
+        for variant, (n, hits) in totals.items():
+            if n:
+                points.append({"at": at, "variant": variant, "exposures": n, "hits": hits, "hr@10": hits / n})
+
+    open_end: datetime | None = None
+    for x, hit in scored:
+        end = EPOCH + ((x.served - EPOCH) // width + 1) * width
+        if open_end is not None and end != open_end:
+            close(open_end)
+        open_end = end
+        totals[str(x.variant)][0] += 1
+        totals[str(x.variant)][1] += int(hit)
+    close(end)
+    return width, points
 
 
 def _variant_entry(
@@ -153,11 +201,12 @@ def _variant_entry(
     offline: Mapping[str, Any],
 ) -> dict[str, Any]:
     missing = missing_parts(rt, variant)
-    scored = offline.get(variant.strategy) if not variant.refused else None
+    scored = offline.get(variant.strategy) if not variant.own_settings else None
     return {
         "strategy": variant.strategy,
         "share": variant.share,
         "stopped": variant.stopped,
+        "generation": variant.generation,
         "degraded": bool(missing),
         "missing": missing,
         "exposures": len(users),

@@ -11,8 +11,9 @@ Inside :func:`in_memory_only` (the API's event loop) no store call may start: :m
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -85,17 +86,36 @@ class Guard:
     def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """fn(*args, **kwargs) within the time limit; StoreUnavailable when it raises or times out,
         WouldBlock inside :func:`in_memory_only`."""
+        return self.start(fn, *args, **kwargs)()
+
+    def start(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Callable[[], T]:
+        """fn(*args, **kwargs) started now on the part's pool (run when waited for without a time limit); the
+        callable returned waits for its result as :meth:`call` does, the time limit counting from now.
+        WouldBlock at once inside :func:`in_memory_only`."""
         if _IN_MEMORY_ONLY.get():
             raise WouldBlock(self.part)
+        if self._pool is None or self.timeout is None:
+            return lambda: self._answer(fn, lambda: fn(*args, **kwargs))
+        timeout, deadline = self.timeout, time.monotonic() + self.timeout
         try:
-            if self._pool is None:
-                return fn(*args, **kwargs)
             future = self._pool.submit(fn, *args, **kwargs)
+        except RuntimeError as exc:  # the pool is shut down (a reload closed the runtime): fails when waited for
+            future = Future()
+            future.set_exception(exc)
+
+        def wait() -> T:
             try:
-                return future.result(timeout=self.timeout)
+                return future.result(timeout=max(deadline - time.monotonic(), 0.0))
             except FutureTimeout:
                 future.cancel()
-                raise StoreUnavailable(self.part, f"no answer within {self.timeout:g} s") from None
+                raise StoreUnavailable(self.part, f"no answer within {timeout:g} s") from None
+
+        return lambda: self._answer(fn, wait)
+
+    def _answer(self, fn: Callable[..., T], result: Callable[[], T]) -> T:
+        """result(); StoreUnavailable (logged) when it raises anything else."""
+        try:
+            return result()
         except StoreUnavailable:
             raise
         except Exception as exc:
@@ -138,3 +158,7 @@ class GuardedSource:
 
     def candidates(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]:
         return self._guard.call(self._source.candidates, movie_ids, k)
+
+    def start(self, movie_ids: Sequence[int], k: int) -> Callable[[], list[list[tuple[int, float]]]]:
+        """`candidates(movie_ids, k)` started now; the callable returned waits for it (:meth:`Guard.start`)."""
+        return self._guard.start(self._source.candidates, movie_ids, k)

@@ -234,9 +234,7 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bo
     live = serving_sources(guards, settings.api.neighbour_cache_size) if serving else None
     sources = wrap_store_backed(made, tabled_sources(tables, live))
     strategies = build_strategies(sources, FusionConfig.from_settings(settings), facts=items)
-    history_sources = wrap_store_backed(
-        make_history_sources(inputs), guarded_sources(guards) if serving else None, history=True
-    )
+    history_sources = served_history_sources(inputs, guards)
     history = build_strategies(history_sources, history_fusion(settings), facts=items)
     missing = missing_parts(made)
     for part in require:
@@ -261,6 +259,21 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bo
         history_sources=history_sources,
         answers=answers,
     )
+
+
+def served_history_sources(inputs: SourceInputs, guards: Guards) -> dict[str, Source | None]:
+    """The history sources of `inputs`; serving (guards with a time limit), the store-backed ones under it."""
+    wrap = guarded_sources(guards) if guards.timeout is not None else None
+    return wrap_store_backed(make_history_sources(inputs), wrap, history=True)
+
+
+def history_sources_reading(rt: Runtime, last: int) -> dict[str, Source | None]:
+    """The runtime's history sources made again to read a history's last `last` movies (an experiment's
+    variant with its own history length): over the same models and stores, under the same time limits."""
+    settings = rt.settings
+    history = settings.history.model_copy(update={"last": last})
+    inputs = SourceInputs(rt.facts, rt.models, rt.vectors, settings.protocol.seed, history, settings.content)
+    return served_history_sources(inputs, rt.guards)
 
 
 def history_fusion(settings: Settings) -> FusionConfig:

@@ -37,6 +37,9 @@ WORKER_SETTINGS = "NEXTWATCH_WORKER_SETTINGS_JSON"
 SERVER_PID = "NEXTWATCH_SERVER_PID"  # the workers' parent
 PR_SET_PDEATHSIG = 1
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # as the CLI's
+# how long a worker may leave uvicorn's ping unanswered before it is killed as hung and restarted: uvicorn's 5 s
+# is less than a worker's start on a loaded machine (imports and mapping hold the GIL), a restart loop
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 class NotServable(RuntimeError):
@@ -68,6 +71,7 @@ def serve(settings: Settings) -> None:
                 port=settings.api.port,
                 log_level="info",
                 access_log=False,
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             )
         return
     # an unreadable store stops here, in one line, not inside uvicorn's lifespan; the app owns the runtime

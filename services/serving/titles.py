@@ -13,7 +13,7 @@ class TitleIndex:
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self._titles = runtime.catalog.titles(runtime.facts.movie_ids)
+        self._titles = runtime.catalog.active_titles()
 
     def lookup(self, movie_ids: Sequence[int]) -> dict[int, str]:
         """Titles of the ids that exist."""

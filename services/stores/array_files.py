@@ -4,7 +4,9 @@ A set ``name`` in ``directory`` is ``name.<part>.npy`` per array and ``name.json
 and any other facts). :func:`write_arrays` removes the json first and writes it last, every file
 atomically (temporary name, fsync, rename: ``services.stores.atomic``); :func:`map_arrays` trusts a set only
 when its json is there (naming the expected fingerprint) and every array has the size, shape and dtype
-expected, so a half-written set reads as absent. Neighbour tables and hybrid's default answers are such sets.
+expected, so a half-written set reads as absent; :func:`read_arrays` maps a set for a reader that says itself
+what is wrong. Neighbour tables, hybrid's default answers and the models' arrays are such sets: every process
+that maps one shares its pages through the page cache.
 """
 
 from __future__ import annotations
@@ -51,6 +53,28 @@ def write_arrays(directory: Path, name: str, arrays: Mapping[str, np.ndarray], m
             np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
     facts = {**meta, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     write_text_atomic(paths["json"], json.dumps(facts, indent=2))
+    (directory / f"{name}.npz").unlink(missing_ok=True)  # what an older version saved instead
+
+
+def read_arrays(
+    directory: Path, name: str, parts: Sequence[str], *, private_writes: bool = False
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The set's arrays memory-mapped read-only (`private_writes`: copy-on-write, for code that wants a
+    writable buffer: a page it writes becomes its own, the file never changes) and its json.
+    FileNotFoundError when no json was written; ValueError when an array is missing or not the size its
+    header states, or the set is the ``name.npz`` an older version saved."""
+    paths = array_paths(directory, name, parts)
+    meta = json.loads(paths["json"].read_text(encoding="utf-8"))
+    arrays: dict[str, np.ndarray] = {}
+    for part in parts:
+        if not paths[part].is_file():
+            older = Path(directory) / f"{name}.npz"
+            raise ValueError(f"{older.name} was saved by an older version" if older.is_file() else f"no {part}")
+        array = np.load(paths[part], mmap_mode="c" if private_writes else "r", allow_pickle=False)
+        if array.offset + array.nbytes != paths[part].stat().st_size:
+            raise ValueError(f"{paths[part].name} is not the size its header states")
+        arrays[part] = array
+    return arrays, meta
 
 
 def map_arrays(

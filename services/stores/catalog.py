@@ -302,6 +302,12 @@ class Catalog:
                 out.update({m: t for m, t in conn.execute(stmt)})
         return out
 
+    def active_titles(self) -> dict[int, str]:
+        """movie_id -> movie_title of every active movie, in one query."""
+        stmt = select(movie_table.c.movie_id, movie_table.c.movie_title).where(movie_table.c.useyn == "Y")
+        with self._connect() as conn:
+            return {m: t for m, t in conn.execute(stmt)}
+
     def series_members(self, series_id: int) -> list[dict[str, Any]]:
         """Movies of one series, newest release first (seed 002's ORDER BY release_date DESC)."""
         stmt = (

@@ -1,8 +1,8 @@
-"""ALS artifacts (npz + json, no pickle) and the item/user lookups the recommender needs."""
+"""ALS artifacts (.npy arrays, memory-mapped when loaded, + json; no pickle) and the item/user lookups the
+recommender needs."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,11 +11,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from services.stores.atomic import atomic_path, write_text_atomic
+from services.stores.array_files import read_arrays, write_arrays
 from services.stores.errors import ArtifactError, reason, retrain_command
 
 if TYPE_CHECKING:
     from implicit.cpu.als import AlternatingLeastSquares
+
+NAME = "model"  # model.json, model.item_ids.npy, model.item_factors.npy
+ARRAYS = ("item_ids", "item_factors")
 
 
 @dataclass(frozen=True)
@@ -82,15 +85,17 @@ class CollaborativeModel:
 
         Ratings below ``min_rating`` don't count as liked, but their movies are not recommended either.
         """
-        row = self._user_row(ratings)
+        indexed = self._indexed(ratings)
+        row = self._user_row(indexed)
         if row.nnz == 0 or k <= 0:
             return []
-        rated = np.array(sorted({self._index[int(m)] for m in ratings if int(m) in self._index}), dtype=np.int32)
+        rated = np.array([idx for idx, _ in indexed], dtype=np.int32)
         n = min(k, len(self.item_ids) - len(rated))
         if n <= 0:
             return []
+        # `rated` holds the row's liked items: filtering them again (implicit slices the sparse row) changes nothing
         ids, scores = self._als.recommend(
-            0, row, N=n, recalculate_user=True, filter_already_liked_items=True, filter_items=rated
+            0, row, N=n, recalculate_user=True, filter_already_liked_items=False, filter_items=rated
         )
         return [(int(self.item_ids[i]), float(s)) for i, s in zip(ids, scores)]
 
@@ -99,7 +104,7 @@ class CollaborativeModel:
     ) -> dict[int, list[tuple[int, float]]]:
         """For each movie, the rated movies that contribute most to its user-based score, largest first
         (implicit's ``explain``; the user's factorisation is computed once and reused)."""
-        row = self._user_row(ratings)
+        row = self._user_row(self._indexed(ratings))
         out: dict[int, list[tuple[int, float]]] = {int(m): [] for m in movie_ids}
         weights = None
         for movie_id in out:
@@ -110,38 +115,36 @@ class CollaborativeModel:
             out[movie_id] = [(int(self.item_ids[i]), float(s)) for i, s in top]
         return out
 
-    def _user_row(self, ratings: Mapping[int, float]) -> csr_matrix:
-        cols, vals = [], []
-        for movie_id, rating in ratings.items():
-            idx = self._index.get(int(movie_id))
-            if idx is not None and rating >= self.params.min_rating:
-                cols.append(idx)
-                vals.append(float(rating))
-        return csr_matrix(
-            (np.array(vals, np.float32), (np.zeros(len(cols), np.int32), np.array(cols, np.int32))),
-            shape=(1, len(self.item_ids)),
-        )
+    def _indexed(self, ratings: Mapping[int, float]) -> list[tuple[int, float]]:
+        """(item row, rating) of each rated movie the model knows, in row order."""
+        index = self._index
+        return sorted((idx, float(r)) for m, r in ratings.items() if (idx := index.get(int(m))) is not None)
+
+    def _user_row(self, indexed: list[tuple[int, float]]) -> csr_matrix:
+        """The liked ones of (item row, rating) in row order as one CSR row."""
+        liked = [(idx, rating) for idx, rating in indexed if rating >= self.params.min_rating]
+        data = np.array([rating for _, rating in liked], np.float32)
+        indices = np.array([idx for idx, _ in liked], np.int32)
+        return csr_matrix((data, indices, np.array([0, len(liked)], np.int32)), shape=(1, len(self.item_ids)))
 
     # ---- persistence -------------------------------------------------------------------
 
     def save(self, directory: Path) -> None:
-        """Write item factors (npz) and params (json), each atomically."""
-        with atomic_path(directory / "model.npz") as tmp, tmp.open("wb") as out:
-            np.savez(out, item_ids=self.item_ids, item_factors=self.item_factors)
-        meta = {"params": asdict(self.params), "info": self.info}
-        write_text_atomic(directory / "model.json", json.dumps(meta, indent=2, ensure_ascii=False))
+        """Write the item ids and factors (.npy) and the params (json, last), each atomically."""
+        arrays = {"item_ids": self.item_ids, "item_factors": self.item_factors}
+        write_arrays(directory, NAME, arrays, {"params": asdict(self.params), "info": self.info})
 
     @classmethod
     def load(cls, directory: Path) -> CollaborativeModel:
-        """Load a model saved by `save`; FileNotFoundError when none was trained, ArtifactError when it is
-        unreadable (naming the command that retrains it)."""
-        try:
-            meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
-            with np.load(directory / "model.npz", allow_pickle=False) as data:
-                return cls(data["item_ids"], data["item_factors"], ALSParams(**meta["params"]), meta.get("info"))
+        """Map a model saved by `save` (the factors' pages are shared by every process that loads them);
+        FileNotFoundError when none was trained, ArtifactError when it is unreadable (naming the command that
+        retrains it)."""
+        try:  # copy-on-write: implicit's solver takes the factors as a writable buffer (it only reads them)
+            arrays, meta = read_arrays(directory, NAME, ARRAYS, private_writes=True)
+            return cls(arrays["item_ids"], arrays["item_factors"], ALSParams(**meta["params"]), meta.get("info"))
         except FileNotFoundError:
             raise
-        except Exception as exc:  # truncated zip, bad JSON, missing arrays or fields: all mean "retrain"
+        except Exception as exc:  # cut-short arrays, bad JSON, missing arrays or fields: all mean "retrain"
             retrain = retrain_command(directory)
             raise ArtifactError(
                 f"ALS model in {directory} is unreadable ({type(exc).__name__}: {reason(exc)}): run `{retrain}`"
@@ -149,4 +152,4 @@ class CollaborativeModel:
 
     @staticmethod
     def exists(directory: Path) -> bool:
-        return (directory / "model.npz").is_file() and (directory / "model.json").is_file()
+        return (directory / f"{NAME}.json").is_file()

@@ -2,19 +2,26 @@
 
 Embedded default: a SQLite file at the top of the data dir (`events.sqlite`, an input like the ratings, never
 inside a build generation, which builds copy and replace), in WAL mode with ``synchronous=FULL``, created by
-the first write; no file means no events. With ``NEXTWATCH_EVENTS_URL`` the table lives in PostgreSQL or
-Oracle (sql/oracle/02_schema.sql holds it as DDL; tests/test_oracle_sql.py keeps them equal). Writes are
-idempotent by `event_id`: a row already stored is never written again.
+the first write; no file means no events. No commit runs a checkpoint (``wal_autocheckpoint=0``): a thread of
+the store copies the WAL into the database beside the writers (`WalCheckpointer`), and writers take turns on
+a file lock (`WriterLock`, shared by every process serving the file) rather than in SQLite's busy wait; the
+batches queued while a commit runs are committed together (one fsync) by the next writer.
+With ``NEXTWATCH_EVENTS_URL`` the table lives in PostgreSQL or Oracle (sql/oracle/02_schema.sql holds it as
+DDL; tests/test_oracle_sql.py keeps them equal). Writes are idempotent by `event_id`: a row already stored is
+never written again.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,12 +46,14 @@ from sqlalchemy import (
     make_url,
     select,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from services.stores.upsert import SUPPORTED_DIALECTS, insert_new_statement
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = logging.getLogger(__name__)
 
 EVENT_TYPES = ("watched", "completed", "abandoned", "rated", "not_interested")
 READ_ONLY = "events are read-only here"
@@ -70,6 +79,9 @@ SQLITE_INSERT_NEW = (
     f"INSERT INTO event ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))}) "
     "ON CONFLICT (event_id) DO NOTHING"
 )
+TIME_COLUMNS = ("at", "received")  # the last two of EVENT_COLUMNS: _sqlite_rows formats them
+CHECKPOINT_SECONDS = 0.5  # the WAL is copied into the database at most this often while writes come
+WAL_LIMIT_PAGES = 10_000  # past this many pages (40 MB) in the WAL a checkpoint waits for the writers
 
 
 class EventsReadOnly(RuntimeError):
@@ -96,17 +108,126 @@ STORED_COLUMNS = tuple(event_table.c[f.name] for f in fields(StoredEvent))  # in
 
 
 def _durable_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    """WAL, and a commit reaches the disk before it returns (synchronous=FULL)."""
+    """WAL, a commit reaches the disk before it returns (synchronous=FULL), and no commit runs a checkpoint
+    (the store's WalCheckpointer does)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
-def _sqlite_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    """A row's values as SQLAlchemy binds them on SQLite: naive times as 'YYYY-MM-DD HH:MM:SS.ffffff' text."""
-    values = map(row.__getitem__, EVENT_COLUMNS)
-    return tuple(v.isoformat(" ", "microseconds") if isinstance(v, datetime) else v for v in values)
+_event_values = itemgetter(*EVENT_COLUMNS)
+assert EVENT_COLUMNS[-len(TIME_COLUMNS) :] == TIME_COLUMNS
+
+
+def _sqlite_rows(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """The rows' values as SQLAlchemy binds them on SQLite: naive times as 'YYYY-MM-DD HH:MM:SS.ffffff' text
+    (each distinct time formatted once: a batch shares its `received`)."""
+    texts: dict[datetime, str] = {}
+
+    def text(at: datetime) -> str:
+        if at not in texts:
+            texts[at] = at.isoformat(" ", "microseconds")
+        return texts[at]
+
+    return [(*values[:-2], text(values[-2]), text(values[-1])) for values in map(_event_values, rows)]
+
+
+class WriterLock:
+    """One writer at a time on a SQLite file, across threads and processes: a thread lock, then an exclusive
+    flock on ``<file>-writer``. A waiter sleeps in the kernel and goes on as soon as the lock is free, where
+    SQLite's busy handler polls, sleeping up to 100 ms between tries. The kernel drops the flock of a killed
+    process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.with_name(path.name + "-writer")
+        self._thread = threading.Lock()
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._thread.acquire()
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread.release()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._thread.release()
+
+    def close(self) -> None:
+        with self._thread:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+class WalCheckpointer:
+    """Copies a SQLite file's WAL into the database on a thread of its own, so that no commit waits for a
+    checkpoint. Each write wakes it (`wrote`); it runs a PASSIVE checkpoint (writers go on meanwhile) at most
+    every CHECKPOINT_SECONDS. A writer starts the WAL from its beginning again only once a checkpoint has
+    copied all of it, which writers that never pause prevent: past WAL_LIMIT_PAGES pages, the checkpoint waits
+    for the writers (``writer``) so that it copies all."""
+
+    def __init__(self, path: Path, engine: Callable[[], Engine], writer: AbstractContextManager[object]) -> None:
+        self.path = path
+        self.engine = engine  # the store's, made at its first use
+        self.writer = writer
+        self._due = threading.Event()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def wrote(self) -> None:
+        """A commit added to the WAL: checkpoint soon."""
+        with self._lock:
+            if self._thread is None and not self._closed.is_set():
+                self._thread = threading.Thread(target=self._run, name="events-checkpoint", daemon=True)
+                self._thread.start()
+        self._due.set()
+
+    def close(self) -> None:
+        """Stop the thread once its checkpoint in progress has ended."""
+        with self._lock:
+            self._closed.set()
+        self._due.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        pages = 0  # in the WAL after the last checkpoint
+        while self._due.wait() and not self._closed.is_set():
+            self._due.clear()
+            try:
+                with self.writer if pages >= WAL_LIMIT_PAGES else nullcontext():
+                    pages = self.checkpoint()
+            except SQLAlchemyError as exc:  # the next write wakes it again
+                log.warning("events checkpoint failed: %s", " ".join(str(exc).split()))
+            self._closed.wait(CHECKPOINT_SECONDS)
+
+    def checkpoint(self) -> int:
+        """One PASSIVE checkpoint; how many pages the WAL holds (none where the file is gone: no new one)."""
+        if not self.path.is_file():
+            return 0
+        with self.engine().connect() as conn:
+            _busy, wal_pages, _copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        return int(wal_pages)
+
+
+@dataclass
+class _Queued:
+    """A batch's rows as SQLite binds them, waiting for the commit that stores them; then how many were new, or
+    the error that failed the transaction."""
+
+    values: list[tuple[Any, ...]]
+    done: bool = False
+    stored: int = 0
+    error: BaseException | None = None
 
 
 class EventStore:
@@ -123,8 +244,21 @@ class EventStore:
         self._engine: Engine | None = None
         self._has_table = False
         self._lock = threading.Lock()
-        # one writer at a time in this process: SQLite's own busy wait sleeps up to 100 ms between tries
-        self._writing: AbstractContextManager[object] = threading.Lock() if backend == "sqlite" else nullcontext()
+        # one writer at a time (SQLite's own busy wait sleeps up to 100 ms between tries)
+        self._writing: AbstractContextManager[object] = (
+            WriterLock(self.path)
+            if self.path is not None
+            else threading.Lock()
+            if backend == "sqlite"
+            else nullcontext()
+        )
+        self._checkpointer = (
+            None if self.path is None else WalCheckpointer(self.path, lambda: self.engine, self._writing)
+        )
+        # SQLite: the batches waiting while a commit runs, committed together by the next writer
+        self._queue = threading.Condition()
+        self._queued: list[_Queued] = []
+        self._leading = False
 
     # ---- writes ------------------------------------------------------------------------
 
@@ -134,9 +268,9 @@ class EventStore:
         if not rows:
             return 0
         self._require_writable()
+        if self.engine.dialect.name == "sqlite":
+            return self._group_commit(_Queued(_sqlite_rows(rows)))
         with self._begin_writing() as conn:
-            if conn.dialect.name == "sqlite":  # one executemany, without SQLAlchemy's per-row bind processing
-                return int(conn.exec_driver_sql(SQLITE_INSERT_NEW, [_sqlite_row(r) for r in rows]).rowcount)
             statement = insert_new_statement(conn.dialect.name, event_table, "event_id", EVENT_COLUMNS)
             if isinstance(statement, Insert):  # the rows inserted come back, the conflicting ones do not
                 return len(conn.execute(statement.returning(event_table.c.event_id), list(rows)).all())
@@ -149,6 +283,39 @@ class EventStore:
         self._require_writable()
         with self._begin_writing() as conn:
             return int(conn.execute(event_table.delete().where(event_table.c.user_id == user_id)).rowcount)
+
+    def _group_commit(self, mine: _Queued) -> int:
+        """Store a batch on SQLite with the batches queued while another commit ran, in one transaction (one
+        fsync for them all; each batch one executemany, without SQLAlchemy's per-row bind processing); how many
+        of its rows were new. A failing transaction fails every batch in it, and none of them is written."""
+        with self._queue:
+            self._queued.append(mine)
+            while self._leading and not mine.done:
+                self._queue.wait()
+            group: list[_Queued] = []
+            if not mine.done:  # no commit is running: this thread commits every batch queued
+                self._leading = True
+                group, self._queued = self._queued, []
+        if mine.done:
+            if mine.error is not None:
+                raise mine.error  # the group's transaction failed: the same error for every batch in it
+            return mine.stored
+        try:
+            with self._begin_writing() as conn:
+                stored = [int(conn.exec_driver_sql(SQLITE_INSERT_NEW, q.values).rowcount) for q in group]
+            for queued, count in zip(group, stored, strict=True):
+                queued.stored = count
+        except BaseException as exc:
+            for queued in group:
+                queued.error = exc
+            raise
+        finally:
+            with self._queue:
+                for queued in group:
+                    queued.done = True
+                self._leading = False
+                self._queue.notify_all()
+        return mine.stored
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -168,7 +335,16 @@ class EventStore:
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(event_table)) or 0)
 
+    def wrote(self) -> None:
+        """A commit on this store's database (an event or another table's row): its WAL is checkpointed soon."""
+        if self._checkpointer is not None:
+            self._checkpointer.wrote()
+
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+        if isinstance(self._writing, WriterLock):
+            self._writing.close()
         if self._engine is not None:
             self._engine.dispose()
 
@@ -212,11 +388,12 @@ class EventStore:
         try:
             engine = self.engine
             if not self._has_table or (self.path is not None and not self.path.is_file()):
-                with self._lock, engine.begin() as conn:
+                with self._writing, engine.begin() as conn:  # a writer of another process may be making it
                     events_metadata.create_all(conn)
                 self._has_table = True
             with self._writing, engine.begin() as conn:
                 yield conn
+            self.wrote()
         except OperationalError as exc:
             if "readonly" in str(exc.orig) or "read-only" in str(exc.orig):
                 raise EventsReadOnly() from exc

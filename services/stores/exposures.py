@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Engine,
     Index,
@@ -90,10 +92,12 @@ def items_text(movie_ids: Sequence[int]) -> str:
 
 
 def _nearly_durable_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    """WAL, each commit written to the log before it returns (synchronous=NORMAL: no fsync per commit)."""
+    """WAL, each commit written to the log before it returns (synchronous=NORMAL: no fsync per commit), and no
+    commit runs a checkpoint (the event store's checkpointer does)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -176,16 +180,19 @@ class ExposureStore:
             self._has_table = inspect_has(self.engine, exposure_table.name)
         return self._has_table
 
-    def _writing(self) -> Any:
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
         """A transaction on a database that has the table (created by the first write, with the event table: the
-        event store asks a database without it at every read)."""
+        event store asks a database without it at every read); the event store's checkpointer is told of it."""
         engine = self.engine
         if not self._exists():
             with self._lock, engine.begin() as conn:
                 events_metadata.create_all(conn)
                 exposures_metadata.create_all(conn)
             self._has_table = True
-        return engine.begin()
+        with engine.begin() as conn:
+            yield conn
+        self.events.wrote()
 
 
 def inspect_has(engine: Engine, table: str) -> bool:

@@ -1,4 +1,5 @@
-"""The learned order-aware next-item model (SASRec class): artifacts (npz + json, no pickle) and numpy inference.
+"""The learned order-aware next-item model (SASRec class): artifacts (.npy arrays, memory-mapped when loaded, +
+json; no pickle) and numpy inference.
 
 `pipelines.sequence.train` trains it with PyTorch; serving needs only numpy, so the API never imports torch.
 
@@ -16,7 +17,6 @@ position max_len - 1 and a history's scores do not depend on how much padding a 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -25,11 +25,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from services.stores.atomic import atomic_path, write_text_atomic
+from services.stores.array_files import read_arrays, write_arrays
 from services.stores.errors import ArtifactError, reason
 
-ARRAYS = "order_model.npz"
-META = "order_model.json"
+NAME = "order_model"  # order_model.json and order_model.<array>.npy
+# every weight end to end in weight_names order (the json keeps their shapes), and the item embedding
+# transposed for scoring, so a loaded model maps its inference-ready arrays instead of copying them
+ARRAYS = ("item_ids", "weights", "items_t")
 LOSSES = ("ce", "sampled_ce", "gbce")
 LN_EPS = 1e-6
 ITEM_EMBEDDING = "item_embedding"  # (items + 1, d); row 0 is padding
@@ -131,7 +133,10 @@ class OrderModel:
         weights: dict[str, np.ndarray],
         params: OrderParams,
         info: dict[str, Any] | None = None,
+        items_t: np.ndarray | None = None,
     ) -> None:
+        """`items_t`: the item embedding without its padding row, transposed and contiguous (as saved); made
+        from the weights when not given."""
         self.item_ids = np.asarray(item_ids, dtype=np.int64)
         self.params = params
         self.info = info or {}
@@ -146,6 +151,11 @@ class OrderModel:
             raise ValueError("position embedding does not match max_len x dims")
         self._index = {int(m): i + 1 for i, m in enumerate(self.item_ids.tolist())}
         self._prepare()
+        if items_t is None:
+            items_t = np.ascontiguousarray(self.weights[ITEM_EMBEDDING][1:].T)
+        if items_t.shape != (d, items - 1) or items_t.dtype != np.float32 or not items_t.flags.c_contiguous:
+            raise ValueError(f"items_t is {items_t.shape} {items_t.dtype}; expected ({d}, {items - 1}) float32")
+        self._items_t = items_t  # (d, items)
 
     def _prepare(self) -> None:
         """Inference-ready views: transposed linear weights, the fused q|k|v projection, the output matrix."""
@@ -170,7 +180,8 @@ class OrderModel:
                 )
             )
         self._final_ln = (w["final_ln.weight"], w["final_ln.bias"])
-        self._items_t = np.ascontiguousarray(w[ITEM_EMBEDDING][1:].T)  # (d, items)
+        # what a position may not attend to (the later ones); a window of n positions takes its last n x n
+        self._causal = np.triu(np.ones((self.params.max_len, self.params.max_len), dtype=bool), 1)
 
     def __contains__(self, movie_id: object) -> bool:
         return isinstance(movie_id, (int, np.integer)) and int(movie_id) in self._index
@@ -229,7 +240,7 @@ class OrderModel:
         heads, d = self.params.heads, self.params.dims
         dh = d // heads
         x = self.weights[ITEM_EMBEDDING][items] * self._scale + self.weights[POSITION_EMBEDDING][-n:]
-        causal = np.triu(np.ones((n, n), dtype=bool), 1)
+        causal = self._causal[-n:, -n:]
         last = len(self._blocks) - 1
         for b, blk in enumerate(self._blocks):
             y = _layer_norm(x, *blk.ln1)
@@ -256,33 +267,44 @@ class OrderModel:
     # ---- persistence -------------------------------------------------------------------
 
     def save(self, directory: Path) -> None:
-        """Write item ids and weights (npz, no pickle) and params/info (json), each atomically."""
-        with atomic_path(directory / ARRAYS) as tmp, tmp.open("wb") as out:
-            arrays: dict[str, Any] = {"item_ids": self.item_ids, **self.weights}
-            np.savez(out, **arrays)
-        meta = {"params": asdict(self.params), "info": self.info}
-        write_text_atomic(directory / META, json.dumps(meta, indent=2, ensure_ascii=False))
+        """Write item ids, weights and the transposed item embedding (.npy, no pickle) and params/info with the
+        weights' shapes (json, last), each atomically."""
+        names = weight_names(self.params.blocks)
+        arrays = {
+            "item_ids": self.item_ids,
+            "weights": np.concatenate([self.weights[name].ravel() for name in names]),
+            "items_t": self._items_t,
+        }
+        shapes = {name: list(self.weights[name].shape) for name in names}
+        write_arrays(directory, NAME, arrays, {"params": asdict(self.params), "info": self.info, "shapes": shapes})
 
     @classmethod
     def load(cls, directory: Path) -> OrderModel:
-        """Load a model saved by `save`; FileNotFoundError when none was built, ArtifactError when unreadable."""
+        """Map a model saved by `save` (its arrays are shared read-only by every process that loads them);
+        FileNotFoundError when none was built, ArtifactError when unreadable."""
         try:
-            meta = json.loads((directory / META).read_text(encoding="utf-8"))
+            arrays, meta = read_arrays(directory, NAME, ARRAYS)
             params = OrderParams.from_dict(meta["params"])
-            with np.load(directory / ARRAYS, allow_pickle=False) as data:
-                weights = {name: data[name] for name in weight_names(params.blocks)}
-                item_ids = data["item_ids"]
-            return cls(item_ids, weights, params, meta.get("info"))
+            weights: dict[str, np.ndarray] = {}
+            flat, at = arrays["weights"], 0
+            for name in weight_names(params.blocks):
+                shape = tuple(meta["shapes"][name])
+                size = math.prod(shape)
+                weights[name] = flat[at : at + size].reshape(shape)
+                at += size
+            if at != len(flat):
+                raise ValueError(f"the weights hold {len(flat):,} numbers, the shapes {at:,}")
+            return cls(arrays["item_ids"], weights, params, meta.get("info"), arrays["items_t"])
         except FileNotFoundError:
             raise
-        except Exception as exc:  # truncated zip, bad JSON, missing arrays or fields: all mean "retrain"
+        except Exception as exc:  # cut-short arrays, bad JSON, missing arrays or fields: all mean "retrain"
             raise ArtifactError(
                 f"order model in {directory} is unreadable ({type(exc).__name__}: {reason(exc)}): rebuild it"
             ) from exc
 
     @staticmethod
     def exists(directory: Path) -> bool:
-        return (directory / ARRAYS).is_file() and (directory / META).is_file()
+        return (directory / f"{NAME}.json").is_file()
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:

@@ -1,19 +1,21 @@
-"""Sequential co-visitation artifacts (npz + json, no pickle): "viewers of this movie watched next"."""
+"""Sequential co-visitation artifacts (.npy arrays, memory-mapped when loaded, + json; no pickle): "viewers of
+this movie watched next"."""
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 from scipy.sparse import csr_matrix
 
-ARRAYS = "sequential.npz"
-META = "sequential.json"
+from services.stores.array_files import read_arrays, write_arrays
+from services.stores.errors import ArtifactError, reason, retrain_command
+
+NAME = "sequential"  # sequential.json and sequential.<array>.npy
+ARRAYS = ("item_ids", "indptr", "indices", "scores", "viewers")
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,10 @@ class SequentialModel:
         start, stop = self.indptr[i], self.indptr[i + 1]
         return self.item_ids[self.indices[start:stop]], self.scores[start:stop]
 
+    def position(self, movie_id: int) -> int | None:
+        """The movie's row (and column) of the score matrix; None for an unknown movie."""
+        return self._index.get(int(movie_id))
+
     def viewers(self, movie_id: int, candidate_ids: Sequence[int]) -> dict[int, int]:
         """Distinct users who watched each candidate within the next `window` titles after `movie_id`.
 
@@ -114,47 +120,33 @@ class SequentialModel:
     # ---- persistence -------------------------------------------------------------------
 
     def save(self, directory: Path) -> None:
-        """Write the arrays (npz) and params/info (json), each atomically."""
-        directory.mkdir(parents=True, exist_ok=True)
-        _atomic_write(
-            directory / ARRAYS,
-            lambda f: np.savez(
-                f,
-                item_ids=self.item_ids,
-                indptr=self.indptr,
-                indices=self.indices,
-                scores=self.scores,
-                viewers=self.viewer_counts,
-            ),
-        )
-        meta = json.dumps({"params": asdict(self.params), "info": self.info}, indent=2, ensure_ascii=False)
-        _atomic_write(directory / META, lambda f: f.write(meta.encode("utf-8")))
+        """Write the arrays (.npy) and params/info (json, last), each atomically."""
+        arrays: dict[str, np.ndarray] = {
+            "item_ids": self.item_ids,
+            "indptr": self.indptr,
+            "indices": self.indices,
+            "scores": self.scores,
+            "viewers": self.viewer_counts,
+        }
+        write_arrays(directory, NAME, arrays, {"params": asdict(self.params), "info": self.info})
 
     @classmethod
     def load(cls, directory: Path) -> SequentialModel:
-        """Load a model saved by `save`; FileNotFoundError when none was built."""
-        meta = json.loads((directory / META).read_text(encoding="utf-8"))
-        with np.load(directory / ARRAYS, allow_pickle=False) as data:
-            return cls(
-                data["item_ids"],
-                data["indptr"],
-                data["indices"],
-                data["scores"],
-                data["viewers"],
-                SequentialParams(**meta["params"]),
-                meta.get("info"),
-            )
+        """Map a model saved by `save` (its arrays are shared read-only by every process that loads them);
+        FileNotFoundError when none was built, ArtifactError when it is unreadable."""
+        try:
+            arrays, meta = read_arrays(directory, NAME, ARRAYS)
+            item_ids, indptr, indices, scores, viewers = (arrays[name] for name in ARRAYS)
+            params = SequentialParams(**meta["params"])
+            return cls(item_ids, indptr, indices, scores, viewers, params, meta.get("info"))
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # cut-short arrays, bad JSON, missing arrays or fields: all mean "retrain"
+            raise ArtifactError(
+                f"sequential model in {directory} is unreadable ({type(exc).__name__}: {reason(exc)}): "
+                f"run `{retrain_command(directory)}`"
+            ) from exc
 
     @staticmethod
     def exists(directory: Path) -> bool:
-        return (directory / ARRAYS).is_file() and (directory / META).is_file()
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write through a temporary file, flushed and fsynced, then renamed over `path`."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        return (directory / f"{NAME}.json").is_file()

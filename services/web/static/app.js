@@ -1,8 +1,10 @@
-// The page's router: /evaluation, #/movie/<id>, #/rate, #/next[?user=<id>], #/user[/<id>], else the search view;
+// The page's router: /evaluation, #/movie/<id>, #/rate, #/next[?user=<id>], #/user[/<id>], #/experiments[/<name>],
+// else the search view;
 // plus language and readiness.
 import { readiness } from "./api.js";
 import { applyStatic, currentLang, setLang, t } from "./i18n.js";
 import { renderEvaluation } from "./evaluation.js";
+import { renderExperiments } from "./experiments.js";
 import { renderMovie } from "./movie.js";
 import { renderNext } from "./next.js";
 import { renderRate } from "./rate.js";
@@ -22,6 +24,8 @@ function route() {
   if (next) return { view: "next", params: new URLSearchParams(next[1] ?? "") };
   const user = location.hash.match(/^#\/user(?:\/(.*))?$/);
   if (user) return { view: "user", id: decoded(user[1] ?? "").trim() };
+  const experiment = location.hash.match(/^#\/experiments(?:\/(.*))?$/);
+  if (experiment) return { view: "experiments", id: decoded(experiment[1] ?? "") };
   return { view: "search" };
 }
 
@@ -41,6 +45,7 @@ function render() {
   else if (view === "rate") renderRate(main);
   else if (view === "next") renderNext(main, params);
   else if (view === "user") renderViewer(main, id);
+  else if (view === "experiments") renderExperiments(main, id);
   else renderSearch(main);
   showNotice();
 }

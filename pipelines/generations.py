@@ -17,6 +17,7 @@ from contextlib import closing
 from pathlib import Path
 
 from pipelines.data_lock import writer_elsewhere
+from services.serving.experiments import pinned_generations
 from services.settings import BUILDS, Settings
 from services.stores.checksums import stamp
 from services.stores.generations import current_generation, generations, resolve_generation, set_current
@@ -48,8 +49,9 @@ def begin(settings: Settings) -> str:
 
 
 def commit(settings: Settings, generation: str) -> None:
-    """Serve `generation` (atomic pointer switch), then drop every generation but it and the one served
-    until now (an uncommitted one only when no other writer runs: it may be that writer's build), and the
+    """Serve `generation` (atomic pointer switch), then drop every generation but it, the one served until
+    now and those an experiment pins (an uncommitted one only when no other writer runs: it may be that
+    writer's build), and the
     flat layout's artifacts, which the first generation copied. Its artifacts' files are verified first and
     recorded as seen (the copied ones are new files), so the servers that open it read none of them again."""
     data_dir = settings.data_dir
@@ -58,8 +60,9 @@ def commit(settings: Settings, generation: str) -> None:
     (data_dir / BUILDS / generation / COMMITTED).touch()
     set_current(data_dir, generation)
     building = writer_elsewhere(data_dir)
+    kept = {generation, served, *pinned_generations(settings.experiments)}
     for old in generations(data_dir):
-        if old not in (generation, served) and (not building or _committed(data_dir, old)):
+        if old not in kept and (not building or _committed(data_dir, old)):
             discard(settings, old)
     if served is None:  # the top-level build state stays: it also remembers the ingest (an input)
         for name in DERIVED:

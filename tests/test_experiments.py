@@ -13,15 +13,23 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from pipelines import steps
 from services.api.app import create_app
 from services.recommender.base import History
 from services.recommender.history import SequentialHistorySource
 from services.serving.experiment_report import arm_of, bootstrap_means, judge
-from services.serving.experiments import ExperimentBook, ExperimentsError, load_experiments, missing_parts
+from services.serving.experiments import (
+    ExperimentBook,
+    ExperimentsError,
+    load_experiments,
+    missing_parts,
+    pinned_generations,
+)
 from services.serving.runtime import Runtime, open_runtime
 from services.settings import Settings
 from services.stores.events import EventStore
 from services.stores.exposures import Exposure, ExposureStore, Watch
+from services.stores.generations import current_generation, generations
 from tests.support.servers import private_copy
 
 FIFTY_FIFTY = """
@@ -77,7 +85,7 @@ def test_another_salt_reshuffles(tmp_path: Path) -> None:
         (('salt = "2026-12"', "salt = 3"), "experiments.next-list.salt:"),
         (
             ('strategy = "sequential" }', 'strategy = "sequential", generation = "x" }'),
-            "variants.sequential.generation: variant sequential is pinned to build generation 'x' but this data dir",
+            "variants.sequential.generation: variant sequential is pinned to build generation 'x', which this data",
         ),
         (
             ('strategy = "sequential" }', 'strategy = "sequential", weights = { series = 1 } }'),
@@ -284,37 +292,71 @@ def pinned(generation: str) -> str:
     return FIFTY_FIFTY.replace('strategy = "sequential" }', f'strategy = "sequential", generation = "{generation}" }}')
 
 
-def test_a_variant_may_pin_the_served_generation_only(runtime: Runtime, tmp_path: Path) -> None:
-    served = runtime.settings.generation
-    assert served is not None  # the test build has generations
-    path = write(tmp_path / "x.toml", pinned(served))
-    assert load_experiments(path, served)["next-list"].variant("sequential").generation == served
-    with pytest.raises(ExperimentsError) as caught:
-        load_experiments(path, "20990101T000000")
-    message = str(caught.value)
-    assert "\n" not in message and "variants.sequential.generation: variant sequential is pinned to" in message
-    assert served in message and "this server serves 20990101T000000" in message
-    with client_of(runtime, tmp_path, pinned(served)) as client:  # pinned to the served one: it runs
-        report = client.get("/experiments/next-list").json()
-        assert report["variants"]["sequential"]["generation"] == served
-        assert not report["variants"]["sequential"]["degraded"]
-    with pytest.raises(ExperimentsError, match="variants.sequential.generation: variant sequential is pinned"):
-        client_of(runtime, tmp_path, pinned("20990101T000000"))  # to another: refused at start
+PINNED = """
+[experiments.builds]
+salt = "pin"
+control = "new"
+variants.new = { share = 0.5, strategy = "collaborative" }
+variants.old = { share = 0.5, strategy = "collaborative", generation = "GENERATION" }
+"""
 
 
-def test_after_a_reload_to_another_generation_a_pinned_variants_viewers_get_the_control(
+def test_a_variant_pinned_to_another_generation_answers_from_it_and_builds_keep_it(
+    built_settings: Settings, tmp_path: Path
+) -> None:
+    same = {"als_factors": 16, "als_iterations": 5, "source": built_settings.source}
+    settings = private_copy(built_settings, tmp_path / "data", **same)
+    old = str(current_generation(settings.data_dir))
+    steps.build(settings.updated(als_factors=12), progress=False)  # a new generation, other ALS factors
+    new = str(current_generation(settings.data_dir))
+    assert new != old
+    path = write(tmp_path / "builds.toml", PINNED.replace("GENERATION", old))
+    served = settings.updated(
+        als_factors=12, experiments=path, events_url=f"sqlite:///{tmp_path / 'events.sqlite'}", precompute_k=0
+    )
+    with TestClient(create_app(served), client=("127.0.0.1", 5000)) as client:
+        arms: dict[str, list[bool]] = {"new": [], "old": []}
+        for user in map(str, range(1, 41)):
+            pinned_answer = client.get(f"/users/{user}/next?k=10").json()
+            live = client.get(f"/users/{user}/next?k=10&strategy=collaborative").json()  # the served generation
+            same_items = [i["movie_id"] for i in pinned_answer["items"]] == [i["movie_id"] for i in live["items"]]
+            arms[pinned_answer["variant"]].append(same_items)
+        report = client.get("/experiments/builds").json()
+    assert arms["new"] and all(arms["new"])  # the served generation answers the control
+    # the pinned one answers its variant with its own ALS model (a viewer the release does not know gets
+    # recent-popular from both)
+    assert arms["old"] and arms["old"].count(False) >= 0.8 * len(arms["old"])
+    assert report["variants"]["old"]["generation"] == old and not report["variants"]["old"]["degraded"]
+    assert report["variants"]["old"]["offline_hr@10"] is None  # the offline report is the served build's
+
+    time.sleep(1.1)  # generation ids have a one-second resolution
+    steps.build(served.updated(als_factors=10), progress=False)
+    assert old in generations(settings.data_dir)  # pinned: kept beside the last two
+    steps.build(settings.updated(als_factors=8), progress=False)  # no experiments file: nothing pinned
+    assert old not in generations(settings.data_dir)
+
+
+def test_a_pin_to_a_generation_not_held_is_one_line_and_one_that_cannot_open_sends_viewers_to_control(
     runtime: Runtime, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     served = str(runtime.settings.generation)
-    book = ExperimentBook.open(write(tmp_path / "x.toml", pinned(served)), served)
-    reloaded = replace(runtime, settings=runtime.settings.model_copy(update={"generation": "20990101T000000"}))
+    path = write(tmp_path / "x.toml", PINNED.replace("GENERATION", "20990101T000000"))
+    with pytest.raises(ExperimentsError) as caught:
+        load_experiments(path, [served])
+    message = str(caught.value)
+    assert "\n" not in message and "variants.old.generation: variant old is pinned to build generation" in message
+    assert f"which this data dir does not hold (it holds: {served})" in message
+
+    def cannot_open(generation: str) -> Runtime:
+        raise RuntimeError(f"no build generation {generation}")
+
+    book = ExperimentBook.open(path, lambda: ["20990101T000000", served], cannot_open)
     viewers = VIEWERS[:200]
-    assert {arm_of(runtime, book, v, None).variant.name for v in viewers} == {"hybrid", "sequential"}  # type: ignore[union-attr]
-    book.serve("20990101T000000")  # the app's hot reload tells the book
-    assert {arm_of(reloaded, book, v, None).variant.name for v in viewers} == {"hybrid"}  # type: ignore[union-attr]
-    assert "variant sequential is pinned" in caplog.text  # the file, checked again, is logged; the last one kept
-    sequential = book.experiments["next-list"].variant("sequential")
-    assert missing_parts(reloaded, sequential) == ["generation"]
+    assert {arm_of(runtime, book, v, None).variant.name for v in viewers} == {"new"}  # type: ignore[union-attr]
+    assert "build generation 20990101T000000 (pinned by an experiment) cannot be opened" in caplog.text
+    old = book.experiments["builds"].variant("old")
+    assert missing_parts(book.runtime_for(runtime, old), old) == ["generation"]
+    assert pinned_generations(path) == {"20990101T000000"} and pinned_generations(None) == set()
 
 
 def test_a_variant_reads_its_own_history_length(runtime: Runtime, tmp_path: Path) -> None:

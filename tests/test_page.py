@@ -311,14 +311,16 @@ def posted_histories(page: sync_api.Page) -> list[list[int]]:
 
 
 def wait_for_next(page: sync_api.Page, history: list[int]) -> list[int]:
-    """Until the next list answers `history` (the page shows only the latest answer); its ids."""
-    page.wait_for_function(
+    """Until the next list answers `history` (the page shows only the latest answer); its ids, read in the same
+    evaluation (a view re-rendered in between would leave none)."""
+    found = page.wait_for_function(
         "h => { const box = document.querySelector('#next-out');"
-        " return box && !box.hasAttribute('aria-busy') && box.dataset.history === h &&"
-        " box.querySelectorAll('li.next-item').length > 0; }",
+        " const items = box ? [...box.querySelectorAll('#next-list li.next-item')] : [];"
+        " return box && !box.hasAttribute('aria-busy') && box.dataset.history === h && items.length > 0"
+        " && items.map(n => Number(n.dataset.movieId)); }",
         arg=",".join(map(str, history)),
     )
-    return next_ids(page)
+    return [int(v) for v in found.json_value()]
 
 
 def test_continue_watching_from_picked_movies(page: sync_api.Page, base_url: str, problems: Problems) -> None:

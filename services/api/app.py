@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
@@ -38,7 +38,7 @@ from services.serving.titles import TitleIndex
 from services.settings import Settings
 from services.stores.events import EventStore
 from services.stores.exposures import ExposureStore
-from services.stores.generations import GenerationError, resolve_generation
+from services.stores.generations import generations
 
 DESCRIPTION = """What to watch next: series, overview-vector and collaborative recommendations over a
 MovieLens catalogue with Korean titles.
@@ -49,33 +49,29 @@ NEXTWATCH_BODY_TIMEOUT_SECONDS 408, a store that does not answer in time 503. Ev
 `X-Request-ID` (yours, or a new one)."""
 
 
+def generation_opener(settings: Settings) -> Callable[[str], Runtime]:
+    """Opens a build generation of the settings' data dir for serving (a reload, or an experiment's pin)."""
+
+    def open_generation(generation: str) -> Runtime:
+        return open_runtime(settings.model_copy(update={"generation": generation}), serving=True)
+
+    return open_generation
+
+
 def watch_generations(app: FastAPI) -> GenerationWatcher:
     """Reload the app's runtime when a build switches generations (polling; SIGHUP checks at once)."""
     base = app.state.runtime.settings
 
-    def open_generation(generation: str) -> Runtime:
-        return open_runtime(base.model_copy(update={"generation": generation}), serving=True)
-
     def swapped(fresh: Runtime) -> None:
         app.state.titles = TitleIndex(fresh)
-        app.state.experiments.serve(fresh.settings.generation)
 
-    watcher = GenerationWatcher(app.state, open_generation, poll_seconds=base.api.reload_poll_seconds, on_swap=swapped)
+    watcher = GenerationWatcher(
+        app.state, generation_opener(base), poll_seconds=base.api.reload_poll_seconds, on_swap=swapped
+    )
     watcher.start()
     if threading.current_thread() is threading.main_thread():  # signal handlers: main thread only
         signal.signal(signal.SIGHUP, lambda signum, frame: watcher.poke())
     return watcher
-
-
-def served_generation(settings: Settings, runtime: Runtime | None) -> str | None:
-    """The build generation the app serves at start (None: the flat layout, or a pointer the runtime will
-    refuse with its own message)."""
-    if runtime is not None:
-        return runtime.settings.generation
-    try:
-        return resolve_generation(settings).generation
-    except GenerationError:
-        return None
 
 
 def create_app(
@@ -99,6 +95,7 @@ def create_app(
         finally:
             if watcher is not None:
                 watcher.stop()
+            app.state.experiments.close()
             app.state.exposures.close()
             app.state.events.close()
             if owned:
@@ -116,8 +113,10 @@ def create_app(
     for module in (*routers, page):
         app.include_router(module.router)
     app.state.writes = WriteAccess(settings.api)  # a key file it cannot read stops the app here
-    # so does a bad experiments file (a variant may pin only the generation served)
-    app.state.experiments = ExperimentBook.open(settings.experiments, served_generation(settings, runtime))
+    # so does a bad experiments file (a variant may pin a generation the data dir holds)
+    app.state.experiments = ExperimentBook.open(
+        settings.experiments, lambda: generations(settings.data_dir), generation_opener(settings)
+    )
     install_error_handlers(app)
     # innermost, so that its 413 and 408 answers also get CORS headers and request ids, and are counted
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes, seconds=settings.api.body_timeout_seconds)

@@ -17,7 +17,9 @@ router = APIRouter(tags=["experiments"])
 
 
 async def _report(request: Request, rt: deps.RuntimeDep, experiment: Experiment) -> dict[str, Any]:
-    report = await run_in_threadpool(experiment_report, rt, request.app.state.exposures, experiment)
+    report = await run_in_threadpool(
+        experiment_report, rt, request.app.state.experiments, request.app.state.exposures, experiment
+    )
     for name, variant in report["variants"].items():
         request.app.state.metrics.hits.labels(experiment.name, name).set(variant["hits"])
     return report

@@ -105,8 +105,9 @@ async def user_next(
         """Read the viewer, answer and log the exposure: the store calls on one worker thread."""
         viewer = known_viewer(rt, store, user_id)
         rules = Filter.of([*exclude, *viewer.excluded(allow_seen)], genre, include_adult)
+        answering = arm.runtime or rt  # a variant pinned to another build generation answers from it
         served = recommend_next(
-            rt, arm.strategy, viewer.history, k, rules, allow_seen=allow_seen, explain=explain, using=arm.chosen
+            answering, arm.strategy, viewer.history, k, rules, allow_seen=allow_seen, explain=explain, using=arm.chosen
         )
         log_exposure(exposures, request_id, user_id, arm, served)
         return served

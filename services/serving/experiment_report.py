@@ -28,7 +28,6 @@ from services.serving.experiments import (
     ExperimentBook,
     Variant,
     missing_parts,
-    pinned_elsewhere,
     variant_strategy,
 )
 from services.serving.guards import LOGGED_CHARS
@@ -53,18 +52,20 @@ class Arm:
     experiment: Experiment | None = None
     variant: Variant | None = None
     chosen: BatchStrategy | None = None
+    runtime: Runtime | None = None  # the generation answering (a pinned variant's), None: the served one
 
 
 def arm_of(rt: Runtime, book: ExperimentBook, user_id: str, strategy: str | None) -> Arm:
     """A request naming its strategy gets it; otherwise the viewer's variant of the first experiment (none
-    configured: hybrid; pinned to a generation not served: the control)."""
+    configured: hybrid; pinned to a generation that cannot be opened: the control)."""
     assigned = None if strategy is not None else book.assign(user_id)
     if assigned is None:
         return Arm(strategy or HYBRID)
     experiment, variant = assigned
-    if pinned_elsewhere(rt, variant):
-        variant = experiment.variant(experiment.control)
-    return Arm(variant.strategy, experiment, variant, variant_strategy(rt, variant))
+    answering = book.runtime_for(rt, variant)
+    if answering is None:
+        variant, answering = experiment.variant(experiment.control), rt
+    return Arm(variant.strategy, experiment, variant, variant_strategy(answering, variant), answering)
 
 
 def log_exposure(store: ExposureStore, request_id: str, user_id: str, arm: Arm, served: NextServed) -> None:
@@ -123,7 +124,7 @@ def _interval(means: np.ndarray) -> list[float]:
 
 
 def experiment_report(
-    rt: Runtime, store: ExposureStore, experiment: Experiment, *, now: datetime | None = None
+    rt: Runtime, book: ExperimentBook, store: ExposureStore, experiment: Experiment, *, now: datetime | None = None
 ) -> dict[str, Any]:
     """The experiment's report (docs/experiments.md#report): per variant its exposures, hits, HR@10 with a
     user-bootstrap interval and the offline figures, and each variant against the control."""
@@ -142,7 +143,7 @@ def experiment_report(
         if users and resamples > 0:
             means[variant.name] = bootstrap_means(users, hits, resamples, np.random.default_rng([seed, number]))
         variants[variant.name] = {
-            **_variant_entry(rt, variant, users, hits, means.get(variant.name), offline),
+            **_variant_entry(book.runtime_for(rt, variant), variant, users, hits, means.get(variant.name), offline),
             "exposures": len(mine),
             "pending": len(mine) - len(users),
         }
@@ -193,7 +194,7 @@ def over_time(
 
 
 def _variant_entry(
-    rt: Runtime,
+    rt: Runtime | None,
     variant: Variant,
     users: Sequence[str],
     hits: Sequence[bool],
@@ -201,7 +202,8 @@ def _variant_entry(
     offline: Mapping[str, Any],
 ) -> dict[str, Any]:
     missing = missing_parts(rt, variant)
-    scored = offline.get(variant.strategy) if not variant.own_settings else None
+    # the offline figures are the served build's, for the strategies as configured
+    scored = offline.get(variant.strategy) if not (variant.own_settings or variant.generation) else None
     return {
         "strategy": variant.strategy,
         "share": variant.share,

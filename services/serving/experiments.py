@@ -15,9 +15,10 @@ always gets the same variant and a changed share moves only the viewers between 
 boundary. A stopped variant's viewers get the control. The file is read again when its mtime changes; a bad
 file at start is one error naming the file and the key (later, the last good one is kept and logged).
 
-A variant may be pinned (``generation = "<id>"``) to the build generation the process serves; a process serves
-one generation, so a pin to another is refused when the file is read, and after a hot reload to another
-generation the pinned variant's viewers get the control (the report flags it degraded).
+A variant may be pinned (``generation = "<id>"``) to a build generation the data dir holds (a pin to one it
+does not hold is refused when the file is read): it answers from that generation, opened once beside the served
+one, whatever later builds serve; builds keep the pinned generations (`pinned_generations`). A pinned generation
+that cannot be opened sends the variant's viewers to the control (the report flags it degraded).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import math
 import threading
 import tomllib
 import weakref
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,9 +102,9 @@ class Experiment:
         return next(v for v in self.variants if v.name == name)
 
 
-def load_experiments(path: Path, served: str | None = None) -> dict[str, Experiment]:
+def load_experiments(path: Path, held: Collection[str] = ()) -> dict[str, Experiment]:
     """Every experiment of the file; ExperimentsError naming the file and the key of the first problem.
-    `served`: the build generation the process serves (None: the flat layout), the only one a variant may pin."""
+    `held`: the build generations of the data dir, those a variant may pin."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -112,10 +114,10 @@ def load_experiments(path: Path, served: str | None = None) -> dict[str, Experim
     if unknown or not isinstance(found, dict):
         key = (unknown or ["experiments"])[0]
         raise ExperimentsError(f"experiments file {path}: {key}: expected [experiments.NAME] tables only")
-    return {name: _experiment(path, name, body, served) for name, body in found.items()}
+    return {name: _experiment(path, name, body, held) for name, body in found.items()}
 
 
-def _experiment(path: Path, name: str, body: Any, served: str | None) -> Experiment:
+def _experiment(path: Path, name: str, body: Any, held: Collection[str]) -> Experiment:
     where = f"experiments.{name}"
 
     def fail(key: str, message: str) -> ExperimentsError:
@@ -135,8 +137,7 @@ def _experiment(path: Path, name: str, body: Any, served: str | None) -> Experim
     if not isinstance(control, str) or control not in variants:
         raise fail("control", f"must name one of the variants ({', '.join(variants)})")
     made = [
-        _variant(lambda key, message, v=v: fail(f"variants.{v}.{key}", message), v, variants[v], served)
-        for v in variants
+        _variant(lambda key, message, v=v: fail(f"variants.{v}.{key}", message), v, variants[v], held) for v in variants
     ]
     total = sum(v.share for v in made)
     if abs(total - 1.0) > SHARE_TOLERANCE:
@@ -145,7 +146,7 @@ def _experiment(path: Path, name: str, body: Any, served: str | None) -> Experim
     return Experiment(name, salt, control, ordered)
 
 
-def _variant(fail: Any, name: str, body: Any, served: str | None) -> Variant:
+def _variant(fail: Any, name: str, body: Any, held: Collection[str]) -> Variant:
     if not isinstance(body, dict):
         raise fail("share", "expected a table { share = ..., strategy = ... }")
     if len(name) > NAME_CHARS:
@@ -153,12 +154,12 @@ def _variant(fail: Any, name: str, body: Any, served: str | None) -> Variant:
     for key in sorted(set(body) - VARIANT_KEYS):
         raise fail(key, f"unknown key (known: {', '.join(sorted(VARIANT_KEYS))})")
     generation = body.get("generation")
-    if generation is not None and generation != served:
-        serving = f"this server serves {served}" if served else "this data dir has no build generations"
+    if generation is not None and generation not in held:
+        holds = ", ".join(held) if held else "none"
         raise fail(
             "generation",
-            f"variant {name} is pinned to build generation {str(generation)[:40]!r} but {serving}; one process "
-            "serves one generation: pin it to the served one or remove the key",
+            f"variant {name} is pinned to build generation {str(generation)[:40]!r}, which this data dir does not "
+            f"hold (it holds: {holds})",
         )
     share = body.get("share")
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1 or math.isnan(share):
@@ -203,29 +204,58 @@ def _variant(fail: Any, name: str, body: Any, served: str | None) -> Variant:
 
 @dataclass
 class ExperimentBook:
-    """The experiments file as last read (none configured: empty), read again when its mtime changes or
-    another generation is served; `served`: the generation pins are checked against."""
+    """The experiments file as last read (none configured: empty), read again when its mtime changes;
+    `held` lists the data dir's build generations (those a variant may pin), `open_generation` opens one for
+    the variants pinned to a generation not served (once each, closed with the book)."""
 
     path: Path | None
-    served: str | None = None
+    held: Callable[[], Collection[str]] = tuple
+    open_generation: Callable[[str], Runtime] | None = None
     experiments: dict[str, Experiment] = field(default_factory=dict)
     _mtime: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _pinned: dict[str, Runtime | None] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, path: Path | None, served: str | None = None) -> ExperimentBook:
+    def open(
+        cls,
+        path: Path | None,
+        held: Callable[[], Collection[str]] = tuple,
+        open_generation: Callable[[str], Runtime] | None = None,
+    ) -> ExperimentBook:
         """The book of `path` (None: no experiments); ExperimentsError when the file is unusable."""
-        book = cls(path, served)
+        book = cls(path, held, open_generation)
         if path is not None:
             book._mtime = _mtime(path)
-            book.experiments = load_experiments(path, served)
+            book.experiments = load_experiments(path, held())
         return book
 
-    def serve(self, generation: str | None) -> None:
-        """Another generation is served (hot reload): the file is checked against it at the next read."""
+    def runtime_for(self, rt: Runtime, variant: Variant) -> Runtime | None:
+        """The runtime that answers a variant: `rt` (the served one), or the generation it is pinned to, opened
+        at its first use; None when that cannot be opened (logged once: its viewers get the control)."""
+        if not pinned_elsewhere(rt, variant) or variant.generation is None:
+            return rt
         with self._lock:
-            self.served = generation
-            self._mtime = None
+            if variant.generation not in self._pinned:
+                self._pinned[variant.generation] = self._open_pinned(variant.generation)
+            return self._pinned[variant.generation]
+
+    def _open_pinned(self, generation: str) -> Runtime | None:
+        if self.open_generation is None:
+            return None
+        try:
+            return self.open_generation(generation)
+        except Exception as exc:  # any reason a build cannot be opened: the variant's viewers get the control
+            log.error("build generation %s (pinned by an experiment) cannot be opened: %s", generation, exc)
+            return None
+
+    def close(self) -> None:
+        """Close the pinned generations' runtimes."""
+        with self._lock:
+            for runtime in self._pinned.values():
+                if runtime is not None:
+                    runtime.close()
+            self._pinned.clear()
 
     def current(self) -> dict[str, Experiment]:
         """The experiments, re-read first when the file changed (a bad new file keeps the last good one)."""
@@ -237,7 +267,7 @@ class ExperimentBook:
                 if mtime != self._mtime:
                     self._mtime = mtime
                     try:
-                        self.experiments = load_experiments(self.path, self.served)
+                        self.experiments = load_experiments(self.path, self.held())
                     except ExperimentsError as exc:
                         log.warning("%s; the experiments as last read go on", exc)
         return self.experiments
@@ -291,10 +321,11 @@ def pinned_elsewhere(rt: Runtime, variant: Variant) -> bool:
     return variant.generation is not None and variant.generation != rt.settings.generation
 
 
-def missing_parts(rt: Runtime, variant: Variant) -> list[str]:
-    """The parts a variant's strategy lacks here: its answers are degraded, or (all of them) it cannot answer;
-    "generation" when it is pinned to one not served."""
-    if pinned_elsewhere(rt, variant):
+def missing_parts(rt: Runtime | None, variant: Variant) -> list[str]:
+    """The parts a variant's strategy lacks on the runtime answering it (`ExperimentBook.runtime_for`): its
+    answers are degraded, or (all of them) it cannot answer; "generation" when its pinned generation cannot be
+    opened (None)."""
+    if rt is None:
         return ["generation"]
     strategy = variant_strategy(rt, variant)
     if strategy is None:
@@ -302,3 +333,18 @@ def missing_parts(rt: Runtime, variant: Variant) -> list[str]:
         return [spec.part] if spec is not None and spec.part else list(rt.missing)
     absent = getattr(strategy, "absent", [])
     return list(dict.fromkeys(part_of_source().get(s, s) for s in absent))
+
+
+def pinned_generations(path: Path | None) -> set[str]:
+    """The build generations the experiments file at `path` pins (builds keep them); an unreadable file pins
+    none (the server refuses it with its own message)."""
+    if path is None:
+        return set()
+    try:
+        with path.open("rb") as f:
+            found = tomllib.load(f).get("experiments")
+    except (OSError, tomllib.TOMLDecodeError):
+        return set()
+    tables = [e.get("variants") for e in found.values() if isinstance(e, dict)] if isinstance(found, dict) else []
+    variants = [v for t in tables if isinstance(t, dict) for v in t.values() if isinstance(v, dict)]
+    return {v["generation"] for v in variants if isinstance(v.get("generation"), str)}

@@ -174,8 +174,8 @@ BUILD_ORDER: tuple[tuple[str, Step], ...] = (
     ("train", train_step),
     ("neighbours", neighbours_step),
 )
-# A quick build (the first generation of a new data dir, served at once by `make run`) leaves these steps and
-# the registry's slow models to the next full build: until then, the sources that read them answer `missing`.
+# A quick build (what `make run` serves at once; a no-op when the served build is up to date) leaves these steps
+# and the registry's slow models to the next full build: until then, the sources that read them answer `missing`.
 QUICK_SKIPS = frozenset({"embed"})
 
 

@@ -183,10 +183,11 @@ class LearnedSettings(Group):
     )
     negatives: int = Field(default=256, ge=1, description="sampled_ce/gbce: negatives per batch")
     max_seconds: float | None = Field(
-        default=90.0,
+        default=180.0,
         gt=0,
-        description="training stops after the epoch that crosses this many seconds (empty: no limit; MovieLens "
-        "32M wants about 1800)",
+        description="training stops at the first step past this many CPU seconds of the training process, all its "
+        "threads (empty: no limit): the same model on a busy machine as on a quiet one, only slower; 2 free "
+        "cores spend about 2 CPU seconds a second (MovieLens 32M wants about 3600)",
     )
 
 
@@ -198,6 +199,11 @@ class HistorySettings(Group):
     flat_prefix: ClassVar[str] = "history_"
     last: int = Field(default=10, ge=1, le=200, description="L: the most recent movies the sources read")
     decay: float = Field(default=0.7, gt=0, le=1, description="weight of the j-th most recent movie: decay ** j")
+    sequential: Literal["scores", "scaled", "forward"] = Field(
+        default="forward",
+        description="sequential over a history: each recent movie's co-visitation scores as they are (`scores`), "
+        "divided by its best one (`scaled`), or its forward viewer counts divided by its best one (`forward`)",
+    )
     weights: dict[str, float] = Field(
         default_factory=lambda: {"sequential": 1.0, "series": 0.25, "collaborative": 0.25},
         description="hybrid over a history: weight per source, JSON (0 or absent: not asked)",

@@ -9,7 +9,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads OpenBLA
 # two short epochs keep its code path exercised without minutes of training per build
 os.environ.setdefault("NEXTWATCH_LEARNED_EPOCHS", "2")
 os.environ.setdefault("NEXTWATCH_LEARNED_MAX_LEN", "50")
-os.environ.setdefault("NEXTWATCH_LEARNED_MAX_SECONDS", "100000")  # no wall-clock stop: the same model every run
+os.environ.setdefault("NEXTWATCH_LEARNED_MAX_SECONDS", "100000")  # no training budget stop: the same model every run
 # `nextwatch serve` children run one process (a test that kills or signals a server means that process);
 # tests/test_workers.py asks for two
 os.environ.setdefault("NEXTWATCH_WORKERS", "1")

@@ -42,6 +42,22 @@ def test_sequential_history_scores_are_the_decayed_sum_of_the_last_movies() -> N
     assert with_seen == [(3, pytest.approx(1.175)), (4, pytest.approx(0.5)), (2, pytest.approx(0.35))]
 
 
+def test_scaled_and_forward_scorings_weigh_each_movie_by_its_decay_alone() -> None:
+    model = hand_made_model()  # viewer counts: 1 everywhere
+    # recent first: 3 (best 2.0, weight 1), 1 (best 0.5, weight 0.5); 1 and 3 are seen
+    [raw] = SequentialHistorySource(model, last=10, decay=0.5).candidates([History((1, 3))], 10)
+    assert raw == [(4, pytest.approx(2.0)), (2, pytest.approx(0.5 * 0.5))]
+    [scaled] = SequentialHistorySource(model, last=10, decay=0.5, scoring="scaled").candidates([History((1, 3))], 10)
+    assert scaled == [(4, pytest.approx(2.0 / 2.0)), (2, pytest.approx(0.5 * 0.5 / 0.5))]
+    # forward: viewer counts (1) over the row's best count (1); 1's two candidates tie, 3's one weighs 1
+    [forward] = SequentialHistorySource(model, last=10, decay=0.5, scoring="forward").candidates([History((1, 3))], 10)
+    assert forward == [(4, pytest.approx(1.0)), (2, pytest.approx(0.5))]
+    [two] = SequentialHistorySource(model, last=10, decay=0.5, scoring="forward").candidates([History((3, 1))], 10)
+    assert two == [(2, pytest.approx(1.0)), (4, pytest.approx(0.5))]  # 1 now the most recent: 2 first, 4 from 3
+    with pytest.raises(ValueError, match="scoring"):
+        SequentialHistorySource(model, last=10, decay=0.5, scoring="both")
+
+
 def test_only_the_last_movies_count_and_order_matters() -> None:
     model = hand_made_model()
     assert SequentialHistorySource(model, last=1, decay=0.7).candidates([History((1, 2))], 10) == [

@@ -224,13 +224,23 @@ def test_tune_history_chooses_on_the_last_item_validation_targets_and_keeps_a_fu
     result = tune_history(settings, ratings, facts, None, protocol, HistoryGrid(last=(1, 5), decay=(0.5, 0.9)))
 
     chosen = result["settings"]
-    assert set(chosen) == {"history_last", "history_decay", "history_weights", "history_rank_constant"}
+    assert set(chosen) == {
+        "history_last",
+        "history_decay",
+        "history_sequential",
+        "history_weights",
+        "history_rank_constant",
+    }
     assert Settings().updated(**chosen).history.last == chosen["history_last"]  # valid flat settings
     validation = result["validation"]
     assert validation["targets"] == validation["users"] == int((ratings.groupby("userId").size() >= 3).sum())
-    assert len(result["trials"]) == 4
+    assert len(result["trials"]) == 12  # 2 L x 2 decays x 3 sequential scorings
     best = max(result["trials"], key=lambda t: (t["hr@5"], t["mrr@5"]))
-    assert (chosen["history_last"], chosen["history_decay"]) == (best["last"], best["decay"])
+    assert (chosen["history_last"], chosen["history_decay"], chosen["history_sequential"]) == (
+        best["last"],
+        best["decay"],
+        best["sequential"],
+    )
     decision = result["fusion_against_best_single"]
     served = validation["strategies"]["hybrid"]["hr@5"]
     if decision["kept"] == "fusion":

@@ -156,7 +156,11 @@ def score_last_item(
             "trained_on": "leave-last-out: every rating minus each target user's last one (no time cutoff)",
             "ratings": int(len(split.train)),
             "trained_seconds": round(trained, 2),
-            "history": {"last": settings.history.last, "decay": settings.history.decay},
+            "history": {
+                "last": settings.history.last,
+                "decay": settings.history.decay,
+                "sequential": settings.history.sequential,
+            },
             "fusion": {
                 "weights": dict(settings.history.weights),
                 "rank_constant": settings.history.rank_constant,

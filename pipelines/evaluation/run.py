@@ -204,6 +204,7 @@ def _score_in_process(
         "history": {
             "last": settings.history.last,
             "decay": settings.history.decay,
+            "sequential": settings.history.sequential,
             "weights": dict(settings.history.weights),
             "rank_constant": settings.history.rank_constant,
         },

@@ -35,7 +35,12 @@ from pipelines.evaluation.metrics import StrategyScore, compare_paired, evaluate
 from pipelines.evaluation.protocol import Protocol, evaluation_windows, ratings_fingerprint, utc
 from pipelines.evaluation.sequential_tuning import SequentialGrid, tune_sequential
 from pipelines.models.model_set import resolve
-from services.recommender.history import CollaborativeHistorySource, IgnoringHistory, LearnedHistorySource
+from services.recommender.history import (
+    SEQUENTIAL_SCORINGS,
+    CollaborativeHistorySource,
+    IgnoringHistory,
+    LearnedHistorySource,
+)
 from services.recommender.registry import HYBRID, REGISTRY, SourceInputs, fusable, make_history_sources, make_sources
 from services.recommender.sources import VectorIndex
 from services.recommender.standard import FusionConfig, assemble_strategies
@@ -55,13 +60,18 @@ READ_NO_HISTORY_SETTINGS = (IgnoringHistory, CollaborativeHistorySource, Learned
 
 @dataclass(frozen=True)
 class HistoryGrid:
-    """How many recent movies the history sources read (L) and their decay; every pair gets its own fusion search."""
+    """How many recent movies the history sources read (L), their decay and how sequential scores each movie's list
+    (`history_sequential`); every point gets its own fusion search."""
 
     last: tuple[int, ...] = (5, 10, 20)
     decay: tuple[float, ...] = (0.5, 0.7, 0.9)
+    sequential: tuple[str, ...] = SEQUENTIAL_SCORINGS
 
-    def points(self) -> list[tuple[int, float]]:
-        return list(itertools.product(self.last, self.decay))
+    def points(self) -> list[HistorySettings]:
+        return [
+            HistorySettings(last=last, decay=decay, sequential=sequential)
+            for last, decay, sequential in itertools.product(self.last, self.decay, self.sequential)
+        ]
 
 
 @dataclass(frozen=True)
@@ -221,7 +231,8 @@ def tune_history(
     *,
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Choose `history_last`, `history_decay`, `history_weights` and `history_rank_constant` on the last-item
+    """Choose `history_last`, `history_decay`, `history_sequential`, `history_weights` and `history_rank_constant`
+    on the last-item
     validation targets (each user's second-to-last rating, the history before it as the query).
 
     Every registered model is trained in memory on the ratings minus each user's last two, with `settings`'
@@ -236,6 +247,7 @@ def tune_history(
     current = {
         "history_last": settings.history.last,
         "history_decay": settings.history.decay,
+        "history_sequential": settings.history.sequential,
         "history_weights": dict(settings.history.weights),
         "history_rank_constant": settings.history.rank_constant,
     }
@@ -247,7 +259,7 @@ def tune_history(
     queries = [0] * n  # the history sources never return a seen movie: no query movie to drop
     rows = np.arange(n)
     targets = split.targets.astype(np.int64)
-    points: list[tuple[int, float, FusionChoice, dict[str, float]]] = []
+    points: list[tuple[HistorySettings, FusionChoice, dict[str, float]]] = []
     asked: dict[str, list[list[tuple[int, float]]]] = {}  # lists of the sources that read no history settings
 
     def candidates(source: Any, want: int, key: str) -> list[list[tuple[int, float]]]:
@@ -257,8 +269,7 @@ def tune_history(
             asked[key] = source.candidates(split.histories, want)
         return asked[key]
 
-    for last, decay in grid.points():
-        shape = HistorySettings(last=last, decay=decay)
+    for shape in grid.points():
         sources = make_history_sources(SourceInputs(facts, trained, vectors, protocol.seed, shape, settings.content))
         searched = {name: source for name in fusable() if (source := sources[name]) is not None}
         popular = sources["popular"]
@@ -269,19 +280,19 @@ def tune_history(
         fallback = candidates(popular, 3 * k, "fallback")
         choice = search_weights(lists, queries, rows, targets, k, depth=depth, fallback=fallback)
         singles = {name: trial[f"hr@{k}"] for name, trial in zip(searched, choice.trials)}
-        points.append((last, decay, choice, singles))
+        points.append((shape, choice, singles))
         say(
-            f"tune: history last {last}, decay {decay:g} -> weights {choice.weights}, rank constant "
+            f"tune: history last {shape.last}, decay {shape.decay:g}, sequential {shape.sequential} -> weights "
+            f"{choice.weights}, rank constant "
             f"{choice.rank_constant:g}: HR@{k} {choice.hit_ratio:.4f} (best single {max(singles.values()):.4f})"
         )
     if not points:
         return {"settings": current, "trials": [], "skipped": "no fusable history source"}
-    best = max(range(len(points)), key=lambda i: (points[i][2].hit_ratio, points[i][2].mrr, -i))
-    last, decay, choice, singles = points[best]
+    best = max(range(len(points)), key=lambda i: (points[i][1].hit_ratio, points[i][1].mrr, -i))
+    shape, choice, singles = points[best]
     names = list(singles)
     single_i = max(range(len(names)), key=lambda i: (choice.trials[i][f"hr@{k}"], choice.trials[i][f"mrr@{k}"], -i))
     single = names[single_i]
-    shape = HistorySettings(last=last, decay=decay)
 
     def hybrid(weights: dict[str, float], rank_constant: float) -> dict[str, Any]:
         fusion = FusionConfig(weights, depth, rank_constant)
@@ -324,8 +335,9 @@ def tune_history(
         + (f"(fusion - {single}: {difference.describe()})" if difference is not None else "(one source)")
     )
     chosen = {
-        "history_last": last,
-        "history_decay": decay,
+        "history_last": shape.last,
+        "history_decay": shape.decay,
+        "history_sequential": shape.sequential,
         "history_weights": dict(weights),
         "history_rank_constant": choice.rank_constant,
     }
@@ -351,15 +363,16 @@ def tune_history(
         },
         "trials": [
             {
-                "last": p_last,
-                "decay": p_decay,
+                "last": p_shape.last,
+                "decay": p_shape.decay,
+                "sequential": p_shape.sequential,
                 "weights": p_choice.weights,
                 "rank_constant": p_choice.rank_constant,
                 f"hr@{k}": p_choice.hit_ratio,
                 f"mrr@{k}": p_choice.mrr,
                 "singles": p_singles,
             }
-            for p_last, p_decay, p_choice, p_singles in points
+            for p_shape, p_choice, p_singles in points
         ],
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -24,30 +24,45 @@ def _ranked(scores: dict[int, float], seen: frozenset[int], k: int) -> list[tupl
     return kept[:k]
 
 
+SEQUENTIAL_SCORINGS = ("scores", "scaled", "forward")
+
+
 class SequentialHistorySource:
-    """Co-visitation over the last `last` movies: score(c) = sum_j decay**j * watched-next(h_j, c)."""
+    """Co-visitation over the last `last` movies: score(c) = sum_j decay**j * s(h_j, c), where s is, by `scoring`:
+    the model's scores (`scores`: both directions, weighted by distance), those divided by h_j's best one
+    (`scaled`: a recent movie with many viewers does not drown the others), or the forward viewer counts (how
+    many viewers watched c within the window after h_j) divided by h_j's best one (`forward`)."""
 
     name = "sequential"
 
-    def __init__(self, model: SequentialModel, last: int, decay: float) -> None:
+    def __init__(self, model: SequentialModel, last: int, decay: float, *, scoring: str = "scores") -> None:
+        if scoring not in SEQUENTIAL_SCORINGS:
+            raise ValueError(f"scoring must be one of {SEQUENTIAL_SCORINGS}, got {scoring!r}")
         self._model = model
         self._last = last
         self._decay = decay
+        self._values = model.viewer_counts if scoring == "forward" else model.scores
+        self._scaled = scoring != "scores"
 
     def candidates(self, queries: Sequence[History], k: int) -> list[list[tuple[int, float]]]:
         return [self.scores(history, k) for history in queries]
 
     def scores(self, history: History, k: int) -> list[tuple[int, float]]:
         """The history's best k co-visitation scores (over every neighbour the model keeps of its last movies)."""
-        model = self._model
+        model, values = self._model, self._values
         recent = history.recent(self._last)
         rows = [(self._decay**j, i) for j, m in enumerate(recent) if (i := model.position(m)) is not None]
         if not rows or k <= 0:
             return []
-        spans = [(w, model.indptr[i], model.indptr[i + 1]) for w, i in rows]
-        # every kept score of these rows, weighted by its movie's decay, summed per candidate column in row order
+        spans = [(w, model.indptr[i], model.indptr[i + 1]) for w, i in rows if model.indptr[i + 1] > model.indptr[i]]
+        if self._scaled:  # each row over its best value (none: the row adds nothing)
+            bests = [float(values[start:stop].max()) for _, start, stop in spans]
+            spans = [(w / best, start, stop) for (w, start, stop), best in zip(spans, bests) if best > 0]
+        if not spans:
+            return []
+        # every kept value of these rows, weighted by its movie's decay, summed per candidate column in row order
         columns = np.concatenate([model.indices[start:stop] for _, start, stop in spans])
-        raw = np.concatenate([model.scores[start:stop] for _, start, stop in spans])
+        raw = np.concatenate([values[start:stop] for _, start, stop in spans])
         weights = np.repeat([w for w, _, _ in spans], [stop - start for _, start, stop in spans])
         totals = np.bincount(columns, weights=weights * raw.astype(np.float64), minlength=len(model.item_ids))
         seen = [i for m in history.seen if (i := model.position(m)) is not None]

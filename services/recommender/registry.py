@@ -175,6 +175,7 @@ FUSION_TUNABLE = (
     "fusion_rank_constant",
     "history_last",
     "history_decay",
+    "history_sequential",
     "history_weights",
     "history_rank_constant",
 )
@@ -249,6 +250,15 @@ def _reading(make: Callable[[Any, int, float], Source], read: Callable[[SourceIn
     return build
 
 
+def _sequential_history(inputs: SourceInputs) -> Source | None:
+    """Sequential over a history, with the history settings' L, decay and scoring."""
+    model = inputs.models.get("sequential")
+    if model is None:
+        return None
+    history = inputs.history
+    return SequentialHistorySource(model, history.last, history.decay, scoring=history.sequential)
+
+
 def sequential_params(settings: Settings) -> SequentialParams:
     """The sequential model's parameters from the (tuned) settings."""
     return SequentialParams(**settings.sequential.model_dump(exclude={"recent_popular_days"}))
@@ -320,7 +330,7 @@ for _spec in (
         "Watched next",
         10,
         _maybe(SequentialSource, _model("sequential")),
-        _reading(SequentialHistorySource, _model("sequential")),
+        _sequential_history,
         part="sequential",
         model="sequential",
         degradable=True,

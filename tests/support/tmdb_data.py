@@ -72,7 +72,7 @@ def fast_env(data: Path, server: FakeTmdb) -> dict[str, str]:
 
 def cli_env(data: Path, server: FakeTmdb | None = None, **settings: str) -> dict[str, str]:
     """The environment of a `python -m pipelines.cli` child: this worktree's code, `data`, no real credentials."""
-    # the test session's learned-model settings (tests/conftest.py) stay: short and without a wall-clock stop;
+    # the test session's learned-model settings (tests/conftest.py) stay: short and without a budget stop;
     # and its one-process servers
     env = {
         k: v

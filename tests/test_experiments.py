@@ -370,7 +370,11 @@ def test_a_variant_reads_its_own_history_length(runtime: Runtime, tmp_path: Path
         'variants.sequential = { share = 0.5, strategy = "sequential" }',
         'variants.short = { share = 1.0, strategy = "sequential", history = 1 }',
     )
-    decay = runtime.settings.history.decay
+    shape = runtime.settings.history
+
+    def source(last: int) -> SequentialHistorySource:
+        return SequentialHistorySource(runtime.sequential, last, shape.decay, scoring=shape.sequential)
+
     with client_of(runtime, tmp_path, short) as client:
         for user in map(str, range(1, 60)):
             known = tuple(
@@ -378,8 +382,7 @@ def test_a_variant_reads_its_own_history_length(runtime: Runtime, tmp_path: Path
                 for m in (i["movie_id"] for i in client.get(f"/users/{user}/history").json()["items"])
                 if m in runtime.known_ids
             )
-            one = [m for m, _ in SequentialHistorySource(runtime.sequential, 1, decay).scores(History(known), 10)]
-            usual = [m for m, _ in SequentialHistorySource(runtime.sequential, 10, decay).scores(History(known), 10)]
+            one, usual = ([m for m, _ in source(last).scores(History(known), 10)] for last in (1, 10))
             if len(one) >= 5 and one[:5] != usual[:5]:
                 break
         else:

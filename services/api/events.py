@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from services.api import deps
 from services.api.event_schemas import EventBatch, EventsAnswer, Forgotten
@@ -33,9 +35,14 @@ def post_events(rt: deps.RuntimeDep, store: deps.EventsDep, body: EventBatch) ->
     """Record what viewers did, stored before the answer. A retried batch counts once (`duplicates`: events
     whose `event_id` is stored already); one invalid event (422 naming its index and field) and nothing of the
     batch is written. Events of movies the catalogue lacks are kept, and listed in `unknown_movies`."""
-    deps.check_size(len(body.events), rt.settings.api.max_events, "events")
     try:
-        done = record(store, [e.new() for e in body.events], rt.known_ids)
+        events = body.checked()  # here, on a worker thread, not on the event loop
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise RequestValidationError([{**e, "loc": ("body", "events", *e["loc"])} for e in errors]) from None
+    deps.check_size(len(events), rt.settings.api.max_events, "events")
+    try:
+        done = record(store, [e.new() for e in events], rt.known_ids)
     except EventsReadOnly:
         raise HTTPException(status_code=503, detail=READ_ONLY) from None
     return EventsAnswer(accepted=done.accepted, duplicates=done.duplicates, unknown_movies=done.unknown_movies)

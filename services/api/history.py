@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+import pydantic_core
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from services.api import deps
 from services.api.event_schemas import ID_PATTERN
 from services.api.experiment_schemas import ViewerNextAnswer
-from services.api.history_schemas import HistoryItem, NextAnswer, NextMovie, NextRequest, UserHistory
+from services.api.history_schemas import HistoryItem, NextAnswer, NextRequest, UserHistory
 from services.api.recommendations import Strategy
 from services.api.schemas import ErrorBody, MovieIdText
 from services.recommender.filters import Filter
-from services.serving.events import known_viewer
+from services.serving.events import known_items, viewer_history
 from services.serving.experiment_report import arm_of, log_exposure
 from services.serving.guards import on_the_loop_unless_blocking
 from services.serving.next import NextServed, recommend_next
@@ -37,7 +39,7 @@ UserId = Annotated[
         413: {"model": ErrorBody, "description": "a longer history than NEXTWATCH_MAX_HISTORY"},
     },
 )
-async def next_movies(request: Request, rt: deps.RuntimeDep, body: NextRequest) -> NextAnswer:
+async def next_movies(request: Request, rt: deps.RuntimeDep, body: NextRequest) -> Response:
     """The movies a viewer is most likely to watch next after their history (oldest first).
 
     The sources read the last movies, the most recent weighing most; nothing of the history comes back
@@ -63,7 +65,7 @@ async def _answer_next(
     *,
     allow_seen: bool,
     explain: bool,
-) -> NextAnswer:
+) -> Response:
     """The next list for a history, answered on the event loop unless a store must be asked."""
     try:
         served = await on_the_loop_unless_blocking(
@@ -88,7 +90,7 @@ async def user_next(
     include_adult: Annotated[bool, Query(description="also adult movies")] = False,
     allow_seen: Annotated[bool, Query(description="movies of the history may come back")] = False,
     explain: Annotated[bool, Query(description="add, per item, the history movies that led to it")] = False,
-) -> ViewerNextAnswer:
+) -> Response:
     """What `POST /next` answers for the viewer's history as the service knows it: their MovieLens ratings and
     their events (`POST /events`) in time order. Movies marked `not_interested` never come back; abandoned
     and poorly rated (below 3) movies are seen, not followed (a user it does not know has an empty history:
@@ -103,7 +105,7 @@ async def user_next(
 
     def serve() -> NextServed:
         """Read the viewer, answer and log the exposure: the store calls on one worker thread."""
-        viewer = known_viewer(rt, store, user_id)
+        viewer = viewer_history(rt, store, user_id)
         rules = Filter.of([*exclude, *viewer.excluded(allow_seen)], genre, include_adult)
         answering = arm.runtime or rt  # a variant pinned to another build generation answers from it
         served = recommend_next(
@@ -120,14 +122,14 @@ async def user_next(
     if arm.experiment is not None and arm.variant is not None:
         request.app.state.metrics.exposures.labels(arm.experiment.name, arm.variant.name).inc()
     variant = None if arm.variant is None else arm.variant.name
-    return ViewerNextAnswer(**answer(request, served).__dict__, request_id=request_id, variant=variant)
+    return answer(request, served, request_id=request_id, variant=variant)
 
 
 @router.get("/users/{user_id}/history", response_model=UserHistory, responses=ERRORS)
 def history_of(request: Request, rt: deps.RuntimeDep, store: deps.EventsDep, user_id: UserId) -> UserHistory:
     """What the service knows of the viewer, oldest first: their MovieLens ratings (type `movielens`) and
     their events, each with its type."""
-    known = known_viewer(rt, store, user_id).items
+    known = known_items(rt, store, user_id)
     titles = deps.titles(request, [i.movie_id for i in known])
     return UserHistory(
         user_id=user_id,
@@ -145,20 +147,30 @@ def history_of(request: Request, rt: deps.RuntimeDep, store: deps.EventsDep, use
     )
 
 
-def answer(request: Request, served: NextServed) -> NextAnswer:
-    """A served next list as the API answers it (titles, degradation, metrics)."""
+def answer(request: Request, served: NextServed, **more: str | None) -> Response:
+    """A served next list as the API answers it (titles, degradation, metrics): NextAnswer's JSON, then `more`'s
+    fields (ViewerNextAnswer's), written straight from the list (no model to build, validate and dump)."""
     request.state.strategy = served.strategy
     if served.missing:
         request.app.state.metrics.count_degraded(served.strategy, served.missing)
     titles = deps.titles(request, [r.movie_id for r in served.items])
-    because: list[list[int] | None] = [*served.because] if served.because is not None else [None] * len(served.items)
-    return NextAnswer(
-        strategy=served.strategy,
-        degraded=bool(served.missing),
-        missing=served.missing,
-        ignored=served.ignored,
-        items=[
-            NextMovie(movie_id=r.movie_id, title=titles.get(r.movie_id, ""), score=r.score, source=r.source, because=b)
-            for r, b in zip(served.items, because)
-        ],
-    )
+    because = served.because if served.because is not None else repeat(None)
+    items = [
+        {
+            "movie_id": int(r.movie_id),
+            "title": titles.get(r.movie_id, ""),
+            "score": float(r.score),
+            "source": r.source,
+            "because": b,
+        }
+        for r, b in zip(served.items, because)
+    ]
+    body = {
+        "strategy": served.strategy,
+        "degraded": bool(served.missing),
+        "missing": served.missing,
+        "ignored": served.ignored,
+        "items": items,
+        **more,
+    }
+    return Response(pydantic_core.to_json(body), media_type="application/json")

@@ -15,11 +15,13 @@ MovieLens ratings are the bundled dataset: each is a history item, as before eve
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Container, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 MOVIELENS = "movielens"  # the type of a MovieLens rating among a viewer's items
 LIKED = 3.0  # a rating from here up is a positive history item
 POSITIVE = frozenset({MOVIELENS, "watched", "completed"})
+EPOCH = datetime(1970, 1, 1)  # the event store's times are naive UTC
+MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -69,11 +73,10 @@ class KnownItem:
 
 
 @dataclass(frozen=True)
-class KnownViewer:
-    """Everything the service knows of a viewer (oldest first), the ordered history the strategies read, the
-    movies seen outside that history, and the movies never to recommend."""
+class ViewerHistory:
+    """The ordered history the strategies read of a viewer, the movies seen outside that history, and the movies
+    never to recommend."""
 
-    items: list[KnownItem]
     history: list[int]
     seen: frozenset[int]
     unwanted: frozenset[int]
@@ -106,7 +109,7 @@ def record(store: EventStore, events: Sequence[NewEvent], catalogue: Container[i
     return Recorded(accepted, len(events) - accepted, unknown)
 
 
-def known_viewer(rt: Runtime, store: EventStore, user_id: str) -> KnownViewer:
+def known_items(rt: Runtime, store: EventStore, user_id: str) -> list[KnownItem]:
     """A viewer's MovieLens ratings and events in time order (a rating before an event of the same time)."""
     ratings = [
         KnownItem(m, datetime.fromtimestamp(t, UTC), r, MOVIELENS, None) for m, t, r in user_history(rt, user_id)
@@ -114,12 +117,27 @@ def known_viewer(rt: Runtime, store: EventStore, user_id: str) -> KnownViewer:
     with _store_calls():
         stored = store.of_user(user_id)
     events = [KnownItem(e.movie_id, e.at.replace(tzinfo=UTC), e.rating, e.type, e.event_id) for e in stored]
-    items = sorted(ratings + events, key=lambda item: item.at)  # stable: each list is in order already
-    latest_rating = {i.movie_id: i.rating for i in items if i.type == "rated" and i.rating is not None}
+    return sorted(ratings + events, key=lambda item: item.at)  # stable: each list is in order already
+
+
+def viewer_history(rt: Runtime, store: EventStore, user_id: str) -> ViewerHistory:
+    """The history a viewer's items (`known_items`, in the same order) make: read with one query and without an
+    object per rating or event."""
+    ratings = [(t * 1_000_000, m, MOVIELENS, r) for m, t, r in user_history(rt, user_id)]  # microseconds
+    with _store_calls():
+        events = [((e.at - EPOCH) // MICROSECOND, e.movie_id, e.type, e.rating) for e in store.viewer(user_id)]
+    # time order, a rating before an event of the same time (merge is stable, as known_items' sort)
+    merged = heapq.merge(ratings, events, key=itemgetter(0)) if ratings and events else ratings or events
+    return _follow([(m, kind, r) for _, m, kind, r in merged])
+
+
+def _follow(entries: Sequence[tuple[int, str, float | None]]) -> ViewerHistory:
+    """The history, seen and unwanted movies of a viewer's (movie, type, rating) items in time order."""
+    latest_rating = {m: r for m, kind, r in entries if kind == "rated" and r is not None}
     disliked = {m for m, r in latest_rating.items() if r < LIKED}
-    history = [i.movie_id for i in items if _positive(i) and i.movie_id not in disliked]
-    unwanted = frozenset(i.movie_id for i in items if i.type == "not_interested")
-    return KnownViewer(items, history, frozenset(i.movie_id for i in items) - set(history), unwanted)
+    history = [m for m, kind, r in entries if _positive(kind, r) and m not in disliked]
+    unwanted = frozenset(m for m, kind, _ in entries if kind == "not_interested")
+    return ViewerHistory(history, frozenset(m for m, _, _ in entries) - set(history), unwanted)
 
 
 def forget(store: EventStore, user_id: str) -> int:
@@ -139,8 +157,8 @@ def _store_calls() -> Iterator[None]:
         raise StoreUnavailable("events", type(exc).__name__) from exc
 
 
-def _positive(item: KnownItem) -> bool:
-    return item.type in POSITIVE or (item.type == "rated" and item.rating is not None and item.rating >= LIKED)
+def _positive(kind: str, rating: float | None) -> bool:
+    return kind in POSITIVE or (kind == "rated" and rating is not None and rating >= LIKED)
 
 
 def _utc_naive(at: datetime) -> datetime:

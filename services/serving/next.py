@@ -49,8 +49,9 @@ def recommend_next(
     answers. Unless `allow_seen`, no movie of the history comes back. `using` answers instead of the runtime's
     strategy of that name (an experiment's variant with settings of its own)."""
     catalogue = rt.known_ids
-    known = tuple(m for m in history if m in catalogue)
-    ignored = list(dict.fromkeys(m for m in history if m not in catalogue))
+    known_or_not = [m in catalogue for m in history]
+    known = tuple(m for m, ok in zip(history, known_or_not) if ok)
+    ignored = list(dict.fromkeys(m for m, ok in zip(history, known_or_not) if not ok))
     if not known:
         strategy = EMPTY_HISTORY if EMPTY_HISTORY in rt.history_strategies else "popular"
     chosen = using if using is not None and known else rt.history_strategies.get(strategy)

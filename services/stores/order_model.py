@@ -73,7 +73,7 @@ class OrderParams:
     # after `patience` epochs without a gain, and the best epoch's weights are kept. 0: no hold-out.
     validation_users: int = 1000
     patience: int = 5
-    max_seconds: float | None = None  # training stops at the first step past this wall time (None: no budget)
+    max_seconds: float | None = None  # training stops at the first step past this much CPU time (None: no budget)
 
     def __post_init__(self) -> None:
         if self.dims < 1 or self.blocks < 1 or self.heads < 1 or self.dims % self.heads:
@@ -308,7 +308,10 @@ class OrderModel:
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    mean = x.mean(axis=-1, keepdims=True)
+    # the float32 sums over the last axis over n, as x.mean(axis=-1) computes them (the same bits), without its
+    # Python wrapper: a small forward pass calls this five times
+    n = np.float32(x.shape[-1])
+    mean = np.add.reduce(x, axis=-1, keepdims=True) / n
     centred = x - mean
-    var = (centred * centred).mean(axis=-1, keepdims=True)
+    var = np.add.reduce(centred * centred, axis=-1, keepdims=True) / n
     return centred / np.sqrt(var + np.float32(LN_EPS)) * weight + bias

@@ -10,7 +10,12 @@ real steps, random vectors), whose `neighbours` step also wrote hybrid's default
   for every movie (``FusionStrategy.precompute``);
 - memory: each worker's RSS and PSS (``/proc/<pid>/smaps_rollup``) after the load;
 - throughput: a 5 s warm-up on other movies, then ``wrk -t1 -cN`` for ``--duration`` s over distinct movies
-  drawn uniformly (hybrid, k=10, the default filter: the mapped answers), server latency from the access log.
+  drawn uniformly (hybrid, k=10, the default filter: the mapped answers), server latency from the access log;
+- ``--start-cpu``: the CPU seconds of one worker's start in a fresh process (importing the app and uvicorn, then
+  ``open_runtime(serving=True)`` and the title index), which the load of other work changes far less than
+  the wall time, ``--repeats`` times;
+- ``--answers``: only the build's answers step (``build_default_answers``, forced: it rewrites the same answers),
+  whole and its computation alone (`FusionStrategy.default_answers` over every movie), ``--repeats`` times.
 
     .venv/bin/python bench/serving_workers.py --data-dir /tmp/nw23-32m
 """
@@ -35,6 +40,19 @@ from harness import ROOT
 from services.settings import Settings
 
 ENDPOINT = "/movies/{id}/recommendations?strategy=hybrid&k=10"
+# one worker's start, in a fresh process: CPU seconds importing, then opening the build
+START_CPU = """
+import json, os, sys, time
+c0 = time.process_time()
+import uvicorn, services.api.app
+from services.serving.runtime import open_runtime
+from services.serving.titles import TitleIndex
+from services.settings import Settings
+c1 = time.process_time()
+TitleIndex(open_runtime(Settings(data_dir=sys.argv[1]), serving=True))
+c2 = time.process_time()
+print(json.dumps({"import_cpu_s": round(c1 - c0, 2), "open_cpu_s": round(c2 - c1, 2), "load": os.getloadavg()[0]}))
+"""
 
 
 def start(data_dir: Path, workers: int, port: int, log: Path) -> tuple[subprocess.Popen[bytes], float]:
@@ -104,6 +122,29 @@ def reload_and_old_start(settings: Settings, repeats: int) -> dict[str, Any]:
     return {"reload_s": opens, "answers": answers, "old_start_compute_s": computed, "computed_movies": kept}
 
 
+def answers_step(settings: Settings, repeats: int) -> None:
+    """Seconds of the `neighbours` step's answers (rewritten: use a scratch copy) and of their computation."""
+    from pipelines.neighbours.answers import build_default_answers
+    from services.serving.answers import DEFAULT_FILTER
+    from services.serving.runtime import open_runtime
+
+    for _ in range(repeats):
+        load = os.getloadavg()
+        began = time.perf_counter()
+        build_default_answers(settings, force=True)
+        step = time.perf_counter() - began
+        runtime = open_runtime(settings.model_copy(update={"serve_models": "full"}))
+        try:
+            began = time.perf_counter()
+            runtime.strategies["hybrid"].default_answers(
+                runtime.facts.movie_ids, settings.api.precompute_k, DEFAULT_FILTER
+            )
+            computed = time.perf_counter() - began
+        finally:
+            runtime.close()
+        print(json.dumps({"step_s": round(step, 1), "compute_s": round(computed, 1), "load": load}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/nw23-32m"))
@@ -113,8 +154,18 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--start-only", action="store_true", help="only start 1 and 2 workers, timed")
+    parser.add_argument("--answers", action="store_true", help="only the build's answers step, timed")
+    parser.add_argument("--start-cpu", action="store_true", help="only one worker's start, its CPU seconds")
     args = parser.parse_args()
     settings = Settings(data_dir=args.data_dir)
+    if args.answers:
+        answers_step(settings, args.repeats)
+        return
+    if args.start_cpu:
+        for _ in range(args.repeats):
+            done = subprocess.run([sys.executable, "-c", START_CPU, str(args.data_dir)], cwd=ROOT, capture_output=True)
+            print(done.stdout.decode().strip(), flush=True)
+        return
     from services.stores.catalog import Catalog
 
     catalog = Catalog(resolve(settings).catalog_url, read_only=True)

@@ -36,7 +36,7 @@ def build_default_answers(settings: Settings, *, force: bool = False) -> int | N
         wanted = answers_input(runtime.settings, runtime.facts)
         if not force and load_answers(directory, wanted) is not None and damage(settings.build_dir, key) is None:
             return None
-        answers = hybrid.default_answers(runtime.facts.movie_ids, k, DEFAULT_FILTER)
+        answers = hybrid.default_answers(runtime.facts.ids.tolist(), k, DEFAULT_FILTER)
     finally:
         runtime.close()
     write_answers(directory, answers, wanted)

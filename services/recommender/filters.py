@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from services.stores.catalog import MovieFacts
+
+# a set of movie ids is a byte per id up to the largest when that is at most this many bytes per member (plus
+# a floor): MovieLens ids are dense enough; sparser ids are kept as a frozenset
+_DENSE_BYTES_PER_ID = 16
+_DENSE_FLOOR = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -27,21 +33,55 @@ class UnknownGenre(ValueError):
     """A genre no catalogue movie has."""
 
 
+class MovieSet:
+    """A set of movie ids without an object per movie: a byte per id up to the largest (a dense id range, as
+    MovieLens'), else a frozenset. `contains` is the membership test itself (no method call in between)."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        top = int(ids.max()) + 1 if len(ids) else 0
+        self.contains: Callable[[int], bool]
+        if len(ids) and (ids.min() < 0 or top > _DENSE_BYTES_PER_ID * len(ids) + _DENSE_FLOOR):
+            self.contains = frozenset(ids.tolist()).__contains__
+            return
+        flags = np.zeros(top, dtype=np.uint8)
+        flags[ids] = 1
+        data = flags.tobytes()
+        self.contains = lambda m: 0 <= m < top and data[m] == 1
+
+    def __contains__(self, movie_id: object) -> bool:
+        return isinstance(movie_id, (int, np.integer)) and self.contains(int(movie_id))
+
+
 class ItemFacts:
-    """Genres and adult flags of the catalogue's movies, for filtering and random browsing."""
+    """Genres and adult flags of the catalogue's movies, for filtering and random browsing: arrays by ascending
+    id and each distinct genre text once; a genre's members are made when a filter first asks for it."""
 
     def __init__(self, movie_ids: Sequence[int], genres: Sequence[str], adult: Sequence[bool]) -> None:
-        members: dict[str, list[int]] = defaultdict(list)
-        self._names: dict[str, str] = {}
-        for movie_id, names in zip(movie_ids, genres):
-            for name in (names or "").split("|"):
-                if name:
-                    self._names.setdefault(name.lower(), name)
-                    members[name.lower()].append(int(movie_id))
-        self._ids = np.asarray(movie_ids, dtype=np.int64)
-        self._known = frozenset(int(m) for m in movie_ids)
-        self._by_genre = {g: frozenset(ids) for g, ids in members.items()}
-        self._adult = frozenset(int(m) for m, a in zip(movie_ids, adult) if a)
+        texts: dict[str, int] = {}
+        codes = np.array([texts.setdefault(g or "", len(texts)) for g in genres], dtype=np.int32)
+        self._setup(np.asarray(movie_ids, dtype=np.int64), codes, tuple(texts), np.asarray(adult, dtype=bool))
+
+    @classmethod
+    def of(cls, facts: MovieFacts) -> ItemFacts:
+        """The facts' columns as they are (no Python value per movie)."""
+        items = cls.__new__(cls)
+        items._setup(facts.ids, facts.genre_codes, facts.genre_texts, facts.is_adult)
+        return items
+
+    def _setup(self, ids: np.ndarray, codes: np.ndarray, texts: tuple[str, ...], adult: np.ndarray) -> None:
+        self._names: dict[str, str] = {}  # lower case -> the catalogue's spelling, the first movie's with it
+        self._text_genres: list[frozenset[str]] = []  # per distinct genre text: its genres, lower case
+        for text in texts:  # in the order the movies first have them
+            names = [name for name in text.split("|") if name]
+            for name in names:
+                self._names.setdefault(name.lower(), name)
+            self._text_genres.append(frozenset(name.lower() for name in names))
+        order = np.argsort(ids, kind="stable")
+        self._ids, self._codes, self._adult_flags = ids[order], codes[order], adult[order]
+        self._known = MovieSet(self._ids)
+        self._adult = frozenset(self._ids[self._adult_flags].tolist())  # few: a set of them is small
+        self._members: dict[str, MovieSet] = {}  # lower-case genre -> its movies, made when first asked
         self._pools: dict[tuple[tuple[str, ...] | None, bool], np.ndarray] = {}
 
     def __contains__(self, movie_id: object) -> bool:
@@ -49,6 +89,11 @@ class ItemFacts:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    @property
+    def known(self) -> MovieSet:
+        """Every catalogue movie id."""
+        return self._known
 
     def unknown(self, movie_ids: Iterable[int]) -> list[int]:
         """The ids (in order, once each) that are not catalogue movies."""
@@ -74,13 +119,26 @@ class ItemFacts:
     def predicate(self, rules: Filter) -> Callable[[int], bool] | None:
         """A test a candidate must pass, None when the filter lets everything through."""
         exclude = rules.exclude
-        in_genre = self._by_genre.get(rules.genre.lower(), frozenset()) if rules.genre else None
         adult = frozenset() if rules.include_adult else self._adult
-        if not exclude and in_genre is None and not adult:
+        if rules.genre:
+            in_genre = self._genre_members(rules.genre.lower()).contains
+            return lambda m: in_genre(m) and m not in exclude and m not in adult
+        if not exclude and not adult:
             return None
-        if in_genre is None:
-            return lambda m: m not in exclude and m not in adult
-        return lambda m: m in in_genre and m not in exclude and m not in adult
+        return lambda m: m not in exclude and m not in adult
+
+    def allows(self, rules: Filter) -> Callable[[np.ndarray], np.ndarray] | None:
+        """`predicate` for an array of candidates at once (True where kept), None when it lets all through."""
+        if self.predicate(rules) is None:
+            return None
+        banned = np.array(sorted(rules.exclude | (frozenset() if rules.include_adult else self._adult)), dtype=np.int64)
+        members = self._ids[self._in_genres([rules.genre.lower()])] if rules.genre else None
+
+        def kept(ids: np.ndarray) -> np.ndarray:
+            mask = ~np.isin(ids, banned)
+            return mask & np.isin(ids, members) if members is not None else mask
+
+        return kept
 
     def sample(
         self, genres: Sequence[str] | None, n: int, *, include_adult: bool, rng: np.random.Generator
@@ -90,14 +148,23 @@ class ItemFacts:
         take = min(n, len(pool))
         return [int(m) for m in rng.choice(pool, size=take, replace=False)] if take else []
 
+    def _in_genres(self, genres: Iterable[str]) -> np.ndarray:
+        """Per movie (ascending ids): whether it has any of the lower-case `genres`."""
+        wanted = frozenset(genres)
+        having = np.array([bool(names & wanted) for names in self._text_genres], dtype=bool)
+        return having[self._codes] if len(having) else np.zeros(len(self._ids), dtype=bool)
+
+    def _genre_members(self, genre: str) -> MovieSet:
+        members = self._members.get(genre)
+        if members is None:
+            members = self._members[genre] = MovieSet(self._ids[self._in_genres([genre])])
+        return members
+
     def _pool(self, genres: tuple[str, ...] | None, include_adult: bool) -> np.ndarray:
         pool = self._pools.get((genres, include_adult))
         if pool is None:
-            if genres is None:
-                ids = set(self._ids.tolist())
-            else:
-                ids = set().union(*(self._by_genre.get(g, frozenset()) for g in genres))
+            keep = np.ones(len(self._ids), dtype=bool) if genres is None else self._in_genres(genres)
             if not include_adult:
-                ids -= self._adult
-            pool = self._pools[(genres, include_adult)] = np.asarray(sorted(ids), dtype=np.int64)
+                keep &= ~self._adult_flags
+            pool = self._pools[(genres, include_adult)] = np.unique(self._ids[keep])
         return pool

@@ -13,9 +13,11 @@ from collections.abc import Set as AbstractSet
 from itertools import islice
 from typing import Any
 
+import numpy as np
+
 from services.recommender.base import BatchResult, Candidates, Recommendation, Source, StartableSource
 from services.recommender.filters import Filter, ItemFacts
-from services.recommender.precomputed import PrecomputedAnswers, compute_answers
+from services.recommender.precomputed import PAD, FusedBlock, PrecomputedAnswers, compute_answers, fuse_block
 from services.recommender.strategies import BatchStrategy, most_to_ask, take_new
 from services.stores.answers import AnswerArrays
 
@@ -101,11 +103,26 @@ class FusionStrategy(BatchStrategy):
         return super().recommend_batch(queries, k, filter=filter, explain=explain)
 
     def default_answers(self, movie_ids: Sequence[int], k: int, rules: Filter) -> AnswerArrays:
-        """What `recommend_batch` answers to (k, rules) for each of these movies, computed now (degraded
-        answers are not kept): the build's artifact."""
+        """What `recommend_batch` answers to (k, rules) for each of these movies, computed now a block at a time
+        (degraded answers are not kept): the sources asked as a request asks them, their lists fused with array
+        operations (`fuse_block`: the same scores and order as `fuse`), the short lists filled as a request
+        fills them. The build's artifact."""
+        allowed = self.facts.allows(rules) if self.facts is not None else None
 
-        def served(ids: Sequence[int]) -> BatchResult:
-            return self._run(ids, k, rules, degrade=True)
+        def served(ids: Sequence[int]) -> FusedBlock:
+            keep, extra, seen, lists, missing = self._collect(ids, k, rules, degrade=True)
+            block = fuse_block(
+                lists, self.weights, ids, depth=self.depth, rank_constant=self.rank_constant, allowed=allowed, k=k
+            )
+            short = np.flatnonzero(block.ids[:, k - 1] == PAD).tolist() if k > 0 else []
+            items = [block.row(i) for i in short]
+            self._fill(ids, seen, items, short, k, keep, extra, degrade=True, missing=missing)
+            names = {name: j for j, name in enumerate(block.names)}
+            for i, recs in zip(short, items):
+                for col, rec in enumerate(recs):
+                    block.ids[i, col], block.scores[i, col] = rec.movie_id, rec.score
+                    block.sources[i, col] = names.setdefault(rec.source, len(names))
+            return FusedBlock(block.ids, block.scores, block.sources, list(names), missing)
 
         return compute_answers(served, movie_ids, k, expected_missing=self.absent)
 
@@ -115,21 +132,7 @@ class FusionStrategy(BatchStrategy):
         return len(self.precomputed)
 
     def _run(self, queries: Sequence[Any], k: int, rules: Filter | None, *, degrade: bool) -> BatchResult:
-        keep = self._predicate(rules)
-        extra = len(rules.exclude) if rules is not None else 0
-        ids = list(queries)
-        seen = self._seen(ids)
-        missing = list(self.absent)
-        lists: list[dict[str, Candidates]] = [{} for _ in ids]
-        started = self._start(ids, self.depth + extra)
-        for source in self.sources:
-            # a source is asked again only when the filter left fewer than k of its candidates: the fused
-            # ranks are among those kept, and k of them fill the list
-            asked = started.get(source.name, source)
-            answers = self._ask_all(asked, ids, seen, self.depth + extra, keep, min(k, self.depth), degrade, missing)
-            if answers is not None:
-                for per_query, candidates in zip(lists, answers):
-                    per_query[source.name] = candidates
+        keep, extra, seen, lists, missing = self._collect(queries, k, rules, degrade=degrade)
         items: list[list[Recommendation]] = []
         explained: list[list[dict[str, float]]] = []
         for exclude, per_query in zip(seen, lists):
@@ -145,18 +148,59 @@ class FusionStrategy(BatchStrategy):
             )
             items.append([Recommendation(m, score, max(parts, key=parts.__getitem__)) for m, score, parts in fused])
             explained.append([parts for _, _, parts in fused])
+        rows = list(range(len(items)))
+        self._fill(list(queries), seen, items, rows, k, keep, extra, degrade=degrade, missing=missing)
+        for parts, recs in zip(explained, items):
+            parts.extend({} for _ in range(len(recs) - len(parts)))
+        return BatchResult(items, missing, explained)
+
+    def _collect(
+        self, queries: Sequence[Any], k: int, rules: Filter | None, *, degrade: bool
+    ) -> tuple[Callable[[int], bool] | None, int, list[set[int]], list[dict[str, Candidates]], list[str]]:
+        """What fusing asks of the sources: the filter's test, how many more to ask for (the excluded ids), per
+        query its seen movies and every source's candidates (in source order), and the missing parts."""
+        keep = self._predicate(rules)
+        extra = len(rules.exclude) if rules is not None else 0
+        ids = list(queries)
+        seen = self._seen(ids)
+        missing = list(self.absent)
+        lists: list[dict[str, Candidates]] = [{} for _ in ids]
+        started = self._start(ids, self.depth + extra)
+        for source in self.sources:
+            # a source is asked again only when the filter left fewer than k of its candidates: the fused
+            # ranks are among those kept, and k of them fill the list
+            asked = started.get(source.name, source)
+            answers = self._ask_all(asked, ids, seen, self.depth + extra, keep, min(k, self.depth), degrade, missing)
+            if answers is not None:
+                for per_query, candidates in zip(lists, answers):
+                    per_query[source.name] = candidates
+        return keep, extra, seen, lists, missing
+
+    def _fill(
+        self,
+        ids: Sequence[Any],
+        seen: list[set[int]],
+        items: list[list[Recommendation]],
+        rows: list[int],
+        k: int,
+        keep: Callable[[int], bool] | None,
+        extra: int,
+        *,
+        degrade: bool,
+        missing: list[str],
+    ) -> None:
+        """Fill each list of `items` (the answers of queries ``ids[rows[i]]``) shorter than k from the fallback
+        sources, in order."""
         for source in self.fallback:
             short = [i for i, recs in enumerate(items) if len(recs) < k]
             if not short:
                 break
+            at = [rows[i] for i in short]
             answers = self._ask_all(
-                source, [ids[i] for i in short], [seen[i] for i in short], 2 * k + extra, keep, k, degrade, missing
+                source, [ids[j] for j in at], [seen[j] for j in at], 2 * k + extra, keep, k, degrade, missing
             )
-            for i, candidates in zip(short, answers or []):
-                before = len(items[i])
-                take_new(items[i], {*seen[i], *(r.movie_id for r in items[i])}, candidates, k, keep, source.name)
-                explained[i].extend({} for _ in range(len(items[i]) - before))
-        return BatchResult(items, missing, explained)
+            for i, j, candidates in zip(short, at, answers or []):
+                take_new(items[i], {*seen[j], *(r.movie_id for r in items[i])}, candidates, k, keep, source.name)
 
     def _start(self, ids: list[Any], want: int) -> dict[str, Source]:
         """The sources that reach a store, their first call (what `_ask_all` asks first) started now, so that

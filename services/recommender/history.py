@@ -51,10 +51,13 @@ class SequentialHistorySource:
         """The history's best k co-visitation scores (over every neighbour the model keeps of its last movies)."""
         model, values = self._model, self._values
         recent = history.recent(self._last)
-        rows = [(self._decay**j, i) for j, m in enumerate(recent) if (i := model.position(m)) is not None]
-        if not rows or k <= 0:
+        if not recent or k <= 0:
             return []
-        spans = [(w, model.indptr[i], model.indptr[i + 1]) for w, i in rows if model.indptr[i + 1] > model.indptr[i]]
+        at = model.positions(recent)  # -1: unknown (its row bounds are read, then dropped)
+        starts, stops = model.indptr[at].tolist(), model.indptr[at + 1].tolist()
+        spans = [
+            (self._decay**j, a, b) for j, (i, a, b) in enumerate(zip(at.tolist(), starts, stops)) if i >= 0 and b > a
+        ]
         if self._scaled:  # each row over its best value (none: the row adds nothing)
             bests = [float(values[start:stop].max()) for _, start, stop in spans]
             spans = [(w / best, start, stop) for (w, start, stop), best in zip(spans, bests) if best > 0]
@@ -65,8 +68,8 @@ class SequentialHistorySource:
         raw = np.concatenate([values[start:stop] for _, start, stop in spans])
         weights = np.repeat([w for w, _, _ in spans], [stop - start for _, start, stop in spans])
         totals = np.bincount(columns, weights=weights * raw.astype(np.float64), minlength=len(model.item_ids))
-        seen = [i for m in history.seen if (i := model.position(m)) is not None]
-        totals[seen] = 0.0
+        seen = model.positions(list(history.seen))
+        totals[seen[seen >= 0]] = 0.0
         keep = np.flatnonzero(totals > 0)
         if len(keep) > k:  # only those at least as good as the k-th best can be among the best k
             keep = keep[totals[keep] >= -np.partition(-totals[keep], k - 1)[k - 1]]

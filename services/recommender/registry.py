@@ -40,7 +40,7 @@ from services.recommender.sources import (
     VectorSource,
 )
 from services.settings import ContentSettings, HistorySettings, Settings
-from services.stores.catalog import MovieFacts
+from services.stores.catalog import NO_SERIES, MovieFacts
 from services.stores.collaborative import ALSParams, CollaborativeModel
 from services.stores.histories import UserHistories
 from services.stores.order_model import OrderModel, OrderParams
@@ -221,14 +221,15 @@ def _ignoring(make: Callable[[SourceInputs], Source | None]) -> Callable[[Source
 def _series(inputs: SourceInputs) -> SeriesSource:
     """TMDB collections and series inferred from titles (negative ids); with content series "real", the
     collections only."""
-    series_ids = inputs.facts.series_ids
+    facts = inputs.facts
+    members = facts.series != NO_SERIES  # only the movies of a series become Python values
     if inputs.content.series == "real":
-        series_ids = [s if s is not None and s >= 0 else None for s in series_ids]
-    return SeriesSource(inputs.facts.movie_ids, series_ids, inputs.facts.release_dates)
+        members &= facts.series >= 0
+    return SeriesSource(facts.ids[members].tolist(), facts.series[members].tolist(), facts.released[members].tolist())
 
 
 def _random(inputs: SourceInputs) -> Source:
-    return RandomSource(inputs.facts.movie_ids, inputs.seed)
+    return RandomSource(inputs.facts.ids, inputs.seed)
 
 
 def _popular(inputs: SourceInputs) -> Source:

@@ -22,7 +22,7 @@ class RandomSource:
     name = "random"
     walks_catalogue = True  # every movie is cheap to list: filtered lists are filled from the whole catalogue
 
-    def __init__(self, movie_ids: Sequence[int], seed: int = 42) -> None:
+    def __init__(self, movie_ids: Sequence[int] | np.ndarray, seed: int = 42) -> None:
         ids = np.unique(np.asarray(movie_ids, dtype=np.int64))
         self._order = ids[np.random.default_rng(seed).permutation(len(ids))]
         size = len(ids)

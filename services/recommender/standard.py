@@ -89,7 +89,7 @@ def assemble_strategies(
     """The standard strategies over catalogue facts and a model set ({registry model name: artifact}; a
     missing "popularity" counts the catalogue's ratings), each taking a :class:`Filter`."""
     sources = make_sources(SourceInputs(facts, models, vectors, seed, content=content))
-    items = ItemFacts(facts.movie_ids, facts.genres, facts.adult)
+    items = ItemFacts.of(facts)
     return build_strategies(sources, fusion, facts=items)
 
 

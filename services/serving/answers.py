@@ -10,6 +10,8 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
+
 from services.recommender.filters import Filter
 from services.recommender.fusion import FusionStrategy
 from services.recommender.precomputed import PrecomputedAnswers
@@ -35,8 +37,12 @@ _READ = {"fusion", "content", "serve_models"}
 def facts_digest(facts: MovieFacts) -> str:
     """A digest of the catalogue facts the sources and filters read (ids, series, release dates, rating counts,
     adult flags, genres): a TMDB apply that changes a flag changes it, without a catalog step."""
-    columns = [facts.movie_ids, facts.series_ids, facts.release_dates, facts.rating_counts, facts.adult, facts.genres]
-    return hashlib.blake2b(json.dumps(columns, default=str).encode("utf-8"), digest_size=16).hexdigest()
+    digest = hashlib.blake2b(digest_size=16)
+    for column in (facts.ids, facts.series, facts.released, facts.counts, facts.is_adult, facts.genre_codes):
+        digest.update(f"{column.dtype.str}{column.shape}".encode())
+        digest.update(np.ascontiguousarray(column).tobytes())
+    digest.update(json.dumps(facts.genre_texts).encode("utf-8"))
+    return digest.hexdigest()
 
 
 def answers_input(settings: Settings, facts: MovieFacts) -> str:

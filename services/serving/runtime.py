@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from services.embeddings.backends import EmbeddingBackend, make_backend
 from services.recommender.base import Source
-from services.recommender.filters import ItemFacts
+from services.recommender.filters import ItemFacts, MovieSet
 from services.recommender.registry import REGISTRY, SourceInputs, make_history_sources, make_sources, store_parts
 from services.recommender.standard import FusionConfig, build_strategies, wrap_store_backed
 from services.recommender.strategies import BatchStrategy
@@ -63,9 +65,9 @@ class Runtime:
         self._embedding_slots = threading.BoundedSemaphore(self.settings.api.search_concurrency)
 
     @cached_property
-    def known_ids(self) -> frozenset[int]:
+    def known_ids(self) -> Container[int]:
         """Every catalogue movie id."""
-        return frozenset(self.facts.movie_ids)
+        return self.items.known if self.items is not None else MovieSet(self.facts.ids)
 
     @property
     def collaborative(self) -> CollaborativeModel | None:
@@ -229,7 +231,7 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bo
     inputs = SourceInputs(facts, models, vectors, settings.protocol.seed, settings.history, settings.content)
     made = make_sources(inputs)
     guards = Guards(settings.api.store_timeout_seconds if serving else None)
-    items = ItemFacts(facts.movie_ids, facts.genres, facts.adult)
+    items = ItemFacts.of(facts)
     tables, damaged_tables = load_tables(settings)
     live = serving_sources(guards, settings.api.neighbour_cache_size) if serving else None
     sources = wrap_store_backed(made, tabled_sources(tables, live))
@@ -242,6 +244,8 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bo
             catalog.close()
             raise RuntimeError(f"{part} unavailable: run `nextwatch build` first")
     answers = map_default_answers(settings, strategies, tables, facts) if serving else "off"
+    if serving:
+        _return_freed_memory()
     return Runtime(
         settings,
         catalog,
@@ -259,6 +263,13 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bo
         history_sources=history_sources,
         answers=answers,
     )
+
+
+def _return_freed_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc's malloc_trim): what opening the build freed
+    would otherwise stay in each worker's private memory."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def served_history_sources(inputs: SourceInputs, guards: Guards) -> dict[str, Source | None]:
@@ -284,7 +295,7 @@ def history_fusion(settings: Settings) -> FusionConfig:
 def _open_catalog(settings: Settings) -> tuple[Catalog, MovieFacts]:
     catalog = Catalog(settings.catalog_url, read_only=True)
     facts = catalog.movie_facts()
-    if not facts.movie_ids:
+    if not len(facts):
         catalog.close()
         raise RuntimeError("the catalog is empty: run `nextwatch build` first")
     return catalog, facts

@@ -62,7 +62,7 @@ def serve(settings: Settings) -> None:
     workers = worker_count(settings)
     if workers > 1:
         # a worker that cannot open the build fails its start, and uvicorn stops (no restart loop)
-        with worker_environment(settings):
+        with worker_environment(settings), _main_not_imported_by_workers():
             uvicorn.run(
                 WORKER_APP,
                 factory=True,
@@ -106,6 +106,20 @@ def worker_environment(settings: Settings) -> Iterator[None]:
             else:
                 os.environ[name] = value
         shutil.rmtree(metrics, ignore_errors=True)
+
+
+@contextmanager
+def _main_not_imported_by_workers() -> Iterator[None]:
+    """uvicorn spawns the workers, and a spawned process first imports its parent's __main__ module: the CLI
+    (half a second of imports a worker does not use). Hidden from multiprocessing while the workers start."""
+    main = sys.modules["__main__"].__dict__
+    saved: dict[str, Any] = {name: main[name] for name in ("__spec__", "__file__") if name in main}
+    main["__spec__"] = None
+    main.pop("__file__", None)
+    try:
+        yield
+    finally:
+        main.update(saved)
 
 
 def _plain(value: Any) -> Any:

@@ -107,3 +107,32 @@ def map_arrays(
 def ascending(ids: np.ndarray) -> bool:
     """Whether the ids are strictly ascending (rows found by binary search)."""
     return len(ids) < 2 or bool(np.all(np.diff(ids) > 0))
+
+
+class IdIndex:
+    """Positions of movie ids in an array of distinct ids by binary search: no Python object per id (a dict of
+    them is tens of MB per process at 87k movies)."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        self._order = None if ascending(ids) else np.argsort(ids, kind="stable")
+        self._sorted = ids if self._order is None else ids[self._order]
+
+    def positions(self, movie_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Each id's position (int64), -1 for an id not held."""
+        wanted = np.asarray(movie_ids, dtype=np.int64).reshape(-1)
+        if not len(self._sorted):
+            return np.full(len(wanted), -1, dtype=np.int64)
+        rows = np.minimum(np.searchsorted(self._sorted, wanted), len(self._sorted) - 1)
+        found = np.where(self._sorted[rows] == wanted, rows, -1)
+        return found if self._order is None else np.where(found >= 0, self._order[found], -1)
+
+    def get(self, movie_id: int) -> int | None:
+        """One id's position, None when it is not held."""
+        row = int(np.searchsorted(self._sorted, movie_id))
+        if row == len(self._sorted) or self._sorted[row] != movie_id:
+            return None
+        return row if self._order is None else int(self._order[row])
+
+    def __contains__(self, movie_id: object) -> bool:
+        return isinstance(movie_id, (int, np.integer)) and self.get(int(movie_id)) is not None

@@ -12,11 +12,11 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     CHAR,
     CheckConstraint,
@@ -44,6 +44,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    type_coerce,
 )
 
 from services.stores.errors import ArtifactError
@@ -98,16 +99,119 @@ SERIES_COLUMNS: tuple[str, ...] = tuple(c.name for c in series_table.columns)
 _BATCH = 2000
 
 
-@dataclass(frozen=True)
-class MovieFacts:
-    """The per-movie facts the recommender keeps in memory (loaded once, in one query)."""
+NO_SERIES = np.iinfo(np.int64).min  # MovieFacts.series of a movie in no series
+_FACT_ROWS = 5_000  # rows read at a time: the arrays grow, the rows in flight stay few (and their memory reused)
 
-    movie_ids: list[int]
-    series_ids: list[int | None]
-    release_dates: list[date | None]
-    rating_counts: list[int]
-    adult: list[bool]
-    genres: list[str]
+
+class Titles:
+    """movie_id -> title of many movies in three arrays (no object per movie): ascending ids, and each title's
+    UTF-8 bytes in one buffer at its offset."""
+
+    def __init__(self, ids: np.ndarray, offsets: np.ndarray, data: bytes) -> None:
+        self.ids = ids  # int64 [n], ascending
+        self.offsets = offsets  # int64 [n + 1]: title i is data[offsets[i]:offsets[i + 1]]
+        self.data = data
+
+    @classmethod
+    def of(cls, titles: Mapping[int, str]) -> Titles:
+        """From a mapping (any order)."""
+        ids = sorted(titles)
+        return cls.join(np.asarray(ids, dtype=np.int64), [titles[m].encode("utf-8") for m in ids])
+
+    @classmethod
+    def join(cls, ids: np.ndarray, encoded: Sequence[bytes]) -> Titles:
+        """From ascending ids and their titles' UTF-8 bytes."""
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
+        return cls(ids, offsets, b"".join(encoded))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def lookup(self, movie_ids: Sequence[int]) -> dict[int, str]:
+        """Titles of the ids held (the others are left out)."""
+        if not len(self.ids) or not movie_ids:
+            return {}
+        wanted = np.asarray(movie_ids, dtype=np.int64)
+        rows = np.minimum(np.searchsorted(self.ids, wanted), len(self.ids) - 1)
+        found: dict[int, str] = {}
+        for movie_id, row, hit in zip(wanted.tolist(), rows.tolist(), (self.ids[rows] == wanted).tolist()):
+            if hit:
+                found[movie_id] = self.data[self.offsets[row] : self.offsets[row + 1]].decode("utf-8")
+        return found
+
+
+class MovieFacts:
+    """The per-movie facts the recommender keeps in memory (loaded once, in one query), as columns of the
+    active movies by ascending id: numpy arrays and, for the genres, a code per movie into the distinct genre
+    texts; no Python object per movie. The list properties (`movie_ids`, `series_ids`, ...) give a column as
+    Python values, made on each call."""
+
+    def __init__(
+        self,
+        movie_ids: Sequence[int],
+        series_ids: Sequence[int | None],
+        release_dates: Sequence[date | None],
+        rating_counts: Sequence[int],
+        adult: Sequence[bool],
+        genres: Sequence[str],
+        titles: Titles | None = None,
+    ) -> None:
+        """From Python values (the catalog reads the columns directly: `Catalog.movie_facts`)."""
+        texts: dict[str, int] = {}
+        self.ids = np.asarray(movie_ids, dtype=np.int64).reshape(-1)
+        self.series = np.array([NO_SERIES if s is None else s for s in series_ids], dtype=np.int64)
+        self.released = np.array(release_dates, dtype="datetime64[D]").reshape(-1)
+        self.counts = np.asarray(rating_counts, dtype=np.int64).reshape(-1)
+        self.is_adult = np.asarray(adult, dtype=bool).reshape(-1)
+        self.genre_codes = np.array([texts.setdefault(g or "", len(texts)) for g in genres], dtype=np.int32)
+        self.genre_texts = tuple(texts)
+        self.titles = titles if titles is not None else Titles.of({})
+
+    @classmethod
+    def of_columns(
+        cls,
+        ids: np.ndarray,
+        series: np.ndarray,
+        released: np.ndarray,
+        counts: np.ndarray,
+        is_adult: np.ndarray,
+        genre_codes: np.ndarray,
+        genre_texts: tuple[str, ...],
+        titles: Titles,
+    ) -> MovieFacts:
+        """From the columns themselves (series: `NO_SERIES` where none; released: NaT where unknown)."""
+        facts = cls.__new__(cls)
+        facts.ids, facts.series, facts.released, facts.counts, facts.is_adult = ids, series, released, counts, is_adult
+        facts.genre_codes, facts.genre_texts, facts.titles = genre_codes, genre_texts, titles
+        return facts
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def movie_ids(self) -> list[int]:
+        return self.ids.tolist()
+
+    @property
+    def series_ids(self) -> list[int | None]:
+        return [None if s == NO_SERIES else s for s in self.series.tolist()]
+
+    @property
+    def release_dates(self) -> list[date | None]:
+        return self.released.tolist()
+
+    @property
+    def rating_counts(self) -> list[int]:
+        return self.counts.tolist()
+
+    @property
+    def adult(self) -> list[bool]:
+        return self.is_adult.tolist()
+
+    @property
+    def genres(self) -> list[str]:
+        return [self.genre_texts[c] for c in self.genre_codes.tolist()]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -302,12 +406,6 @@ class Catalog:
                 out.update({m: t for m, t in conn.execute(stmt)})
         return out
 
-    def active_titles(self) -> dict[int, str]:
-        """movie_id -> movie_title of every active movie, in one query."""
-        stmt = select(movie_table.c.movie_id, movie_table.c.movie_title).where(movie_table.c.useyn == "Y")
-        with self._connect() as conn:
-            return {m: t for m, t in conn.execute(stmt)}
-
     def series_members(self, series_id: int) -> list[dict[str, Any]]:
         """Movies of one series, newest release first (seed 002's ORDER BY release_date DESC)."""
         stmt = (
@@ -384,23 +482,48 @@ class Catalog:
                 yield dict(row)
 
     def movie_facts(self) -> MovieFacts:
-        """Ids, series, release dates, rating counts, adult flags and genres of all active movies."""
+        """Ids, series, release dates, rating counts, adult flags, genres and titles of all active movies, read
+        a few thousand rows at a time into columns."""
         c = movie_table.c
         stmt = (
-            select(c.movie_id, c.series_id, c.release_date, c.rating_count, c.adult, c.genres)
+            # the date as the database returns it (a text or a date): numpy parses either, faster than per row
+            select(c.movie_id, c.series_id, type_coerce(c.release_date, String), c.rating_count, c.adult)
+            .add_columns(c.genres, c.movie_title)
             .where(c.useyn == "Y")
             .order_by(c.movie_id)
         )
+        columns: list[list[np.ndarray]] = [[] for _ in range(7)]  # the five facts, genre codes, title lengths
+        texts: dict[str, int] = {}
+        titles: list[bytes] = []
         with self._connect() as conn:
-            rows = conn.execute(stmt).all()
-        return MovieFacts(
-            movie_ids=[r[0] for r in rows],
-            series_ids=[r[1] for r in rows],
-            release_dates=[r[2] for r in rows],
-            rating_counts=[int(r[3] or 0) for r in rows],
-            adult=[r[4] == "Y" for r in rows],
-            genres=[r[5] or "" for r in rows],
+            # on the statement, not the connection: a connection's options outlive this read (a server-side
+            # cursor on PostgreSQL cannot run the writes that may follow on it)
+            for part in conn.execute(stmt.execution_options(yield_per=_FACT_ROWS)).partitions():
+                row_ids, row_series, row_released, row_counts, row_adult, row_genres, row_titles = zip(*part)
+                encoded = [t.encode("utf-8") for t in row_titles]
+                for column, values in zip(
+                    columns,
+                    (
+                        np.array(row_ids, dtype=np.int64),
+                        np.array([NO_SERIES if s is None else s for s in row_series], dtype=np.int64),
+                        np.array(row_released, dtype="datetime64[D]"),
+                        np.array([n or 0 for n in row_counts], dtype=np.int64),
+                        np.array(row_adult) == "Y",
+                        np.array([texts.setdefault(g or "", len(texts)) for g in row_genres], dtype=np.int32),
+                        np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)),
+                    ),
+                ):
+                    column.append(values)
+                titles.append(b"".join(encoded))
+        dtypes = (np.int64, np.int64, "datetime64[D]", np.int64, bool, np.int32, np.int64)
+        ids, series, released, counts, adult, codes, lengths = (
+            np.concatenate(parts) if parts else np.zeros(0, dtype=dtype) for parts, dtype in zip(columns, dtypes)
         )
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        genre_texts = tuple(t.encode("utf-8").decode("utf-8") for t in texts)  # new strings: every row's is freed
+        titled = Titles(ids, offsets, b"".join(titles))
+        return MovieFacts.of_columns(ids, series, released, counts, adult, codes, genre_texts, titled)
 
 
 def now() -> datetime:

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
-from services.stores.array_files import read_arrays, write_arrays
+from services.stores.array_files import IdIndex, read_arrays, write_arrays
 from services.stores.errors import ArtifactError, reason, retrain_command
 
 if TYPE_CHECKING:
     from implicit.cpu.als import AlternatingLeastSquares
+    from scipy.sparse import csr_matrix
 
 NAME = "model"  # model.json, model.item_ids.npy, model.item_factors.npy
 ARRAYS = ("item_ids", "item_factors")
@@ -53,15 +54,21 @@ class CollaborativeModel:
         self.item_ids = np.asarray(item_ids, dtype=np.int64)
         self.params = params
         self.info = info or {}
-        self._index = {int(m): i for i, m in enumerate(self.item_ids)}
-        self._als = make_als(params)
-        self._als.num_threads = 1  # one viewer at a time: an OpenMP team per call costs more than it saves
-        self._als.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
-        self._als.user_factors = np.zeros((1, self._als.item_factors.shape[1]), dtype=np.float32)
+        self._index = IdIndex(self.item_ids)
+        self._factors = np.ascontiguousarray(item_factors, dtype=np.float32)
 
     @property
     def item_factors(self) -> np.ndarray:
-        return self._als.item_factors
+        return self._factors
+
+    @cached_property
+    def _als(self) -> AlternatingLeastSquares:
+        """implicit's model over the factors, made on first use (importing implicit takes a start a second)."""
+        als = make_als(self.params)
+        als.num_threads = 1  # one viewer at a time: an OpenMP team per call costs more than it saves
+        als.item_factors = self._factors
+        als.user_factors = np.zeros((1, self._factors.shape[1]), dtype=np.float32)
+        return als
 
     def __contains__(self, movie_id: int) -> bool:
         return int(movie_id) in self._index
@@ -69,7 +76,8 @@ class CollaborativeModel:
     def similar(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]:
         """Nearest items by ALS factors for each movie (itself excluded); [] for unknown movies."""
         out: list[list[tuple[int, float]]] = [[] for _ in movie_ids]
-        known = [(pos, self._index[int(m)]) for pos, m in enumerate(movie_ids) if int(m) in self._index]
+        rows_of = self._index.positions(movie_ids).tolist()
+        known = [(pos, row) for pos, row in enumerate(rows_of) if row >= 0]
         if not known or k <= 0:
             return out
         rows = np.array([i for _, i in known], dtype=np.int64)
@@ -117,11 +125,13 @@ class CollaborativeModel:
 
     def _indexed(self, ratings: Mapping[int, float]) -> list[tuple[int, float]]:
         """(item row, rating) of each rated movie the model knows, in row order."""
-        index = self._index
-        return sorted((idx, float(r)) for m, r in ratings.items() if (idx := index.get(int(m))) is not None)
+        rows = self._index.positions(list(ratings)).tolist()
+        return sorted((idx, float(r)) for idx, r in zip(rows, ratings.values()) if idx >= 0)
 
     def _user_row(self, indexed: list[tuple[int, float]]) -> csr_matrix:
         """The liked ones of (item row, rating) in row order as one CSR row."""
+        from scipy.sparse import csr_matrix  # with implicit, on first use: not part of a start
+
         liked = [(idx, rating) for idx, rating in indexed if rating >= self.params.min_rating]
         data = np.array([rating for _, rating in liked], np.float32)
         indices = np.array([idx for idx, _ in liked], np.int32)

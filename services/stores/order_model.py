@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from services.stores.array_files import read_arrays, write_arrays
+from services.stores.array_files import IdIndex, read_arrays, write_arrays
 from services.stores.errors import ArtifactError, reason
 
 NAME = "order_model"  # order_model.json and order_model.<array>.npy
@@ -149,7 +149,7 @@ class OrderModel:
             raise ValueError(f"item embedding is {items} x {d}; expected {len(self.item_ids) + 1} x {params.dims}")
         if self.weights[POSITION_EMBEDDING].shape != (params.max_len, d):
             raise ValueError("position embedding does not match max_len x dims")
-        self._index = {int(m): i + 1 for i, m in enumerate(self.item_ids.tolist())}
+        self._index = IdIndex(self.item_ids)  # a movie's item row is its position + 1 (0 pads)
         self._prepare()
         if items_t is None:
             items_t = np.ascontiguousarray(self.weights[ITEM_EMBEDDING][1:].T)
@@ -184,7 +184,7 @@ class OrderModel:
         self._causal = np.triu(np.ones((self.params.max_len, self.params.max_len), dtype=bool), 1)
 
     def __contains__(self, movie_id: object) -> bool:
-        return isinstance(movie_id, (int, np.integer)) and int(movie_id) in self._index
+        return movie_id in self._index
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -193,8 +193,8 @@ class OrderModel:
 
     def encode_ids(self, history: Sequence[int]) -> list[int]:
         """The history's item rows (1-based) in order; movies the model does not know are skipped."""
-        index = self._index
-        return [i for i in (index.get(int(m), 0) for m in history) if i]
+        rows = self._index.positions(history)
+        return (rows[rows >= 0] + 1).tolist()
 
     def user_vectors(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
         """(batch, d): each history's state after its last known movie; zeros for an empty history."""
@@ -218,7 +218,7 @@ class OrderModel:
     ) -> list[list[tuple[int, float]]]:
         """Per history, its top k (movieId, score), best first (ties by movieId); [] when no movie is known."""
         out: list[list[tuple[int, float]]] = [[] for _ in histories]
-        known = [pos for pos, h in enumerate(histories) if any(int(m) in self._index for m in h)]
+        known = [pos for pos, h in enumerate(histories) if len(h) and bool((self._index.positions(h) >= 0).any())]
         if not known or k <= 0:
             return out
         scores = self.scores([histories[pos] for pos in known])

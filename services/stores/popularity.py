@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from services.stores.atomic import write_text_atomic
 from services.stores.errors import ArtifactError, reason, retrain_command
@@ -20,11 +22,39 @@ class RecentParams:
     days: float
 
 
+class CountsView(Mapping[int, int]):
+    """movieId -> count over two arrays (ascending ids, their counts): no Python object per movie."""
+
+    def __init__(self, ids: np.ndarray, values: np.ndarray) -> None:
+        self.ids, self.values_array = ids, values
+
+    def __getitem__(self, movie_id: int) -> int:
+        row = int(np.searchsorted(self.ids, movie_id))
+        if row == len(self.ids) or self.ids[row] != movie_id:
+            raise KeyError(movie_id)
+        return int(self.values_array[row])
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.ids.tolist())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def values(self) -> list[int]:  # type: ignore[override]
+        return self.values_array.tolist()
+
+    def items(self) -> list[tuple[int, int]]:  # type: ignore[override]
+        return list(zip(self.ids.tolist(), self.values_array.tolist()))
+
+
 class Counts:
     """movieId -> how many ratings it had strictly before `cutoff` (within the counted period)."""
 
     def __init__(self, counts: Mapping[int, int], cutoff: int) -> None:
-        self.counts = {int(m): int(c) for m, c in counts.items()}
+        ids = np.fromiter((int(m) for m in counts), dtype=np.int64, count=len(counts))
+        values = np.fromiter((int(c) for c in counts.values()), dtype=np.int64, count=len(counts))
+        order = np.argsort(ids, kind="stable")
+        self.counts = CountsView(ids[order], values[order])
         self.cutoff = int(cutoff)
 
     @property
@@ -43,7 +73,7 @@ class Counts:
         path = directory / FILE_NAME
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
-            return cls({int(m): int(c) for m, c in payload["counts"].items()}, int(payload["cutoff_timestamp"]))
+            return cls(payload["counts"], int(payload["cutoff_timestamp"]))
         except Exception as exc:  # missing, bad JSON or shape
             raise ArtifactError(
                 f"{path} is unreadable ({type(exc).__name__}: {reason(exc)}): run `{retrain_command(directory)}`"

@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
-from services.stores.array_files import read_arrays, write_arrays
+from services.stores.array_files import IdIndex, read_arrays, write_arrays
 from services.stores.errors import ArtifactError, reason, retrain_command
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
 
 NAME = "sequential"  # sequential.json and sequential.<array>.npy
 ARRAYS = ("item_ids", "indptr", "indices", "scores", "viewers")
@@ -65,20 +67,22 @@ class SequentialModel:
             len(self.indices) == len(self.scores) == len(self.viewer_counts) == self.indptr[-1]
         ):
             raise ValueError("inconsistent sequential model arrays")
-        self._index = {int(m): i for i, m in enumerate(self.item_ids.tolist())}
+        self._index = IdIndex(self.item_ids)
 
     @property
     def matrix(self) -> csr_matrix:
         """The pruned score matrix (rows and columns index `item_ids`; each row in ranked order)."""
+        from scipy.sparse import csr_matrix  # training and tuning only: not imported by a server's start
+
         n = len(self.item_ids)
         return csr_matrix((self.scores, self.indices, self.indptr), shape=(n, n))
 
     def __contains__(self, movie_id: object) -> bool:
-        return isinstance(movie_id, (int, np.integer)) and int(movie_id) in self._index
+        return movie_id in self._index
 
     def similar(self, movie_ids: Sequence[int], k: int) -> list[list[tuple[int, float]]]:
         """Up to k candidates per movie, best first (ties by movieId); [] for unknown movies."""
-        rows = np.array([self._index.get(int(m), -1) for m in movie_ids], dtype=np.int64)
+        rows = self._index.positions(movie_ids)
         if len(rows) == 0:
             return []
         known = rows >= 0
@@ -104,6 +108,10 @@ class SequentialModel:
     def position(self, movie_id: int) -> int | None:
         """The movie's row (and column) of the score matrix; None for an unknown movie."""
         return self._index.get(int(movie_id))
+
+    def positions(self, movie_ids: Sequence[int]) -> np.ndarray:
+        """Each movie's row (and column) of the score matrix, -1 for an unknown movie."""
+        return self._index.positions(movie_ids)
 
     def viewers(self, movie_id: int, candidate_ids: Sequence[int]) -> dict[int, int]:
         """Distinct users who watched each candidate within the next `window` titles after `movie_id`.

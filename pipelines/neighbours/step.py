@@ -18,7 +18,7 @@ from services.stores.table_inputs import table_input, table_location
 @dataclass(frozen=True)
 class NeighboursResult:
     written: tuple[str, ...]  # the tables (re)computed by this run
-    rows: int  # movies in the largest table written
+    rows: int  # movies in the largest table (or the answers) written
     seconds: float
 
 
@@ -48,8 +48,9 @@ def build_neighbour_tables(
         record(settings.build_dir, key, table_files(directory, name))
         written.append(name)
         rows = max(rows, len(table))
-    if not evaluation and build_default_answers(settings, force=force) is not None:
+    if not evaluation and (answered := build_default_answers(settings, force=force)) is not None:
         written.append(ANSWERS)
+        rows = max(rows, answered)
     if not written:
         return None
     return NeighboursResult(tuple(written), rows, round(time.perf_counter() - started, 2))

@@ -191,6 +191,10 @@ class LearnedSettings(Group):
     )
 
 
+# how sequential reads each recent movie of a history (`services.recommender.history.SequentialHistorySource`)
+SequentialScoring = Literal["scores", "scaled", "forward"]
+
+
 class HistorySettings(Group):
     """Answers from a viewer's history: the sources read its last movies, the j-th most recent weighing decay**j;
     hybrid over a history fuses them by its own weights (`nextwatch tune` chooses them on the last-item
@@ -199,7 +203,7 @@ class HistorySettings(Group):
     flat_prefix: ClassVar[str] = "history_"
     last: int = Field(default=10, ge=1, le=200, description="L: the most recent movies the sources read")
     decay: float = Field(default=0.7, gt=0, le=1, description="weight of the j-th most recent movie: decay ** j")
-    sequential: Literal["scores", "scaled", "forward"] = Field(
+    sequential: SequentialScoring = Field(
         default="forward",
         description="sequential over a history: each recent movie's co-visitation scores as they are (`scores`), "
         "divided by its best one (`scaled`), or its forward viewer counts divided by its best one (`forward`)",

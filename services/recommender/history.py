@@ -8,12 +8,13 @@ seen movies. They read the last movies with a recency decay: the j-th most recen
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, get_args
 
 import numpy as np
 
 from services.recommender.base import History, Source
 from services.recommender.sources import SeriesSource, VectorIndex
+from services.settings import SequentialScoring
 from services.stores.sequential import SequentialModel
 
 
@@ -24,7 +25,7 @@ def _ranked(scores: dict[int, float], seen: frozenset[int], k: int) -> list[tupl
     return kept[:k]
 
 
-SEQUENTIAL_SCORINGS = ("scores", "scaled", "forward")
+SEQUENTIAL_SCORINGS: tuple[str, ...] = get_args(SequentialScoring)
 
 
 class SequentialHistorySource:

@@ -47,6 +47,7 @@ from sqlalchemy import (
     type_coerce,
 )
 
+from services.stores.array_files import IdIndex
 from services.stores.errors import ArtifactError
 from services.stores.upsert import SUPPORTED_DIALECTS, upsert_statement
 
@@ -111,6 +112,7 @@ class Titles:
         self.ids = ids  # int64 [n], ascending
         self.offsets = offsets  # int64 [n + 1]: title i is data[offsets[i]:offsets[i + 1]]
         self.data = data
+        self._index = IdIndex(ids)
 
     @classmethod
     def of(cls, titles: Mapping[int, str]) -> Titles:
@@ -130,15 +132,13 @@ class Titles:
 
     def lookup(self, movie_ids: Sequence[int]) -> dict[int, str]:
         """Titles of the ids held (the others are left out)."""
-        if not len(self.ids) or not movie_ids:
+        if not movie_ids:
             return {}
-        wanted = np.asarray(movie_ids, dtype=np.int64)
-        rows = np.minimum(np.searchsorted(self.ids, wanted), len(self.ids) - 1)
-        found: dict[int, str] = {}
-        for movie_id, row, hit in zip(wanted.tolist(), rows.tolist(), (self.ids[rows] == wanted).tolist()):
-            if hit:
-                found[movie_id] = self.data[self.offsets[row] : self.offsets[row + 1]].decode("utf-8")
-        return found
+        rows = self._index.positions(movie_ids).tolist()
+        data, offsets = self.data, self.offsets
+        return {
+            int(m): data[offsets[row] : offsets[row + 1]].decode("utf-8") for m, row in zip(movie_ids, rows) if row >= 0
+        }
 
 
 class MovieFacts:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from services.stores.array_files import IdIndex
 from services.stores.atomic import write_text_atomic
 from services.stores.errors import ArtifactError, reason, retrain_command
 
@@ -27,10 +28,11 @@ class CountsView(Mapping[int, int]):
 
     def __init__(self, ids: np.ndarray, values: np.ndarray) -> None:
         self.ids, self.values_array = ids, values
+        self._index = IdIndex(ids)
 
     def __getitem__(self, movie_id: int) -> int:
-        row = int(np.searchsorted(self.ids, movie_id))
-        if row == len(self.ids) or self.ids[row] != movie_id:
+        row = self._index.get(movie_id)
+        if row is None:
             raise KeyError(movie_id)
         return int(self.values_array[row])
 

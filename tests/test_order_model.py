@@ -155,6 +155,16 @@ def test_the_store_does_not_import_torch() -> None:
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1]).returncode == 0
 
 
+@pytest.mark.parametrize(("preset", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_training_threads_sleep_unless_told_otherwise(preset: str | None, expected: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset is not None:
+        env["OMP_WAIT_POLICY"] = preset
+    code = "import os, pipelines.sequence.train; print(os.environ['OMP_WAIT_POLICY'])"
+    run = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1], env=env, capture_output=True)
+    assert run.stdout.decode().strip() == expected
+
+
 def test_sequences_follow_timestamp_then_movie_id() -> None:
     ratings = pd.DataFrame(
         {

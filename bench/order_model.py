@@ -45,7 +45,6 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pipelines.sequence  # noqa: F401  (sets torch's OpenMP wait policy: imported before torch)
 from pipelines.collaborative.sequential import build_sequential
 from pipelines.evaluation.bootstrap import user_bootstrap
 from services.stores.order_model import OrderParams

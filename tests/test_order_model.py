@@ -160,7 +160,7 @@ def test_training_threads_sleep_unless_told_otherwise(preset: str | None, expect
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if preset is not None:
         env["OMP_WAIT_POLICY"] = preset
-    code = "import os, pipelines.sequence.train; print(os.environ['OMP_WAIT_POLICY'])"
+    code = "import os, pipelines.models.trainers; print(os.environ['OMP_WAIT_POLICY'])"
     run = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1], env=env, capture_output=True)
     assert run.stdout.decode().strip() == expected
 

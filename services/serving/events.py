@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
+from typing import NamedTuple
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -39,9 +40,9 @@ EPOCH = datetime(1970, 1, 1)  # the event store's times are naive UTC
 MICROSECOND = timedelta(microseconds=1)
 
 
-@dataclass(frozen=True)
-class NewEvent:
-    """One event as sent (`at` None: when it arrived)."""
+class NewEvent(NamedTuple):
+    """One event as sent (`at` None: when it arrived); a named tuple, made 500 times a batch (a frozen
+    dataclass takes several times as long to make)."""
 
     event_id: str
     user_id: str

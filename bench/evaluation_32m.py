@@ -2,7 +2,8 @@
 
 Over a data dir built by ``bench/api_latency.py --build-only`` (a copy: this writes its evaluation build):
 trains the evaluation build (models before the first test pair, their tables) as `nextwatch evaluate` does,
-untimed, then times what the issue's targets name: every strategy's batch over the protocol's pairs (the sum
+untimed (`--reuse-models`: the evaluation models already there are kept, so a measurement takes minutes), then
+times what the issue's targets name: every strategy's batch over the protocol's pairs (the sum
 of their seconds, <= 2 s) and the history protocol (every history strategy given each viewer's history before
 the target, with its comparisons, <= 60 s).
 
@@ -38,6 +39,12 @@ def main() -> None:
     parser.add_argument("--min-ratings", type=int, default=1000)
     parser.add_argument("--pairs", type=int, default=3000)
     parser.add_argument("--no-history", action="store_true", help="time the one-movie strategies only")
+    parser.add_argument(
+        "--reuse-models",
+        action="store_true",
+        help="keep the evaluation models already in the data dir as they are (no training, even if their inputs "
+        "changed); their tables are still brought up to date",
+    )
     args = parser.parse_args()
     settings = resolve_generation(Settings(data_dir=args.data_dir)).with_tuned()
     protocol = Protocol.from_settings(settings, min_ratings=args.min_ratings, pairs=args.pairs)
@@ -46,7 +53,11 @@ def main() -> None:
     ratings = read_ingested(settings, settings.ratings_path)
     pairs = next_item_pairs(ratings, protocol.min_ratings, protocol.pairs)
     cutoff = int(pairs["timestamp"].min())
-    train_model_set(settings, ratings, cutoff=cutoff, progress=False)
+    if args.reuse_models:
+        if not settings.models_dir(evaluation=True).is_dir():
+            parser.error(f"--reuse-models: no evaluation models in {settings.models_dir(evaluation=True)}")
+    else:
+        train_model_set(settings, ratings, cutoff=cutoff, progress=False)
     build_neighbour_tables(settings, evaluation=True)
     result["evaluation_build_s"] = round(time.perf_counter() - began, 1)
     runtime = open_runtime(settings.updated(serve_models="evaluation", seed=protocol.seed), require=("vectors",))

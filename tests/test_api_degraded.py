@@ -140,7 +140,7 @@ def test_neighbour_tables_answer_while_the_vector_store_is_down(
         update={"store_timeout_seconds": 0.3, "neighbour_cache_size": 0, "fusion_weights": HYBRID}
     )
     with TestClient(create_app(settings)) as client:
-        assert set(client.app.state.runtime.tables) == {"vector", "collaborative"}
+        assert set(client.app.state.runtime.tables) == {"vector", "collaborative", "learned"}
         healthy = client.get("/movies/1/recommendations?k=10").json()
         kill_vectors(client, monkeypatch, "raise")
         for strategy in ("hybrid", "vector", "series+vector"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -31,9 +32,19 @@ from services.recommender.base import History, Recommender
 from services.recommender.registry import HYBRID, fusable
 
 
+class RowHistory(History):
+    """A protocol row's :class:`History` (equal to it), whose seen movies are a set made once: every strategy and
+    source asks a row for them, and a long history's set costs more to make than most sources take to answer."""
+
+    @cached_property
+    def seen(self) -> frozenset[int]:
+        return super().seen
+
+
 @dataclass(frozen=True)
 class UserOrder:
-    """Every rating in (userId, timestamp, movieId) order, with where each user's ratings start and end."""
+    """Every rating (or those of some users) in (userId, timestamp, movieId) order, with where each user's
+    ratings start."""
 
     users: np.ndarray
     movies: np.ndarray
@@ -42,39 +53,49 @@ class UserOrder:
     order: np.ndarray  # row i is ratings.iloc[order[i]]
 
     @classmethod
-    def of(cls, ratings: pd.DataFrame) -> UserOrder:
+    def of(cls, ratings: pd.DataFrame, only: np.ndarray | None = None) -> UserOrder:
+        """The ratings in user order; with `only`, the ratings of those users only (the rest is never sorted)."""
         users, movies, stamps = (ratings[c].to_numpy(np.int64) for c in ("userId", "movieId", "timestamp"))
+        kept = None if only is None else np.flatnonzero(np.isin(users, only))
+        if kept is not None:
+            users, movies, stamps = users[kept], movies[kept], stamps[kept]
         order = np.lexsort((movies, stamps, users))
         users, movies, stamps = users[order], movies[order], stamps[order]
         first = np.r_[True, users[1:] != users[:-1]] if len(users) else np.zeros(0, bool)
         starts = np.maximum.accumulate(np.where(first, np.arange(len(users)), 0)) if len(users) else first
-        return cls(users, movies, stamps, starts.astype(np.int64), order)
+        return cls(users, movies, stamps, starts.astype(np.int64), order if kept is None else kept[order])
 
-    def history(self, row: int) -> History:
+    def history(self, row: int) -> RowHistory:
         """The movies of row `row`'s user strictly before it, oldest first."""
-        return History(tuple(self.movies[self.starts[row] : row].tolist()))
+        return RowHistory(tuple(self.movies[self.starts[row] : row].tolist()))
+
+    def rows_of(self, users: np.ndarray, movies: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+        """The first row of each rating (user, movie, timestamp); ValueError when one is not among the ratings."""
+        n, wanted = len(self.users), len(users)
+        # the ratings and the wanted keys sorted together, a wanted key before the ratings equal to it: the
+        # ratings before it in that order are its row
+        ask = np.r_[np.zeros(n, np.int8), np.ones(wanted, np.int8)]
+        merged = np.lexsort((-ask, np.r_[self.movies, movies], np.r_[self.stamps, stamps], np.r_[self.users, users]))
+        at = np.flatnonzero(merged >= n)
+        rows = np.empty(wanted, dtype=np.int64)
+        rows[merged[at] - n] = at - np.arange(wanted)
+        found = rows < n
+        found[found] &= (
+            (self.users[rows[found]] == users[found])
+            & (self.movies[rows[found]] == movies[found])
+            & (self.stamps[rows[found]] == stamps[found])
+        )
+        if not found.all():
+            raise ValueError("a pair's target is not one of the ratings")
+        return rows
 
 
-def histories_before(ratings: pd.DataFrame, pairs: pd.DataFrame) -> list[History]:
+def histories_before(ratings: pd.DataFrame, pairs: pd.DataFrame) -> list[RowHistory]:
     """Per pair (userId, movieId, timestamp: the target rating), the user's ratings strictly before the target
     in (timestamp, movieId) order, oldest first: never the target, nothing rated after it."""
-    ordered = UserOrder.of(ratings)
-    keys = pd.DataFrame(
-        {
-            "userId": ordered.users,
-            "movieId": ordered.movies,
-            "timestamp": ordered.stamps,
-            "row": np.arange(len(ordered.users)),
-        }
-    ).drop_duplicates(["userId", "movieId", "timestamp"], keep="first")
-    found = (
-        pairs[["userId", "movieId", "timestamp"]]
-        .astype(np.int64)
-        .merge(keys, how="left", on=["userId", "movieId", "timestamp"])
-    )
-    if found["row"].isna().any():
-        raise ValueError("a pair's target is not one of the ratings")
-    return [ordered.history(int(row)) for row in found["row"].to_numpy()]
+    users, movies, stamps = (pairs[c].to_numpy(np.int64) for c in ("userId", "movieId", "timestamp"))
+    ordered = UserOrder.of(ratings, only=np.unique(users))
+    return [ordered.history(row) for row in ordered.rows_of(users, movies, stamps).tolist()]
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,9 +16,11 @@ from typing import Protocol
 import numpy as np
 
 from services.recommender.base import Source
+from services.recommender.history import LearnedSource
 from services.settings import Settings
 from services.stores.collaborative import CollaborativeModel
 from services.stores.neighbours import PAD, NeighbourTable
+from services.stores.order_model import SCORE_BLOCK, OrderModel
 from services.stores.vectors import open_vector_store
 
 BLOCK = 256
@@ -108,6 +110,13 @@ def als_table(model: CollaborativeModel, n: int, block: int = BLOCK) -> Neighbou
 def als_table_of(settings: Settings, directory: Path) -> NeighbourTable:
     """The collaborative source's table (registry builder): from the ALS model saved in `directory`."""
     return als_table(CollaborativeModel.load(directory), settings.neighbours)
+
+
+def learned_table_of(settings: Settings, directory: Path) -> NeighbourTable:
+    """The learned source's table (registry builder): its one-movie answer for every movie the model saved in
+    `directory` knows, computed by the source that serves it (a block of movies at a time)."""
+    model = OrderModel.load(directory)
+    return source_table(LearnedSource(model), model.item_ids, settings.neighbours, batch=SCORE_BLOCK)
 
 
 def vector_table_of(settings: Settings, directory: Path | None) -> NeighbourTable:

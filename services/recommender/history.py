@@ -25,6 +25,11 @@ def _ranked(scores: dict[int, float], seen: frozenset[int], k: int) -> list[tupl
     return kept[:k]
 
 
+def _unseen(found: Sequence[tuple[int, float]], seen: frozenset[int], k: int) -> list[tuple[int, float]]:
+    """The first k of `found` that are not `seen`."""
+    return [(m, s) for m, s in found if m not in seen][:k]
+
+
 SEQUENTIAL_SCORINGS: tuple[str, ...] = get_args(SequentialScoring)
 
 
@@ -82,7 +87,7 @@ class SequentialHistorySource:
 class UserModel(Protocol):
     """The part of the ALS model that folds a viewer in from their movies."""
 
-    def recommend_for_ratings(self, ratings: dict[int, float], k: int) -> list[tuple[int, float]]: ...
+    def recommend_for_many(self, users: Sequence[dict[int, float]], k: int) -> list[list[tuple[int, float]]]: ...
 
 
 class CollaborativeHistorySource:
@@ -95,12 +100,8 @@ class CollaborativeHistorySource:
         self._rating = rating
 
     def candidates(self, queries: Sequence[History], k: int) -> list[list[tuple[int, float]]]:
-        out = []
-        for history in queries:
-            found = self._model.recommend_for_ratings(dict.fromkeys(history.movies, self._rating), k)
-            seen = history.seen
-            out.append([(m, s) for m, s in found if m not in seen][:k])
-        return out
+        found = self._model.recommend_for_many([dict.fromkeys(h.movies, self._rating) for h in queries], k)
+        return [_unseen(hits, h.seen, k) for h, hits in zip(queries, found)]
 
 
 class SeriesHistorySource:
@@ -180,7 +181,11 @@ class VectorHistorySource:
 
 class IgnoringHistory:
     """A one-movie source that does not depend on its query (popular, recent-popular, random), asked with the
-    history's last movie (random draws per viewer, not one list for all) and without the history's seen movies."""
+    history's last movie (random draws per viewer, not one list for all) and without the history's seen movies.
+
+    The source's longer lists begin with its shorter ones (a ranking, or a walk), so a history's answer, the
+    first k unseen of the list of k + len(seen), is read from the shortest list that holds it: all histories
+    are asked together for k x 2, 4, ... movies, each until it has k unseen ones."""
 
     NO_MOVIE = 0  # an empty history's query (MovieLens ids start at 1)
 
@@ -190,12 +195,28 @@ class IgnoringHistory:
         self._source = source
 
     def candidates(self, queries: Sequence[History], k: int) -> list[list[tuple[int, float]]]:
-        out = []
-        for history in queries:
-            seen = history.seen
-            last = history.movies[-1] if history.movies else self.NO_MOVIE
-            found = self._source.candidates([last], k + len(seen))[0]
-            out.append([(m, s) for m, s in found if m not in seen][:k])
+        out: list[list[tuple[int, float]]] = [[] for _ in queries]
+        seens = [h.seen for h in queries]
+        lasts = [h.movies[-1] if h.movies else self.NO_MOVIE for h in queries]
+        read = [0] * len(queries)  # how much of each history's list its answer has read
+        todo = list(range(len(queries))) if k > 0 else []
+        size = k
+        while todo:
+            size *= 2
+            wants = [min(size, k + len(seens[i])) for i in todo]
+            found = self._source.candidates([lasts[i] for i in todo], max(wants))
+            later = []
+            for i, want, hits in zip(todo, wants, found):
+                kept, seen = out[i], seens[i]
+                for movie_id, score in hits[read[i] : want]:
+                    if movie_id not in seen:
+                        kept.append((movie_id, score))
+                        if len(kept) == k:
+                            break
+                read[i] = want
+                if len(kept) < k and len(hits) >= want < k + len(seen):  # its list goes on: ask for more
+                    later.append(i)
+            todo = later
         return out
 
 
@@ -228,7 +249,11 @@ class LearnedHistorySource:
         self._model = model
 
     def candidates(self, queries: Sequence[History], k: int) -> list[list[tuple[int, float]]]:
-        seens = [h.seen for h in queries]
-        extra = max((len(seen) for seen in seens), default=0)
-        found = self._model.recommend([h.movies for h in queries], k + extra, exclude_seen=False)
-        return [[(m, s) for m, s in hits if m not in seen][:k] for seen, hits in zip(seens, found)]
+        out: list[list[tuple[int, float]]] = [[] for _ in queries]
+        for drop in (True, False):  # the model leaves out a history's movies it knows: all it could score
+            at = [i for i, h in enumerate(queries) if h.drop_seen is drop]
+            if at:
+                found = self._model.recommend([queries[i].movies for i in at], k, exclude_seen=drop)
+                for i, hits in zip(at, found):
+                    out[i] = hits
+        return out

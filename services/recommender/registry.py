@@ -105,11 +105,13 @@ class SourceSpec:
       history form, which takes a :class:`History` per query (None: the source has no history form);
     - `part`: the readiness part reported missing when it cannot be made or fails (None: always there);
     - `model`: the model of the trained set it reads (its table lives beside it);
-    - `store_backed`: its calls reach a store (time limits, caches and neighbour tables wrap them);
+    - `store_backed`: its calls reach a store (time limits and caches wrap them);
       `history_store_backed`: its history form's calls do (a time limit wraps them; ALS folding a viewer in
       is arithmetic on models in memory, a vector search is a store call);
     - `degradable`: hybrid answers without it when it fails while serving;
     - `chain`: its own strategy (named after it) asks these sources after it, in order (None: no own strategy);
+    - `table`: the build precomputes its one-movie lists for every movie (the server answers from them, and the
+      live source what they cannot answer);
     - `fusable`: hybrid may weight it (tuning searches its weight); `fallback`: it fills short lists;
     - `tunable`: the settings (flat names) `nextwatch tune` chooses for it;
     - `explains`: its one-movie lists say which history movies led to an item (not so for sources that do not
@@ -346,6 +348,7 @@ for _spec in (
         part="learned",
         model="learned",
         degradable=True,
+        table=TableSpec("pipelines.neighbours.build:learned_table_of", complete=True),
     ),
     CompositeSpec("series+vector", "Series, then similar story", 50, ("series", "vector", "random")),
 ):

@@ -96,10 +96,13 @@ def assemble_strategies(
 def wrap_store_backed(
     sources: Mapping[str, Source | None], wrap: Callable[[Source], Source] | None, *, history: bool = False
 ) -> dict[str, Source | None]:
-    """The sources with the store-backed ones decorated by `wrap` (neighbour tables, time limits, caches);
-    with `history`, the history forms that are (their calls reach a store, not only models in memory)."""
+    """The sources with the store-backed ones, and those with a neighbour table, decorated by `wrap` (neighbour
+    tables, time limits, caches); with `history`, the history forms whose calls reach a store (not only models in
+    memory)."""
     if wrap is None:
         return dict(sources)
     specs = REGISTRY.sources
-    backed = {n for n, s in specs.items() if (s.history_store_backed if history else s.store_backed)}
+    backed = {
+        n for n, s in specs.items() if (s.history_store_backed if history else s.store_backed or s.table is not None)
+    }
     return {name: wrap(source) if source is not None and name in backed else source for name, source in sources.items()}

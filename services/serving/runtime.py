@@ -162,11 +162,12 @@ def _parts_reading(model: str) -> list[str]:
 def tabled_sources(
     tables: Mapping[str, NeighbourTable], live: Callable[[Source], Source] | None = None
 ) -> Callable[[Source], Source]:
-    """Store-backed sources answered from their neighbour table where one is loaded; the live source
-    (decorated by `live`, e.g. time limits and caches) answers what the table cannot."""
+    """Sources answered from their neighbour table where one is loaded; the live source (a store-backed one
+    decorated by `live`, e.g. time limits and caches) answers what the table cannot."""
+    backed = set(store_parts())
 
     def wrap(source: Source) -> Source:
-        inner = live(source) if live is not None else source
+        inner = live(source) if live is not None and source.name in backed else source
         table = tables.get(source.name)
         if table is None:
             return inner

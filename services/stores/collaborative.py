@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,19 +94,51 @@ class CollaborativeModel:
 
         Ratings below ``min_rating`` don't count as liked, but their movies are not recommended either.
         """
-        indexed = self._indexed(ratings)
-        row = self._user_row(indexed)
-        if row.nnz == 0 or k <= 0:
-            return []
-        rated = np.array([idx for idx, _ in indexed], dtype=np.int32)
-        n = min(k, len(self.item_ids) - len(rated))
-        if n <= 0:
-            return []
-        # `rated` holds the row's liked items: filtering them again (implicit slices the sparse row) changes nothing
-        ids, scores = self._als.recommend(
-            0, row, N=n, recalculate_user=True, filter_already_liked_items=False, filter_items=rated
+        return self.recommend_for_many([ratings], k)[0]
+
+    def recommend_for_many(self, users: Sequence[Mapping[int, float]], k: int) -> list[list[tuple[int, float]]]:
+        """:meth:`recommend_for_ratings` for many ad-hoc users at once: each user folded in on their own (the
+        same factors as alone), every user scored and ranked in one call of implicit's top k."""
+        from implicit.cpu.topk import topk
+
+        out: list[list[tuple[int, float]]] = [[] for _ in users]
+        n_items = len(self.item_ids)
+        lines, items, values = self._rated(users)
+        liked = values >= self.params.min_rating
+        rated_n = np.bincount(lines, minlength=len(users))
+        wanted = (np.bincount(lines[liked], minlength=len(users)) > 0) & (np.minimum(k, n_items - rated_n) > 0)
+        asked = np.flatnonzero(wanted)
+        if not len(asked):
+            return out
+        kept = wanted[lines]  # the asked users' ratings, renumbered 0.. in order
+        lines, items, values, liked = np.cumsum(wanted)[lines[kept]] - 1, items[kept], values[kept], liked[kept]
+        factors = self._als.recalculate_user(
+            np.arange(len(asked)), _rows(lines[liked], items[liked], values[liked], len(asked), n_items)
         )
-        return [(int(self.item_ids[i]), float(s)) for i, s in zip(ids, scores)]
+        # the rated rows hold each user's liked items: filtering them again changes nothing
+        ids, scores = topk(
+            self._factors,
+            factors,
+            min(k, n_items),
+            filter_query_items=_rows(lines, items, values, len(asked), n_items),
+            num_threads=1,
+        )
+        for i, n, row_ids, row_scores in zip(asked.tolist(), (n_items - rated_n[asked]).tolist(), ids, scores):
+            n = min(k, n)
+            out[i] = list(zip(self.item_ids[row_ids[:n]].tolist(), row_scores[:n].astype(np.float64).tolist()))
+        return out
+
+    def _rated(self, users: Sequence[Mapping[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The users' ratings of the movies the model knows as (user line, item row, rating), by line then row."""
+        lengths = [len(ratings) for ratings in users]
+        total = sum(lengths)
+        movies = np.fromiter(chain.from_iterable(users), np.int64, total)
+        values = np.fromiter(chain.from_iterable(r.values() for r in users), np.float64, total)
+        lines = np.repeat(np.arange(len(users)), lengths)
+        items = self._index.positions(movies)
+        known = np.flatnonzero(items >= 0)
+        known = known[np.lexsort((items[known], lines[known]))]
+        return lines[known], items[known], values[known]
 
     def explain_for_ratings(
         self, ratings: Mapping[int, float], movie_ids: Sequence[int], n: int = 10
@@ -163,3 +196,11 @@ class CollaborativeModel:
     @staticmethod
     def exists(directory: Path) -> bool:
         return (directory / f"{NAME}.json").is_file()
+
+
+def _rows(lines: np.ndarray, items: np.ndarray, values: np.ndarray, users: int, n_items: int) -> csr_matrix:
+    """(line, item, rating) entries ordered by line then item as a CSR matrix of `users` rows."""
+    from scipy.sparse import csr_matrix
+
+    indptr = np.r_[0, np.cumsum(np.bincount(lines, minlength=users))].astype(np.int32)
+    return csr_matrix((values.astype(np.float32), items.astype(np.int32), indptr), shape=(users, n_items))

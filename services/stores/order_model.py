@@ -34,6 +34,8 @@ NAME = "order_model"  # order_model.json and order_model.<array>.npy
 ARRAYS = ("item_ids", "weights", "items_t")
 LOSSES = ("ce", "sampled_ce", "gbce")
 LN_EPS = 1e-6
+SCORE_BLOCK = 256  # histories scored at a time: a block's (histories x catalogue) float32 scores are in memory
+GROUP = 256  # columns whose maximum bounds a row's best scores (the k-th largest group maximum)
 ITEM_EMBEDDING = "item_embedding"  # (items + 1, d); row 0 is padding
 POSITION_EMBEDDING = "position_embedding"  # (max_len, d)
 BLOCK_WEIGHTS = (
@@ -198,7 +200,11 @@ class OrderModel:
 
     def user_vectors(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
         """(batch, d): each history's state after its last known movie; zeros for an empty history."""
-        rows = [self.encode_ids(h)[-self.params.max_len :] for h in histories]
+        return self._user_vectors([self.encode_ids(h) for h in histories])
+
+    def _user_vectors(self, encoded: Sequence[list[int]]) -> np.ndarray:
+        """:meth:`user_vectors` of histories already encoded (item rows)."""
+        rows = [r[-self.params.max_len :] for r in encoded]
         out = np.zeros((len(rows), self.params.dims), dtype=np.float32)
         # histories of one length share a batch without padding (a single request is one such batch)
         by_length: dict[int, list[int]] = {}
@@ -216,22 +222,26 @@ class OrderModel:
     def recommend(
         self, histories: Sequence[Sequence[int]], k: int, exclude_seen: bool = True
     ) -> list[list[tuple[int, float]]]:
-        """Per history, its top k (movieId, score), best first (ties by movieId); [] when no movie is known."""
+        """Per history, its top k (movieId, score), best first (ties by movieId: at the cut, the smallest ids);
+        [] when no movie is known. Scored SCORE_BLOCK histories at a time (a block's scores, not the whole
+        batch's, are in memory)."""
         out: list[list[tuple[int, float]]] = [[] for _ in histories]
-        known = [pos for pos, h in enumerate(histories) if len(h) and bool((self._index.positions(h) >= 0).any())]
+        encoded = [self.encode_ids(h) for h in histories]
+        known = [pos for pos, rows in enumerate(encoded) if rows]
         if not known or k <= 0:
             return out
-        scores = self.scores([histories[pos] for pos in known])
-        n = scores.shape[1]
-        for row, pos in zip(scores, known):
+        top = min(k, len(self.item_ids))
+        for start in range(0, len(known), SCORE_BLOCK):
+            block = known[start : start + SCORE_BLOCK]
+            scores = self._user_vectors([encoded[pos] for pos in block]) @ self._items_t
             if exclude_seen:
-                seen = np.array(self.encode_ids(histories[pos]), dtype=np.int64) - 1
-                row[seen] = -np.inf
-            top = min(k, n)
-            cand = np.argpartition(-row, top - 1)[:top] if top < n else np.arange(n)
-            cand = cand[np.isfinite(row[cand])]
-            cand = cand[np.lexsort((self.item_ids[cand], -row[cand]))]
-            out[pos] = list(zip(self.item_ids[cand].tolist(), row[cand].astype(np.float64).tolist()))
+                seen = [encoded[pos] for pos in block]
+                lines = np.repeat(np.arange(len(block)), [len(rows) for rows in seen])
+                scores[lines, np.concatenate(seen) - 1] = -np.inf
+            for line, (pos, cand) in enumerate(zip(block, _best_columns(scores, top))):
+                row = scores[line]
+                cand = cand[np.lexsort((self.item_ids[cand], -row[cand]))][:top]
+                out[pos] = list(zip(self.item_ids[cand].tolist(), row[cand].astype(np.float64).tolist()))
         return out
 
     def _forward(self, items: np.ndarray) -> np.ndarray:
@@ -305,6 +315,23 @@ class OrderModel:
     @staticmethod
     def exists(directory: Path) -> bool:
         return (directory / f"{NAME}.json").is_file()
+
+
+def _best_columns(scores: np.ndarray, k: int) -> list[np.ndarray]:
+    """Per row of `scores`, the columns (ascending) that may hold its k best finite scores: every column scoring
+    at least the k-th largest of the row's group maxima (groups of GROUP columns), so ties at the cut are all
+    there; without the -inf ones. Four passes over the scores, not a selection over each row."""
+    lines_n, n = scores.shape
+    starts = np.arange(0, n, GROUP)
+    lowest = np.finfo(scores.dtype).min
+    if len(starts) <= k:
+        bound = np.full(lines_n, lowest, dtype=scores.dtype)
+    else:
+        maxima = np.maximum.reduceat(scores, starts, axis=1)
+        cut = len(starts) - k
+        bound = np.maximum(np.partition(maxima, cut, axis=1)[:, cut], lowest)
+    lines, columns = np.nonzero(scores >= bound[:, None])
+    return np.split(columns, np.searchsorted(lines, np.arange(1, lines_n)))
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:

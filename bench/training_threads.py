@@ -1,7 +1,7 @@
 """Training steps of the learned model with torch's OpenMP threads spinning or sleeping while they wait.
 
 "unset" is OpenMP's default (torch's waiting threads spin a while before they sleep), what training ran
-with before `pipelines.sequence` asked for "PASSIVE". Each run is a fresh process (the wait policy is read
+with before `services/__init__.py` asked for "PASSIVE". Each run is a fresh process (the wait policy is read
 once, when torch loads) that times `--steps` training steps on the longest windows of the data
 (`bench/order_model.py`'s ``--data``), after one warm-up step, and prints wall and CPU seconds. The
 policies alternate, `--rounds` times, so both see the same machine; the load average is printed beside each run.
@@ -27,7 +27,7 @@ def time_steps(data: str, steps: int, threads: int) -> dict[str, float]:
     """Wall and CPU seconds of `steps` training steps of batch_size full-length windows (in this process)."""
     sys.path.insert(0, str(ROOT))
     import numpy as np
-    import torch  # before pipelines.sequence, which would ask for PASSIVE where the policy is unset
+    import torch  # before the project (services/__init__.py asks for PASSIVE where the policy is unset)
 
     from bench.order_model import load
     from pipelines.sequence.train import OrderNet, _loss, training_windows, user_sequences

@@ -161,8 +161,7 @@ class VectorHistorySource:
         excluded = [sorted(queries[i].seen) for i in rows]
         found = self._index.search_batch(np.stack(centroids), k, exclude=excluded)
         for i, hits in zip(rows, found):
-            seen = queries[i].seen
-            out[i] = [(m, s) for m, s in hits if m not in seen][:k]
+            out[i] = _unseen(hits, queries[i].seen, k)
         return out
 
     def _stored(self, movie_ids: set[int]) -> dict[int, tuple[np.ndarray, float]]:

@@ -110,6 +110,23 @@ def test_seen_movies_are_excluded_unless_asked(model: OrderModel) -> None:
     assert {m for m, _ in with_seen} == set(CYCLE)
 
 
+@pytest.mark.parametrize("items", [200, 3_000, 20_000])
+def test_best_k_are_those_of_a_full_sort(model: OrderModel, items: int) -> None:
+    """Catalogues of every size against the group bound: the k best of a full sort, ties by movieId."""
+    rng = np.random.default_rng(items)
+    embedding = rng.standard_normal((items + 1, TINY.dims)).astype(np.float32)
+    embedding[1::7] = embedding[2]  # many exact ties among the candidates
+    ids = rng.permutation(np.arange(1, 10 * items))[:items]
+    big = OrderModel(ids, {**model.weights, "item_embedding": embedding}, TINY)
+    histories = [ids[:3].tolist(), ids[5:12].tolist(), [int(ids[1])]]
+    for k in (1, 10, 60):
+        got = big.recommend(histories, k)
+        for history, scores, found in zip(histories, big.scores(histories), got):
+            scores[np.array(big.encode_ids(history)) - 1] = -np.inf  # seen
+            order = np.lexsort((ids, -scores))[:k]
+            assert found == list(zip(ids[order].tolist(), scores[order].astype(np.float64).tolist()))
+
+
 def test_unknown_ids_are_skipped(model: OrderModel) -> None:
     plain, mixed, unknown, empty = model.recommend([CYCLE[:3], [5, *CYCLE[:3], 7], [5, 7], []], 5)
     assert plain == mixed

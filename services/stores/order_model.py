@@ -319,10 +319,11 @@ class OrderModel:
 
 def _best_columns(scores: np.ndarray, k: int) -> list[np.ndarray]:
     """Per row of `scores`, the columns (ascending) that may hold its k best finite scores: every column scoring
-    at least the k-th largest of the row's group maxima (groups of GROUP columns), so ties at the cut are all
+    at least the k-th largest of the row's group maxima (groups of up to GROUP columns), so ties at the cut are all
     there; without the -inf ones. Four passes over the scores, not a selection over each row."""
     lines_n, n = scores.shape
-    starts = np.arange(0, n, GROUP)
+    # groups narrow enough that there are several times k of them (else every column would be a candidate)
+    starts = np.arange(0, n, max(1, min(GROUP, n // (4 * max(k, 1)))))
     lowest = np.finfo(scores.dtype).min
     if len(starts) <= k:
         bound = np.full(lines_n, lowest, dtype=scores.dtype)

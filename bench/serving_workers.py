@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -174,43 +175,48 @@ def main() -> None:
     warm, loads = workloads(facts, args.ids, 7)
     result: dict[str, Any] = {"load_before": os.getloadavg(), "movies": len(facts.movie_ids), "runs": []}
     work = Path(tempfile.mkdtemp(prefix="nextwatch-bench23-"))
-    base = f"http://127.0.0.1:{args.port}"
-    if args.start_only:
-        for workers in (1, 2):
-            server, ready = start(args.data_dir, workers, args.port, work / f"start-{workers}.log")
-            server.terminate()
-            server.wait(timeout=60)
-            print(json.dumps({"workers": workers, "ready_s": round(ready, 2), "load": os.getloadavg()}))
-        return
-    for workers in (1, 2):
-        for connections in args.connections:
-            log = work / f"server-{workers}-{connections}.log"
-            server, ready = start(args.data_dir, workers, args.port, log)
-            try:
-                run_wrk(base, wrk_script(work, warm, ENDPOINT, "warm"), 5, connections)
-                label = f"w{workers}c{connections}"
-                client = run_wrk(base, wrk_script(work, loads["uniform"], ENDPOINT, label), args.duration, connections)
-                time.sleep(1)
-                times, bad = server_latencies(log, label)
-                run = {
-                    "workers": workers,
-                    "connections": connections,
-                    "ready_s": round(ready, 2),
-                    "rps": client["rps"],
-                    "requests": client["requests"],
-                    "errors": client["errors"] + bad,
-                    "p50": float(np.percentile(times, 50)),
-                    "p99": float(np.percentile(times, 99)),
-                    "memory": [memory(pid) for pid in processes(server, workers, args.data_dir)],
-                    "load": os.getloadavg(),
-                }
-                result["runs"].append(run)
-                print(json.dumps(run), flush=True)
-            finally:
+    try:
+        base = f"http://127.0.0.1:{args.port}"
+        if args.start_only:
+            for workers in (1, 2):
+                server, ready = start(args.data_dir, workers, args.port, work / f"start-{workers}.log")
                 server.terminate()
                 server.wait(timeout=60)
-    result["reload"] = reload_and_old_start(settings, args.repeats)
-    result["load_after"] = os.getloadavg()
+                print(json.dumps({"workers": workers, "ready_s": round(ready, 2), "load": os.getloadavg()}))
+            return
+        for workers in (1, 2):
+            for connections in args.connections:
+                log = work / f"server-{workers}-{connections}.log"
+                server, ready = start(args.data_dir, workers, args.port, log)
+                try:
+                    run_wrk(base, wrk_script(work, warm, ENDPOINT, "warm"), 5, connections)
+                    label = f"w{workers}c{connections}"
+                    client = run_wrk(
+                        base, wrk_script(work, loads["uniform"], ENDPOINT, label), args.duration, connections
+                    )
+                    time.sleep(1)
+                    times, bad = server_latencies(log, label)
+                    run = {
+                        "workers": workers,
+                        "connections": connections,
+                        "ready_s": round(ready, 2),
+                        "rps": client["rps"],
+                        "requests": client["requests"],
+                        "errors": client["errors"] + bad,
+                        "p50": float(np.percentile(times, 50)),
+                        "p99": float(np.percentile(times, 99)),
+                        "memory": [memory(pid) for pid in processes(server, workers, args.data_dir)],
+                        "load": os.getloadavg(),
+                    }
+                    result["runs"].append(run)
+                    print(json.dumps(run), flush=True)
+                finally:
+                    server.terminate()
+                    server.wait(timeout=60)
+        result["reload"] = reload_and_old_start(settings, args.repeats)
+        result["load_after"] = os.getloadavg()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result, indent=1))
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from services.stores.vectors import (
     measure_recall,
     open_vector_store,
 )
+from services.stores.vectors.edge import COPY_PREFIX
 
 N, DIM, MODEL = 500, 32, "test-model-32"
 K = 10
@@ -273,6 +276,30 @@ def test_edge_locked_by_other_process(tmp_path: Path, data) -> None:
         )
         assert "LOCKED" in out.stdout and "another process" in out.stdout, out.stderr
     assert issubclass(VectorStoreLocked, VectorStoreError)
+
+
+def test_edge_second_reader_copies_into_its_own_directory(
+    tmp_path: Path, data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second reader (another server worker) searches a private copy named for its process, gone at close."""
+    ids, vectors, payloads = data
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    with make_store("edge", tmp_path) as builder:
+        builder.ensure(DIM, MODEL)
+        builder.upsert(ids[:10], vectors[:10], payloads[:10])
+        builder.finalize()
+    first = EdgeVectorStore(tmp_path / "qdrant", "movies_test", copy_when_locked=True)
+    second = EdgeVectorStore(tmp_path / "qdrant", "movies_test", copy_when_locked=True)
+    try:
+        assert first.search(vectors[0], 3) == second.search(vectors[0], 3)
+        (copy,) = scratch.iterdir()
+        assert copy.name.startswith(f"{COPY_PREFIX}{os.getpid()}-")
+    finally:
+        first.close()
+        second.close()
+    assert not any(scratch.iterdir())
 
 
 def test_open_vector_store(tmp_path: Path) -> None:

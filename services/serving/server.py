@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,11 +26,13 @@ from uvicorn.importer import import_from_string
 
 from services.serving.runtime import check_servable, open_runtime
 from services.settings import Settings
+from services.stores.scratch import private_dir
 
 # the API's app factory, named rather than imported: the serving layer imports nothing from the API
 APP_FACTORY = "services.api.app:create_app"
 WORKER_APP = "services.serving.server:worker_app"
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_PREFIX = "nextwatch-metrics-"  # this server's metrics directory: nextwatch-metrics-<pid>-...
 # the settings `serve` was given (those set explicitly, as JSON), for its workers
 WORKER_SETTINGS = "NEXTWATCH_WORKER_SETTINGS_JSON"
 SERVER_PID = "NEXTWATCH_SERVER_PID"  # the workers' parent
@@ -92,7 +93,7 @@ def serve(settings: Settings) -> None:
 def worker_environment(settings: Settings) -> Iterator[None]:
     """The environment the workers start with: the settings given (explicit ones only, so tuned values
     still apply) and a new, empty metrics directory of this server's own, removed afterwards."""
-    metrics = tempfile.mkdtemp(prefix="nextwatch-metrics-")
+    metrics = str(private_dir(METRICS_PREFIX))
     saved = {name: os.environ.get(name) for name in (METRICS_DIR, WORKER_SETTINGS, SERVER_PID)}
     os.environ[METRICS_DIR] = metrics
     os.environ[SERVER_PID] = str(os.getpid())

@@ -9,7 +9,6 @@ import math
 import os
 import shutil
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -20,6 +19,7 @@ import numpy as np
 
 from services.stores.atomic import write_text_atomic
 from services.stores.errors import reason
+from services.stores.scratch import private_dir
 from services.stores.vectors.base import (
     HNSW_EF_CONSTRUCT,
     HNSW_M,
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from qdrant_edge import ConditionType  # declared in the stub only
 
 log = logging.getLogger(__name__)
+COPY_PREFIX = "nextwatch-vectors-"  # a private shard copy: nextwatch-vectors-<pid>-...
 
 
 class EdgeVectorStore(BaseVectorStore):
@@ -150,8 +151,9 @@ class EdgeVectorStore(BaseVectorStore):
         return self._private_copy()
 
     def _private_copy(self) -> Path:
-        """A copy of the shard in the temporary directory, removed by close()."""
-        self._copy = Path(tempfile.mkdtemp(prefix="nextwatch-vectors-"))
+        """A copy of the shard in a private temporary directory, removed by close() (or, when the process was
+        killed, by the next process that copies a shard)."""
+        self._copy = private_dir(COPY_PREFIX)
         copy = Path(shutil.copytree(self.shard_path, self._copy / self.collection, copy_function=shutil.copyfile))
         for path in (copy, *copy.rglob("*")):
             path.chmod(path.stat().st_mode | stat.S_IWUSR)

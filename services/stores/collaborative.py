@@ -112,17 +112,12 @@ class CollaborativeModel:
             return out
         kept = wanted[lines]  # the asked users' ratings, renumbered 0.. in order
         lines, items, values, liked = np.cumsum(wanted)[lines[kept]] - 1, items[kept], values[kept], liked[kept]
-        factors = self._als.recalculate_user(
-            np.arange(len(asked)), _rows(lines[liked], items[liked], values[liked], len(asked), n_items)
-        )
+        rated = _rows(lines, items, values, len(asked), n_items)
+        every_liked = bool(liked.all())  # a history's movies all are (one matrix for both)
+        folded = rated if every_liked else _rows(lines[liked], items[liked], values[liked], len(asked), n_items)
+        factors = self._als.recalculate_user(np.arange(len(asked)), folded)
         # the rated rows hold each user's liked items: filtering them again changes nothing
-        ids, scores = topk(
-            self._factors,
-            factors,
-            min(k, n_items),
-            filter_query_items=_rows(lines, items, values, len(asked), n_items),
-            num_threads=1,
-        )
+        ids, scores = topk(self._factors, factors, min(k, n_items), filter_query_items=rated, num_threads=1)
         for i, n, row_ids, row_scores in zip(asked.tolist(), (n_items - rated_n[asked]).tolist(), ids, scores):
             n = min(k, n)
             out[i] = list(zip(self.item_ids[row_ids[:n]].tolist(), row_scores[:n].astype(np.float64).tolist()))

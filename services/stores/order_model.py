@@ -182,8 +182,10 @@ class OrderModel:
                 )
             )
         self._final_ln = (w["final_ln.weight"], w["final_ln.bias"])
-        # what a position may not attend to (the later ones); a window of n positions takes its last n x n
-        self._causal = np.triu(np.ones((self.params.max_len, self.params.max_len), dtype=bool), 1)
+        # added to the attention scores: -inf where a position may not attend (the later ones), else 0; a window
+        # of n positions takes its last n x n
+        later = np.triu(np.ones((self.params.max_len, self.params.max_len), dtype=bool), 1)
+        self._causal = np.where(later, np.float32(-np.inf), np.float32(0))
 
     def __contains__(self, movie_id: object) -> bool:
         return movie_id in self._index
@@ -265,9 +267,9 @@ class OrderModel:
             kk = kk.reshape(batch, n, heads, dh).transpose(0, 2, 3, 1)
             v = v.reshape(batch, n, heads, dh).transpose(0, 2, 1, 3)
             att = (q @ kk) / np.float32(math.sqrt(dh))  # (batch, heads, m, n)
-            att = np.where(mask, np.float32(-np.inf), att)
-            att = np.exp(att - att.max(axis=-1, keepdims=True))
-            att /= att.sum(axis=-1, keepdims=True)
+            att += mask
+            att = np.exp(att - np.maximum.reduce(att, axis=-1, keepdims=True))
+            att /= np.add.reduce(att, axis=-1, keepdims=True)
             ctx = (att @ v).transpose(0, 2, 1, 3).reshape(batch, m, d)
             h = x + (ctx @ blk.out_t + blk.out_b)
             ff = np.maximum(_layer_norm(h, *blk.ln2) @ blk.ff1_t + blk.ff1_b, 0)

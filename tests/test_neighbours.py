@@ -178,7 +178,7 @@ def test_a_complete_table_answers_unknown_movies_with_nothing(runtime: Runtime) 
 def test_written_tables_load_memory_mapped(tmp_path: Path, vector_table: NeighbourTable) -> None:
     write_table(tmp_path, "vector", vector_table, "fp-1")
     loaded = load_table(tmp_path, "vector", "fp-1")
-    assert loaded is not None and isinstance(loaded.ids, np.memmap)
+    assert loaded is not None and isinstance(loaded.ids.base, np.memmap)  # mapped, not read
     assert np.array_equal(loaded.ids, vector_table.ids) and np.array_equal(loaded.scores, vector_table.scores)
     movies = vector_table.movie_ids.tolist()
     assert loaded.candidates(movies, 7) == vector_table.candidates(movies, 7)

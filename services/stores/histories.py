@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from services.stores.array_files import plain
 from services.stores.atomic import atomic_path, write_text_atomic
 from services.stores.errors import ArtifactError, reason, retrain_command
 
@@ -67,7 +68,7 @@ class UserHistories:
         try:
             meta = json.loads((directory / META).read_text(encoding="utf-8"))
             user_ids, indptr, movies, timestamps, ratings = (
-                np.load(directory / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS
+                plain(np.load(directory / f"{name}.npy", mmap_mode="r", allow_pickle=False)) for name in ARRAYS
             )
             return cls(user_ids, indptr, movies, timestamps, ratings, meta["cutoff_timestamp"])
         except Exception as exc:  # missing or truncated arrays, bad JSON

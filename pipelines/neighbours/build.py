@@ -20,7 +20,8 @@ from services.recommender.history import LearnedSource
 from services.settings import Settings
 from services.stores.collaborative import CollaborativeModel
 from services.stores.neighbours import PAD, NeighbourTable
-from services.stores.order_model import SCORE_BLOCK, OrderModel
+from services.stores.order_model import OrderModel
+from services.stores.ranking import SCORE_BLOCK
 from services.stores.vectors import open_vector_store
 
 BLOCK = 256

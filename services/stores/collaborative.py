@@ -14,6 +14,7 @@ import numpy as np
 
 from services.stores.array_files import IdIndex, read_arrays, write_arrays
 from services.stores.errors import ArtifactError, reason, retrain_command
+from services.stores.ranking import SCORE_BLOCK, best_k
 
 if TYPE_CHECKING:
     from implicit.cpu.als import AlternatingLeastSquares
@@ -98,9 +99,7 @@ class CollaborativeModel:
 
     def recommend_for_many(self, users: Sequence[Mapping[int, float]], k: int) -> list[list[tuple[int, float]]]:
         """:meth:`recommend_for_ratings` for many ad-hoc users at once: each user folded in on their own (the
-        same factors as alone), every user scored and ranked in one call of implicit's top k."""
-        from implicit.cpu.topk import topk
-
+        same factors as alone), scored and ranked SCORE_BLOCK users at a time (ties by movieId)."""
         out: list[list[tuple[int, float]]] = [[] for _ in users]
         n_items = len(self.item_ids)
         lines, items, values = self._rated(users)
@@ -112,15 +111,16 @@ class CollaborativeModel:
             return out
         kept = wanted[lines]  # the asked users' ratings, renumbered 0.. in order
         lines, items, values, liked = np.cumsum(wanted)[lines[kept]] - 1, items[kept], values[kept], liked[kept]
-        rated = _rows(lines, items, values, len(asked), n_items)
-        every_liked = bool(liked.all())  # a history's movies all are (one matrix for both)
-        folded = rated if every_liked else _rows(lines[liked], items[liked], values[liked], len(asked), n_items)
-        factors = self._als.recalculate_user(np.arange(len(asked)), folded)
-        # the rated rows hold each user's liked items: filtering them again changes nothing
-        ids, scores = topk(self._factors, factors, min(k, n_items), filter_query_items=rated, num_threads=1)
-        for i, n, row_ids, row_scores in zip(asked.tolist(), (n_items - rated_n[asked]).tolist(), ids, scores):
-            n = min(k, n)
-            out[i] = list(zip(self.item_ids[row_ids[:n]].tolist(), row_scores[:n].astype(np.float64).tolist()))
+        factors = self._als.recalculate_user(
+            np.arange(len(asked)), _rows(lines[liked], items[liked], values[liked], len(asked), n_items)
+        )
+        for start in range(0, len(asked), SCORE_BLOCK):
+            stop = min(start + SCORE_BLOCK, len(asked))
+            scores = factors[start:stop] @ self._factors.T
+            first, last = np.searchsorted(lines, [start, stop])  # the block's ratings: never recommended
+            scores[lines[first:last] - start, items[first:last]] = -np.inf
+            for i, best in zip(asked[start:stop].tolist(), best_k(scores, self.item_ids, k)):
+                out[i] = best
         return out
 
     def _rated(self, users: Sequence[Mapping[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

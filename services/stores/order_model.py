@@ -27,6 +27,7 @@ import numpy as np
 
 from services.stores.array_files import IdIndex, read_arrays, write_arrays
 from services.stores.errors import ArtifactError, reason
+from services.stores.ranking import SCORE_BLOCK, best_k
 
 NAME = "order_model"  # order_model.json and order_model.<array>.npy
 # every weight end to end in weight_names order (the json keeps their shapes), and the item embedding
@@ -34,8 +35,6 @@ NAME = "order_model"  # order_model.json and order_model.<array>.npy
 ARRAYS = ("item_ids", "weights", "items_t")
 LOSSES = ("ce", "sampled_ce", "gbce")
 LN_EPS = 1e-6
-SCORE_BLOCK = 256  # histories scored at a time: a block's (histories x catalogue) float32 scores are in memory
-GROUP = 256  # columns whose maximum bounds a row's best scores (the k-th largest group maximum)
 ITEM_EMBEDDING = "item_embedding"  # (items + 1, d); row 0 is padding
 POSITION_EMBEDDING = "position_embedding"  # (max_len, d)
 BLOCK_WEIGHTS = (
@@ -240,10 +239,8 @@ class OrderModel:
                 seen = [encoded[pos] for pos in block]
                 lines = np.repeat(np.arange(len(block)), [len(rows) for rows in seen])
                 scores[lines, np.concatenate(seen) - 1] = -np.inf
-            for line, (pos, cand) in enumerate(zip(block, _best_columns(scores, top))):
-                row = scores[line]
-                cand = cand[np.lexsort((self.item_ids[cand], -row[cand]))][:top]
-                out[pos] = list(zip(self.item_ids[cand].tolist(), row[cand].astype(np.float64).tolist()))
+            for pos, best in zip(block, best_k(scores, self.item_ids, top)):
+                out[pos] = best
         return out
 
     def _forward(self, items: np.ndarray) -> np.ndarray:
@@ -317,24 +314,6 @@ class OrderModel:
     @staticmethod
     def exists(directory: Path) -> bool:
         return (directory / f"{NAME}.json").is_file()
-
-
-def _best_columns(scores: np.ndarray, k: int) -> list[np.ndarray]:
-    """Per row of `scores`, the columns (ascending) that may hold its k best finite scores: every column scoring
-    at least the k-th largest of the row's group maxima (groups of up to GROUP columns), so ties at the cut are all
-    there; without the -inf ones. Four passes over the scores, not a selection over each row."""
-    lines_n, n = scores.shape
-    # groups narrow enough that there are several times k of them (else every column would be a candidate)
-    starts = np.arange(0, n, max(1, min(GROUP, n // (4 * max(k, 1)))))
-    lowest = np.finfo(scores.dtype).min
-    if len(starts) <= k:
-        bound = np.full(lines_n, lowest, dtype=scores.dtype)
-    else:
-        maxima = np.maximum.reduceat(scores, starts, axis=1)
-        cut = len(starts) - k
-        bound = np.maximum(np.partition(maxima, cut, axis=1)[:, cut], lowest)
-    lines, columns = np.nonzero(scores >= bound[:, None])
-    return np.split(columns, np.searchsorted(lines, np.arange(1, lines_n)))
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:

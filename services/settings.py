@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-import limits
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -299,6 +298,8 @@ class APISettings(Group):
     @field_validator("write_rate")
     @classmethod
     def _parse_rate(cls, value: str) -> str:
+        import limits  # here: a tenth of a second for every command that does not set a rate
+
         limits.parse(value)  # ValueError naming what it cannot read
         return value
 

@@ -13,17 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from pipelines.data_lock import writing
 from services.settings import Settings
-from services.stores.catalog import Catalog
 from services.stores.generations import resolve_generation
 
 if TYPE_CHECKING:
     from pipelines.tmdb.fetcher import Kind
+    from services.stores.catalog import Catalog
 
 tmdb_app = typer.Typer(
     help="Korean TMDB metadata (titles, overviews, taglines, posters, collections as real series): "
@@ -58,6 +55,8 @@ def _say(message: str) -> None:
 @contextmanager
 def _one_line_errors() -> Iterator[None]:
     """What stops a command becomes `error: ...` and exit code 1."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from pipelines.tmdb.errors import TmdbError
     from pipelines.tmdb.mapping import DumpError
 
@@ -73,6 +72,10 @@ def _one_line_errors() -> Iterator[None]:
 @contextmanager
 def _catalog(settings: Settings, command: str) -> Iterator[Catalog]:
     """The catalog, opened under the data dir's writer lock (held for the block) once it is known to exist."""
+    from sqlalchemy.engine import make_url
+
+    from services.stores.catalog import Catalog
+
     url = make_url(settings.catalog_url)
     if (
         url.get_backend_name() == "sqlite"
@@ -97,6 +100,8 @@ def _catalog(settings: Settings, command: str) -> Iterator[Catalog]:
 @contextmanager
 def _quiet_http_log() -> Iterator[None]:
     """httpx logs every request at INFO: too chatty next to a progress bar (and it would show URLs)."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     logger = logging.getLogger("httpx")
     level = logger.level
     logger.setLevel(logging.WARNING)

@@ -22,6 +22,7 @@ from services.serving.answers import DEFAULT_FILTER as DEFAULT_FILTER
 from services.serving.answers import map_default_answers
 from services.serving.cache import CachedSource
 from services.serving.guards import GuardedSource, Guards
+from services.serving.servable import missing_evaluation_build
 from services.settings import Settings
 from services.stores.catalog import Catalog, MovieFacts
 from services.stores.checksums import damage
@@ -195,22 +196,6 @@ def serving_sources(guards: Guards, cache_size: int) -> Callable[[Source], Sourc
     return wrap
 
 
-def check_servable(settings: Settings) -> str | None:
-    """Why the data dir cannot be served yet (naming the command that fixes it), or None."""
-    if not settings.ratings_path.exists():
-        return f"nothing built in {settings.data_dir}: run `nextwatch build` first"
-    return _missing_evaluation_build(resolve_generation(settings))
-
-
-def _missing_evaluation_build(settings: Settings) -> str | None:
-    directory = settings.models_dir(evaluation=True)
-    if settings.serve_models == "evaluation" and not all(
-        spec.store.exists(directory / spec.name) for spec in REGISTRY.models.values()
-    ):
-        return f"no evaluation build in {directory}: run `nextwatch evaluate` first"
-    return None
-
-
 def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bool = False) -> Runtime:
     """Open the catalog, the vectors and the trained model set; a part that cannot be opened is reported in
     `missing`.
@@ -222,7 +207,7 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bo
     build (trained before the test window), so the API serves what `evaluate` scored.
     """
     settings = resolve_generation(settings)
-    problem = _missing_evaluation_build(settings)
+    problem = missing_evaluation_build(settings)
     if problem:
         raise RuntimeError(problem)
     settings = settings.with_tuned()

@@ -24,7 +24,7 @@ import uvicorn
 from pydantic import SecretStr
 from uvicorn.importer import import_from_string
 
-from services.serving.runtime import check_servable, open_runtime
+from services.serving.servable import check_servable
 from services.settings import Settings
 from services.stores.scratch import private_dir
 
@@ -75,6 +75,8 @@ def serve(settings: Settings) -> None:
                 timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             )
         return
+    from services.serving.runtime import open_runtime  # not in the parent of workers: they open their own
+
     # an unreadable store stops here, in one line, not inside uvicorn's lifespan; the app owns the runtime
     # from here on (it swaps in each new build generation and closes the last one)
     runtime = open_runtime(settings, serving=True)

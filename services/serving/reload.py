@@ -21,7 +21,8 @@ GRACE_SECONDS = 10.0  # requests answer within the store time limit (2 s): the o
 
 
 class GenerationWatcher:
-    """Keeps `holder.runtime` on the generation the pointer names; `on_swap(runtime)` after each swap."""
+    """Keeps `holder.runtime` on the generation the pointer names; `on_swap(runtime)` after each swap, and
+    `on_retired()` once the runtime it replaced is closed and nothing here refers to it any more."""
 
     def __init__(
         self,
@@ -30,11 +31,13 @@ class GenerationWatcher:
         *,
         poll_seconds: float,
         on_swap: Callable[[Runtime], None] = lambda runtime: None,
+        on_retired: Callable[[], None] = lambda: None,
     ) -> None:
         self._holder = holder
         self._open = open_generation
         self._poll = poll_seconds
         self._on_swap = on_swap
+        self._on_retired = on_retired
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._failed: str | None = None
@@ -79,10 +82,15 @@ class GenerationWatcher:
             self._holder.runtime = fresh
             self._on_swap(fresh)
             log.info("serving build generation %s (was %s)", wanted, runtime.settings.generation)
-            closer = threading.Timer(GRACE_SECONDS, runtime.close)
+            closer = threading.Timer(GRACE_SECONDS, self._retire, args=([runtime],))
             closer.daemon = True
             closer.start()
             return True
+
+    def _retire(self, replaced: list[Runtime]) -> None:
+        """Close the replaced runtime (taken out of the list the timer holds, so that it can be collected)."""
+        replaced.pop().close()
+        self._on_retired()
 
     def _run(self) -> None:
         while not self._stop.is_set():

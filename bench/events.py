@@ -17,7 +17,7 @@ server latencies from the access log (matched by the X-Request-ID wrk sets); eve
 - ``answer``: `GET /users/{id}/next` (k=10, hybrid) cycling through 20 viewers with 200 events each, against
   the same route for the 20 MovieLens users whose rating counts are nearest 200, who have no events.
 - ``scale``: the viewers with events and ingest, before and after filling 1M events (20,000 other users)
-  straight through EventStore in batches of 10,000.
+  straight through EventStore in batches of 10,000; after the fill, the target's steady paced load too.
 
     .venv/bin/python bench/events.py --data-dir /tmp/nw-try/data                 # all three parts
     .venv/bin/python bench/events.py --data-dir /tmp/nw-try/data answer          # one part
@@ -424,6 +424,8 @@ def run_scale(args: argparse.Namespace) -> dict[str, Any]:
         counts.append(store.count())
         size = sum(p.stat().st_size for p in server.settings.data_dir.glob("events.sqlite*"))
         after = [next_row(server, f"viewers with {EVENTS_PER_VIEWER} events", viewers, args.duration)]
+        # the target's steady load on the filled table (the reads above leave the fill's WAL time to be copied)
+        after.append(paced_row(server, args, movies, store, f"steady, {counts[-1]:,} events stored"))
         after += new_rows(server, args, movies, store)
         reads.append(read_ms(store.viewer, viewers))
         store.close()

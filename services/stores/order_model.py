@@ -108,16 +108,16 @@ def weight_names(blocks: int) -> list[str]:
 
 
 class _Block(NamedTuple):
-    """One block's weights, laid out for numpy inference (linear weights transposed: y = x @ w_t + b)."""
+    """One block's weights, laid out for numpy inference: linear weights transposed (y = x @ w_t + b), each
+    layer norm's scale and shift folded into the projection after it, the attention's 1/sqrt(d / heads) into
+    the q columns."""
 
-    ln1: tuple[np.ndarray, np.ndarray]
-    qkv_t: np.ndarray  # (d, 3d): q, k and v projections side by side
-    qkv_b: np.ndarray
+    qkv_t: np.ndarray  # (d, 3d): q, k and v projections side by side, after LN1's scale
+    qkv_b: np.ndarray  # with LN1's shift projected
     out_t: np.ndarray
     out_b: np.ndarray
-    ln2: tuple[np.ndarray, np.ndarray]
-    ff1_t: np.ndarray
-    ff1_b: np.ndarray
+    ff1_t: np.ndarray  # after LN2's scale
+    ff1_b: np.ndarray  # with LN2's shift projected
     ff2_t: np.ndarray
     ff2_b: np.ndarray
 
@@ -159,23 +159,28 @@ class OrderModel:
         self._items_t = items_t  # (d, items)
 
     def _prepare(self) -> None:
-        """Inference-ready views: transposed linear weights, the fused q|k|v projection, the output matrix."""
+        """Inference-ready weights: transposed linear weights, the fused q|k|v projection, layer norms' scales
+        and shifts and the attention's scale folded into the projections that follow them, the causal mask."""
         w = self.weights
-        self._scale = np.float32(math.sqrt(self.params.dims))
+        d, heads = self.params.dims, self.params.heads
+        self._scale = np.float32(math.sqrt(d))
+        attention_scale = np.ones(3 * d, dtype=np.float64)
+        attention_scale[:d] = 1 / math.sqrt(d // heads)
         self._blocks: list[_Block] = []
         for b in range(self.params.blocks):
             p = f"blocks.{b}."
-            qkv = np.concatenate([w[p + "q.weight"], w[p + "k.weight"], w[p + "v.weight"]], axis=0)
+            qkv_t = np.concatenate([w[p + "q.weight"], w[p + "k.weight"], w[p + "v.weight"]], axis=0).T
+            qkv_b = np.concatenate([w[p + "q.bias"], w[p + "k.bias"], w[p + "v.bias"]])
+            qkv_t, qkv_b = _after_norm(w[p + "ln1.weight"], w[p + "ln1.bias"], qkv_t, qkv_b, attention_scale)
+            ff1_t, ff1_b = _after_norm(w[p + "ln2.weight"], w[p + "ln2.bias"], w[p + "ff1.weight"].T, w[p + "ff1.bias"])
             self._blocks.append(
                 _Block(
-                    ln1=(w[p + "ln1.weight"], w[p + "ln1.bias"]),
-                    qkv_t=np.ascontiguousarray(qkv.T),
-                    qkv_b=np.concatenate([w[p + "q.bias"], w[p + "k.bias"], w[p + "v.bias"]]),
+                    qkv_t=qkv_t,
+                    qkv_b=qkv_b,
                     out_t=np.ascontiguousarray(w[p + "out.weight"].T),
                     out_b=w[p + "out.bias"],
-                    ln2=(w[p + "ln2.weight"], w[p + "ln2.bias"]),
-                    ff1_t=np.ascontiguousarray(w[p + "ff1.weight"].T),
-                    ff1_b=w[p + "ff1.bias"],
+                    ff1_t=ff1_t,
+                    ff1_b=ff1_b,
                     ff2_t=np.ascontiguousarray(w[p + "ff2.weight"].T),
                     ff2_b=w[p + "ff2.bias"],
                 )
@@ -252,24 +257,31 @@ class OrderModel:
         causal = self._causal[-n:, -n:]
         last = len(self._blocks) - 1
         for b, blk in enumerate(self._blocks):
-            y = _layer_norm(x, *blk.ln1)
-            qkv = y @ blk.qkv_t + blk.qkv_b  # (batch, n, 3d)
+            qkv = _normalized(x) @ blk.qkv_t + blk.qkv_b  # (batch, n, 3d); q already scaled by 1/sqrt(dh)
             q, kk, v = qkv[..., :d], qkv[..., d : 2 * d], qkv[..., 2 * d :]
             if b == last:  # only the last position's output is needed from the last block
                 q, x, mask = q[:, -1:], x[:, -1:], causal[-1:]
             else:
                 mask = causal
             m = q.shape[1]
-            q = q.reshape(batch, m, heads, dh).transpose(0, 2, 1, 3)
-            kk = kk.reshape(batch, n, heads, dh).transpose(0, 2, 3, 1)
-            v = v.reshape(batch, n, heads, dh).transpose(0, 2, 1, 3)
-            att = (q @ kk) / np.float32(math.sqrt(dh))  # (batch, heads, m, n)
+            if heads == 1:  # no head axis to split off
+                att = q @ kk.transpose(0, 2, 1)  # (batch, m, n)
+            else:
+                q = q.reshape(batch, m, heads, dh).transpose(0, 2, 1, 3)
+                kk = kk.reshape(batch, n, heads, dh).transpose(0, 2, 3, 1)
+                v = v.reshape(batch, n, heads, dh).transpose(0, 2, 1, 3)
+                att = q @ kk  # (batch, heads, m, n)
             att += mask
-            att = np.exp(att - np.maximum.reduce(att, axis=-1, keepdims=True))
+            att -= np.maximum.reduce(att, axis=-1, keepdims=True)
+            np.exp(att, out=att)
             att /= np.add.reduce(att, axis=-1, keepdims=True)
-            ctx = (att @ v).transpose(0, 2, 1, 3).reshape(batch, m, d)
+            ctx = att @ v
+            if heads > 1:
+                ctx = ctx.transpose(0, 2, 1, 3).reshape(batch, m, d)
             h = x + (ctx @ blk.out_t + blk.out_b)
-            ff = np.maximum(_layer_norm(h, *blk.ln2) @ blk.ff1_t + blk.ff1_b, 0)
+            ff = _normalized(h) @ blk.ff1_t
+            ff += blk.ff1_b
+            np.maximum(ff, 0, out=ff)
             x = h + (ff @ blk.ff2_t + blk.ff2_b)
         return _layer_norm(x[:, -1], *self._final_ln)
 
@@ -316,11 +328,28 @@ class OrderModel:
         return (directory / f"{NAME}.json").is_file()
 
 
-def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    # the float32 sums over the last axis over n, as x.mean(axis=-1) computes them (the same bits), without its
-    # Python wrapper: a small forward pass calls this five times
+def _normalized(x: np.ndarray) -> np.ndarray:
+    """x over its last axis to mean 0 and variance 1 (a layer norm before its scale and shift)."""
+    # float32 sums over the last axis over n, as x.mean(axis=-1) computes them, without its Python wrapper: a
+    # forward pass calls this five times
     n = np.float32(x.shape[-1])
-    mean = np.add.reduce(x, axis=-1, keepdims=True) / n
-    centred = x - mean
+    centred = x - np.add.reduce(x, axis=-1, keepdims=True) / n
     var = np.add.reduce(centred * centred, axis=-1, keepdims=True) / n
-    return centred / np.sqrt(var + np.float32(LN_EPS)) * weight + bias
+    var += np.float32(LN_EPS)
+    centred /= np.sqrt(var)
+    return centred
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    return _normalized(x) * weight + bias
+
+
+def _after_norm(
+    scale: np.ndarray, shift: np.ndarray, w_t: np.ndarray, b: np.ndarray, columns: np.ndarray | float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A linear layer (x @ w_t + b) after a layer norm's scale and shift, as one linear layer of the normalised
+    x, its output columns multiplied by `columns`; computed in float64, kept as contiguous float32."""
+    w64, b64 = w_t.astype(np.float64), b.astype(np.float64)
+    fused_t = scale.astype(np.float64)[:, None] * w64 * columns
+    fused_b = (shift.astype(np.float64) @ w64 + b64) * columns
+    return np.ascontiguousarray(fused_t, dtype=np.float32), fused_b.astype(np.float32)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
 from sqlalchemy import Executable, Insert, Table, TextClause, bindparam, text
-from sqlalchemy.dialects import postgresql, sqlite
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql", "oracle")
 
@@ -23,7 +23,7 @@ def upsert_statement(dialect: str, table: Table, key: str, columns: Sequence[str
         return oracle_merge(table, key, columns)
     if dialect not in ("sqlite", "postgresql"):
         raise ValueError(f"no upsert for {dialect!r}: the catalog supports {', '.join(SUPPORTED_DIALECTS)}")
-    insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
+    insert = _insert(dialect, table)
     updates = {c: insert.excluded[c] for c in columns if c != key}
     if not updates:
         return insert.on_conflict_do_nothing(index_elements=[key])
@@ -37,9 +37,17 @@ def insert_new_statement(dialect: str, table: Table, key: str, columns: Sequence
         return oracle_merge(table, key, columns, update=False)
     if dialect not in ("sqlite", "postgresql"):
         raise ValueError(f"no insert for {dialect!r}: supported are {', '.join(SUPPORTED_DIALECTS)}")
-    return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table).on_conflict_do_nothing(
-        index_elements=[key]
-    )
+    return _insert(dialect, table).on_conflict_do_nothing(index_elements=[key])
+
+
+def _insert(dialect: str, table: Table) -> Any:
+    """The dialect's INSERT with ON CONFLICT (its module imported on first use: a SQLite server never loads
+    PostgreSQL's, a tenth of a second of its start)."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert(table)
 
 
 @cache

@@ -44,10 +44,12 @@ def _insert(dialect: str, table: Table) -> Any:
     """The dialect's INSERT with ON CONFLICT (its module imported on first use: a SQLite server never loads
     PostgreSQL's, a tenth of a second of its start)."""
     if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    return insert(table)
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table)
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.insert(table)
 
 
 @cache

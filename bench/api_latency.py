@@ -271,6 +271,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """CPU time so far of a server and its live child processes (`serve --workers N`'s workers): unlike wall
+    time, it does not count the moments a shared machine's host takes the CPU away (steal)."""
+    total = cpu_seconds(pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):  # a process that ended meanwhile
+            continue
+    return total
+
+
 def workloads(facts: Any, n: int, seed: int) -> tuple[list[int], dict[str, list[int]]]:
     """Warm-up ids, and the measured request sequences: "uniform" (distinct movies, none of the warm-up
     ones: nothing repeats within a cycle) and "popular" (drawn in proportion to rating counts: how often movies are

@@ -50,7 +50,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from bench.api_latency import run_wrk, server_latencies, wait_until_ready
+from bench.api_latency import run_wrk, server_cpu_seconds, server_latencies, wait_until_ready
 from bench.next_latency import get_script
 from services.settings import Settings
 from services.stores.events import EventStore
@@ -83,6 +83,7 @@ class Row:
     server_p99: float
     errors: int
     load: tuple[float, float]
+    cpu_ms: float  # the server's CPU time (all workers) per request
     events_per_s: float | None = None
 
 
@@ -94,6 +95,7 @@ class Server:
     log: Path
     settings: Settings
     work: Path
+    pid: int  # `nextwatch serve`'s process (its workers are its children)
 
 
 @contextmanager
@@ -116,7 +118,7 @@ def served(source: Path) -> Iterator[Server]:
     )
     try:
         wait_until_ready(server, port, log)
-        yield Server(f"http://127.0.0.1:{port}", log, Settings(data_dir=data), work)
+        yield Server(f"http://127.0.0.1:{port}", log, Settings(data_dir=data), work, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -218,7 +220,9 @@ def measure(
     run_wrk(server.base, script(f"warm{tag}"), WARM_SECONDS, connections)
     before = store.count() if store is not None else 0
     load = os.getloadavg()[0]
+    cpu = server_cpu_seconds(server.pid)
     client = run_wrk(server.base, script(tag), seconds, connections)
+    cpu = server_cpu_seconds(server.pid) - cpu
     stored = store.count() - before if store is not None else 0
     elapsed = float(re.search(r"requests in ([\d.]+)s", client["raw"]).group(1))
     times, bad = server_latencies(server.log, tag)
@@ -234,6 +238,7 @@ def measure(
         server_p99=float(np.percentile(times, 99)),
         errors=client["errors"] + bad,
         load=(load, os.getloadavg()[0]),
+        cpu_ms=cpu * 1000 / max(client["requests"], 1),
         events_per_s=stored / elapsed if store is not None else None,
     )
 
@@ -298,8 +303,9 @@ def paced_row(server: Server, args: argparse.Namespace, movies: list[int], store
     per_second = args.rate / BATCH
     asyncio.run(send(f"warm{tag}", bodies(f"warm{tag}", round(WARM_SECONDS * per_second))))
     timed = bodies(tag, round(args.duration * per_second))
-    before, load = store.count(), os.getloadavg()[0]
+    before, load, cpu = store.count(), os.getloadavg()[0], server_cpu_seconds(server.pid)
     waits, elapsed = asyncio.run(send(tag, timed))
+    cpu = server_cpu_seconds(server.pid) - cpu
     times, bad = server_latencies(server.log, tag)
     return Row(
         label=f"POST /events, {BATCH} new, paced at {args.rate:,} events/s, {when}",
@@ -312,6 +318,7 @@ def paced_row(server: Server, args: argparse.Namespace, movies: list[int], store
         server_p99=float(np.percentile(times, 99)),
         errors=bad,
         load=(load, os.getloadavg()[0]),
+        cpu_ms=cpu * 1000 / max(len(waits), 1),
         events_per_s=(store.count() - before) / elapsed,
     )
 
@@ -438,13 +445,15 @@ def run_scale(args: argparse.Namespace) -> dict[str, Any]:
 def table(rows: list[Row], events: bool) -> list[str]:
     head = "| request | connections | requests | req/s | "
     head += "events/s | " if events else ""
-    head += "client p50 ms | client p99 ms | server p50 ms | server p99 ms | errors | load 1-min (start/end) |"
+    head += "client p50 ms | client p99 ms | server p50 ms | server p99 ms | server CPU ms/request | errors | "
+    head += "load 1-min (start/end) |"
     lines = [head, "|" + "---|" * head.count(" |")]
     for r in rows:
         line = f"| {r.label} | {r.connections} | {r.requests:,} | {r.rps:,.0f} | "
         line += (f"{r.events_per_s:,.0f} | " if r.events_per_s else "0 | ") if events else ""
         line += (
-            f"{r.client_p50:.2f} | {r.client_p99:.2f} | {r.server_p50:.2f} | {r.server_p99:.2f} | {r.errors} | "
+            f"{r.client_p50:.2f} | {r.client_p99:.2f} | {r.server_p50:.2f} | {r.server_p99:.2f} | {r.cpu_ms:.2f} | "
+            f"{r.errors} | "
             f"{r.load[0]:.1f} / {r.load[1]:.1f} |"
         )
         lines.append(line)

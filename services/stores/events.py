@@ -82,7 +82,6 @@ SQLITE_INSERT_NEW = (
 TIME_COLUMNS = ("at", "received")  # the last two of EVENT_COLUMNS: _sqlite_rows formats them
 VIEWER_ORDER = ("at", "received", "event_id")  # a user's events, oldest first (ties: in the order received)
 SQLITE_VIEWER = f"SELECT movie_id, type, rating, at FROM event WHERE user_id = ? ORDER BY {', '.join(VIEWER_ORDER)}"
-CHECKPOINT_SECONDS = 0.5  # the WAL is copied into the database at most this often while writes come
 # pages a connection keeps (KiB when negative): the indexes a batch of 500 touches (event_id, user and time) stay
 # in memory as the table grows past SQLite's default 2 MB, instead of being read again for every insert
 CACHE_KIB = 32_768
@@ -184,10 +183,13 @@ class WriterLock:
 
 class WalCheckpointer:
     """Copies a SQLite file's WAL into the database on a thread of its own, so that no commit waits for a
-    checkpoint. Each write wakes it (`wrote`); it runs a PASSIVE checkpoint (writers go on meanwhile) at most
-    every CHECKPOINT_SECONDS. A writer starts the WAL from its beginning again only once a checkpoint has
-    copied all of it, which writers that never pause prevent: past WAL_LIMIT_PAGES pages, the checkpoint waits
-    for the writers (``writer``) so that it copies all."""
+    checkpoint. Each write wakes it (`wrote`), and it runs a PASSIVE checkpoint (writers go on meanwhile) at
+    once, one at a time: the WAL holds about one commit's pages, and a writer that finds all of them copied
+    starts the WAL from its beginning again. (A batch of 500 events on a table of a million dirties about 1,250
+    pages, its keys landing all over the indexes: checkpoints half a second apart let 15,000 pages pile up,
+    which the limit below then copied with the writers waiting, 100 ms every half second.) Writers that never
+    pause keep a checkpoint from copying all of it: past WAL_LIMIT_PAGES pages, the checkpoint waits for the
+    writers (``writer``) so that it copies all."""
 
     def __init__(self, path: Path, engine: Callable[[], Engine], writer: AbstractContextManager[object]) -> None:
         self.path = path
@@ -223,7 +225,6 @@ class WalCheckpointer:
                     pages = self.checkpoint()
             except SQLAlchemyError as exc:  # the next write wakes it again
                 log.warning("events checkpoint failed: %s", " ".join(str(exc).split()))
-            self._closed.wait(CHECKPOINT_SECONDS)
 
     def checkpoint(self) -> int:
         """One PASSIVE checkpoint; how many pages the WAL holds (none where the file is gone: no new one)."""

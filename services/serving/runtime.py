@@ -7,7 +7,6 @@ import ctypes
 import logging
 import threading
 from collections.abc import Callable, Container, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -212,18 +211,9 @@ def open_runtime(settings: Settings, *, require: Sequence[str] = (), serving: bo
     if problem:
         raise RuntimeError(problem)
     settings = settings.with_tuned()
-    # the vector shard loads (or, beside another worker, is copied first) on its own thread, outside the GIL,
-    # while the catalog and the models are read
-    with ThreadPoolExecutor(1, thread_name_prefix="open-vectors") as opener:
-        opening = opener.submit(_open_vectors, settings)
-        try:
-            catalog, facts = _open_catalog(settings)
-            models, damaged = load_model_set(settings, evaluation=settings.serve_models == "evaluation")
-        except BaseException:
-            if (opened := opening.result()) is not None:
-                opened.close()
-            raise
-        vectors = opening.result()
+    catalog, facts = _open_catalog(settings)
+    vectors = _open_vectors(settings)
+    models, damaged = load_model_set(settings, evaluation=settings.serve_models == "evaluation")
     inputs = SourceInputs(facts, models, vectors, settings.protocol.seed, settings.history, settings.content)
     made = make_sources(inputs)
     guards = Guards(settings.api.store_timeout_seconds if serving else None)

@@ -272,8 +272,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def server_cpu_seconds(pid: int) -> float:
-    """CPU time so far of a server and its live child processes (`serve --workers N`'s workers): unlike wall
-    time, it does not count the moments a shared machine's host takes the CPU away (steal)."""
+    """CPU time so far of a server and its live child processes (`serve --workers N`'s workers)."""
     total = cpu_seconds(pid)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:

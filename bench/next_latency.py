@@ -125,8 +125,8 @@ def report(run: dict[str, Any], command: str) -> str:
         f"`{command}`: one uvicorn worker over the built data dir, {run['viewers']} real viewers' last {HISTORY} "
         f"ratings, `wrk -t1 -c{run['connections']}` for {run['duration']} s per row after a 5 s warm-up; server "
         "latency from the access log; the server's CPU time per request (its process's user + system time over the "
-        "timed run: what the host's steal time does not inflate) and the requests a second that CPU time allows "
-        "one worker. Target (issue 19): `POST /next` p50 <= 2 ms and >= 500 req/s.",
+        "timed run) and the requests a second that CPU time allows one worker. Target (issue 19): `POST /next` p50 "
+        "<= 2 ms and >= 500 req/s.",
         "",
         "| endpoint | req/s | server p50 ms | p99 ms | server CPU ms/request | 1,000 / CPU ms | errors |",
         "|---|---|---|---|---|---|---|",

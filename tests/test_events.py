@@ -24,11 +24,12 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError
 
 from services.api.app import create_app
 from services.serving.runtime import Runtime, open_runtime
 from services.settings import Settings
-from services.stores.events import READ_ONLY, EventStore, WalCheckpointer
+from services.stores.events import READ_ONLY, RETRY_SECONDS, EventStore, WalCheckpointer
 from tests.support.servers import free_port, private_copy, wait_for
 from tests.support.tmdb_data import cli_env
 from tests.test_read_only import read_only
@@ -390,6 +391,28 @@ def test_each_commit_is_checkpointed_as_it_lands() -> None:
             time.sleep(0.005)
     checkpointer.close()
     assert time.monotonic() - began < 1.0  # a 0.5 s pause after each copy would take 2 s
+
+
+def test_a_failing_checkpoint_is_retried_after_a_pause(caplog: pytest.LogCaptureFixture) -> None:
+    """A checkpoint that fails (a full disk, say) is tried again at the next write, but not sooner than
+    RETRY_SECONDS after the failure: writes coming fast do not make a log line each."""
+    attempts: list[float] = []
+
+    def checkpoint() -> int:
+        attempts.append(time.monotonic())
+        raise OperationalError("PRAGMA wal_checkpoint(PASSIVE)", None, Exception("disk I/O error"))
+
+    checkpointer = WalCheckpointer(Path("events.sqlite"), engine=lambda: None, writer=nullcontext())  # type: ignore[arg-type,return-value]
+    checkpointer.checkpoint = checkpoint  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="services.stores.events"):
+        began = time.monotonic()
+        while time.monotonic() - began < 1.2:  # a write every 10 ms
+            checkpointer.wrote()
+            time.sleep(0.01)
+        checkpointer.close()
+    assert 2 <= len(attempts) <= 4  # at 0, after 0.5 s, after 1 s (give or take a slow start)
+    assert all(b - a >= RETRY_SECONDS * 0.9 for a, b in zip(attempts, attempts[1:]))
+    assert sum("events checkpoint failed" in r.message for r in caplog.records) == len(attempts)
 
 
 def test_events_in_postgresql(postgres_url: str, settings: Settings, runtime: Runtime) -> None:

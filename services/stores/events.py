@@ -85,6 +85,7 @@ SQLITE_VIEWER = f"SELECT movie_id, type, rating, at FROM event WHERE user_id = ?
 # pages a connection keeps (KiB when negative): the indexes a batch of 500 touches (event_id, user and time) stay
 # in memory as the table grows past SQLite's default 2 MB, instead of being read again for every insert
 CACHE_KIB = 32_768
+RETRY_SECONDS = 0.5  # after a failed checkpoint, the next waits this long
 WAL_LIMIT_PAGES = 10_000  # past this many pages (40 MB) in the WAL a checkpoint waits for the writers
 
 
@@ -223,8 +224,9 @@ class WalCheckpointer:
             try:
                 with self.writer if pages >= WAL_LIMIT_PAGES else nullcontext():
                     pages = self.checkpoint()
-            except SQLAlchemyError as exc:  # the next write wakes it again
+            except SQLAlchemyError as exc:  # the next write wakes it again, after a pause: not a log line per write
                 log.warning("events checkpoint failed: %s", " ".join(str(exc).split()))
+                self._closed.wait(RETRY_SECONDS)
 
     def checkpoint(self) -> int:
         """One PASSIVE checkpoint; how many pages the WAL holds (none where the file is gone: no new one)."""

@@ -15,7 +15,8 @@ server latencies from the access log (matched by the X-Request-ID wrk sets); eve
   second), whether or not the earlier ones were answered (open loop, an httpx client of this process; a batch's
   time counts from its scheduled start, so a stall delays the batches behind it too).
 - ``answer``: `GET /users/{id}/next` (k=10, hybrid) cycling through 20 viewers with 200 events each, against
-  the same route for the 20 MovieLens users whose rating counts are nearest 200, who have no events.
+  the same route for the 20 MovieLens users whose rating counts are nearest 200, who have no events; then, in
+  this process, what the route does for the viewers (read them, answer, store the exposure), timed apart.
 - ``scale``: the viewers with events and ingest, before and after filling 1M events (20,000 other users)
   straight through EventStore in batches of 10,000; after the fill, the target's steady paced load too.
 
@@ -52,8 +53,13 @@ import pandas as pd
 
 from bench.api_latency import run_wrk, server_cpu_seconds, server_latencies, wait_until_ready
 from bench.next_latency import get_script
+from services.recommender.filters import Filter
+from services.serving.events import viewer_history
+from services.serving.next import recommend_next
+from services.serving.runtime import open_runtime
 from services.settings import Settings
 from services.stores.events import EventStore
+from services.stores.exposures import Exposure, ExposureStore
 from tests.support.servers import free_port
 
 BATCH = 500
@@ -370,6 +376,32 @@ def read_ms(read: Callable[[str], object], users: list[str], rounds: int = 20) -
     return float(np.median(times))
 
 
+def route_parts(settings: Settings, store: EventStore, users: list[str], rounds: int = 5) -> dict[str, float]:
+    """Median ms of what `GET /users/{id}/next` does for each of these viewers, done in this process one after
+    another: read the viewer (their MovieLens ratings and events), answer (hybrid, k=10, the seen filter), store
+    the exposure; the rest of the server's time is HTTP, routing and the hop to a worker thread."""
+    rt = open_runtime(settings, serving=True)
+    exposures = ExposureStore(store)
+    times: dict[str, list[float]] = {"viewer": [], "strategy": [], "exposure": []}
+    try:
+        for n in range(rounds):
+            for user in users:
+                t0 = time.perf_counter()
+                viewer = viewer_history(rt, store, user)
+                t1 = time.perf_counter()
+                served = recommend_next(rt, "hybrid", viewer.history, 10, Filter.of(viewer.excluded(False)))
+                t2 = time.perf_counter()
+                items, now = tuple(r.movie_id for r in served.items), datetime.now(UTC).replace(tzinfo=None)
+                exposures.add(Exposure(f"bench-{n}-{user}", user, None, None, "hybrid", items, now))
+                t3 = time.perf_counter()
+                for part, seconds in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
+                    times[part].append(seconds * 1000)
+    finally:
+        exposures.close()
+        rt.close()
+    return {part: float(np.median(ms)) for part, ms in times.items()}
+
+
 def fill(store: EventStore, total: int, movies: list[int]) -> float:
     """Store ``total`` events of FILL_USERS users straight through EventStore; seconds taken."""
     rng = np.random.default_rng(42)
@@ -413,8 +445,9 @@ def run_answer(args: argparse.Namespace) -> dict[str, Any]:
             next_row(server, f"viewers with {EVENTS_PER_VIEWER} events", viewers, args.duration),
         ]
         reads = {"of_user": read_ms(store.of_user, viewers), "viewer": read_ms(store.viewer, viewers)}
+        parts = route_parts(server.settings, store, viewers)
         store.close()
-        return {"answer": rows, "answer_read_ms": reads}
+        return {"answer": rows, "answer_read_ms": reads, "answer_parts": parts}
 
 
 def run_scale(args: argparse.Namespace) -> dict[str, Any]:
@@ -495,6 +528,12 @@ def report(run: dict[str, Any], command: str, args: argparse.Namespace) -> str:
             f"{mine.server_p50 / base.server_p50:.2f}x the baseline's p50. Reading one viewer's 200 events "
             f"in the bench process: p50 {run['answer_read_ms']['viewer']:.2f} ms as the next list reads them "
             f"(EventStore.viewer), {run['answer_read_ms']['of_user']:.2f} ms with every field (EventStore.of_user)."
+        )
+        parts = run["answer_parts"]
+        lines.append(
+            f"What the route does for a viewer with {EVENTS_PER_VIEWER} events, in the bench process (medians): read "
+            f"the viewer {parts['viewer']:.2f} ms, answer (hybrid) {parts['strategy']:.2f} ms, store the exposure "
+            f"{parts['exposure']:.2f} ms; the rest of the server's p50 is HTTP, routing and the thread hop."
         )
         lines.append("")
     if "scale" in run:

@@ -86,7 +86,9 @@ SQLITE_VIEWER = f"SELECT movie_id, type, rating, at FROM event WHERE user_id = ?
 # in memory as the table grows past SQLite's default 2 MB, instead of being read again for every insert
 CACHE_KIB = 32_768
 RETRY_SECONDS = 0.5  # after a failed checkpoint, the next waits this long
-WAL_LIMIT_PAGES = 10_000  # past this many pages (40 MB) in the WAL a checkpoint waits for the writers
+# past this many pages in the WAL (16 MB: about three batches of 500 on a table of a million events) a checkpoint
+# waits for the writers
+WAL_LIMIT_PAGES = 4_000
 
 
 class EventsReadOnly(RuntimeError):
@@ -186,11 +188,12 @@ class WalCheckpointer:
     """Copies a SQLite file's WAL into the database on a thread of its own, so that no commit waits for a
     checkpoint. Each write wakes it (`wrote`), and it runs a PASSIVE checkpoint (writers go on meanwhile) at
     once, one at a time: the WAL holds about one commit's pages, and a writer that finds all of them copied
-    starts the WAL from its beginning again. (A batch of 500 events on a table of a million dirties about 1,250
-    pages, its keys landing all over the indexes: checkpoints half a second apart let 15,000 pages pile up,
-    which the limit below then copied with the writers waiting, 100 ms every half second.) Writers that never
-    pause keep a checkpoint from copying all of it: past WAL_LIMIT_PAGES pages, the checkpoint waits for the
-    writers (``writer``) so that it copies all."""
+    starts the WAL from its beginning again. A writer that starts while a checkpoint still copies the commit
+    before it appends instead, and writers that never pause do so every time: past WAL_LIMIT_PAGES pages, the
+    checkpoint waits for the writers (``writer``) and copies what the last commit added, and the next writer
+    starts over. (A batch of 500 events on a table of a million dirties about 1,250 pages, its keys landing
+    all over the indexes: checkpoints half a second apart let 15,000 pages pile up, and a limit of 10,000 then
+    copied them with the writers waiting, 100 ms every half second: BENCHMARKS.md, session 10.)"""
 
     def __init__(self, path: Path, engine: Callable[[], Engine], writer: AbstractContextManager[object]) -> None:
         self.path = path

@@ -276,9 +276,8 @@ def server_cpu_seconds(pid: int) -> float:
     total = cpu_seconds(pid)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:  # its parent
+                total += cpu_seconds(int(stat.parent.name))
         except (OSError, ValueError, IndexError):  # a process that ended meanwhile
             continue
     return total

@@ -389,7 +389,8 @@ def route_parts(settings: Settings, store: EventStore, users: list[str], rounds:
                 t0 = time.perf_counter()
                 viewer = viewer_history(rt, store, user)
                 t1 = time.perf_counter()
-                served = recommend_next(rt, "hybrid", viewer.history, 10, Filter.of(viewer.excluded(False)))
+                rules = Filter.of(viewer.excluded(False), None, include_adult=False)  # the route's defaults
+                served = recommend_next(rt, "hybrid", viewer.history, 10, rules)
                 t2 = time.perf_counter()
                 items, now = tuple(r.movie_id for r in served.items), datetime.now(UTC).replace(tzinfo=None)
                 exposures.add(Exposure(f"bench-{n}-{user}", user, None, None, "hybrid", items, now))

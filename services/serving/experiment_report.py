@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import bisect
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy.exc import SQLAlchemyError
 
 from services.recommender.registry import HYBRID
 from services.recommender.strategies import BatchStrategy
@@ -30,12 +28,10 @@ from services.serving.experiments import (
     missing_parts,
     variant_strategy,
 )
-from services.serving.guards import LOGGED_CHARS
 from services.serving.next import NextServed
 from services.serving.runtime import Runtime
 from services.stores.exposures import Exposure, ExposureStore, Watch
 
-log = logging.getLogger(__name__)
 K = 10  # the online hit ratio is HR@10: the next movie among the first 10 served
 LEVEL = 0.95
 # the plot over time: the narrowest of these bucket widths that cuts the exposures' span into < MAX_BUCKETS
@@ -69,7 +65,8 @@ def arm_of(rt: Runtime, book: ExperimentBook, user_id: str, strategy: str | None
 
 
 def log_exposure(store: ExposureStore, request_id: str, user_id: str, arm: Arm, served: NextServed) -> None:
-    """Store the exposure (once per request id); a store that fails is one warning line, never a failed answer."""
+    """Log the exposure (stored once per request id by the store's writer, after the answer: a store that fails
+    is one warning line, never a failed answer)."""
     exposure = Exposure(
         request_id,
         user_id,
@@ -79,10 +76,7 @@ def log_exposure(store: ExposureStore, request_id: str, user_id: str, arm: Arm, 
         tuple(r.movie_id for r in served.items),
         datetime.now(UTC).replace(tzinfo=None),
     )
-    try:
-        store.add(exposure)
-    except SQLAlchemyError as exc:
-        log.warning("exposure not stored: %s: %s", type(exc).__name__, " ".join(str(exc).split())[:LOGGED_CHARS])
+    store.log(exposure)
 
 
 def judge(

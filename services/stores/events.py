@@ -281,6 +281,11 @@ class EventStore:
         self._queued: list[_Queued] = []
         self._leading = False
 
+    @property
+    def embedded(self) -> bool:
+        """Whether the events live in a SQLite file on this machine (read in WAL mode: never waiting for a writer)."""
+        return self.path is not None
+
     # ---- writes ------------------------------------------------------------------------
 
     def add(self, rows: Sequence[Mapping[str, Any]]) -> int:

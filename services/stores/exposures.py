@@ -2,14 +2,23 @@
 experiment and variant, and when.
 
 It lives in the events' database (``settings.events_store_url``: events.sqlite at the top of the data dir, or
-PostgreSQL/Oracle; sql/oracle/02_schema.sql holds it as DDL, tests/test_oracle_sql.py keeps them equal). One
-insert per answer, idempotent by `request_id`. On SQLite the commit reaches the WAL before the answer
-(``synchronous=NORMAL``: it survives the process being killed; the last commits before a power loss may not
-survive, where an fsync per answer would cost more than the answer itself).
+PostgreSQL/Oracle; sql/oracle/02_schema.sql holds it as DDL, tests/test_oracle_sql.py keeps them equal),
+idempotent by `request_id`.
+
+An answer logs its exposure (`log`) without waiting for another writer: in an embedded SQLite file it is
+inserted at once unless an event batch holds the write lock; then, and on a database server, the store's
+writer thread inserts it (with those logged meanwhile, in one transaction) a moment after the answer.
+Reading or forgetting exposures first waits for those logged before (`flush`), closing the store stores the
+rest; what a process killed with SIGKILL had handed to its writer is lost (never an acknowledged write). On
+SQLite a commit reaches the WAL without an fsync (``synchronous=NORMAL``: it survives the process being
+killed, the last commits before a power loss may not), and every EXPOSURES_PER_CHECKPOINT-th wakes the event
+store's checkpointer (after every one, its fsyncs cost 1-3 ms of a 200-event viewer's answer: BENCHMARKS.md,
+session 11).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -34,6 +43,7 @@ from sqlalchemy import (
     inspect,
     select,
 )
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from services.stores.events import EventStore, event_table, events_metadata
 from services.stores.upsert import insert_new_statement
@@ -61,6 +71,10 @@ SQLITE_INSERT_NEW = (
     "ON CONFLICT (request_id) DO NOTHING"
 )
 WATCHED = ("watched", "completed")  # the events an exposure's hit is judged on
+EXPOSURES_PER_CHECKPOINT = 100  # commits between two wakes of the checkpointer (~300 pages of WAL)
+LOGGED_CHARS = 1000  # the most of a failed insert's message its log line holds
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,47 +116,121 @@ def _nearly_durable_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 class ExposureStore:
-    """Adds and reads exposures through its own engine on the events' database (made at first use)."""
+    """Adds and reads exposures through its own engines on the events' database (made at first use)."""
 
     def __init__(self, events: EventStore) -> None:
         self.events = events  # the event store of the same database: `watches` reads its table
-        self._engine: Engine | None = None
+        self._engines: dict[bool, Engine] = {}  # by whether it waits for the write lock
         self._has_table = False
         self._lock = threading.Lock()
+        self._commits = 0
+        # exposures logged and not yet stored, for the writer thread (started when first needed)
+        self._queue = threading.Condition()
+        self._pending: list[Exposure] = []
+        self._queued = 0  # exposures handed to the writer so far
+        self._stored = 0  # of them, those it has stored (or failed to: one warning line)
+        self._writer: threading.Thread | None = None
+        self._closing = False
 
     @property
     def engine(self) -> Engine:
+        return self._engine(waits=True)
+
+    def _engine(self, waits: bool) -> Engine:
+        """The engine whose connections wait for another writer's lock (SQLite's default busy timeout), or fail
+        at once (`waits` False)."""
         with self._lock:
-            if self._engine is None:
-                self._engine = create_engine(self.events.url)
-                if self._engine.dialect.name == "sqlite":
-                    event.listen(self._engine, "connect", _nearly_durable_sqlite)
-            return self._engine
+            if waits not in self._engines:
+                sqlite = self.events.path is not None
+                engine = create_engine(self.events.url, connect_args={} if waits or not sqlite else {"timeout": 0})
+                if engine.dialect.name == "sqlite":
+                    event.listen(engine, "connect", _nearly_durable_sqlite)
+                self._engines[waits] = engine
+            return self._engines[waits]
 
     def add(self, exposure: Exposure) -> bool:
-        """Insert the exposure unless its request id is stored already; whether it was new (never on a SQLite
-        file whose directory cannot be written: read-only serving logs no exposures)."""
-        if self.events.path is not None and not os.access(self.events.path.parent, os.W_OK):
-            return False
-        row = {**exposure.__dict__, "items": items_text(exposure.items)}
-        with self._writing() as conn:
+        """Insert the exposure now unless its request id is stored already; whether it was new (never on a
+        SQLite file whose directory cannot be written: read-only serving logs no exposures)."""
+        return self._writable() and self._insert([exposure], waits=True) == 1
+
+    def log(self, exposure: Exposure) -> None:
+        """Store the exposure (once per request id) without waiting for another writer: at once in an embedded
+        SQLite file that no one else is writing, else by the writer thread a moment later. Never raises: a
+        failed insert is one warning line (nothing where the store cannot be written, as `add`)."""
+        if not self._writable():
+            return
+        if self.events.embedded:
+            try:
+                self._insert([exposure], waits=False)
+                return
+            except OperationalError:  # another writer holds the lock (or the file failed): the writer waits for it
+                pass
+            except SQLAlchemyError as exc:
+                _warn(1, exc)
+                return
+        with self._queue:
+            if self._closing:
+                return
+            self._pending.append(exposure)
+            self._queued += 1
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_queued, name="exposure-writer", daemon=True)
+                self._writer.start()
+            self._queue.notify()
+
+    def flush(self) -> None:
+        """Wait until every exposure logged so far is stored (or has failed to be)."""
+        with self._queue:
+            queued = self._queued
+            self._queue.wait_for(lambda: self._stored >= queued)
+
+    def _write_queued(self) -> None:
+        """The writer thread: what was queued since its last insert, in one transaction, until closed."""
+        while True:
+            with self._queue:
+                self._queue.wait_for(lambda: self._pending or self._closing)
+                if not self._pending:
+                    return
+                batch, self._pending = self._pending, []
+                queued = self._queued
+            try:
+                self._insert(batch, waits=True)
+            except SQLAlchemyError as exc:
+                _warn(len(batch), exc)
+            finally:  # no `flush` waits for a batch that is gone
+                with self._queue:
+                    self._stored = queued
+                    self._queue.notify_all()
+
+    def _writable(self) -> bool:
+        return self.events.path is None or os.access(self.events.path.parent, os.W_OK)
+
+    def _insert(self, exposures: Sequence[Exposure], *, waits: bool) -> int:
+        """Insert the exposures whose request id is not stored yet, in one transaction; how many were new."""
+        rows = [{**x.__dict__, "items": items_text(x.items)} for x in exposures]
+        with self._writing(waits) as conn:
             if conn.dialect.name == "sqlite":
-                values = [row[c].isoformat(" ", "microseconds") if c == "served" else row[c] for c in EXPOSURE_COLUMNS]
-                return conn.exec_driver_sql(SQLITE_INSERT_NEW, tuple(values)).rowcount == 1
+                values = [
+                    tuple(row[c].isoformat(" ", "microseconds") if c == "served" else row[c] for c in EXPOSURE_COLUMNS)
+                    for row in rows
+                ]
+                return int(conn.exec_driver_sql(SQLITE_INSERT_NEW, values).rowcount)
             statement = insert_new_statement(conn.dialect.name, exposure_table, "request_id", EXPOSURE_COLUMNS)
             if isinstance(statement, Insert):
-                return len(conn.execute(statement.returning(exposure_table.c.request_id), [row]).all()) == 1
-            return int(conn.execute(statement, [row]).rowcount) == 1
+                return len(conn.execute(statement.returning(exposure_table.c.request_id), rows).all())
+            return int(conn.execute(statement, rows).rowcount)
 
     def forget(self, user_id: str) -> int:
-        """Delete a viewer's exposures; how many there were."""
+        """Delete a viewer's exposures (those logged so far included); how many there were."""
+        self.flush()
         if not self._exists():
             return 0
-        with self._writing() as conn:
+        with self._writing(waits=True) as conn:
             return int(conn.execute(exposure_table.delete().where(exposure_table.c.user_id == user_id)).rowcount)
 
     def of_experiment(self, experiment: str) -> list[Exposure]:
-        """The experiment's exposures, oldest first."""
+        """The experiment's exposures (those logged so far included), oldest first."""
+        self.flush()
         if not self._exists():
             return []
         c = exposure_table.c
@@ -155,6 +243,7 @@ class ExposureStore:
 
     def watches(self, experiment: str) -> list[Watch]:
         """The watched and completed events of the experiment's viewers, by viewer, oldest first."""
+        self.flush()
         if not self._exists():  # the exposure table is only ever made with the event table
             return []
         e, x = event_table.c, exposure_table.c
@@ -168,8 +257,14 @@ class ExposureStore:
             return [Watch(*row) for row in conn.execute(statement).all()]
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
+        """Store what was logged, stop the writer thread, close the engines."""
+        with self._queue:
+            self._closing = True
+            self._queue.notify_all()
+        if self._writer is not None:
+            self._writer.join()
+        for engine in self._engines.values():
+            engine.dispose()
 
     def _exists(self) -> bool:
         path = self.events.path
@@ -181,18 +276,29 @@ class ExposureStore:
         return self._has_table
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
+    def _writing(self, waits: bool) -> Iterator[Connection]:
         """A transaction on a database that has the table (created by the first write, with the event table: the
-        event store asks a database without it at every read); the event store's checkpointer is told of it."""
-        engine = self.engine
+        event store asks a database without it at every read); every EXPOSURES_PER_CHECKPOINT-th commit wakes
+        the event store's checkpointer."""
+        engine, creating = self._engine(waits), self.engine
         if not self._exists():
-            with self._lock, engine.begin() as conn:
+            with self._lock, creating.begin() as conn:
                 events_metadata.create_all(conn)
                 exposures_metadata.create_all(conn)
             self._has_table = True
         with engine.begin() as conn:
             yield conn
-        self.events.wrote()
+        with self._lock:
+            self._commits += 1
+            due = self._commits % EXPOSURES_PER_CHECKPOINT == 0
+        if due:
+            self.events.wrote()
+
+
+def _warn(count: int, exc: SQLAlchemyError) -> None:
+    """One line for exposures not stored (never a failed answer)."""
+    reason = " ".join(str(exc).split())[:LOGGED_CHARS]
+    log.warning("%d exposure(s) not stored: %s: %s", count, type(exc).__name__, reason)
 
 
 def inspect_has(engine: Engine, table: str) -> bool:

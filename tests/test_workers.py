@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from pipelines import generations
+from services.serving.server import METRICS_PREFIX
 from services.settings import Settings
 from tests.support.servers import free_port, private_copy, wait_for
 from tests.support.tmdb_data import cli_env
@@ -126,12 +128,14 @@ def test_metrics_of_two_workers_add_up(built_settings: Settings, tmp_path: Path)
             re.M,
         )
         assert sum(float(c) for c in counted) == REQUESTS
-        directory = metrics_dir(workers(server.pid)[0])
+        for pid in workers(server.pid):  # forks of the server, which imported the app once, not spawned interpreters
+            assert Path(f"/proc/{pid}/cmdline").read_bytes() == Path(f"/proc/{server.pid}/cmdline").read_bytes()
+        directory = metrics_dir(server.pid)
         assert len(list(directory.glob("counter_*.db"))) == 2  # both workers answered and counted
     assert not directory.exists()  # removed when the server stopped
 
 
-def metrics_dir(pid: int) -> Path:
-    """The private metrics directory `serve` made, from its worker's environment."""
-    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return Path(next(v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"PROMETHEUS_MULTIPROC_DIR=")))
+def metrics_dir(server: int) -> Path:
+    """The private metrics directory `serve` made (named with its process id), which its workers count into."""
+    (directory,) = Path(tempfile.gettempdir()).glob(f"{METRICS_PREFIX}{server}-*")
+    return directory

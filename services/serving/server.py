@@ -1,9 +1,10 @@
 """Start the API server (uvicorn) over a built data dir: one process, or a worker per core.
 
-With more than one worker, uvicorn starts them from the app's import string; each opens the build itself
-(the mapped tables and answers are shared read-only through the page cache), follows the `current` pointer
-with its own watcher, and counts its requests into a private PROMETHEUS_MULTIPROC_DIR that `/metrics`
-aggregates (made empty by `serve`, removed when it stops).
+With more than one worker, `serve` imports the app's modules and uvicorn forks the workers from it; each
+makes its app from the import string and opens the build itself (the mapped tables and answers are shared
+read-only through the page cache), follows the `current` pointer with its own watcher, and counts its
+requests into a private PROMETHEUS_MULTIPROC_DIR that `/metrics` aggregates (made empty by `serve`, removed
+when it stops).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import ctypes
 import faulthandler
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import signal
@@ -21,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+import uvicorn._subprocess
 from pydantic import SecretStr
 from uvicorn.importer import import_from_string
 
@@ -63,7 +66,7 @@ def serve(settings: Settings) -> None:
     workers = worker_count(settings)
     if workers > 1:
         # a worker that cannot open the build fails its start, and uvicorn stops (no restart loop)
-        with worker_environment(settings), _main_not_imported_by_workers():
+        with worker_environment(settings), _workers_forked_after_imports():
             uvicorn.run(
                 WORKER_APP,
                 factory=True,
@@ -112,17 +115,19 @@ def worker_environment(settings: Settings) -> Iterator[None]:
 
 
 @contextmanager
-def _main_not_imported_by_workers() -> Iterator[None]:
-    """uvicorn spawns the workers, and a spawned process first imports its parent's __main__ module: the CLI
-    (half a second of imports a worker does not use). Hidden from multiprocessing while the workers start."""
-    main = sys.modules["__main__"].__dict__
-    saved: dict[str, Any] = {name: main[name] for name in ("__spec__", "__file__") if name in main}
-    main["__spec__"] = None
-    main.pop("__file__", None)
+def _workers_forked_after_imports() -> Iterator[None]:
+    """The workers as forks of this process once it has imported the app's modules (not made an app: each worker
+    opens its own build). uvicorn spawns them, a new interpreter each that imports everything again: 0.45 s to
+    start and unpickle, then about 1 s of imports, both workers at once on 2 cores, before either opens the build
+    (BENCHMARKS.md, session 11). Forked, they share the imported modules' pages. uvicorn keeps its start method
+    in `uvicorn._subprocess.spawn` (0.54, pinned in requirements.lock); it is put back when the server stops."""
+    import_from_string(APP_FACTORY)  # inside worker_environment: prometheus_client sees the metrics directory
+    spawn = uvicorn._subprocess.spawn
+    uvicorn._subprocess.spawn = multiprocessing.get_context("fork")  # type: ignore[assignment]
     try:
         yield
     finally:
-        main.update(saved)
+        uvicorn._subprocess.spawn = spawn
 
 
 def _plain(value: Any) -> Any:

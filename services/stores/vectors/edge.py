@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 COPY_PREFIX = "nextwatch-vectors-"  # a private shard copy: nextwatch-vectors-<pid>-...
+# qdrant-edge's files of an atomic write in progress (the reader that opens the shard in place writes some as it
+# loads): never part of a shard, and gone (renamed) before a copy that listed them reaches them
+IN_PROGRESS = shutil.ignore_patterns(".atomicwrite*")
 
 
 class EdgeVectorStore(BaseVectorStore):
@@ -154,7 +157,11 @@ class EdgeVectorStore(BaseVectorStore):
         """A copy of the shard in a private temporary directory, removed by close() (or, when the process was
         killed, by the next process that copies a shard)."""
         self._copy = private_dir(COPY_PREFIX)
-        copy = Path(shutil.copytree(self.shard_path, self._copy / self.collection, copy_function=shutil.copyfile))
+        copy = Path(
+            shutil.copytree(
+                self.shard_path, self._copy / self.collection, ignore=IN_PROGRESS, copy_function=shutil.copyfile
+            )
+        )
         for path in (copy, *copy.rglob("*")):
             path.chmod(path.stat().st_mode | stat.S_IWUSR)
         return copy

@@ -26,9 +26,10 @@ from typing import NamedTuple
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.serving.guards import LOGGED_CHARS, StoreUnavailable
+from services.serving.guards import StoreUnavailable
 from services.serving.next import user_history
 from services.serving.runtime import Runtime
+from services.stores.errors import logged
 from services.stores.events import EventStore
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def _store_calls() -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
-        log.warning("events call failed: %s: %s", type(exc).__name__, " ".join(str(exc).split())[:LOGGED_CHARS])
+        log.warning("events call failed: %s: %s", type(exc).__name__, logged(exc))
         raise StoreUnavailable("events", type(exc).__name__) from exc
 
 

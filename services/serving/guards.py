@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio.to_thread
 
 from services.recommender.registry import store_parts
+from services.stores.errors import logged
 
 if TYPE_CHECKING:  # pragma: no cover
     from services.recommender.base import Source
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-LOGGED_CHARS = 1000  # the most of a failed call's message that its log line holds
 
 
 _IN_MEMORY_ONLY: ContextVar[bool] = ContextVar("nextwatch_in_memory_only", default=False)
@@ -121,9 +121,8 @@ class Guard:
         except Exception as exc:
             # the details (a driver's message may hold the SQL and its parameters) go to one log line, and
             # the reason, which answers may show, names only the error's type
-            what = " ".join(str(exc).split())[:LOGGED_CHARS]
             log.warning(
-                "%s call %s failed: %s: %s", self.part, getattr(fn, "__qualname__", fn), type(exc).__name__, what
+                "%s call %s failed: %s: %s", self.part, getattr(fn, "__qualname__", fn), type(exc).__name__, logged(exc)
             )
             raise StoreUnavailable(self.part, type(exc).__name__) from exc
 

@@ -48,6 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from services.stores.errors import logged
 from services.stores.upsert import SUPPORTED_DIALECTS, insert_new_statement
 
 if TYPE_CHECKING:
@@ -228,7 +229,7 @@ class WalCheckpointer:
                 with self.writer if pages >= WAL_LIMIT_PAGES else nullcontext():
                     pages = self.checkpoint()
             except SQLAlchemyError as exc:  # the next write wakes it again, after a pause: not a log line per write
-                log.warning("events checkpoint failed: %s", " ".join(str(exc).split()))
+                log.warning("events checkpoint failed: %s", logged(exc))
                 self._closed.wait(RETRY_SECONDS)
 
     def checkpoint(self) -> int:

@@ -45,6 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from services.stores.errors import logged
 from services.stores.events import EventStore, event_table, events_metadata
 from services.stores.upsert import insert_new_statement
 
@@ -72,7 +73,6 @@ SQLITE_INSERT_NEW = (
 )
 WATCHED = ("watched", "completed")  # the events an exposure's hit is judged on
 EXPOSURES_PER_CHECKPOINT = 100  # commits between two wakes of the checkpointer (~300 pages of WAL)
-LOGGED_CHARS = 1000  # the most of a failed insert's message its log line holds
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +141,8 @@ class ExposureStore:
         at once (`waits` False)."""
         with self._lock:
             if waits not in self._engines:
-                sqlite = self.events.path is not None
-                engine = create_engine(self.events.url, connect_args={} if waits or not sqlite else {"timeout": 0})
+                immediate = {} if waits or not self.events.embedded else {"timeout": 0}
+                engine = create_engine(self.events.url, connect_args=immediate)
                 if engine.dialect.name == "sqlite":
                     event.listen(engine, "connect", _nearly_durable_sqlite)
                 self._engines[waits] = engine
@@ -297,8 +297,7 @@ class ExposureStore:
 
 def _warn(count: int, exc: SQLAlchemyError) -> None:
     """One line for exposures not stored (never a failed answer)."""
-    reason = " ".join(str(exc).split())[:LOGGED_CHARS]
-    log.warning("%d exposure(s) not stored: %s: %s", count, type(exc).__name__, reason)
+    log.warning("%d exposure(s) not stored: %s: %s", count, type(exc).__name__, logged(exc))
 
 
 def inspect_has(engine: Engine, table: str) -> bool:

@@ -99,6 +99,19 @@ def test_numpy_inference_equals_torch_forward(model: OrderModel) -> None:
     assert np.array_equal(net.item_embedding.weight.detach().numpy(), model.weights["item_embedding"])
 
 
+def test_numpy_inference_of_the_served_shape_equals_torch_and_one_history_at_a_time() -> None:
+    """Two blocks and one head, as the build trains it (the fixture has one block and two heads): the numpy pass
+    equals torch's, and a batch's scores equal each history's alone, passes of other lengths in between (every
+    pass writes its intermediates into one reused workspace)."""
+    params = OrderParams(**{**TINY.__dict__, "blocks": 2, "heads": 1, "epochs": 3})
+    two_blocks = train_order_model(cycle_ratings(), params, progress=False)
+    histories = [CYCLE[:3], CYCLE * 2, [CYCLE[5]], CYCLE[4:9], CYCLE[:2]]
+    batch = two_blocks.scores(histories)
+    np.testing.assert_allclose(batch, torch_scores(two_blocks, histories), atol=1e-4, rtol=0)
+    for i in (3, 0, 1, 4, 2, 1):
+        np.testing.assert_allclose(two_blocks.scores([histories[i]])[0], batch[i], atol=1e-6, rtol=0)
+
+
 def test_seen_movies_are_excluded_unless_asked(model: OrderModel) -> None:
     history = CYCLE[:6]
     everything = model.recommend([history], len(CYCLE))[0]

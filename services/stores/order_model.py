@@ -18,8 +18,10 @@ position max_len - 1 and a history's scores do not depend on how much padding a 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -105,6 +107,31 @@ def weight_names(blocks: int) -> list[str]:
     """The names of every weight array of a model with `blocks` blocks, in a fixed order."""
     per_block = [f"blocks.{b}.{name}" for b in range(blocks) for name in BLOCK_WEIGHTS]
     return [ITEM_EMBEDDING, POSITION_EMBEDDING, *per_block, *FINAL_WEIGHTS]
+
+
+class _Workspace(threading.local):
+    """Scratch arrays of the forward pass, one flat float32 buffer per thread, reused from pass to pass: a pass
+    over 200 movies allocating its intermediates afresh spent about as long in the fresh pages' faults as in its
+    arithmetic (BENCHMARKS.md, session 12). A buffer beyond KEEP_FLOATS (evaluation's batches) is not kept."""
+
+    KEEP_FLOATS = 1 << 20  # 4 MB: a single history of max_len 200 with d 64 needs about 0.2 M
+
+    def __init__(self) -> None:
+        self.flat = np.empty(0, dtype=np.float32)
+
+    def take(self, *shapes: tuple[int, ...]) -> list[np.ndarray]:
+        """Uninitialised float32 arrays of these shapes, views of this thread's buffer (valid until its next
+        `take`)."""
+        ends = list(accumulate(math.prod(shape) for shape in shapes))
+        flat = self.flat
+        if flat.size < ends[-1]:
+            flat = np.empty(ends[-1], dtype=np.float32)
+            if flat.size <= self.KEEP_FLOATS:
+                self.flat = flat
+        return [flat[start:end].reshape(shape) for shape, start, end in zip(shapes, [0, *ends], ends)]
+
+
+_WORKSPACE = _Workspace()
 
 
 class _Block(NamedTuple):
@@ -249,41 +276,56 @@ class OrderModel:
         return out
 
     def _forward(self, items: np.ndarray) -> np.ndarray:
-        """(batch, n) item rows, all real (no padding), n <= max_len -> (batch, d) final states."""
+        """(batch, n) item rows, all real (no padding), n <= max_len -> (batch, d) final states.
+
+        Every intermediate lives in this thread's workspace (`_Workspace`); each step writes into it."""
         batch, n = items.shape
         heads, d = self.params.heads, self.params.dims
         dh = d // heads
-        x = self.weights[ITEM_EMBEDDING][items] * self._scale + self.weights[POSITION_EMBEDDING][-n:]
+        x, normed, qkv, att, ctx, h, ff, reduced = _WORKSPACE.take(
+            (batch, n, d),
+            (batch, n, d),
+            (batch, n, 3 * d),
+            (batch, heads, n, n),
+            (batch, n, d),
+            (batch, n, d),
+            (batch, n, self._blocks[0].ff1_t.shape[1]),
+            (batch, heads, n, 1),
+        )
+        np.take(self.weights[ITEM_EMBEDDING], items, axis=0, out=x)
+        x *= self._scale
+        x += self.weights[POSITION_EMBEDDING][-n:]
         causal = self._causal[-n:, -n:]
         last = len(self._blocks) - 1
         for b, blk in enumerate(self._blocks):
-            qkv = _normalized(x) @ blk.qkv_t + blk.qkv_b  # (batch, n, 3d); q already scaled by 1/sqrt(dh)
-            q, kk, v = qkv[..., :d], qkv[..., d : 2 * d], qkv[..., 2 * d :]
+            np.matmul(_normalized(x, normed, reduced[:, 0]), blk.qkv_t, out=qkv)
+            qkv += blk.qkv_b  # q already scaled by 1/sqrt(dh)
             if b == last:  # only the last position's output is needed from the last block
-                q, x, mask = q[:, -1:], x[:, -1:], causal[-1:]
+                x, normed, att, ctx, h, ff, reduced = (a[..., -1:, :] for a in (x, normed, att, ctx, h, ff, reduced))
+                mask, q = causal[-1:], qkv[:, -1:, :d]
             else:
-                mask = causal
+                mask, q = causal, qkv[..., :d]
             m = q.shape[1]
-            if heads == 1:  # no head axis to split off
-                att = q @ kk.transpose(0, 2, 1)  # (batch, m, n)
-            else:
-                q = q.reshape(batch, m, heads, dh).transpose(0, 2, 1, 3)
-                kk = kk.reshape(batch, n, heads, dh).transpose(0, 2, 3, 1)
-                v = v.reshape(batch, n, heads, dh).transpose(0, 2, 1, 3)
-                att = q @ kk  # (batch, heads, m, n)
+            # (batch, heads, positions, dh) views: heads split off the last axis
+            q = q.reshape(batch, m, heads, dh).transpose(0, 2, 1, 3)
+            kk = qkv[..., d : 2 * d].reshape(batch, n, heads, dh).transpose(0, 2, 3, 1)
+            v = qkv[..., 2 * d :].reshape(batch, n, heads, dh).transpose(0, 2, 1, 3)
+            np.matmul(q, kk, out=att)  # (batch, heads, m, n)
             att += mask
-            att -= np.maximum.reduce(att, axis=-1, keepdims=True)
+            att -= np.maximum.reduce(att, axis=-1, keepdims=True, out=reduced)
             np.exp(att, out=att)
-            att /= np.add.reduce(att, axis=-1, keepdims=True)
-            ctx = att @ v
-            if heads > 1:
-                ctx = ctx.transpose(0, 2, 1, 3).reshape(batch, m, d)
-            h = x + (ctx @ blk.out_t + blk.out_b)
-            ff = _normalized(h) @ blk.ff1_t
+            att /= np.add.reduce(att, axis=-1, keepdims=True, out=reduced)
+            np.matmul(att, v, out=ctx.reshape(batch, m, heads, dh).transpose(0, 2, 1, 3))
+            np.matmul(ctx, blk.out_t, out=h)
+            h += blk.out_b
+            h += x
+            np.matmul(_normalized(h, normed, reduced[:, 0]), blk.ff1_t, out=ff)
             ff += blk.ff1_b
             np.maximum(ff, 0, out=ff)
-            x = h + (ff @ blk.ff2_t + blk.ff2_b)
-        return _layer_norm(x[:, -1], *self._final_ln)
+            np.matmul(ff, blk.ff2_t, out=x)
+            x += blk.ff2_b
+            x += h
+        return _layer_norm(x[:, -1], *self._final_ln)  # new arrays: nothing returned lives in the workspace
 
     # ---- persistence -------------------------------------------------------------------
 
@@ -328,15 +370,19 @@ class OrderModel:
         return (directory / f"{NAME}.json").is_file()
 
 
-def _normalized(x: np.ndarray) -> np.ndarray:
-    """x over its last axis to mean 0 and variance 1 (a layer norm before its scale and shift)."""
+def _normalized(x: np.ndarray, out: np.ndarray | None = None, reduced: np.ndarray | None = None) -> np.ndarray:
+    """x over its last axis to mean 0 and variance 1 (a layer norm before its scale and shift), into `out` (x's
+    shape) with `reduced` (x's shape but 1 on the last axis) as scratch when given."""
     # float32 sums over the last axis over n, as x.mean(axis=-1) computes them, without its Python wrapper: a
     # forward pass calls this five times
     n = np.float32(x.shape[-1])
-    centred = x - np.add.reduce(x, axis=-1, keepdims=True) / n
-    var = np.add.reduce(centred * centred, axis=-1, keepdims=True) / n
+    mean = np.add.reduce(x, axis=-1, keepdims=True, out=reduced)
+    mean /= n
+    centred = np.subtract(x, mean, out=out)
+    var = np.add.reduce(np.square(centred), axis=-1, keepdims=True, out=reduced)
+    var /= n
     var += np.float32(LN_EPS)
-    centred /= np.sqrt(var)
+    centred /= np.sqrt(var, out=var)
     return centred
 
 

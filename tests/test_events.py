@@ -29,7 +29,7 @@ from sqlalchemy.exc import OperationalError
 from services.api.app import create_app
 from services.serving.runtime import Runtime, open_runtime
 from services.settings import Settings
-from services.stores.events import READ_ONLY, RETRY_SECONDS, EventStore, WalCheckpointer
+from services.stores.events import READ_ONLY, RETRY_SECONDS, SQLITE_VIEWER, EventStore, WalCheckpointer
 from tests.support.servers import free_port, private_copy, wait_for
 from tests.support.tmdb_data import cli_env
 from tests.test_read_only import read_only
@@ -371,6 +371,39 @@ def test_writers_take_turns_and_no_commit_checkpoints(tmp_path: Path) -> None:
         store.close()
 
 
+def test_an_earlier_versions_table_gets_the_viewer_index_and_reads_in_order_without_sorting(tmp_path: Path) -> None:
+    """A table made by an earlier version (indexed by user and time) keeps its events and gets this version's
+    index at the first write, the retired one dropped; a viewer's events then come in order (ties by arrival,
+    then id) straight from the index, without a temporary b-tree."""
+    path = tmp_path / "events.sqlite"
+    with closing(sqlite3.connect(path)) as old:
+        old.execute(
+            "CREATE TABLE event (event_id VARCHAR(128) NOT NULL PRIMARY KEY, user_id VARCHAR(64) NOT NULL, "
+            "movie_id INTEGER NOT NULL, type VARCHAR(16) NOT NULL, rating FLOAT, at DATETIME NOT NULL, "
+            "received DATETIME NOT NULL)"
+        )
+        old.execute("CREATE INDEX ix_event_user_at ON event (user_id, at)")
+        old.execute("INSERT INTO event VALUES ('old-1', '시청자', 1, 'watched', NULL, "
+                    "'2026-12-01 20:00:00.000000', '2026-12-01 21:00:00.000000')")  # fmt: skip
+        old.commit()
+    store = EventStore(f"sqlite:///{path}")
+    try:
+        same_time = datetime(2026, 12, 1, 20)
+        rows = [("b", 3, datetime(2026, 12, 1, 22)), ("a", 2, datetime(2026, 12, 1, 22)), ("c", 4, same_time)]
+        for event_id, movie, received in rows:
+            store.add([{"event_id": event_id, "user_id": "시청자", "movie_id": movie, "type": "watched",
+                        "rating": None, "at": same_time, "received": received}])  # fmt: skip
+        with store.engine.connect() as conn:
+            indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes("event")}
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {SQLITE_VIEWER}", ("x",)))
+        assert indexes == {"ix_event_user_order": ["user_id", "at", "received", "event_id"]}
+        assert "ix_event_user_order" in plan and "TEMP B-TREE" not in plan
+        assert [e.movie_id for e in store.viewer("시청자")] == [4, 1, 2, 3]  # by arrival, then by id
+        assert [e.event_id for e in store.of_user("시청자")] == ["c", "old-1", "a", "b"]
+    finally:
+        store.close()
+
+
 def test_each_commit_is_checkpointed_as_it_lands() -> None:
     """The checkpointer copies a commit as soon as it is told of it, not after a pause since the last copy:
     checkpoints spaced apart let a large table's batches pile up in the WAL (about 1,250 pages a batch at 1M
@@ -439,6 +472,6 @@ def test_events_in_postgresql(postgres_url: str, settings: Settings, runtime: Ru
         assert store.count() == 0 and store.of_user(KOREAN_USER) == []
         with store.engine.connect() as conn:
             indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes("event")}
-        assert indexes == {"ix_event_user_at": ["user_id", "at"]}
+        assert indexes == {"ix_event_user_order": ["user_id", "at", "received", "event_id"]}
     finally:
         store.close()

@@ -59,7 +59,7 @@ CREATE TABLE event (
     CONSTRAINT ck_event_type CHECK (type IN ('watched', 'completed', 'abandoned', 'rated', 'not_interested'))
 );
 
-CREATE INDEX ix_event_user_at ON event (user_id, at);
+CREATE INDEX ix_event_user_order ON event (user_id, at, received, event_id);
 
 -- the lists answered to known viewers under experiments, kept equal to services/stores/exposures.py
 CREATE TABLE exposure (

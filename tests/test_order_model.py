@@ -230,6 +230,26 @@ def test_validation_holds_out_each_chosen_users_last_movie() -> None:
     assert indptr[-1] == len(items)
 
 
+def test_the_learning_rate_halves_when_validation_stalls() -> None:
+    """With `lr_patience` 0, each epoch whose validation NDCG is no gain on the best so far (torch's
+    ReduceLROnPlateau: by more than a relative 1e-4) halves the rate the next epoch trains with; without it the
+    rate stays."""
+    params = OrderParams(dims=8, blocks=1, max_len=6, dropout=0.0, epochs=8, batch_size=16, lr=1e-2,
+                         validation_users=20, patience=8, lr_patience=0)  # fmt: skip
+    history = train_order_model(cycle_ratings(users=40), params, progress=False).info["history"]
+    best, rate = -1.0, params.lr
+    for row in history:
+        if row["ndcg@10"] <= best * (1 + 1e-4):
+            rate /= 2
+        best = max(best, row["ndcg@10"])
+        assert row["lr"] == pytest.approx(rate)
+    assert history[-1]["lr"] < params.lr  # the tiny cycle is learned within a few epochs: it stalled
+    constant = OrderParams(**{**params.__dict__, "lr_patience": None, "epochs": 2})
+    assert all(
+        "lr" not in row for row in train_order_model(cycle_ratings(users=40), constant, progress=False).info["history"]
+    )
+
+
 def test_early_stopping_keeps_the_best_epoch() -> None:
     params = OrderParams(dims=8, blocks=1, max_len=6, dropout=0.0, epochs=6, batch_size=16, lr=1e-2,
                          validation_users=20, patience=2)  # fmt: skip

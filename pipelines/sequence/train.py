@@ -309,6 +309,11 @@ def _fit(
     rng = np.random.default_rng(params.seed)
     negatives = torch.Generator().manual_seed(params.seed + 1)
     optimizer = torch.optim.Adam(net.parameters(), lr=params.lr, betas=(0.9, 0.98), weight_decay=params.weight_decay)
+    plateau = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=params.lr_patience)
+        if params.lr_patience is not None and validation is not None
+        else None
+    )
     windows_t = torch.from_numpy(windows)
     lengths = np.count_nonzero(windows[:, :-1], axis=1)
     best: tuple[float, int, dict] | None = None
@@ -347,6 +352,9 @@ def _fit(
             row.update(evaluate(net, validation))
             if best is None or row["ndcg@10"] > best[0]:
                 best = (row["ndcg@10"], epoch, copy.deepcopy(net.state_dict()))
+            if plateau is not None:
+                plateau.step(row["ndcg@10"])
+                row["lr"] = optimizer.param_groups[0]["lr"]
         history.append(row)
         bar.set_postfix({k: v for k, v in row.items() if k != "epoch"})
         if best is not None and epoch - best[1] >= params.patience:

@@ -76,6 +76,9 @@ class OrderParams:
     # after `patience` epochs without a gain, and the best epoch's weights are kept. 0: no hold-out.
     validation_users: int = 1000
     patience: int = 5
+    # the learning rate halves once `lr_patience` + 1 epochs in a row brought no gain (torch's ReduceLROnPlateau
+    # on that NDCG@10); None: a constant rate
+    lr_patience: int | None = 1
     max_seconds: float | None = None  # training stops at the first step past this much CPU time (None: no budget)
 
     def __post_init__(self) -> None:
@@ -95,6 +98,8 @@ class OrderParams:
             raise ValueError(f"max_windows must be at least 1, got {self.max_windows}")
         if self.validation_users < 0 or self.patience < 1:
             raise ValueError("validation_users must not be negative and patience must be at least 1")
+        if self.lr_patience is not None and self.lr_patience < 0:
+            raise ValueError(f"lr_patience must not be negative, got {self.lr_patience}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> OrderParams:

@@ -115,9 +115,10 @@ def weight_names(blocks: int) -> list[str]:
 
 
 class _Workspace(threading.local):
-    """Scratch arrays of the forward pass, one flat float32 buffer per thread, reused from pass to pass: a pass
-    over 200 movies allocating its intermediates afresh spent about as long in the fresh pages' faults as in its
-    arithmetic (BENCHMARKS.md, session 12). A buffer beyond KEEP_FLOATS (evaluation's batches) is not kept."""
+    """Scratch arrays of the forward pass, one flat float32 buffer per thread, reused from pass to pass: passes
+    one after another that allocate their intermediates afresh (evaluation's batches; a loop of single 200-movie
+    passes) spend much of their time faulting in the fresh pages the C heap gave back in between (BENCHMARKS.md,
+    session 12). A buffer beyond KEEP_FLOATS is not kept: a large batch's memory goes back after it."""
 
     KEEP_FLOATS = 1 << 20  # 4 MB: a single history of max_len 200 with d 64 needs about 0.2 M
 

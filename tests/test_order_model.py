@@ -105,10 +105,11 @@ def test_numpy_inference_of_the_served_shape_equals_torch_and_one_history_at_a_t
     pass writes its intermediates into one reused workspace)."""
     params = OrderParams(**{**TINY.__dict__, "blocks": 2, "heads": 1, "epochs": 3})
     two_blocks = train_order_model(cycle_ratings(), params, progress=False)
-    histories = [CYCLE[:3], CYCLE * 2, [CYCLE[5]], CYCLE[4:9], CYCLE[:2]]
+    # three histories of 3 movies are one batch of the forward pass; the others are batches of one
+    histories = [CYCLE[:3], CYCLE * 2, [CYCLE[5]], CYCLE[6:9], CYCLE[4:9], CYCLE[:2], CYCLE[1:4]]
     batch = two_blocks.scores(histories)
     np.testing.assert_allclose(batch, torch_scores(two_blocks, histories), atol=1e-4, rtol=0)
-    for i in (3, 0, 1, 4, 2, 1):
+    for i in (3, 0, 1, 6, 4, 2, 5, 1):
         np.testing.assert_allclose(two_blocks.scores([histories[i]])[0], batch[i], atol=1e-6, rtol=0)
 
 

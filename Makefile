@@ -9,11 +9,16 @@ PORT ?= 8000
 
 .PHONY: install lock system-deps run test test-fast lint format docs build tune evaluate serve clean peer-deps
 
+# the project's own modules compiled too (only those changed since; the libraries at install, below)
 install: $(STAMP)
+	@$(BIN)/python -m compileall -q services pipelines >/dev/null
 
 # the pinned versions of requirements.lock, then the project itself (editable, no further resolution), with
-# uv (pinned by the lock); uv reads pip's find-links from UV_FIND_LINKS, so pass on a machine's PIP_FIND_LINKS
-UV := UV_FIND_LINKS="$${UV_FIND_LINKS:-$${PIP_FIND_LINKS:-}}" $(BIN)/uv pip install --quiet --python $(BIN)/python
+# uv (pinned by the lock); uv reads pip's find-links from UV_FIND_LINKS, so pass on a machine's PIP_FIND_LINKS.
+# Compiled to bytecode as pip would: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set every
+# process would compile the libraries it imports from source (1.3 CPU s more to import the API; BENCHMARKS.md)
+UV := UV_FIND_LINKS="$${UV_FIND_LINKS:-$${PIP_FIND_LINKS:-}}" $(BIN)/uv pip install --quiet --compile-bytecode \
+	--python $(BIN)/python
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $$(grep '^uv==' requirements.lock)

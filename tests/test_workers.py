@@ -139,3 +139,32 @@ def metrics_dir(server: int) -> Path:
     """The private metrics directory `serve` made (named with its process id), which its workers count into."""
     (directory,) = Path(tempfile.gettempdir()).glob(f"{METRICS_PREFIX}{server}-*")
     return directory
+
+
+def test_workers_take_the_facts_read_before_the_fork_once_and_only_for_their_catalog(
+    built_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.serving import runtime as runtime_module
+    from services.stores.catalog import Catalog
+
+    runtime_module.read_facts_before_fork(built_settings)
+    held = runtime_module._read_before_fork
+    assert held is not None and len(held[1])
+
+    def not_read(self: Catalog) -> None:
+        raise AssertionError("a worker read the facts again")
+
+    monkeypatch.setattr(Catalog, "movie_facts", not_read)
+    rt = runtime_module.open_runtime(built_settings, serving=True)
+    try:
+        assert rt.facts is held[1]  # the server's arrays, not a copy
+    finally:
+        rt.close()
+    with pytest.raises(AssertionError, match="read the facts again"):  # taken once: a reload reads its own
+        runtime_module.open_runtime(built_settings, serving=True)
+    monkeypatch.undo()
+
+    runtime_module.read_facts_before_fork(built_settings)  # another catalog's facts are not taken
+    other = built_settings.model_copy(update={"database_url": "sqlite:////elsewhere/catalog.sqlite"})
+    assert runtime_module._facts_read_before_fork(other.catalog_url) is None
+    assert runtime_module._read_before_fork is None

@@ -280,9 +280,35 @@ def history_fusion(settings: Settings) -> FusionConfig:
     return FusionConfig(dict(settings.history.weights), settings.fusion.depth, settings.history.rank_constant)
 
 
+# the movie facts `serve` read before it forked its workers, as (catalog URL, facts): the worker that opens that
+# catalog first takes them instead of reading its own, and the arrays' pages stay shared with the server process
+_read_before_fork: tuple[str, MovieFacts] | None = None
+
+
+def read_facts_before_fork(settings: Settings) -> None:
+    """Read the movie facts of the catalog the workers `serve` is about to fork will open (0.5 s at 32M shape
+    that each worker would spend at the same time on the same cores)."""
+    global _read_before_fork
+    url = resolve_generation(settings).catalog_url
+    catalog = Catalog(url, read_only=True)
+    try:
+        _read_before_fork = (url, catalog.movie_facts())
+    finally:
+        catalog.close()
+
+
+def _facts_read_before_fork(url: str) -> MovieFacts | None:
+    """The facts read before the fork when they are this catalog's (once: a reload reads its own)."""
+    global _read_before_fork
+    held, _read_before_fork = _read_before_fork, None
+    return held[1] if held is not None and held[0] == url else None
+
+
 def _open_catalog(settings: Settings) -> tuple[Catalog, MovieFacts]:
     catalog = Catalog(settings.catalog_url, read_only=True)
-    facts = catalog.movie_facts()
+    facts = _facts_read_before_fork(settings.catalog_url)
+    if facts is None:
+        facts = catalog.movie_facts()
     if not len(facts):
         catalog.close()
         raise RuntimeError("the catalog is empty: run `nextwatch build` first")

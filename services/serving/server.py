@@ -1,10 +1,10 @@
 """Start the API server (uvicorn) over a built data dir: one process, or a worker per core.
 
-With more than one worker, `serve` imports the app's modules and uvicorn forks the workers from it; each
-makes its app from the import string and opens the build itself (the mapped tables and answers are shared
-read-only through the page cache), follows the `current` pointer with its own watcher, and counts its
-requests into a private PROMETHEUS_MULTIPROC_DIR that `/metrics` aggregates (made empty by `serve`, removed
-when it stops).
+With more than one worker, `serve` imports the app's modules, reads the movie facts of an embedded catalog, and
+uvicorn forks the workers from it; each makes its app from the import string and opens the build itself (the
+mapped tables and answers are shared read-only through the page cache, the facts through the fork), follows
+the `current` pointer with its own watcher, and counts its requests into a private PROMETHEUS_MULTIPROC_DIR
+that `/metrics` aggregates (made empty by `serve`, removed when it stops).
 """
 
 from __future__ import annotations
@@ -67,6 +67,9 @@ def serve(settings: Settings) -> None:
     if workers > 1:
         # a worker that cannot open the build fails its start, and uvicorn stops (no restart loop)
         with worker_environment(settings), _workers_forked_after_imports():
+            from services.serving.runtime import read_facts_before_fork  # imported with the app's modules
+
+            read_facts_before_fork(settings)
             uvicorn.run(
                 WORKER_APP,
                 factory=True,
@@ -78,7 +81,7 @@ def serve(settings: Settings) -> None:
                 timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             )
         return
-    from services.serving.runtime import open_runtime  # not in the parent of workers: they open their own
+    from services.serving.runtime import open_runtime  # the parent of workers opens no build: each its own
 
     # an unreadable store stops here, in one line, not inside uvicorn's lifespan; the app owns the runtime
     # from here on (it swaps in each new build generation and closes the last one)

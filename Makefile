@@ -4,21 +4,20 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export OPENBLAS_NUM_THREADS := 1
+# Python keeps the bytecode of what it imports (uv installs none): where the environment sets
+# PYTHONDONTWRITEBYTECODE, every process would compile the libraries it imports from source again (1.3 CPU s
+# more to import the API, a server's start 3.5 -> 1.9 s at 32M shape; BENCHMARKS.md, session 13)
+unexport PYTHONDONTWRITEBYTECODE
 export NEXTWATCH_DATA_DIR ?= ./data
 PORT ?= 8000
 
 .PHONY: install lock system-deps run test test-fast lint format docs build tune evaluate serve clean peer-deps
 
-# the project's own modules compiled too (only those changed since; the libraries at install, below)
 install: $(STAMP)
-	@$(BIN)/python -m compileall -q services pipelines >/dev/null
 
 # the pinned versions of requirements.lock, then the project itself (editable, no further resolution), with
-# uv (pinned by the lock); uv reads pip's find-links from UV_FIND_LINKS, so pass on a machine's PIP_FIND_LINKS.
-# Compiled to bytecode as pip would: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set every
-# process would compile the libraries it imports from source (1.3 CPU s more to import the API; BENCHMARKS.md)
-UV := UV_FIND_LINKS="$${UV_FIND_LINKS:-$${PIP_FIND_LINKS:-}}" $(BIN)/uv pip install --quiet --compile-bytecode \
-	--python $(BIN)/python
+# uv (pinned by the lock); uv reads pip's find-links from UV_FIND_LINKS, so pass on a machine's PIP_FIND_LINKS
+UV := UV_FIND_LINKS="$${UV_FIND_LINKS:-$${PIP_FIND_LINKS:-}}" $(BIN)/uv pip install --quiet --python $(BIN)/python
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $$(grep '^uv==' requirements.lock)

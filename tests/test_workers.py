@@ -19,6 +19,7 @@ import pytest
 from pipelines import generations
 from services.serving.server import METRICS_PREFIX
 from services.settings import Settings
+from services.stores.generations import resolve_generation
 from tests.support.servers import free_port, private_copy, wait_for
 from tests.support.tmdb_data import cli_env
 
@@ -141,13 +142,14 @@ def metrics_dir(server: int) -> Path:
     return directory
 
 
-def test_workers_take_the_facts_read_before_the_fork_once_and_only_for_their_catalog(
-    built_settings: Settings, monkeypatch: pytest.MonkeyPatch
+def test_workers_take_the_facts_read_before_the_fork_once_and_only_for_their_unchanged_catalog(
+    built_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from services.serving import runtime as runtime_module
     from services.stores.catalog import Catalog
 
-    runtime_module.read_facts_before_fork(built_settings)
+    settings = resolve_generation(private_copy(built_settings, tmp_path / "data"))  # as open_runtime sees it
+    runtime_module.read_facts_before_fork(settings)
     held = runtime_module._read_before_fork
     assert held is not None and len(held[1])
 
@@ -155,16 +157,24 @@ def test_workers_take_the_facts_read_before_the_fork_once_and_only_for_their_cat
         raise AssertionError("a worker read the facts again")
 
     monkeypatch.setattr(Catalog, "movie_facts", not_read)
-    rt = runtime_module.open_runtime(built_settings, serving=True)
+    rt = runtime_module.open_runtime(settings, serving=True)
     try:
         assert rt.facts is held[1]  # the server's arrays, not a copy
     finally:
         rt.close()
     with pytest.raises(AssertionError, match="read the facts again"):  # taken once: a reload reads its own
-        runtime_module.open_runtime(built_settings, serving=True)
+        runtime_module.open_runtime(settings, serving=True)
     monkeypatch.undo()
 
-    runtime_module.read_facts_before_fork(built_settings)  # another catalog's facts are not taken
-    other = built_settings.model_copy(update={"database_url": "sqlite:////elsewhere/catalog.sqlite"})
-    assert runtime_module._facts_read_before_fork(other.catalog_url) is None
+    runtime_module.read_facts_before_fork(settings)  # another catalog's facts are not taken
+    other = settings.model_copy(update={"data_dir": tmp_path / "elsewhere"})
+    assert runtime_module._facts_read_before_fork(other) is None and runtime_module._read_before_fork is None
+    runtime_module.read_facts_before_fork(settings)  # nor those of a catalog written since
+    catalog = Catalog(settings.catalog_url)
+    with catalog.transaction() as conn:
+        conn.exec_driver_sql("UPDATE movie SET adult = 'Y' WHERE movie_id = (SELECT min(movie_id) FROM movie)")
+    catalog.close()
+    assert runtime_module._facts_read_before_fork(settings) is None
+    served_elsewhere = settings.model_copy(update={"database_url": settings.catalog_url})
+    runtime_module.read_facts_before_fork(served_elsewhere)  # a database server's catalog: each worker reads it
     assert runtime_module._read_before_fork is None

@@ -167,14 +167,16 @@ def test_workers_take_the_facts_read_before_the_fork_once_and_only_for_their_unc
     monkeypatch.undo()
 
     runtime_module.read_facts_before_fork(settings)  # another catalog's facts are not taken
-    other = settings.model_copy(update={"data_dir": tmp_path / "elsewhere"})
+    other = Catalog(f"sqlite:///{tmp_path / 'elsewhere.sqlite'}")
     assert runtime_module._facts_read_before_fork(other) is None and runtime_module._read_before_fork is None
+    other.close()
     runtime_module.read_facts_before_fork(settings)  # nor those of a catalog written since
     catalog = Catalog(settings.catalog_url)
     with catalog.transaction() as conn:
         conn.exec_driver_sql("UPDATE movie SET adult = 'Y' WHERE movie_id = (SELECT min(movie_id) FROM movie)")
+    assert runtime_module._facts_read_before_fork(catalog) is None
     catalog.close()
-    assert runtime_module._facts_read_before_fork(settings) is None
-    served_elsewhere = settings.model_copy(update={"database_url": settings.catalog_url})
+    # no server listens there: nothing is read, not even a connection made
+    served_elsewhere = settings.model_copy(update={"database_url": "postgresql+psycopg://nextwatch@127.0.0.1:9/none"})
     runtime_module.read_facts_before_fork(served_elsewhere)  # a database server's catalog: each worker reads it
     assert runtime_module._read_before_fork is None

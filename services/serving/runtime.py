@@ -9,7 +9,6 @@ import threading
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from services.embeddings.backends import EmbeddingBackend, make_backend
@@ -25,7 +24,7 @@ from services.serving.cache import CachedSource
 from services.serving.guards import GuardedSource, Guards
 from services.serving.servable import missing_evaluation_build
 from services.settings import Settings
-from services.stores.catalog import Catalog, MovieFacts
+from services.stores.catalog import Catalog, FileState, MovieFacts
 from services.stores.checksums import damage
 from services.stores.collaborative import CollaborativeModel
 from services.stores.generations import resolve_generation
@@ -284,8 +283,7 @@ def history_fusion(settings: Settings) -> FusionConfig:
 # the movie facts `serve` read before it forked its workers, with the embedded catalog's file state then: the
 # worker that opens that catalog first, unchanged, takes them instead of reading its own (the arrays' pages stay
 # shared with the server process); a worker uvicorn starts again later, after a change, reads its own
-CatalogState = tuple[str, tuple[int, int] | None, tuple[int, int] | None]  # URL; (mtime ns, size) of file and WAL
-_read_before_fork: tuple[CatalogState, MovieFacts] | None = None
+_read_before_fork: tuple[FileState, MovieFacts] | None = None
 
 
 def read_facts_before_fork(settings: Settings) -> None:
@@ -293,47 +291,28 @@ def read_facts_before_fork(settings: Settings) -> None:
     32M shape that each worker would spend at the same time on the same cores). A database server's catalog is
     read by each worker: nothing here says whether it changed since."""
     global _read_before_fork
-    settings = resolve_generation(settings)
-    state = _embedded_catalog_state(settings)
-    if state is None:
-        return
-    catalog = Catalog(settings.catalog_url, read_only=True)
+    catalog = Catalog(resolve_generation(settings).catalog_url, read_only=True)
     try:
-        facts = catalog.movie_facts()
+        state = catalog.file_state()
+        if state is not None:
+            facts = catalog.movie_facts()
+            if catalog.file_state() == state:  # not written while it was read
+                _read_before_fork = (state, facts)
     finally:
         catalog.close()
-    if _embedded_catalog_state(settings) == state:  # not written while it was read
-        _read_before_fork = (state, facts)
 
 
-def _embedded_catalog_state(settings: Settings) -> CatalogState | None:
-    """The embedded SQLite catalog's URL and its file's and write-ahead log's state (a missing or empty log: None,
-    as the first reader may create one); None for a database server."""
-    if settings.database_url:
-        return None
-    path = settings.build_dir / "catalog.sqlite"
-
-    def stamp(file: Path) -> tuple[int, int] | None:
-        try:
-            stat = file.stat()
-        except FileNotFoundError:
-            return None
-        return (stat.st_mtime_ns, stat.st_size) if stat.st_size else None
-
-    return settings.catalog_url, stamp(path), stamp(path.with_name(path.name + "-wal"))
-
-
-def _facts_read_before_fork(settings: Settings) -> MovieFacts | None:
+def _facts_read_before_fork(catalog: Catalog) -> MovieFacts | None:
     """The facts read before the fork when they are this catalog's, unchanged since (taken once: a reload, or a
     worker started again, reads its own)."""
     global _read_before_fork
     held, _read_before_fork = _read_before_fork, None
-    return held[1] if held is not None and held[0] == _embedded_catalog_state(settings) else None
+    return held[1] if held is not None and held[0] == catalog.file_state() else None
 
 
 def _open_catalog(settings: Settings) -> tuple[Catalog, MovieFacts]:
     catalog = Catalog(settings.catalog_url, read_only=True)
-    facts = _facts_read_before_fork(settings)
+    facts = _facts_read_before_fork(catalog)
     if facts is None:
         facts = catalog.movie_facts()
     if not len(facts):

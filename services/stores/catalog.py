@@ -234,6 +234,9 @@ def _read_only(path: Path) -> Callable[[], sqlite3.Connection]:
     return connect
 
 
+FileState = tuple[str, tuple[int, int] | None, tuple[int, int] | None]  # the file; (mtime ns, size) of it and its WAL
+
+
 class Catalog:
     """Reads and writes the `movie` and `series` tables through one SQLAlchemy engine."""
 
@@ -251,6 +254,21 @@ class Catalog:
         if self.engine.dialect.name == "sqlite" and not read_only:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._joined = threading.local()  # this thread's open transaction(), if any
+
+    def file_state(self) -> FileState | None:
+        """The SQLite file's and its write-ahead log's (mtime ns, size), a missing or empty log as None (the first
+        reader may create one): what changes when anything is written; None for a database server."""
+        if self.path is None:
+            return None
+
+        def stamp(file: Path) -> tuple[int, int] | None:
+            try:
+                stat = file.stat()
+            except FileNotFoundError:
+                return None
+            return (stat.st_mtime_ns, stat.st_size) if stat.st_size else None
+
+        return str(self.path.resolve()), stamp(self.path), stamp(self.path.with_name(self.path.name + "-wal"))
 
     def create_schema(self) -> None:
         """Create the tables and indexes when missing (never drops anything)."""

@@ -5,8 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export OPENBLAS_NUM_THREADS := 1
 # Python keeps the bytecode of what it imports (uv installs none): where the environment sets
-# PYTHONDONTWRITEBYTECODE, every process would compile the libraries it imports from source again (1.3 CPU s
-# more to import the API, a server's start 3.5 -> 1.9 s at 32M shape; BENCHMARKS.md, session 13)
+# PYTHONDONTWRITEBYTECODE, every process would compile the libraries it imports from source again (1.2 CPU s
+# more to import the API, two workers' start 3.4-3.7 -> 2.1-2.4 s at 32M shape; BENCHMARKS.md, session 13)
 unexport PYTHONDONTWRITEBYTECODE
 export NEXTWATCH_DATA_DIR ?= ./data
 PORT ?= 8000

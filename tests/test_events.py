@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import closing, nullcontext
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -398,7 +398,8 @@ def test_an_earlier_versions_table_gets_the_viewer_index_and_reads_in_order_with
             plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {SQLITE_VIEWER}", ("x",)))
         assert indexes == {"ix_event_user_order": ["user_id", "at", "received", "event_id"]}
         assert "ix_event_user_order" in plan and "TEMP B-TREE" not in plan
-        assert [e.movie_id for e in store.viewer("시청자")] == [4, 1, 2, 3]  # by arrival, then by id
+        assert [movie for _, movie, _, _ in store.viewer("시청자")] == [4, 1, 2, 3]  # by arrival, then by id
+        assert viewer_times(store, "시청자") == stored_times(store, "시청자") == [micros(same_time)] * 4
         assert [e.event_id for e in store.of_user("시청자")] == ["c", "old-1", "a", "b"]
     finally:
         store.close()
@@ -448,6 +449,21 @@ def test_a_failing_checkpoint_is_retried_after_a_pause(caplog: pytest.LogCapture
     assert sum("events checkpoint failed" in r.message for r in caplog.records) == len(attempts)
 
 
+def micros(at: datetime) -> int:
+    """A naive UTC time as microseconds since 1970."""
+    return (at - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+
+
+def viewer_times(store: EventStore, user_id: str) -> list[int]:
+    """The times of a viewer's events as the next list reads them (microseconds)."""
+    return [at for at, _, _, _ in store.viewer(user_id)]
+
+
+def stored_times(store: EventStore, user_id: str) -> list[int]:
+    """The times of a viewer's events as stored, in microseconds."""
+    return [micros(e.at) for e in store.of_user(user_id)]
+
+
 def test_events_in_postgresql(postgres_url: str, settings: Settings, runtime: Runtime) -> None:
     on_pg = settings.model_copy(update={"events_url": postgres_url})
     batch = [
@@ -466,6 +482,15 @@ def test_events_in_postgresql(postgres_url: str, settings: Settings, runtime: Ru
         assert [i["event_id"] for i in items] == ["pg-3", "pg-1", "pg-2"]  # in time order
         ids = [i["movie_id"] for i in client.get(f"/users/{KOREAN_USER}/next?k=10").json()["items"]]
         assert not {1, 3114} & set(ids)
+        store = EventStore(postgres_url)
+        try:
+            assert (
+                viewer_times(store, KOREAN_USER)
+                == stored_times(store, KOREAN_USER)
+                == [micros(datetime(2026, 12, 1, hour)) for hour in (19, 20, 21)]
+            )
+        finally:
+            store.close()
         assert client.delete(f"/users/{KOREAN_USER}").json()["forgotten"] == 3
     store = EventStore(postgres_url)
     try:

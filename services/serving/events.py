@@ -20,7 +20,7 @@ import logging
 from collections.abc import Container, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -37,8 +37,6 @@ log = logging.getLogger(__name__)
 MOVIELENS = "movielens"  # the type of a MovieLens rating among a viewer's items
 LIKED = 3.0  # a rating from here up is a positive history item
 POSITIVE = frozenset({MOVIELENS, "watched", "completed"})
-EPOCH = datetime(1970, 1, 1)  # the event store's times are naive UTC
-MICROSECOND = timedelta(microseconds=1)
 
 
 class NewEvent(NamedTuple):
@@ -127,7 +125,7 @@ def viewer_history(rt: Runtime, store: EventStore, user_id: str) -> ViewerHistor
     object per rating or event."""
     ratings = [(t * 1_000_000, m, MOVIELENS, r) for m, t, r in user_history(rt, user_id)]  # microseconds
     with _store_calls():
-        events = [((e.at - EPOCH) // MICROSECOND, e.movie_id, e.type, e.rating) for e in store.viewer(user_id)]
+        events = store.viewer(user_id)
     # time order, a rating before an event of the same time (merge is stable, as known_items' sort)
     merged = heapq.merge(ratings, events, key=itemgetter(0)) if ratings and events else ratings or events
     return _follow([(m, kind, r) for _, m, kind, r in merged])

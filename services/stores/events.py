@@ -20,10 +20,10 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -85,6 +85,8 @@ SQLITE_INSERT_NEW = (
     "ON CONFLICT (event_id) DO NOTHING"
 )
 TIME_COLUMNS = ("at", "received")  # the last two of EVENT_COLUMNS: _sqlite_rows formats them
+EPOCH = datetime(1970, 1, 1)  # the store's times are naive UTC
+MICROSECOND = timedelta(microseconds=1)
 SQLITE_VIEWER = f"SELECT movie_id, type, rating, at FROM event WHERE user_id = ? ORDER BY {', '.join(VIEWER_ORDER)}"
 # pages a connection keeps (KiB when negative): the indexes a batch of 500 touches (event_id, user and time) stay
 # in memory as the table grows past SQLite's default 2 MB, instead of being read again for every insert
@@ -118,13 +120,10 @@ class StoredEvent:
 STORED_COLUMNS = tuple(event_table.c[f.name] for f in fields(StoredEvent))  # in StoredEvent's order
 
 
-class ViewerEvent(NamedTuple):
-    """What a user's next list needs of one of their events (`at` naive UTC)."""
-
-    movie_id: int
-    type: str
-    rating: float | None
-    at: datetime
+# what a user's next list needs of one of their events, its time first (a history merges by it): (at in
+# microseconds since 1970-01-01 UTC, movie_id, type, rating); a plain tuple (a NamedTuple's constructor would
+# add a fifth to reading 200 of them)
+ViewerEvent = tuple[int, int, str, float | None]
 
 
 def _durable_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -373,18 +372,21 @@ class EventStore:
 
     def viewer(self, user_id: str) -> list[ViewerEvent]:
         """A user's events as their next list reads them, in the order of `of_user`. On SQLite one statement
-        through the driver, its times parsed here: a third of `of_user`'s time (200 events: ~0.35 ms)."""
+        on the driver's own cursor (a SQLAlchemy result over 200 rows costs as much as the query), its times
+        parsed here: half of `of_user`'s time (200 events: ~0.3 ms)."""
         if not self._exists():
             return []
         with self.engine.connect() as conn:
-            if conn.dialect.name != "sqlite":
-                c = event_table.c
-                columns = (c.movie_id, c.type, c.rating, c.at)
-                statement = select(*columns).where(c.user_id == user_id).order_by(*(c[n] for n in VIEWER_ORDER))
-                return [ViewerEvent(*row) for row in conn.execute(statement).all()]
-            rows = conn.exec_driver_sql(SQLITE_VIEWER, (user_id,)).all()
-        parse = datetime.fromisoformat  # the text _sqlite_rows (and SQLAlchemy) write: 'YYYY-MM-DD HH:MM:SS.ffffff'
-        return [ViewerEvent(m, t, r, parse(at)) for m, t, r, at in rows]
+            if conn.dialect.name == "sqlite":
+                driver = conn.connection.driver_connection
+                assert driver is not None  # a checked-out connection has its driver's
+                rows = driver.execute(SQLITE_VIEWER, (user_id,)).fetchall()
+                parse = datetime.fromisoformat  # the text _sqlite_rows (and SQLAlchemy) write
+                return [((parse(at) - EPOCH) // MICROSECOND, m, t, r) for m, t, r, at in rows]
+            c = event_table.c
+            columns = (c.movie_id, c.type, c.rating, c.at)
+            statement = select(*columns).where(c.user_id == user_id).order_by(*(c[n] for n in VIEWER_ORDER))
+            return [((at - EPOCH) // MICROSECOND, m, t, r) for m, t, r, at in conn.execute(statement)]
 
     def count(self) -> int:
         """How many events are stored."""

@@ -111,9 +111,7 @@ class CollaborativeModel:
             return out
         kept = wanted[lines]  # the asked users' ratings, renumbered 0.. in order
         lines, items, values, liked = np.cumsum(wanted)[lines[kept]] - 1, items[kept], values[kept], liked[kept]
-        factors = self._als.recalculate_user(
-            np.arange(len(asked)), _rows(lines[liked], items[liked], values[liked], len(asked), n_items)
-        )
+        factors = self._fold_in(lines[liked], items[liked], values[liked], len(asked))
         for start in range(0, len(asked), SCORE_BLOCK):
             stop = min(start + SCORE_BLOCK, len(asked))
             scores = factors[start:stop] @ self._factors.T
@@ -122,6 +120,29 @@ class CollaborativeModel:
             for i, best in zip(asked[start:stop].tolist(), best_k(scores, self.item_ids, k)):
                 out[i] = best
         return out
+
+    def _fold_in(self, lines: np.ndarray, items: np.ndarray, values: np.ndarray, users: int) -> np.ndarray:
+        """(users, factors): each user's factors from their liked (line, item row, rating) entries, ordered by
+        line: implicit's fold-in (confidence alpha * rating; (YtY + reg I + Yu' (Cu - I) Yu) x = Yu' Cu), each
+        system built from the user's own rows and all solved at once in float64 (implicit's CSR and solver per
+        call cost a 200-movie history four times as much)."""
+        y = self._factors
+        bounds = np.searchsorted(lines, np.arange(users + 1)).tolist()
+        confidence = self.params.alpha * values.astype(np.float64)
+        a = np.empty((users, y.shape[1], y.shape[1]))
+        b = np.empty((users, y.shape[1]))
+        for u, (first, last) in enumerate(zip(bounds, bounds[1:])):
+            rows, c = y[items[first:last]].astype(np.float64), confidence[first:last]
+            np.matmul(rows.T * (c - 1), rows, out=a[u])
+            np.matmul(c, rows, out=b[u])
+        a += self._regularized_gram
+        return np.linalg.solve(a, b[..., None])[..., 0].astype(np.float32)
+
+    @cached_property
+    def _regularized_gram(self) -> np.ndarray:
+        """YtY + reg I of the item factors (float64), shared by every fold-in."""
+        y = self._factors.astype(np.float64)
+        return y.T @ y + self.params.regularization * np.eye(y.shape[1])
 
     def _rated(self, users: Sequence[Mapping[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The users' ratings of the movies the model knows as (user line, item row, rating), by line then row."""

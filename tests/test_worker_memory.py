@@ -85,6 +85,7 @@ def test_item_facts_from_columns_filter_as_from_lists(catalog: Catalog) -> None:
 def test_movie_sets_and_id_index(ids: list[int]) -> None:
     members = MovieSet(np.asarray(ids))
     assert all(m in members for m in ids) and 2 not in members and -1 not in members and "3" not in members
+    assert members.members([*ids, 2, -1, 0, 10**12 + 1, np.int64(3)]) == [True] * len(ids) + [False] * 4 + [True]
     index = IdIndex(np.asarray(ids))
     assert index.positions([*ids, 2]).tolist() == [*range(len(ids)), -1]
     assert [index.get(m) for m in ids] == list(range(len(ids))) and index.get(2) is None and 2 not in index

@@ -41,16 +41,28 @@ class MovieSet:
         ids = np.asarray(ids, dtype=np.int64)
         top = int(ids.max()) + 1 if len(ids) else 0
         self.contains: Callable[[int], bool]
+        self._flags: np.ndarray | None = None  # dense: per id up to the largest, whether it is a member
         if len(ids) and (ids.min() < 0 or top > _DENSE_BYTES_PER_ID * len(ids) + _DENSE_FLOOR):
             self.contains = frozenset(ids.tolist()).__contains__
             return
-        flags = np.zeros(top, dtype=np.uint8)
-        flags[ids] = 1
+        flags = np.zeros(top, dtype=bool)
+        flags[ids] = True
         data = flags.tobytes()
         self.contains = lambda m: 0 <= m < top and data[m] == 1
+        self._flags = flags
 
     def __contains__(self, movie_id: object) -> bool:
         return isinstance(movie_id, (int, np.integer)) and self.contains(int(movie_id))
+
+    def members(self, movie_ids: Sequence[int]) -> list[bool]:
+        """Per id (an int each), whether it is a member: one pass for a whole history on a dense set."""
+        flags = self._flags
+        if flags is None:
+            return [self.contains(m) for m in movie_ids]
+        ids = np.fromiter(movie_ids, np.int64, len(movie_ids))
+        inside = (ids >= 0) & (ids < len(flags))
+        inside[inside] = flags[ids[inside]]
+        return inside.tolist()
 
 
 class ItemFacts:

@@ -49,7 +49,7 @@ def recommend_next(
     answers. Unless `allow_seen`, no movie of the history comes back. `using` answers instead of the runtime's
     strategy of that name (an experiment's variant with settings of its own)."""
     catalogue = rt.known_ids
-    known_or_not = [m in catalogue for m in history]
+    known_or_not = catalogue.members(history)
     known = tuple(m for m, ok in zip(history, known_or_not) if ok)
     ignored = list(dict.fromkeys(m for m, ok in zip(history, known_or_not) if not ok))
     if not known:

@@ -6,7 +6,7 @@ import contextlib
 import ctypes
 import logging
 import threading
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -66,7 +66,7 @@ class Runtime:
         self._embedding_slots = threading.BoundedSemaphore(self.settings.api.search_concurrency)
 
     @cached_property
-    def known_ids(self) -> Container[int]:
+    def known_ids(self) -> MovieSet:
         """Every catalogue movie id."""
         return self.items.known if self.items is not None else MovieSet(self.facts.ids)
 

@@ -212,11 +212,3 @@ class CollaborativeModel:
     @staticmethod
     def exists(directory: Path) -> bool:
         return (directory / f"{NAME}.json").is_file()
-
-
-def _rows(lines: np.ndarray, items: np.ndarray, values: np.ndarray, users: int, n_items: int) -> csr_matrix:
-    """(line, item, rating) entries ordered by line then item as a CSR matrix of `users` rows."""
-    from scipy.sparse import csr_matrix
-
-    indptr = np.r_[0, np.cumsum(np.bincount(lines, minlength=users))].astype(np.int32)
-    return csr_matrix((values.astype(np.float32), items.astype(np.int32), indptr), shape=(users, n_items))

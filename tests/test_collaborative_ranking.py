@@ -10,6 +10,7 @@ from scipy.sparse import csr_matrix
 
 from pipelines.collaborative.als import train_als
 from services.stores.collaborative import ALSParams, CollaborativeModel
+from services.stores.ranking import SCORE_BLOCK
 
 PARAMS = ALSParams(factors=8, iterations=5, regularization=0.05, alpha=1.0, min_rating=3.0, seed=3)
 
@@ -93,3 +94,13 @@ def test_fold_in_ranks_every_unrated_movie_as_a_full_sort_does() -> None:
             np.testing.assert_allclose([s for _, s in found], [s for _, s in expected], rtol=1e-5, atol=1e-6)
             # the same factors; a lone user's scores may differ from a batch's by float32 rounding (another kernel)
             assert_same_but_near_ties(model.recommend_for_ratings(user, k), found)
+
+
+def test_more_users_than_a_block_are_each_folded_in_as_alone() -> None:
+    model = train_als(ratings(), PARAMS, progress=False)
+    rng = np.random.default_rng(2)
+    ids = model.item_ids.tolist()
+    users = [{int(m): float(rng.integers(1, 6)) for m in rng.choice(ids, rng.integers(1, 40), replace=False)}
+             for _ in range(SCORE_BLOCK + 50)]  # fmt: skip
+    for user, found in zip(users, model.recommend_for_many(users, 10)):
+        assert_same_but_near_ties(model.recommend_for_ratings(user, 10), found)

@@ -99,7 +99,7 @@ class CollaborativeModel:
 
     def recommend_for_many(self, users: Sequence[Mapping[int, float]], k: int) -> list[list[tuple[int, float]]]:
         """:meth:`recommend_for_ratings` for many ad-hoc users at once: each user folded in on their own (the
-        same factors as alone), scored and ranked SCORE_BLOCK users at a time (ties by movieId)."""
+        same factors as alone), folded in, scored and ranked SCORE_BLOCK users at a time (ties by movieId)."""
         out: list[list[tuple[int, float]]] = [[] for _ in users]
         n_items = len(self.item_ids)
         lines, items, values = self._rated(users)
@@ -111,10 +111,12 @@ class CollaborativeModel:
             return out
         kept = wanted[lines]  # the asked users' ratings, renumbered 0.. in order
         lines, items, values, liked = np.cumsum(wanted)[lines[kept]] - 1, items[kept], values[kept], liked[kept]
-        factors = self._fold_in(lines[liked], items[liked], values[liked], len(asked))
+        liked_lines, liked_items, liked_values = lines[liked], items[liked], values[liked]
         for start in range(0, len(asked), SCORE_BLOCK):
             stop = min(start + SCORE_BLOCK, len(asked))
-            scores = factors[start:stop] @ self._factors.T
+            at, to = np.searchsorted(liked_lines, [start, stop])  # the block's liked ratings: its users' factors
+            factors = self._fold_in(liked_lines[at:to] - start, liked_items[at:to], liked_values[at:to], stop - start)
+            scores = factors @ self._factors.T
             first, last = np.searchsorted(lines, [start, stop])  # the block's ratings: never recommended
             scores[lines[first:last] - start, items[first:last]] = -np.inf
             for i, best in zip(asked[start:stop].tolist(), best_k(scores, self.item_ids, k)):

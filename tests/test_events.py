@@ -23,13 +23,15 @@ import httpx
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, inspect
+from sqlalchemy import exc as sqlalchemy_errors
 from sqlalchemy.exc import OperationalError
 
 from services.api.app import create_app
 from services.serving.runtime import Runtime, open_runtime
 from services.settings import Settings
 from services.stores.events import READ_ONLY, RETRY_SECONDS, SQLITE_VIEWER, EventStore, WalCheckpointer
+from services.stores.sqlite_driver import sqlite_driver
 from tests.support.servers import free_port, private_copy, wait_for
 from tests.support.tmdb_data import cli_env
 from tests.test_read_only import read_only
@@ -447,6 +449,30 @@ def test_a_failing_checkpoint_is_retried_after_a_pause(caplog: pytest.LogCapture
     assert 2 <= len(attempts) <= 4  # at 0, after 0.5 s, after 1 s (give or take a slow start)
     assert all(b - a >= RETRY_SECONDS * 0.9 for a, b in zip(attempts, attempts[1:]))
     assert sum("events checkpoint failed" in r.message for r in caplog.records) == len(attempts)
+
+
+def test_a_broken_event_table_answers_503_not_500(settings: Settings, runtime: Runtime, tmp_path: Path) -> None:
+    """The next list's read runs on the driver's own connection: its errors still come as SQLAlchemy's (503)."""
+    path = tmp_path / "events.sqlite"
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE event (user_id TEXT)")  # an event table without the columns the read wants
+    broken = settings.model_copy(update={"events_url": f"sqlite:///{path}"})
+    with TestClient(create_app(broken, runtime=runtime), client=LOOPBACK) as client:
+        answer = client.get("/users/u1/next")
+    assert answer.status_code == 503 and "OperationalError" in answer.json()["detail"]
+
+
+def test_the_drivers_errors_raise_as_sqlalchemys(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'x.sqlite'}")
+    try:
+        with (
+            engine.connect() as conn,
+            pytest.raises(sqlalchemy_errors.OperationalError, match="no such table"),
+            sqlite_driver(conn, "SELECT 1 FROM missing") as driver,
+        ):
+            driver.execute("SELECT 1 FROM missing")
+    finally:
+        engine.dispose()
 
 
 def micros(at: datetime) -> int:

@@ -49,6 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from services.stores.errors import logged
+from services.stores.sqlite_driver import sqlite_driver
 from services.stores.upsert import SUPPORTED_DIALECTS, insert_new_statement
 
 if TYPE_CHECKING:
@@ -372,15 +373,14 @@ class EventStore:
 
     def viewer(self, user_id: str) -> list[ViewerEvent]:
         """A user's events as their next list reads them, in the order of `of_user`. On SQLite one statement
-        on the driver's own cursor (a SQLAlchemy result over 200 rows costs as much as the query), its times
-        parsed here: half of `of_user`'s time (200 events: ~0.3 ms)."""
+        on the driver's own connection (a SQLAlchemy result over 200 rows costs as much as the query), its times
+        parsed here: a third of `of_user`'s time (200 events: ~0.3 ms)."""
         if not self._exists():
             return []
         with self.engine.connect() as conn:
             if conn.dialect.name == "sqlite":
-                driver = conn.connection.driver_connection
-                assert driver is not None  # a checked-out connection has its driver's
-                rows = driver.execute(SQLITE_VIEWER, (user_id,)).fetchall()
+                with sqlite_driver(conn, SQLITE_VIEWER) as driver:
+                    rows = driver.execute(SQLITE_VIEWER, (user_id,)).fetchall()
                 parse = datetime.fromisoformat  # the text _sqlite_rows (and SQLAlchemy) write
                 return [((parse(at) - EPOCH) // MICROSECOND, m, t, r) for m, t, r, at in rows]
             c = event_table.c

@@ -203,6 +203,7 @@ class HistorySettings(Group):
 
     flat_prefix: ClassVar[str] = "history_"
     last: int = Field(default=10, ge=1, le=200, description="L: the most recent movies the sources read")
+    learned_last: int | None = Field(None, ge=1, description="the most recent movies learned reads (empty: max_len)")
     decay: float = Field(default=0.7, gt=0, le=1, description="weight of the j-th most recent movie: decay ** j")
     sequential: SequentialScoring = Field(
         default="forward",

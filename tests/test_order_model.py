@@ -24,8 +24,12 @@ from pipelines.sequence.train import (
     training_windows,
     user_sequences,
 )
+from services.recommender.base import History
+from services.recommender.registry import SourceInputs, make_history_sources
+from services.settings import HistorySettings
 from services.stores.errors import ArtifactError
 from services.stores.order_model import ARRAYS, NAME, OrderModel, OrderParams, weight_names
+from tests.test_content_choice import facts_of
 
 CYCLE = [10 * (i + 1) for i in range(12)]  # movieIds 10, 20, ..., 120 watched in this order, round and round
 TINY = OrderParams(dims=16, blocks=1, heads=2, max_len=8, dropout=0.0, epochs=25, batch_size=32, lr=1e-2,
@@ -139,6 +143,29 @@ def test_best_k_are_those_of_a_full_sort(model: OrderModel, items: int) -> None:
             scores[np.array(big.encode_ids(history)) - 1] = -np.inf  # seen
             order = np.lexsort((ids, -scores))[:k]
             assert found == list(zip(ids[order].tolist(), scores[order].astype(np.float64).tolist()))
+
+
+def test_a_window_reads_the_last_movies_and_the_seen_filter_all_of_them(model: OrderModel) -> None:
+    history = [*CYCLE[:4], 5, *CYCLE[4:6]]  # an unknown id inside: the window counts known movies
+    for window in (1, 3):
+        scores = model.scores([CYCLE[6 - window : 6]])[0]
+        scores[np.array(model.encode_ids(history)) - 1] = -np.inf
+        order = np.lexsort((model.item_ids, -scores))[:4]
+        expected = list(zip(model.item_ids[order].tolist(), scores[order].astype(np.float64).tolist()))
+        assert model.recommend([history], 4, window=window)[0] == expected
+    whole = model.recommend([history], 4)
+    assert model.recommend([history], 4, window=TINY.max_len + 50) == whole  # at most max_len
+    assert model.recommend([history], 4, window=3) != whole
+
+
+def test_the_history_source_reads_the_settings_window(model: OrderModel) -> None:
+    history = History(tuple(CYCLE[:6]))
+    for last in (None, 2):
+        inputs = SourceInputs(facts_of(CYCLE), {"learned": model}, None, 42, HistorySettings(learned_last=last))
+        source = make_history_sources(inputs)["learned"]
+        assert source is not None
+        assert source.candidates([history], 4) == model.recommend([history.movies], 4, window=last)
+    assert model.recommend([history.movies], 4, window=2) != model.recommend([history.movies], 4)
 
 
 def test_unknown_ids_are_skipped(model: OrderModel) -> None:

@@ -53,8 +53,8 @@ from services.stores.popularity import Counts
 OWN_GRIDS = ("als", "sequential", "recent-popular")
 # strategies scored alone need no fusion
 NO_FUSION = FusionConfig({}, 50, 60.0)
-# history sources the registry makes without the history settings (L, decay): their lists are the same at every
-# point of the history grid, so they are asked once
+# history sources that read none of the history settings the grid searches (L, decay, scoring): their lists are
+# the same at every point of the history grid, so they are asked once
 READ_NO_HISTORY_SETTINGS = (IgnoringHistory, CollaborativeHistorySource, LearnedHistorySource)
 
 
@@ -270,7 +270,8 @@ def tune_history(
         return asked[key]
 
     for shape in grid.points():
-        sources = make_history_sources(SourceInputs(facts, trained, vectors, protocol.seed, shape, settings.content))
+        reading = shape.model_copy(update={"learned_last": settings.history.learned_last})  # not searched
+        sources = make_history_sources(SourceInputs(facts, trained, vectors, protocol.seed, reading, settings.content))
         searched = {name: source for name in fusable() if (source := sources[name]) is not None}
         popular = sources["popular"]
         assert popular is not None, "popular is always there"

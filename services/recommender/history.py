@@ -223,7 +223,7 @@ class OrderModel(Protocol):
     """The learned order-aware model: scores every movie given the ordered history."""
 
     def recommend(
-        self, histories: Sequence[Sequence[int]], k: int, exclude_seen: bool = True
+        self, histories: Sequence[Sequence[int]], k: int, exclude_seen: bool = True, window: int | None = None
     ) -> list[list[tuple[int, float]]]: ...
 
 
@@ -240,19 +240,21 @@ class LearnedSource:
 
 
 class LearnedHistorySource:
-    """The learned order-aware model's next movies."""
+    """The learned order-aware model's next movies after the last `last` movies of a history (None: as many as
+    it was trained to read)."""
 
     name = "learned"
 
-    def __init__(self, model: OrderModel) -> None:
+    def __init__(self, model: OrderModel, last: int | None = None) -> None:
         self._model = model
+        self._last = last
 
     def candidates(self, queries: Sequence[History], k: int) -> list[list[tuple[int, float]]]:
         out: list[list[tuple[int, float]]] = [[] for _ in queries]
         for drop in (True, False):  # the model leaves out a history's movies it knows: all it could score
             at = [i for i, h in enumerate(queries) if h.drop_seen is drop]
             if at:
-                found = self._model.recommend([queries[i].movies for i in at], k, exclude_seen=drop)
+                found = self._model.recommend([queries[i].movies for i in at], k, exclude_seen=drop, window=self._last)
                 for i, hits in zip(at, found):
                     out[i] = hits
         return out

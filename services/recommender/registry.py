@@ -262,6 +262,12 @@ def _sequential_history(inputs: SourceInputs) -> Source | None:
     return SequentialHistorySource(model, history.last, history.decay, scoring=history.sequential)
 
 
+def _learned_history(inputs: SourceInputs) -> Source | None:
+    """The learned model over a history's last `history.learned_last` movies."""
+    model = inputs.models.get("learned")
+    return LearnedHistorySource(model, inputs.history.learned_last) if model is not None else None
+
+
 def sequential_params(settings: Settings) -> SequentialParams:
     """The sequential model's parameters from the (tuned) settings."""
     return SequentialParams(**settings.sequential.model_dump(exclude={"recent_popular_days"}))
@@ -344,7 +350,7 @@ for _spec in (
         "Learned order",
         15,
         _maybe(LearnedSource, _model("learned")),
-        _maybe(LearnedHistorySource, _model("learned")),
+        _learned_history,
         part="learned",
         model="learned",
         degradable=True,

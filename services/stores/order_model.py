@@ -241,9 +241,11 @@ class OrderModel:
         """(batch, d): each history's state after its last known movie; zeros for an empty history."""
         return self._user_vectors([self.encode_ids(h) for h in histories])
 
-    def _user_vectors(self, encoded: Sequence[list[int]]) -> np.ndarray:
-        """:meth:`user_vectors` of histories already encoded (item rows)."""
-        rows = [r[-self.params.max_len :] for r in encoded]
+    def _user_vectors(self, encoded: Sequence[list[int]], window: int | None = None) -> np.ndarray:
+        """:meth:`user_vectors` of histories already encoded (item rows), each read over its last `window` rows
+        (at most max_len; None: max_len)."""
+        last = self.params.max_len if window is None else max(1, min(window, self.params.max_len))
+        rows = [r[-last:] for r in encoded]
         out = np.zeros((len(rows), self.params.dims), dtype=np.float32)
         # histories of one length share a batch without padding (a single request is one such batch)
         by_length: dict[int, list[int]] = {}
@@ -259,11 +261,12 @@ class OrderModel:
         return self.user_vectors(histories) @ self._items_t
 
     def recommend(
-        self, histories: Sequence[Sequence[int]], k: int, exclude_seen: bool = True
+        self, histories: Sequence[Sequence[int]], k: int, exclude_seen: bool = True, window: int | None = None
     ) -> list[list[tuple[int, float]]]:
         """Per history, its top k (movieId, score), best first (ties by movieId: at the cut, the smallest ids);
-        [] when no movie is known. Scored SCORE_BLOCK histories at a time (a block's scores, not the whole
-        batch's, are in memory)."""
+        [] when no movie is known. The network reads each history's last `window` known movies (at most
+        max_len; None: max_len); `exclude_seen` leaves out all of it. Scored SCORE_BLOCK histories at a time (a
+        block's scores, not the whole batch's, are in memory)."""
         out: list[list[tuple[int, float]]] = [[] for _ in histories]
         encoded = [self.encode_ids(h) for h in histories]
         known = [pos for pos, rows in enumerate(encoded) if rows]
@@ -272,7 +275,7 @@ class OrderModel:
         top = min(k, len(self.item_ids))
         for start in range(0, len(known), SCORE_BLOCK):
             block = known[start : start + SCORE_BLOCK]
-            scores = self._user_vectors([encoded[pos] for pos in block]) @ self._items_t
+            scores = self._user_vectors([encoded[pos] for pos in block], window) @ self._items_t
             if exclude_seen:
                 seen = [encoded[pos] for pos in block]
                 lines = np.repeat(np.arange(len(block)), [len(rows) for rows in seen])

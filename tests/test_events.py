@@ -82,6 +82,21 @@ def stored(client: TestClient) -> int:
     return EventStore(client.app.state.events.url).count()
 
 
+def micros(at: datetime) -> int:
+    """A naive UTC time as microseconds since 1970."""
+    return (at - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+
+
+def viewer_times(store: EventStore, user_id: str) -> list[int]:
+    """The times of a viewer's events as the next list reads them (microseconds)."""
+    return [at for at, _, _, _ in store.viewer(user_id)]
+
+
+def stored_times(store: EventStore, user_id: str) -> list[int]:
+    """The times of a viewer's events as stored, in microseconds."""
+    return [micros(e.at) for e in store.of_user(user_id)]
+
+
 def test_a_retried_batch_counts_once(client: TestClient) -> None:
     batch = [event("e-1", 1), event("e-2", 3114, "rated", rating=4.5), event("e-1", 1)]
     first = client.post("/events", json={"events": batch})
@@ -473,21 +488,6 @@ def test_the_drivers_errors_raise_as_sqlalchemys(tmp_path: Path) -> None:
             driver.execute("SELECT 1 FROM missing")
     finally:
         engine.dispose()
-
-
-def micros(at: datetime) -> int:
-    """A naive UTC time as microseconds since 1970."""
-    return (at - datetime(1970, 1, 1)) // timedelta(microseconds=1)
-
-
-def viewer_times(store: EventStore, user_id: str) -> list[int]:
-    """The times of a viewer's events as the next list reads them (microseconds)."""
-    return [at for at, _, _, _ in store.viewer(user_id)]
-
-
-def stored_times(store: EventStore, user_id: str) -> list[int]:
-    """The times of a viewer's events as stored, in microseconds."""
-    return [micros(e.at) for e in store.of_user(user_id)]
 
 
 def test_events_in_postgresql(postgres_url: str, settings: Settings, runtime: Runtime) -> None:

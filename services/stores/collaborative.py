@@ -98,8 +98,8 @@ class CollaborativeModel:
         return self.recommend_for_many([ratings], k)[0]
 
     def recommend_for_many(self, users: Sequence[Mapping[int, float]], k: int) -> list[list[tuple[int, float]]]:
-        """:meth:`recommend_for_ratings` for many ad-hoc users at once: each user folded in on their own (the
-        same factors as alone), folded in, scored and ranked SCORE_BLOCK users at a time (ties by movieId)."""
+        """:meth:`recommend_for_ratings` for many ad-hoc users at once, SCORE_BLOCK users at a time: each folded
+        in on their own (the same factors as alone), scored and ranked (ties by movieId)."""
         out: list[list[tuple[int, float]]] = [[] for _ in users]
         n_items = len(self.item_ids)
         lines, items, values = self._rated(users)
@@ -126,8 +126,8 @@ class CollaborativeModel:
     def _fold_in(self, lines: np.ndarray, items: np.ndarray, values: np.ndarray, users: int) -> np.ndarray:
         """(users, factors): each user's factors from their liked (line, item row, rating) entries, ordered by
         line: implicit's fold-in (confidence alpha * rating; (YtY + reg I + Yu' (Cu - I) Yu) x = Yu' Cu), each
-        system built from the user's own rows and all solved at once in float64 (implicit's CSR and solver per
-        call cost a 200-movie history four times as much)."""
+        system built from the user's own rows and all solved at once in float64 (without implicit's CSR matrix
+        and solver: a 200-movie history 0.44 -> 0.32 ms, 3,000 users 257 -> 129 ms; BENCHMARKS.md, session 14)."""
         y = self._factors
         bounds = np.searchsorted(lines, np.arange(users + 1)).tolist()
         confidence = self.params.alpha * values.astype(np.float64)

@@ -123,7 +123,7 @@ STORED_COLUMNS = tuple(event_table.c[f.name] for f in fields(StoredEvent))  # in
 
 # what a user's next list needs of one of their events, its time first (a history merges by it): (at in
 # microseconds since 1970-01-01 UTC, movie_id, type, rating); a plain tuple (a NamedTuple's constructor would
-# add a fifth to reading 200 of them)
+# add a quarter to reading 200 of them)
 ViewerEvent = tuple[int, int, str, float | None]
 
 

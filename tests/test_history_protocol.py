@@ -230,8 +230,11 @@ def test_tune_history_chooses_on_the_last_item_validation_targets_and_keeps_a_fu
         "history_sequential",
         "history_weights",
         "history_rank_constant",
+        "history_learned_last",
     }
     assert Settings().updated(**chosen).history.last == chosen["history_last"]  # valid flat settings
+    assert chosen["history_learned_last"] is None  # a model of 10 positions has no shorter window to try
+    assert list(result["learned_windows"]) == ["all"]
     validation = result["validation"]
     assert validation["targets"] == validation["users"] == int((ratings.groupby("userId").size() >= 3).sum())
     assert len(result["trials"]) == 12  # 2 L x 2 decays x 3 sequential scorings
@@ -253,3 +256,26 @@ def test_tune_history_chooses_on_the_last_item_validation_targets_and_keeps_a_fu
         assert served == pytest.approx(decision["single"]["hr@5"])
     # sequential co-visitation learns the chain: far above popular on these targets
     assert validation["strategies"]["sequential"]["hr@5"] > 2 * validation["strategies"]["popular"]["hr@5"]
+
+
+def test_the_learned_window_is_the_best_on_validation_and_on_a_tie_the_shorter() -> None:
+    from types import SimpleNamespace
+
+    from pipelines.evaluation.tuning import learned_windows, shortest_best
+
+    model = SimpleNamespace(params=SimpleNamespace(max_len=200))
+    asked: list[int | None] = []
+
+    def hit_ratio(last: int | None) -> float:
+        asked.append(last)
+        return 0.25
+
+    assert learned_windows({"learned": 0.5}, model, None, 0.25, hit_ratio) == {None: 0.25, 100: 0.25}
+    assert learned_windows({"learned": 0.0, "sequential": 1.0}, model, None, 0.25, hit_ratio) == {None: 0.25}
+    assert learned_windows({"learned": 0.5}, model, 100, 0.25, hit_ratio) == {100: 0.25}  # nothing shorter to try
+    short = SimpleNamespace(params=SimpleNamespace(max_len=50))
+    assert learned_windows({"learned": 0.5}, short, None, 0.25, hit_ratio) == {None: 0.25}
+    assert asked == [100]
+    assert shortest_best({None: 0.25, 100: 0.25}) == 100
+    assert shortest_best({None: 0.26, 100: 0.25}) is None
+    assert shortest_best({None: 0.25, 100: 0.26}) == 100

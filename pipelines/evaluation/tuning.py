@@ -18,6 +18,7 @@ targets by more than noise: the paired user-bootstrap interval of the HR@k diffe
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -56,6 +57,35 @@ NO_FUSION = FusionConfig({}, 50, 60.0)
 # history sources that read none of the history settings the grid searches (L, decay, scoring): their lists are
 # the same at every point of the history grid, so they are asked once
 READ_NO_HISTORY_SETTINGS = (IgnoringHistory, CollaborativeHistorySource, LearnedHistorySource)
+
+
+# the learned model's windows tried against the one it reads now, when the history hybrid weighs it (a shorter
+# window answers a long history faster: 100 movies 0.40 ms against 200's 0.73, BENCHMARKS.md session 14)
+LEARNED_WINDOWS = (100,)
+
+
+def learned_windows(
+    weights: dict[str, float],
+    model: Any,
+    current: int | None,
+    current_hit_ratio: float,
+    hit_ratio: Callable[[int | None], float],
+) -> dict[int | None, float]:
+    """The history hybrid's HR on validation per learned window (None: as many movies as the model was trained to
+    read): the current one's and, when the hybrid weighs the learned model, each of LEARNED_WINDOWS shorter than
+    the current and the model's max_len (`hit_ratio(window)` scores one)."""
+    windows: dict[int | None, float] = {current: current_hit_ratio}
+    if weights.get("learned", 0) > 0 and model is not None:
+        longest = min(current or model.params.max_len, model.params.max_len)
+        for last in LEARNED_WINDOWS:
+            if last < longest:
+                windows[last] = hit_ratio(last)
+    return windows
+
+
+def shortest_best(windows: dict[int | None, float]) -> int | None:
+    """The window with the best HR; on a tie the shorter (None, the whole window, is the longest)."""
+    return min(windows, key=lambda w: (-windows[w], math.inf if w is None else w))
 
 
 @dataclass(frozen=True)
@@ -250,6 +280,7 @@ def tune_history(
         "history_sequential": settings.history.sequential,
         "history_weights": dict(settings.history.weights),
         "history_rank_constant": settings.history.rank_constant,
+        "history_learned_last": settings.history.learned_last,
     }
     if len(split) == 0:
         say("tune: no user has 3 ratings: history settings kept as they are")
@@ -281,7 +312,7 @@ def tune_history(
         fallback = candidates(popular, 3 * k, "fallback")
         choice = search_weights(lists, queries, rows, targets, k, depth=depth, fallback=fallback)
         singles = {name: trial[f"hr@{k}"] for name, trial in zip(searched, choice.trials)}
-        points.append((shape, choice, singles))
+        points.append((reading, choice, singles))
         say(
             f"tune: history last {shape.last}, decay {shape.decay:g}, sequential {shape.sequential} -> weights "
             f"{choice.weights}, rank constant "
@@ -335,18 +366,36 @@ def tune_history(
         f"tune: history hybrid {'fusion' if kept == 'fusion' else single + ' alone'} "
         + (f"(fusion - {single}: {difference.describe()})" if difference is not None else "(one source)")
     )
+    fusion = FusionConfig(weights, depth, choice.rank_constant)
+
+    def hit_ratio(last: int | None) -> float:
+        reading = shape.model_copy(update={"learned_last": last})
+        strategy = history_strategies(
+            facts, trained, vectors, reading, fusion, seed=protocol.seed, content=settings.content
+        )
+        return evaluate_histories(
+            {HYBRID: strategy[HYBRID]}, split.histories, targets, split.users, k, size, resamples=0
+        )[HYBRID].hit_ratio
+
+    windows = learned_windows(weights, trained.get("learned"), shape.learned_last, scored[HYBRID].hit_ratio, hit_ratio)
+    learned_last = shortest_best(windows)
+    if len(windows) > 1:
+        say(f"tune: the learned model's window (None: all it was trained on) -> {learned_last}: HR@{k} {windows}")
     chosen = {
         "history_last": shape.last,
         "history_decay": shape.decay,
         "history_sequential": shape.sequential,
         "history_weights": dict(weights),
         "history_rank_constant": choice.rank_constant,
+        "history_learned_last": learned_last,
     }
     return {
         "settings": chosen,
         "chosen_by": f"hr@{k} of the history hybrid on the last-item validation targets (ties: mrr@{k}, then "
         "grid order); the fusion only when it beats its best single source by more than noise (paired "
-        "user-bootstrap 95% interval of the HR difference above 0)",
+        "user-bootstrap 95% interval of the HR difference above 0); then the learned model's window (ties: the "
+        "shorter, the faster answer)",
+        "learned_windows": {"all" if w is None else str(w): hr for w, hr in windows.items()},
         "validation": {
             "targets": n,
             "users": int(len(np.unique(split.users))),

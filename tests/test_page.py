@@ -538,6 +538,31 @@ def test_experiments_list_variants_and_plot(page: sync_api.Page, experiments_url
     assert problems.console == [] and problems.requests == []
 
 
+def test_a_late_answer_for_a_left_experiment_does_not_replace_the_next_one(
+    page: sync_api.Page, experiments_url: str
+) -> None:
+    """Leaving an experiment before its answer came (a click, a language switch) and opening another: when the first
+    answer arrives at last, the second experiment stays on the page."""
+    held: list[sync_api.Route] = []
+
+    def hold(route: sync_api.Route) -> None:
+        held.append(route)
+
+    page.route("**/experiments/next-list", hold)
+    page.goto(experiments_url + "/#/experiments/next-list")
+    page.wait_for_function("() => true")
+    assert len(held) == 1  # its answer is on its way
+    page.goto(f"{experiments_url}/#/experiments/{quote(KOREAN_EXPERIMENT)}")
+    page.wait_for_function("name => document.querySelector('h1')?.textContent === name", arg=KOREAN_EXPERIMENT)
+    page.locator("#exp-table tbody tr").first.wait_for()
+    with page.expect_response("**/experiments/next-list"):
+        held[0].continue_()
+    page.evaluate("() => new Promise((done) => setTimeout(done, 100))")  # the late answer's render has run
+    assert page.locator("h1").inner_text() == KOREAN_EXPERIMENT
+    assert page.locator("#exp-over-time .message").inner_text() == "아직 판정된 노출이 없습니다."
+    page.unroute("**/experiments/next-list", hold)
+
+
 def test_an_unknown_experiment_is_one_line(page: sync_api.Page, experiments_url: str) -> None:
     page.goto(experiments_url + "/#/experiments/nope")
     error = page.locator("#main .message.error")

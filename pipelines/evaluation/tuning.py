@@ -261,15 +261,16 @@ def tune_history(
     *,
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Choose `history_last`, `history_decay`, `history_sequential`, `history_weights` and `history_rank_constant`
-    on the last-item
-    validation targets (each user's second-to-last rating, the history before it as the query).
+    """Choose `history_last`, `history_decay`, `history_sequential`, `history_weights`, `history_rank_constant`
+    and `history_learned_last` on the last-item validation targets (each user's second-to-last rating, the history
+    before it as the query).
 
     Every registered model is trained in memory on the ratings minus each user's last two, with `settings`'
     (already tuned) parameters. For each (L, decay) of the grid the fusion weights are searched over every
     fusable history source; the best (HR@k, then MRR@k) wins. The fusion is then kept over its best single
     source only when the paired user-bootstrap interval of their HR@k difference lies above 0; otherwise the
-    single source is chosen. Returns {"settings", "trials", ...the evidence}.
+    single source is chosen. Then the learned model's window (`learned_windows`). Returns {"settings", "trials",
+    ...the evidence}.
     """
     started = time.perf_counter()
     k, depth, size = protocol.k, settings.fusion.depth, len(facts.movie_ids)

@@ -327,9 +327,11 @@ def tune_history(
     single_i = max(range(len(names)), key=lambda i: (choice.trials[i][f"hr@{k}"], choice.trials[i][f"mrr@{k}"], -i))
     single = names[single_i]
 
-    def hybrid(weights: dict[str, float], rank_constant: float) -> dict[str, Any]:
+    def hybrid(weights: dict[str, float], rank_constant: float, reading: HistorySettings = shape) -> dict[str, Any]:
         fusion = FusionConfig(weights, depth, rank_constant)
-        return history_strategies(facts, trained, vectors, shape, fusion, seed=protocol.seed, content=settings.content)
+        return history_strategies(
+            facts, trained, vectors, reading, fusion, seed=protocol.seed, content=settings.content
+        )
 
     served = hybrid(choice.weights, choice.rank_constant)
     scored = evaluate_histories(served, split.histories, targets, split.users, k, size, resamples=0)
@@ -367,16 +369,11 @@ def tune_history(
         f"tune: history hybrid {'fusion' if kept == 'fusion' else single + ' alone'} "
         + (f"(fusion - {single}: {difference.describe()})" if difference is not None else "(one source)")
     )
-    fusion = FusionConfig(weights, depth, choice.rank_constant)
 
     def hit_ratio(last: int | None) -> float:
         reading = shape.model_copy(update={"learned_last": last})
-        strategy = history_strategies(
-            facts, trained, vectors, reading, fusion, seed=protocol.seed, content=settings.content
-        )
-        return evaluate_histories(
-            {HYBRID: strategy[HYBRID]}, split.histories, targets, split.users, k, size, resamples=0
-        )[HYBRID].hit_ratio
+        served = {HYBRID: hybrid(weights, choice.rank_constant, reading)[HYBRID]}
+        return evaluate_histories(served, split.histories, targets, split.users, k, size, resamples=0)[HYBRID].hit_ratio
 
     windows = learned_windows(weights, trained.get("learned"), shape.learned_last, scored[HYBRID].hit_ratio, hit_ratio)
     learned_last = shortest_best(windows)

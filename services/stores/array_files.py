@@ -56,11 +56,8 @@ def write_arrays(directory: Path, name: str, arrays: Mapping[str, np.ndarray], m
     (directory / f"{name}.npz").unlink(missing_ok=True)  # what an older version saved instead
 
 
-def read_arrays(
-    directory: Path, name: str, parts: Sequence[str], *, private_writes: bool = False
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The set's arrays memory-mapped read-only (`private_writes`: copy-on-write, for code that wants a
-    writable buffer: a page it writes becomes its own, the file never changes) and its json.
+def read_arrays(directory: Path, name: str, parts: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The set's arrays memory-mapped read-only and its json.
     FileNotFoundError when no json was written; ValueError when an array is missing or not the size its
     header states, or the set is the ``name.npz`` an older version saved."""
     paths = array_paths(directory, name, parts)
@@ -70,7 +67,7 @@ def read_arrays(
         if not paths[part].is_file():
             older = Path(directory) / f"{name}.npz"
             raise ValueError(f"{older.name} was saved by an older version" if older.is_file() else f"no {part}")
-        array = np.load(paths[part], mmap_mode="c" if private_writes else "r", allow_pickle=False)
+        array = np.load(paths[part], mmap_mode="r", allow_pickle=False)
         if array.offset + array.nbytes != paths[part].stat().st_size:
             raise ValueError(f"{paths[part].name} is not the size its header states")
         arrays[part] = plain(array)

@@ -200,8 +200,8 @@ class CollaborativeModel:
         """Map a model saved by `save` (the factors' pages are shared by every process that loads them);
         FileNotFoundError when none was trained, ArtifactError when it is unreadable (naming the command that
         retrains it)."""
-        try:  # copy-on-write: implicit's solver takes the factors as a writable buffer (it only reads them)
-            arrays, meta = read_arrays(directory, NAME, ARRAYS, private_writes=True)
+        try:
+            arrays, meta = read_arrays(directory, NAME, ARRAYS)
             return cls(arrays["item_ids"], arrays["item_factors"], ALSParams(**meta["params"]), meta.get("info"))
         except FileNotFoundError:
             raise

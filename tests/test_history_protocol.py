@@ -258,24 +258,41 @@ def test_tune_history_chooses_on_the_last_item_validation_targets_and_keeps_a_fu
     assert validation["strategies"]["sequential"]["hr@5"] > 2 * validation["strategies"]["popular"]["hr@5"]
 
 
-def test_the_learned_window_is_the_best_on_validation_and_on_a_tie_the_shorter() -> None:
+def test_the_learned_window_is_the_shortest_the_best_does_not_beat_by_more_than_noise() -> None:
     from types import SimpleNamespace
 
-    from pipelines.evaluation.tuning import learned_windows, shortest_best
+    from pipelines.evaluation.tuning import learned_windows, shortest_within_noise
+
+    def scored(hits: int, users: int = 400) -> StrategyScore:
+        """One target per user, the first `hits` of them hit at rank 0."""
+        return StrategyScore(ranks=np.where(np.arange(users) < hits, 0, -1), own=np.ones(users, bool), coverage=0.0)
 
     model = SimpleNamespace(params=SimpleNamespace(max_len=200))
     asked: list[int | None] = []
 
-    def hit_ratio(last: int | None) -> float:
+    def score(last: int | None) -> StrategyScore:
         asked.append(last)
-        return 0.25
+        return scored(100)
 
-    assert learned_windows({"learned": 0.5}, model, None, 0.25, hit_ratio) == {None: 0.25, 100: 0.25}
-    assert learned_windows({"learned": 0.0, "sequential": 1.0}, model, None, 0.25, hit_ratio) == {None: 0.25}
-    assert learned_windows({"learned": 0.5}, model, 100, 0.25, hit_ratio) == {100: 0.25}  # nothing shorter to try
+    full = scored(100)
+    tried = learned_windows({"learned": 0.5}, model, None, full, score)
+    assert list(tried) == [None, 100] and tried[None] is full
+    assert list(learned_windows({"learned": 0.0, "sequential": 1.0}, model, None, full, score)) == [None]
+    assert list(learned_windows({"learned": 0.5}, model, 100, full, score)) == [100]  # nothing shorter to try
     short = SimpleNamespace(params=SimpleNamespace(max_len=50))
-    assert learned_windows({"learned": 0.5}, short, None, 0.25, hit_ratio) == {None: 0.25}
+    assert list(learned_windows({"learned": 0.5}, short, None, full, score)) == [None]
     assert asked == [100]
-    assert shortest_best({None: 0.25, 100: 0.25}) == 100
-    assert shortest_best({None: 0.26, 100: 0.25}) is None
-    assert shortest_best({None: 0.25, 100: 0.26}) == 100
+
+    users = np.arange(400)
+
+    def choose(windows: dict[int | None, StrategyScore]) -> int | None:
+        return shortest_within_noise(windows, users, 10, resamples=200, seed=0)[0]
+
+    assert choose({None: scored(100), 100: scored(100)}) == 100  # a tie: the shorter
+    assert choose({None: scored(101), 100: scored(100)}) == 100  # one hit of 400 more: noise
+    assert choose({None: scored(160), 100: scored(100)}) is None  # 15 points more: the longer earns its time
+    assert choose({None: scored(100), 100: scored(101)}) == 100  # the shorter is the best
+    assert choose({None: scored(160), 100: scored(158), 50: scored(100)}) == 100  # the shortest within noise
+    window, evidence = shortest_within_noise({None: scored(101), 100: scored(100)}, users, 10, resamples=200, seed=0)
+    assert evidence["all"] == {"hr@10": 101 / 400}
+    assert evidence["100"]["hr@10"] == 0.25 and evidence["100"]["best_minus_this"]["ci"][0] <= 0

@@ -12,7 +12,8 @@ Then hybrid over a history (:func:`tune_history`): how many recent movies the hi
 decay, and the history hybrid's weights and rank constant, chosen on the last-item validation targets (each
 user's second-to-last rating, so thousands of users on a real release; models trained in memory on the ratings
 minus each user's last two). The fusion is kept over its best single source only when it wins on those
-targets by more than noise: the paired user-bootstrap interval of the HR@k difference lies above 0.
+targets by more than noise: the paired user-bootstrap interval of the HR@k difference lies above 0. The learned
+model's window follows the same rule: a longer one only when it wins by more than noise (it costs every answer).
 """
 
 from __future__ import annotations
@@ -68,24 +69,51 @@ def learned_windows(
     weights: dict[str, float],
     model: Any,
     current: int | None,
-    current_hit_ratio: float,
-    hit_ratio: Callable[[int | None], float],
-) -> dict[int | None, float]:
-    """The history hybrid's HR on validation per learned window (None: as many movies as the model was trained to
-    read): the current one's and, when the hybrid weighs the learned model, each of LEARNED_WINDOWS shorter than
-    the current and the model's max_len (`hit_ratio(window)` scores one)."""
-    windows: dict[int | None, float] = {current: current_hit_ratio}
+    current_score: StrategyScore,
+    score: Callable[[int | None], StrategyScore],
+) -> dict[int | None, StrategyScore]:
+    """The history hybrid's scores on validation per learned window (None: as many movies as the model was trained
+    to read): the current one's and, when the hybrid weighs the learned model, each of LEARNED_WINDOWS shorter than
+    the current and the model's max_len (`score(window)` scores one)."""
+    windows: dict[int | None, StrategyScore] = {current: current_score}
     if weights.get("learned", 0) > 0 and model is not None:
         longest = min(current or model.params.max_len, model.params.max_len)
         for last in LEARNED_WINDOWS:
             if last < longest:
-                windows[last] = hit_ratio(last)
+                windows[last] = score(last)
     return windows
 
 
-def shortest_best(windows: dict[int | None, float]) -> int | None:
-    """The window with the best HR; on a tie the shorter (None, the whole window, is the longest)."""
-    return min(windows, key=lambda w: (-windows[w], math.inf if w is None else w))
+def shortest_within_noise(
+    windows: dict[int | None, StrategyScore], users: np.ndarray, k: int, *, resamples: int, seed: int
+) -> tuple[int | None, dict[str, Any]]:
+    """The shortest window the best one (highest HR, the shorter on a tie) does not beat by more than noise (the
+    paired user-bootstrap interval of their HR difference lies above 0): a longer window costs every answer time,
+    so it must earn it, as the fusion must against its best single source. Returns it and, per window, its HR and
+    the best's paired difference against it."""
+
+    def length(window: int | None) -> float:
+        return math.inf if window is None else window
+
+    best = min(windows, key=lambda w: (-windows[w].hit_ratio, length(w)))
+    evidence: dict[str, Any] = {}
+    chosen = best
+    for window in sorted(windows, key=length, reverse=True):  # longest first: the last one kept is the shortest
+        entry: dict[str, Any] = {f"hr@{k}": windows[window].hit_ratio}
+        if window != best:
+            paired = compare_paired(
+                windows[best], windows[window], users, _window_name(best), _window_name(window), k,
+                resamples=resamples, seed=seed, note="the learned model's windows, on the last-item validation targets",
+            )  # fmt: skip
+            entry["best_minus_this"] = paired.as_dict()
+            if paired.interval[0] <= 0 and length(window) < length(chosen):
+                chosen = window
+        evidence[_window_name(window)] = entry
+    return chosen, evidence
+
+
+def _window_name(window: int | None) -> str:
+    return "all" if window is None else str(window)
 
 
 @dataclass(frozen=True)
@@ -269,7 +297,7 @@ def tune_history(
     (already tuned) parameters. For each (L, decay) of the grid the fusion weights are searched over every
     fusable history source; the best (HR@k, then MRR@k) wins. The fusion is then kept over its best single
     source only when the paired user-bootstrap interval of their HR@k difference lies above 0; otherwise the
-    single source is chosen. Then the learned model's window (`learned_windows`). Returns {"settings", "trials",
+    single source is chosen. Then the learned model's window (`shortest_within_noise`). Returns {"settings", "trials",
     ...the evidence}.
     """
     started = time.perf_counter()
@@ -370,15 +398,18 @@ def tune_history(
         + (f"(fusion - {single}: {difference.describe()})" if difference is not None else "(one source)")
     )
 
-    def hit_ratio(last: int | None) -> float:
+    def window_score(last: int | None) -> StrategyScore:
         reading = shape.model_copy(update={"learned_last": last})
         served = {HYBRID: hybrid(weights, choice.rank_constant, reading)[HYBRID]}
-        return evaluate_histories(served, split.histories, targets, split.users, k, size, resamples=0)[HYBRID].hit_ratio
+        return evaluate_histories(served, split.histories, targets, split.users, k, size, resamples=0)[HYBRID]
 
-    windows = learned_windows(weights, trained.get("learned"), shape.learned_last, scored[HYBRID].hit_ratio, hit_ratio)
-    learned_last = shortest_best(windows)
+    windows = learned_windows(weights, trained.get("learned"), shape.learned_last, scored[HYBRID], window_score)
+    learned_last, window_evidence = shortest_within_noise(
+        windows, split.users, k, resamples=max(protocol.resamples, 200), seed=protocol.seed
+    )
     if len(windows) > 1:
-        say(f"tune: the learned model's window (None: all it was trained on) -> {learned_last}: HR@{k} {windows}")
+        figures = ", ".join(f"{name} {entry[f'hr@{k}']:.4f}" for name, entry in window_evidence.items())
+        say(f"tune: the learned model's window -> {_window_name(learned_last)} (HR@{k}: {figures})")
     chosen = {
         "history_last": shape.last,
         "history_decay": shape.decay,
@@ -391,9 +422,9 @@ def tune_history(
         "settings": chosen,
         "chosen_by": f"hr@{k} of the history hybrid on the last-item validation targets (ties: mrr@{k}, then "
         "grid order); the fusion only when it beats its best single source by more than noise (paired "
-        "user-bootstrap 95% interval of the HR difference above 0); then the learned model's window (ties: the "
-        "shorter, the faster answer)",
-        "learned_windows": {"all" if w is None else str(w): hr for w, hr in windows.items()},
+        "user-bootstrap 95% interval of the HR difference above 0); then the learned model's window: the shortest "
+        "the best does not beat by more than noise (the same paired interval), a shorter one answering faster",
+        "learned_windows": window_evidence,
         "validation": {
             "targets": n,
             "users": int(len(np.unique(split.users))),

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import closing, nullcontext
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,18 @@ from sqlalchemy import exc as sqlalchemy_errors
 from sqlalchemy.exc import OperationalError
 
 from services.api.app import create_app
+from services.serving.events import viewer_history
+from services.serving.next import user_history
 from services.serving.runtime import Runtime, open_runtime
 from services.settings import Settings
-from services.stores.events import READ_ONLY, RETRY_SECONDS, SQLITE_VIEWER, EventStore, WalCheckpointer
+from services.stores.events import (
+    READ_ONLY,
+    RETRY_SECONDS,
+    SQLITE_VIEWER,
+    SQLITE_VIEWER_UNTIMED,
+    EventStore,
+    WalCheckpointer,
+)
 from services.stores.sqlite_driver import sqlite_driver
 from tests.support.servers import free_port, private_copy, wait_for
 from tests.support.tmdb_data import cli_env
@@ -208,6 +217,41 @@ def test_an_event_shows_in_the_very_next_request(client: TestClient, ratings: pd
     assert items[-1]["type"] == "completed" and items[-1]["movie_id"] == 1
     mine = ratings[ratings["userId"] == int(user)]
     assert [i["movie_id"] for i in items[:-1]] == mine.sort_values("timestamp", kind="stable")["movieId"].tolist()
+
+
+def test_the_next_lists_history_is_the_viewers_items_in_time_order(
+    client: TestClient, runtime: Runtime, ratings: pd.DataFrame
+) -> None:
+    """A MovieLens user's events merge with their ratings by time; a viewer with only events is read without
+    times (in the store's order): both as the items `GET /users/{id}/history` lists."""
+    store = client.app.state.events
+    user = str(int(ratings["userId"].iloc[0]))
+    movies = [m for m, _, _ in user_history(runtime, user)]
+    times = [t for _, t, _ in user_history(runtime, user)]
+    j = next(i for i in range(1, len(times)) if times[i] > times[i - 1])  # between two ratings' times
+    between = datetime.fromtimestamp((times[j - 1] + times[j]) / 2, UTC).isoformat()
+    new = [m for m in ratings["movieId"].unique().tolist() if m not in set(movies)][:4]
+    later = (datetime.fromtimestamp(times[-1], UTC) + timedelta(days=1)).isoformat()
+    batch = [
+        event("m-1", new[0], "completed", user, at=between),
+        event("m-2", movies[0], "rated", user, rating=2.0, at=later),  # disliked: leaves the history
+        event("v-1", new[1], "watched", "신규", at="2026-12-01T20:00:00Z"),
+        event("v-2", new[2], "not_interested", "신규", at="2026-12-01T19:00:00Z"),
+        event("v-3", new[3], "abandoned", "신규", at="2026-12-01T21:00:00Z"),
+        event("v-4", new[0], "completed", "신규", at="2026-12-01T18:00:00Z"),
+    ]
+    assert client.post("/events", json={"events": batch}).json()["accepted"] == len(batch)
+
+    followed = viewer_history(runtime, store, user)
+    assert followed.history == [m for m in [*movies[:j], new[0], *movies[j:]] if m != movies[0]]
+    assert followed.seen == {movies[0]} and not followed.unwanted
+    fresh = viewer_history(runtime, store, "신규")
+    assert fresh.history == [new[0], new[1]]  # 18:00 then 20:00, whatever the order sent
+    assert fresh.seen == {new[2], new[3]} and fresh.unwanted == {new[2]}
+    listed = [(i["movie_id"], i["type"]) for i in client.get("/users/신규/history").json()["items"]]
+    assert listed == [(new[0], "completed"), (new[2], "not_interested"), (new[1], "watched"), (new[3], "abandoned")]
+    assert [at for at, _, _, _ in store.viewer("신규", timed=False)] == [0] * 4
+    assert [e[1:] for e in store.viewer("신규", timed=False)] == [e[1:] for e in store.viewer("신규")]
 
 
 def test_not_interested_never_comes_back_and_abandoned_is_seen_only(client: TestClient, ratings: pd.DataFrame) -> None:
@@ -412,9 +456,12 @@ def test_an_earlier_versions_table_gets_the_viewer_index_and_reads_in_order_with
                         "rating": None, "at": same_time, "received": received}])  # fmt: skip
         with store.engine.connect() as conn:
             indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes("event")}
-            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {SQLITE_VIEWER}", ("x",)))
+            plans = [
+                " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", ("x",)))
+                for statement in (SQLITE_VIEWER, SQLITE_VIEWER_UNTIMED)
+            ]
         assert indexes == {"ix_event_user_order": ["user_id", "at", "received", "event_id"]}
-        assert "ix_event_user_order" in plan and "TEMP B-TREE" not in plan
+        assert all("ix_event_user_order" in plan and "TEMP B-TREE" not in plan for plan in plans)
         assert [movie for _, movie, _, _ in store.viewer("시청자")] == [4, 1, 2, 3]  # by arrival, then by id
         assert viewer_times(store, "시청자") == stored_times(store, "시청자") == [micros(same_time)] * 4
         assert [e.event_id for e in store.of_user("시청자")] == ["c", "old-1", "a", "b"]
@@ -515,6 +562,8 @@ def test_events_in_postgresql(postgres_url: str, settings: Settings, runtime: Ru
                 == stored_times(store, KOREAN_USER)
                 == [micros(datetime(2026, 12, 1, hour)) for hour in (19, 20, 21)]
             )
+            untimed = store.viewer(KOREAN_USER, timed=False)
+            assert [e[1:] for e in untimed] == [e[1:] for e in store.viewer(KOREAN_USER)] and untimed[0][0] == 0
         finally:
             store.close()
         assert client.delete(f"/users/{KOREAN_USER}").json()["forgotten"] == 3

@@ -125,19 +125,20 @@ def viewer_history(rt: Runtime, store: EventStore, user_id: str) -> ViewerHistor
     object per rating or event."""
     ratings = [(t * 1_000_000, m, MOVIELENS, r) for m, t, r in user_history(rt, user_id)]  # microseconds
     with _store_calls():
-        events = store.viewer(user_id)
+        events = store.viewer(user_id, timed=bool(ratings))  # the times only to merge with the ratings
+    if not (ratings and events):
+        return _follow(ratings or events)
     # time order, a rating before an event of the same time (merge is stable, as known_items' sort)
-    merged = heapq.merge(ratings, events, key=itemgetter(0)) if ratings and events else ratings or events
-    return _follow([(m, kind, r) for _, m, kind, r in merged])
+    return _follow(list(heapq.merge(ratings, events, key=itemgetter(0))))
 
 
-def _follow(entries: Sequence[tuple[int, str, float | None]]) -> ViewerHistory:
-    """The history, seen and unwanted movies of a viewer's (movie, type, rating) items in time order."""
-    latest_rating = {m: r for m, kind, r in entries if kind == "rated" and r is not None}
+def _follow(entries: Sequence[tuple[int, int, str, float | None]]) -> ViewerHistory:
+    """The history, seen and unwanted movies of a viewer's (time, movie, type, rating) items in time order."""
+    latest_rating = {m: r for _, m, kind, r in entries if kind == "rated" and r is not None}
     disliked = {m for m, r in latest_rating.items() if r < LIKED}
-    history = [m for m, kind, r in entries if _positive(kind, r) and m not in disliked]
-    unwanted = frozenset(m for m, kind, _ in entries if kind == "not_interested")
-    return ViewerHistory(history, frozenset(m for m, _, _ in entries) - set(history), unwanted)
+    history = [m for _, m, kind, r in entries if _positive(kind, r) and m not in disliked]
+    unwanted = frozenset(m for _, m, kind, _ in entries if kind == "not_interested")
+    return ViewerHistory(history, frozenset(m for _, m, _, _ in entries) - set(history), unwanted)
 
 
 def forget(store: EventStore, user_id: str) -> int:

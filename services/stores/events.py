@@ -384,9 +384,9 @@ class EventStore:
             return []
         with self.engine.connect() as conn:
             if conn.dialect.name == "sqlite":
-                statement = SQLITE_VIEWER if timed else SQLITE_VIEWER_UNTIMED
-                with sqlite_driver(conn, statement) as driver:
-                    rows = driver.execute(statement, (user_id,)).fetchall()
+                sql = SQLITE_VIEWER if timed else SQLITE_VIEWER_UNTIMED
+                with sqlite_driver(conn, sql) as driver:
+                    rows = driver.execute(sql, (user_id,)).fetchall()
                 if not timed:
                     return rows
                 parse = datetime.fromisoformat  # the text _sqlite_rows (and SQLAlchemy) write

@@ -563,6 +563,32 @@ def test_a_late_answer_for_a_left_experiment_does_not_replace_the_next_one(
     page.unroute("**/experiments/next-list", hold)
 
 
+def test_a_late_answer_for_a_left_movie_does_not_replace_the_next_one(page: sync_api.Page, base_url: str) -> None:
+    """Every view draws into a pane of its own: Toy Story's details arriving after the page moved on to Toy Story 2
+    land nowhere (nor do they ask for its lists or take the title)."""
+    held: list[sync_api.Route] = []
+    asked: list[str] = []
+
+    def hold(route: sync_api.Route) -> None:
+        held.append(route)
+
+    page.route("**/movies/1", hold)
+    page.on("request", lambda request: asked.append(request.url))
+    page.goto(base_url + "/#/movie/1")
+    page.wait_for_function("() => true")
+    assert len(held) == 1  # its answer is on its way
+    page.goto(base_url + "/#/movie/3114")
+    page.wait_for_function("() => document.querySelector('#movie-title')?.textContent === '토이 스토리 2'")
+    page.locator('[data-strategy="hybrid"] li.rec').first.wait_for()
+    with page.expect_response("**/movies/1"):
+        held[0].continue_()
+    page.evaluate("() => new Promise((done) => setTimeout(done, 300))")  # the late answer's render has run
+    assert page.locator("#movie-title").all_inner_texts() == ["토이 스토리 2"]
+    assert page.title().startswith("토이 스토리 2")
+    assert not [url for url in asked if "/movies/1/" in url]  # no lists asked for the movie left
+    page.unroute("**/movies/1", hold)
+
+
 def test_an_unknown_experiment_is_one_line(page: sync_api.Page, experiments_url: str) -> None:
     page.goto(experiments_url + "/#/experiments/nope")
     error = page.locator("#main .message.error")

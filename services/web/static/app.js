@@ -40,13 +40,17 @@ function render() {
     link.toggleAttribute("aria-current", link.dataset.nav === view || (view === "movie" && link.dataset.nav === "search"));
   }
   document.title = "nextwatch";
-  if (view === "evaluation") renderEvaluation(main);
-  else if (view === "movie") renderMovie(main, id).then(() => window.scrollTo(0, 0));
-  else if (view === "rate") renderRate(main);
-  else if (view === "next") renderNext(main, params);
-  else if (view === "user") renderViewer(main, id);
-  else if (view === "experiments") renderExperiments(main, id);
-  else renderSearch(main);
+  // each render draws into a pane of its own: an answer that arrives after the page has moved on (to another view,
+  // or to the same one drawn again) lands in a pane no longer on the page, never over the one showing
+  const pane = h("div", { class: "view" });
+  main.replaceChildren(pane);
+  if (view === "evaluation") renderEvaluation(pane);
+  else if (view === "movie") renderMovie(pane, id).then(() => { if (pane.isConnected) window.scrollTo(0, 0); });
+  else if (view === "rate") renderRate(pane);
+  else if (view === "next") renderNext(pane, params);
+  else if (view === "user") renderViewer(pane, id);
+  else if (view === "experiments") renderExperiments(pane, id);
+  else renderSearch(pane);
   showNotice();
 }
 

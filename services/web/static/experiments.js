@@ -123,26 +123,17 @@ function facts(report) {
     [`${t("exp.controlIs")} ${report.control}`, `salt ${report.salt}`, `${t("exp.horizon")} ${report.horizon_hours} ${t("exp.hours")}`].join(" · "));
 }
 
-/** Whether the page has moved on from `hash` while an answer was on its way (a later view is showing, or loading:
- * an answer that arrives late must not replace it). */
-function movedOn(hash) {
-  return location.hash !== hash;
-}
-
 async function renderOne(main, name) {
   document.title = `${name} · ${t("exp.title")} · nextwatch`;
   const head = h("section", { class: "hero-search" }, h("p", {}, h("a", { href: "#/experiments" }, t("exp.back"))),
     h("h1", {}, name), h("p", { class: "lead" }, t("exp.lead")));
-  const hash = location.hash;
   let report;
   try {
     report = await api(`/experiments/${encodeURIComponent(name)}`);
   } catch (error) {
-    if (movedOn(hash)) return;
     main.replaceChildren(head, h("section", { class: "panel" }, message(`${t("error")}: ${error.message}`, "error")));
     return;
   }
-  if (movedOn(hash)) return;
   main.replaceChildren(head,
     h("section", { class: "panel", id: "exp-variants" }, h("h2", {}, t("exp.variants")), facts(report), variantTable(report)),
     h("section", { class: "panel", id: "exp-over-time" }, h("h2", {}, t("exp.overTime")), plot(report)));
@@ -151,16 +142,13 @@ async function renderOne(main, name) {
 async function renderList(main) {
   document.title = `${t("exp.title")} · nextwatch`;
   const head = h("section", { class: "hero-search" }, h("h1", {}, t("exp.title")), h("p", { class: "lead" }, t("exp.lead")));
-  const hash = location.hash;
   let found;
   try {
     found = await api("/experiments");
   } catch (error) {
-    if (movedOn(hash)) return;
     main.replaceChildren(head, h("section", { class: "panel" }, message(`${t("error")}: ${error.message}`, "error")));
     return;
   }
-  if (movedOn(hash)) return;
   if (!found.experiments.length) return void main.replaceChildren(head, h("section", { class: "panel" }, message(t("exp.none"))));
   main.replaceChildren(head, h("section", { class: "panel" }, h("ul", { class: "exp-list", id: "exp-list" },
     found.experiments.map((report) => h("li", { "data-experiment": report.name },

@@ -108,6 +108,7 @@ export async function renderMovie(main, movieId) {
   const [genreNames, names] = await loadLists();
   const recs = h("div", { class: "strategies", id: "strategies" });
   const series = await seriesStrip(movie);
+  if (!main.isConnected) return;  // the page moved on meanwhile: no title to set, no lists to ask for
   main.replaceChildren(details(movie), series ?? "",
     h("section", { class: "panel" }, h("h2", {}, t("movie.recs")),
       filterForm(genreNames, () => renderRecs(recs, movie.movie_id, names)), recs));

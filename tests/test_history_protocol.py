@@ -247,9 +247,14 @@ def test_tune_history_chooses_on_the_last_item_validation_targets_and_keeps_a_fu
     decision = result["fusion_against_best_single"]
     served = validation["strategies"]["hybrid"]["hr@5"]
     if decision["kept"] == "fusion":
-        assert chosen["history_weights"] == best["weights"]
-        assert served == pytest.approx(best["hr@5"])  # the served hybrid is what was searched
+        dropped = {name for name, entry in result["sources_within_noise"].items() if entry["dropped"]}
+        assert chosen["history_weights"] == {n: 0.0 if n in dropped else w for n, w in best["weights"].items()}
         assert decision["paired"] is None or decision["paired"]["ci"][0] > 0
+        for entry in result["sources_within_noise"].values():  # every source tried against the searched fusion
+            assert entry["best_minus_without"]["strategy"] == "hybrid"
+            assert (entry["best_minus_without"]["ci"][0] <= 0) == entry["dropped"]
+        if not dropped:
+            assert served == pytest.approx(best["hr@5"])  # the served hybrid is what was searched
     else:
         assert decision["paired"]["ci"][0] <= 0
         assert [n for n, w in chosen["history_weights"].items() if w > 0] == [decision["single"]["source"]]
@@ -261,7 +266,8 @@ def test_tune_history_chooses_on_the_last_item_validation_targets_and_keeps_a_fu
 def test_the_learned_window_is_the_shortest_the_best_does_not_beat_by_more_than_noise() -> None:
     from types import SimpleNamespace
 
-    from pipelines.evaluation.tuning import learned_windows, shortest_within_noise
+    from pipelines.evaluation.tuning import learned_windows
+    from pipelines.evaluation.within_noise import shortest_within_noise
 
     def scored(hits: int, users: int = 400) -> StrategyScore:
         """One target per user, the first `hits` of them hit at rank 0."""
@@ -276,12 +282,12 @@ def test_the_learned_window_is_the_shortest_the_best_does_not_beat_by_more_than_
 
     full = scored(100)
     tried = learned_windows({"learned": 0.5}, model, None, full, score)
-    assert list(tried) == [None, 100] and tried[None] is full
+    assert list(tried) == [None, 50, 100] and tried[None] is full
     assert list(learned_windows({"learned": 0.0, "sequential": 1.0}, model, None, full, score)) == [None]
-    assert list(learned_windows({"learned": 0.5}, model, 100, full, score)) == [100]  # nothing shorter to try
+    assert list(learned_windows({"learned": 0.5}, model, 50, full, score)) == [50]  # nothing shorter to try
     short = SimpleNamespace(params=SimpleNamespace(max_len=50))
     assert list(learned_windows({"learned": 0.5}, short, None, full, score)) == [None]
-    assert asked == [100]
+    assert asked == [50, 100]
 
     users = np.arange(400)
 
@@ -296,3 +302,102 @@ def test_the_learned_window_is_the_shortest_the_best_does_not_beat_by_more_than_
     window, evidence = shortest_within_noise({None: scored(101), 100: scored(100)}, users, 10, resamples=200, seed=0)
     assert evidence["all"] == {"hr@10": 101 / 400}
     assert evidence["100"]["hr@10"] == 0.25 and evidence["100"]["best_minus_this"]["ci"][0] <= 0
+
+
+def test_a_fusion_drops_each_source_the_slowest_first_while_it_does_not_need_it_beyond_noise() -> None:
+    from pipelines.evaluation.within_noise import lightest_within_noise
+
+    users = np.arange(400)
+
+    def scored(hits: int) -> StrategyScore:
+        return StrategyScore(ranks=np.where(users < hits, 0, -1), own=np.ones(400, bool), coverage=0.0)
+
+    # the hits of the fusion of these sources (the searched fusion: all three)
+    hits = {
+        frozenset({"vector", "learned", "sequential"}): 100,
+        frozenset({"learned", "sequential"}): 99,  # vector adds one hit of 400: noise
+        frozenset({"sequential"}): 40,
+        frozenset({"learned"}): 60,
+    }
+    asked: list[frozenset[str]] = []
+
+    def score(weights: dict[str, float]) -> StrategyScore:
+        used = frozenset(n for n, w in weights.items() if w > 0)
+        asked.append(used)
+        return scored(hits[used])
+
+    # series takes under a tenth of the answer's time: kept without a trial
+    hits = {frozenset({*used, "series"}): n for used, n in hits.items()}
+    weights = {"vector": 0.5, "learned": 0.25, "sequential": 1.0, "series": 0.5, "popular": 0.0}
+    seconds = {"vector": 0.0018, "learned": 0.0007, "sequential": 0.0004, "series": 0.00001}
+    kept, kept_score, evidence = lightest_within_noise(
+        scored(100), weights, seconds, score, users, 10, resamples=200, seed=0
+    )
+    assert kept == {"vector": 0.0, "learned": 0.25, "sequential": 1.0, "series": 0.5, "popular": 0.0}
+    assert kept_score.hit_ratio == 99 / 400
+    assert asked == [  # the slowest first; each trial without one more source than what is kept
+        frozenset({"learned", "sequential", "series"}),
+        frozenset({"sequential", "series"}),
+        frozenset({"learned", "series"}),
+    ]
+    assert [name for name in evidence] == ["vector", "learned", "sequential"]
+    assert [entry["dropped"] for entry in evidence.values()] == [True, False, False]
+    assert evidence["vector"]["ms_per_answer"] == 1.8
+    assert evidence["learned"]["best_minus_without"]["ci"][0] > 0
+
+    # equal everywhere: sources are dropped down to the fastest one, never below one
+    asked.clear()
+    kept, _, evidence = lightest_within_noise(
+        scored(100),
+        {"learned": 1.0, "sequential": 1.0},
+        seconds,
+        lambda w: scored(100),
+        users,
+        10,
+        resamples=200,
+        seed=0,
+    )
+    assert kept == {"learned": 0.0, "sequential": 1.0} and list(evidence) == ["learned"]
+
+
+def test_a_shorter_window_is_compared_with_the_searched_fusion_when_sources_were_dropped() -> None:
+    from pipelines.evaluation.within_noise import shortest_within_noise
+
+    users = np.arange(400)
+
+    def scored(hit: np.ndarray) -> StrategyScore:
+        return StrategyScore(ranks=np.where(hit, 0, -1), own=np.ones(400, bool), coverage=0.0)
+
+    def users_in(*spans: tuple[int, int]) -> np.ndarray:
+        return np.any([(users >= a) & (users < b) for a, b in spans], axis=0)
+
+    # the searched fusion hits users 0-127; without a source (window all) 0-99 and 128-147, 8 hits fewer; with
+    # 50 movies 0-111, 8 fewer again: each step is noise (hits lost and won), both together are not
+    searched = scored(users_in((0, 128)))
+    windows = {None: scored(users_in((0, 100), (128, 148))), 50: scored(users_in((0, 112)))}
+    assert shortest_within_noise(windows, users, 10, resamples=200, seed=0)[0] == 50
+    window, evidence = shortest_within_noise(windows, users, 10, resamples=200, seed=0, searched=searched)
+    assert window is None
+    assert evidence["50"]["best_minus_this"]["strategy"] == "searched fusion"
+    assert evidence["all"]["best_minus_this"]["ci"][0] <= 0  # the window served now is within noise of it
+
+
+def test_a_sources_answer_time_is_timed_one_history_at_a_time() -> None:
+    from pipelines.evaluation.within_noise import COST_HISTORIES, answer_seconds
+
+    class Counting:
+        name = "counting"
+
+        def __init__(self) -> None:
+            self.sizes: list[int] = []
+
+        def candidates(self, queries: list[History], k: int) -> list[list[tuple[int, float]]]:
+            self.sizes.append(len(queries))
+            return [[(1, 1.0)] for _ in queries]
+
+    source = Counting()
+    histories = [History((m, m + 1)) for m in range(COST_HISTORIES + 10)]
+    seconds = answer_seconds({"counting": source}, histories, 50)
+    assert seconds["counting"] > 0
+    assert source.sizes == [1] * (COST_HISTORIES + 1)  # one untimed call, then one per timed history
+    assert answer_seconds({"counting": Counting()}, [], 50) == {"counting": 0.0}

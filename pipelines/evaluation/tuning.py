@@ -13,13 +13,14 @@ decay, and the history hybrid's weights and rank constant, chosen on the last-it
 user's second-to-last rating, so thousands of users on a real release; models trained in memory on the ratings
 minus each user's last two). The fusion is kept over its best single source only when it wins on those
 targets by more than noise: the paired user-bootstrap interval of the HR@k difference lies above 0. The learned
-model's window follows the same rule: a longer one only when it wins by more than noise (it costs every answer).
+fusion then drops each of its sources, the slowest first, that it does not need by more than noise, and the learned
+model's window follows the same rule: a longer one only when it wins by more than noise (each costs every answer;
+`within_noise`).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -36,6 +37,12 @@ from pipelines.evaluation.last_item import VALIDATION, history_strategies, later
 from pipelines.evaluation.metrics import StrategyScore, compare_paired, evaluate_histories, evaluate_strategies
 from pipelines.evaluation.protocol import Protocol, evaluation_windows, ratings_fingerprint, utc
 from pipelines.evaluation.sequential_tuning import SequentialGrid, tune_sequential
+from pipelines.evaluation.within_noise import (
+    answer_seconds,
+    lightest_within_noise,
+    shortest_within_noise,
+    window_name,
+)
 from pipelines.models.model_set import resolve
 from services.recommender.history import (
     SEQUENTIAL_SCORINGS,
@@ -62,7 +69,7 @@ READ_NO_HISTORY_SETTINGS = (IgnoringHistory, CollaborativeHistorySource, Learned
 
 # the learned model's windows tried against the one it reads now, when the history hybrid weighs it (a shorter
 # window answers a long history faster: 100 movies 0.40 ms against 200's 0.73, BENCHMARKS.md session 14)
-LEARNED_WINDOWS = (100,)
+LEARNED_WINDOWS = (50, 100)
 
 
 def learned_windows(
@@ -82,38 +89,6 @@ def learned_windows(
             if last < longest:
                 windows[last] = score(last)
     return windows
-
-
-def shortest_within_noise(
-    windows: dict[int | None, StrategyScore], users: np.ndarray, k: int, *, resamples: int, seed: int
-) -> tuple[int | None, dict[str, Any]]:
-    """The shortest window the best one (highest HR, the shorter on a tie) does not beat by more than noise (the
-    paired user-bootstrap interval of their HR difference lies above 0): a longer window costs every answer time,
-    so it must earn it, as the fusion must against its best single source. Returns it and, per window, its HR and
-    the best's paired difference against it."""
-
-    def length(window: int | None) -> float:
-        return math.inf if window is None else window
-
-    best = min(windows, key=lambda w: (-windows[w].hit_ratio, length(w)))
-    evidence: dict[str, Any] = {}
-    chosen = best
-    for window in sorted(windows, key=length, reverse=True):  # longest first: the last one kept is the shortest
-        entry: dict[str, Any] = {f"hr@{k}": windows[window].hit_ratio}
-        if window != best:
-            paired = compare_paired(
-                windows[best], windows[window], users, _window_name(best), _window_name(window), k,
-                resamples=resamples, seed=seed, note="the learned model's windows, on the last-item validation targets",
-            )  # fmt: skip
-            entry["best_minus_this"] = paired.as_dict()
-            if paired.interval[0] <= 0 and length(window) < length(chosen):
-                chosen = window
-        evidence[_window_name(window)] = entry
-    return chosen, evidence
-
-
-def _window_name(window: int | None) -> str:
-    return "all" if window is None else str(window)
 
 
 @dataclass(frozen=True)
@@ -297,8 +272,8 @@ def tune_history(
     (already tuned) parameters. For each (L, decay) of the grid the fusion weights are searched over every
     fusable history source; the best (HR@k, then MRR@k) wins. The fusion is then kept over its best single
     source only when the paired user-bootstrap interval of their HR@k difference lies above 0; otherwise the
-    single source is chosen. Then the learned model's window (`shortest_within_noise`). Returns {"settings", "trials",
-    ...the evidence}.
+    single source is chosen. Then the sources it does not need beyond noise (`lightest_within_noise`) and the
+    learned model's window (`shortest_within_noise`). Returns {"settings", "trials", ...the evidence}.
     """
     started = time.perf_counter()
     k, depth, size = protocol.k, settings.fusion.depth, len(facts.movie_ids)
@@ -397,6 +372,24 @@ def tune_history(
         f"tune: history hybrid {'fusion' if kept == 'fusion' else single + ' alone'} "
         + (f"(fusion - {single}: {difference.describe()})" if difference is not None else "(one source)")
     )
+    source_evidence: dict[str, Any] = {}
+    searched_score = scored[HYBRID]  # the searched fusion's (or its single source's)
+    if sum(1 for w in weights.values() if w > 0) > 1:
+        sources = make_history_sources(SourceInputs(facts, trained, vectors, protocol.seed, shape, settings.content))
+        asked_now = {name: source for name, w in weights.items() if w > 0 and (source := sources.get(name))}
+        seconds = answer_seconds(asked_now, split.histories, depth)
+
+        def fusion_score(trial: dict[str, float]) -> StrategyScore:
+            served = {HYBRID: hybrid(trial, choice.rank_constant)[HYBRID]}
+            return evaluate_histories(served, split.histories, targets, split.users, k, size, resamples=0)[HYBRID]
+
+        weights, lightest, source_evidence = lightest_within_noise(
+            scored[HYBRID], weights, seconds, fusion_score, split.users, k,
+            resamples=max(protocol.resamples, 200), seed=protocol.seed,
+        )  # fmt: skip
+        scored = {**scored, HYBRID: lightest}
+        dropped = [name for name, entry in source_evidence.items() if entry["dropped"]]
+        say(f"tune: history hybrid without {', '.join(dropped) or 'nothing'} (each slower source within noise)")
 
     def window_score(last: int | None) -> StrategyScore:
         reading = shape.model_copy(update={"learned_last": last})
@@ -405,11 +398,11 @@ def tune_history(
 
     windows = learned_windows(weights, trained.get("learned"), shape.learned_last, scored[HYBRID], window_score)
     learned_last, window_evidence = shortest_within_noise(
-        windows, split.users, k, resamples=max(protocol.resamples, 200), seed=protocol.seed
+        windows, split.users, k, resamples=max(protocol.resamples, 200), seed=protocol.seed, searched=searched_score
     )
     if len(windows) > 1:
         figures = ", ".join(f"{name} {entry[f'hr@{k}']:.4f}" for name, entry in window_evidence.items())
-        say(f"tune: the learned model's window -> {_window_name(learned_last)} (HR@{k}: {figures})")
+        say(f"tune: the learned model's window -> {window_name(learned_last)} (HR@{k}: {figures})")
     chosen = {
         "history_last": shape.last,
         "history_decay": shape.decay,
@@ -422,8 +415,11 @@ def tune_history(
         "settings": chosen,
         "chosen_by": f"hr@{k} of the history hybrid on the last-item validation targets (ties: mrr@{k}, then "
         "grid order); the fusion only when it beats its best single source by more than noise (paired "
-        "user-bootstrap 95% interval of the HR difference above 0); then the learned model's window: the shortest "
-        "the best does not beat by more than noise (the same paired interval), a shorter one answering faster",
+        "user-bootstrap 95% interval of the HR difference above 0); then the fusion without each source, the slowest "
+        "first, while the chosen fusion does not beat that by more than noise (the same paired interval: a source "
+        "costs every answer); then the learned model's window: the shortest the best does not beat by more than "
+        "noise, a shorter one answering faster",
+        "sources_within_noise": source_evidence,
         "learned_windows": window_evidence,
         "validation": {
             "targets": n,

@@ -12,8 +12,8 @@ Then hybrid over a history (:func:`tune_history`): how many recent movies the hi
 decay, and the history hybrid's weights and rank constant, chosen on the last-item validation targets (each
 user's second-to-last rating, so thousands of users on a real release; models trained in memory on the ratings
 minus each user's last two). The fusion is kept over its best single source only when it wins on those
-targets by more than noise: the paired user-bootstrap interval of the HR@k difference lies above 0. The learned
-fusion then drops each of its sources, the slowest first, that it does not need by more than noise, and the learned
+targets by more than noise: the paired user-bootstrap interval of the HR@k difference lies above 0. The fusion
+then drops each of its sources, the slowest first, that it does not need by more than noise, and the learned
 model's window follows the same rule: a longer one only when it wins by more than noise (each costs every answer;
 `within_noise`).
 """

@@ -16,7 +16,8 @@ server latencies from the access log (matched by the X-Request-ID wrk sets); eve
   time counts from its scheduled start, so a stall delays the batches behind it too).
 - ``answer``: `GET /users/{id}/next` (k=10, hybrid) cycling through 20 viewers with 200 events each, against
   the same route for the 20 MovieLens users whose rating counts are nearest 200, who have no events; then, in
-  this process, what the route does for the viewers (read them, answer, store the exposure), timed apart.
+  this process, what the route does for the viewers (read them, answer, store the exposure), timed apart, and
+  all of it again after the worker's idle wait between one connection's requests.
 - ``scale``: the viewers with events and ingest, before and after filling 1M events (20,000 other users)
   straight through EventStore in batches of 10,000; after the fill, the target's steady paced load too.
 
@@ -69,6 +70,7 @@ FILL = 1_000_000
 FILL_USERS = 20_000
 FILL_BATCH = 10_000
 WARM_SECONDS = 5
+IDLE_MS = 2  # the route's parts timed again after this long asleep before each viewer
 PACED_CONNECTIONS = 8  # the most batches in flight at once in the paced row
 START = "<!-- bench/events.py -->"
 END = "<!-- /bench/events.py -->"
@@ -379,13 +381,16 @@ def read_ms(read: Callable[[str], object], users: list[str], rounds: int = 20) -
 def route_parts(settings: Settings, store: EventStore, users: list[str], rounds: int = 5) -> dict[str, float]:
     """Median ms of what `GET /users/{id}/next` does for each of these viewers, done in this process one after
     another: read the viewer (their MovieLens ratings and events), answer (hybrid, k=10, the seen filter), log
-    the exposure; the rest of the server's time is HTTP and routing."""
+    the exposure; the rest of the server's time is HTTP and routing. Every other round sleeps IDLE_MS before each
+    viewer, as a worker waits between one connection's requests: "idle" is the whole route's time after it."""
     rt = open_runtime(settings, serving=True)
     exposures = ExposureStore(store)
-    times: dict[str, list[float]] = {"viewer": [], "strategy": [], "exposure": []}
+    times: dict[str, list[float]] = {"viewer": [], "strategy": [], "exposure": [], "idle": []}
     try:
-        for n in range(rounds):
+        for n in range(2 * rounds):
             for user in users:
+                if n % 2:
+                    time.sleep(IDLE_MS / 1000)
                 t0 = time.perf_counter()
                 viewer = viewer_history(rt, store, user)
                 t1 = time.perf_counter()
@@ -395,6 +400,9 @@ def route_parts(settings: Settings, store: EventStore, users: list[str], rounds:
                 items, now = tuple(r.movie_id for r in served.items), datetime.now(UTC).replace(tzinfo=None)
                 exposures.log(Exposure(f"bench-{n}-{user}", user, None, None, "hybrid", items, now))
                 t3 = time.perf_counter()
+                if n % 2:
+                    times["idle"].append((t3 - t0) * 1000)
+                    continue
                 for part, seconds in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
                     times[part].append(seconds * 1000)
     finally:
@@ -534,7 +542,9 @@ def report(run: dict[str, Any], command: str, args: argparse.Namespace) -> str:
         lines.append(
             f"What the route does for a viewer with {EVENTS_PER_VIEWER} events, in the bench process (medians): read "
             f"the viewer {parts['viewer']:.2f} ms, answer (hybrid) {parts['strategy']:.2f} ms, log the exposure "
-            f"{parts['exposure']:.2f} ms; the rest of the server's p50 is HTTP and routing."
+            f"{parts['exposure']:.2f} ms (together {parts['viewer'] + parts['strategy'] + parts['exposure']:.2f} "
+            f"ms); all three {parts['idle']:.2f} ms when each viewer comes {IDLE_MS} ms after the last, as a worker "
+            "waits between one connection's requests; the rest of the server's p50 is HTTP and routing."
         )
         lines.append("")
     if "scale" in run:

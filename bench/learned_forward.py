@@ -1,7 +1,7 @@
 """The learned model's numpy forward pass per history length, on a built model (no server, no training): the
 fastest of ``--rounds`` rounds of ``--calls`` passes each (the fastest round is the one the machine disturbed
-least), for histories of 1, 20 and 200 random movies, and for a batch of 256 histories of 50 (evaluation scores
-histories of one length together).
+least), for histories of 1, 20, 50, 100 and 200 random movies (50, 100 and 200: the windows `nextwatch tune` chooses
+among), and for a batch of 256 histories of 50 (evaluation scores histories of one length together).
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/learned_forward.py --model data/current/models/full/learned
 """
@@ -21,7 +21,7 @@ import numpy as np
 
 from services.stores.order_model import OrderModel
 
-LENGTHS = (1, 20, 200)
+LENGTHS = (1, 20, 50, 100, 200)
 BATCH = (256, 50)  # evaluation's shape: a block of 256 histories of one length at once
 
 

@@ -68,7 +68,8 @@ READ_NO_HISTORY_SETTINGS = (IgnoringHistory, CollaborativeHistorySource, Learned
 
 
 # the learned model's windows tried against the one it reads now, when the history hybrid weighs it (a shorter
-# window answers a long history faster: 100 movies 0.40 ms against 200's 0.73, BENCHMARKS.md session 14)
+# window answers a long history faster: its forward pass over 200 movies 0.74 ms, 100 0.41, 50 0.27-0.30;
+# bench/learned_forward.py, BENCHMARKS.md session 16)
 LEARNED_WINDOWS = (50, 100)
 
 

@@ -400,10 +400,8 @@ def route_parts(settings: Settings, store: EventStore, users: list[str], rounds:
                 items, now = tuple(r.movie_id for r in served.items), datetime.now(UTC).replace(tzinfo=None)
                 exposures.log(Exposure(f"bench-{n}-{user}", user, None, None, "hybrid", items, now))
                 t3 = time.perf_counter()
-                if n % 2:
-                    times["idle"].append((t3 - t0) * 1000)
-                    continue
-                for part, seconds in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
+                parts = {"idle": t3 - t0} if n % 2 else {"viewer": t1 - t0, "strategy": t2 - t1, "exposure": t3 - t2}
+                for part, seconds in parts.items():
                     times[part].append(seconds * 1000)
     finally:
         exposures.close()

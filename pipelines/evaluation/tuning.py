@@ -385,7 +385,7 @@ def tune_history(
             return evaluate_histories(served, split.histories, targets, split.users, k, size, resamples=0)[HYBRID]
 
         weights, lightest, source_evidence = lightest_within_noise(
-            scored[HYBRID], weights, seconds, fusion_score, split.users, k,
+            searched_score, weights, seconds, fusion_score, split.users, k,
             resamples=max(protocol.resamples, 200), seed=protocol.seed,
         )  # fmt: skip
         scored = {**scored, HYBRID: lightest}

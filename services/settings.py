@@ -186,9 +186,9 @@ class LearnedSettings(Group):
     max_seconds: float | None = Field(
         default=180.0,
         gt=0,
-        description="training stops at the first step past this many CPU seconds of the training process, all its "
-        "threads (empty: no limit): the same model on a busy machine as on a quiet one, only slower; 2 free "
-        "cores spend about 2 CPU seconds a second (MovieLens 32M wants about 3600)",
+        description="training stops at the first step past this many CPU seconds of all its threads (empty: no "
+        "limit): about, not exactly, as many steps on a busy machine as on a quiet one, so a model it ends moves a "
+        "little between runs (the same one: empty, epochs set); MovieLens 32M wants about 3600",
     )
 
 

@@ -68,12 +68,16 @@ def test_learns_the_next_movie_of_a_sequence(model: OrderModel) -> None:
         assert top[0][0] == CYCLE[(start + 4) % len(CYCLE)]
 
 
-def test_deterministic_for_a_seed() -> None:
-    params = OrderParams(dims=8, blocks=1, max_len=6, dropout=0.2, epochs=2, batch_size=16, validation_users=10)
+def test_deterministic_for_a_seed(caplog: pytest.LogCaptureFixture) -> None:
+    """A fixed epoch count (no CPU budget: what the budget's warning advises) trains the same model every run."""
+    params = OrderParams(dims=8, blocks=1, max_len=6, dropout=0.2, epochs=2, batch_size=16, validation_users=10,
+                         max_seconds=None)  # fmt: skip
     ratings = cycle_ratings(users=30)
     torch.manual_seed(123)
     state = torch.get_rng_state()
-    a = train_order_model(ratings, params, progress=False)
+    with caplog.at_level("WARNING", logger="pipelines.sequence.train"):
+        a = train_order_model(ratings, params, progress=False)
+    assert a.info["stopped"] == "epochs" and not caplog.records  # only the budget warns
     assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is left as it was
     assert not torch.are_deterministic_algorithms_enabled()  # and so is the deterministic switch
     b = train_order_model(ratings, params, progress=False)
@@ -288,11 +292,16 @@ def test_early_stopping_keeps_the_best_epoch() -> None:
     assert info["stopped"] in ("epochs", "patience")
 
 
-def test_the_time_budget_is_kept_mid_epoch() -> None:
+def test_the_time_budget_is_kept_mid_epoch(caplog: pytest.LogCaptureFixture) -> None:
     params = OrderParams(dims=8, blocks=1, max_len=6, epochs=50, batch_size=4, validation_users=5, max_seconds=1e-9)
-    model = train_order_model(cycle_ratings(users=30), params, progress=False)
+    with caplog.at_level("WARNING", logger="pipelines.sequence.train"):
+        model = train_order_model(cycle_ratings(users=30), params, progress=False)
     assert model.info["stopped"] == "max_seconds" and model.info["epochs_run"] == 0
     assert model.recommend([CYCLE[:3]], 3)[0]  # an untrained model still answers
+    # the budget, not the data, ended it: one line says so and how to train the same model every run
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "pipelines.sequence.train"]
+    assert "NEXTWATCH_LEARNED_MAX_SECONDS (1e-09 CPU seconds) in epoch 1" in warning
+    assert "set NEXTWATCH_LEARNED_EPOCHS=1 and leave NEXTWATCH_LEARNED_MAX_SECONDS empty" in warning
 
 
 @pytest.mark.parametrize("loss", ["sampled_ce", "gbce"])

@@ -14,6 +14,7 @@ caller's random state is restored afterwards), and ``torch.use_deterministic_alg
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -38,6 +39,8 @@ from services.stores.order_model import (
 EVAL_BATCH = 256
 BUCKET_BATCHES = 32
 CE_CHUNK = 1024  # rows of logits at a time in the full cross-entropy
+
+log = logging.getLogger(__name__)
 
 
 # ---- the network (services/stores/order_model.py has its numpy twin) ------------------------
@@ -264,10 +267,12 @@ def train_order_model(ratings: pd.DataFrame, params: OrderParams, *, progress: b
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(params.seed)
-            net, log = _fit(net=OrderNet(n_items, params), windows=windows, validation=validation, params=params,
-                            n_items=n_items, cpu_started=cpu_started, progress=progress)  # fmt: skip
+            net, fitted = _fit(net=OrderNet(n_items, params), windows=windows, validation=validation, params=params,
+                               n_items=n_items, cpu_started=cpu_started, progress=progress)  # fmt: skip
     finally:
         _deterministic_algorithms(deterministic)
+    if fitted["stopped"] == "max_seconds":
+        _warn_budget(params, fitted)
     weights = to_numpy_weights(net)
     assert set(weight_names(params.blocks)) <= set(weights)
     info = {
@@ -281,9 +286,25 @@ def train_order_model(ratings: pd.DataFrame, params: OrderParams, *, progress: b
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "fit_seconds": round(time.perf_counter() - started, 2),
-        **log,
+        **fitted,
     }
     return OrderModel(seqs.item_ids, weights, params, info)
+
+
+def _warn_budget(params: OrderParams, fitted: dict) -> None:
+    """One warning line: the CPU budget, not the data, ended training, so a faster or quieter machine trains
+    further and the model (and every figure measured with it) moves between runs; how to get the same one."""
+    epochs = max(1, fitted["epochs_run"])
+    best = f" (best: epoch {fitted['best_epoch']})" if "best_epoch" in fitted else ""
+    log.warning(
+        "the learned model's training ended at NEXTWATCH_LEARNED_MAX_SECONDS (%g CPU seconds) in epoch %d%s: "
+        "another run may stop elsewhere; for the same model every run (on this machine and thread count), set "
+        "NEXTWATCH_LEARNED_EPOCHS=%d and leave NEXTWATCH_LEARNED_MAX_SECONDS empty",
+        params.max_seconds,
+        epochs,
+        best,
+        epochs,
+    )
 
 
 def _deterministic_algorithms(mode: bool) -> None:
@@ -363,12 +384,12 @@ def _fit(
         if stopped == "max_seconds":
             break
     bar.close()
-    log: dict = {"epochs_run": len(history), "stopped": stopped, "history": history}
+    fitted: dict = {"epochs_run": len(history), "stopped": stopped, "history": history}
     if best is not None:
         net.load_state_dict(best[2])
-        log["best_epoch"] = best[1]
-        log["validation"] = {k: v for k, v in history[best[1] - 1].items() if k in ("hr@10", "ndcg@10")}
-    return net.eval(), log
+        fitted["best_epoch"] = best[1]
+        fitted["validation"] = {k: v for k, v in history[best[1] - 1].items() if k in ("hr@10", "ndcg@10")}
+    return net.eval(), fitted
 
 
 def _batches(

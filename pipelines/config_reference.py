@@ -15,7 +15,8 @@ Every setting is an environment variable (a `.env` file in the working directory
 generated from `services/settings.py` by `make docs`; edit the settings' descriptions there, not here.
 In code the settings are grouped (`settings.als.factors`); the variables keep their flat names, which also
 work as keyword arguments (`Settings(als_factors=8)`) and in `tuned.json`, where `nextwatch tune` writes
-the values it chose (an explicit setting wins over a tuned one).
+the values it chose (an explicit setting wins over a tuned one). "Empty" is a variable set to nothing
+(`NEXTWATCH_LEARNED_MAX_SECONDS=`): a setting whose type admits None is then None, whatever its default.
 """
 
 

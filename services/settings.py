@@ -1,13 +1,12 @@
 """Every knob of nextwatch in one pydantic-settings object, grouped (``settings.als.factors``).
 
 Each setting is read from one environment variable (``.env`` too) whose name is flat, as users have always
-set them: ``NEXTWATCH_ALS_FACTORS``, ``NEXTWATCH_MAX_K``, ``TMDB_API_KEY``; :func:`env_name` says which.
-The same flat names work as keyword arguments (``Settings(als_factors=8)``) and in ``tuned.json``. The
-generated reference is ``docs/configuration.md`` (``make docs``).
+set them: ``NEXTWATCH_ALS_FACTORS``, ``NEXTWATCH_MAX_K``, ``TMDB_API_KEY`` (:func:`env_name`); ``NAME=`` sets
+one that may be None to None. The same flat names work as keyword arguments (``Settings(als_factors=8)``) and
+in ``tuned.json``. The generated reference is ``docs/configuration.md`` (``make docs``).
 
-Properties here only compute paths: nothing reads or creates files. The served build generation is
-resolved once where a command or the server starts (:func:`services.stores.generations.resolve_generation`)
-and carried in ``generation``.
+Properties here only compute paths: nothing reads or creates files. The served build generation is resolved
+once, where a command or the server starts (:func:`services.stores.generations.resolve_generation`).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -104,9 +103,7 @@ class EmbeddingSettings(Group):
     @property
     def resolved_model(self) -> str:
         """The configured embedding model, else the backend's default."""
-        if self.model:
-            return self.model
-        return "text-embedding-3-small" if self.backend == "openai" else "multilingual-e5-small"
+        return self.model or ("text-embedding-3-small" if self.backend == "openai" else "multilingual-e5-small")
 
 
 class ALSSettings(Group):
@@ -122,8 +119,7 @@ class ALSSettings(Group):
 
 
 class SequentialSettings(Group):
-    """The sequential "watched next" co-visitation model and recent popularity (defaults: what `nextwatch tune`
-    chose on the bundled sample's validation window)."""
+    """The sequential "watched next" co-visitation model and recent popularity (defaults: tuned on the sample)."""
 
     flat_prefix: ClassVar[str] = "sequential_"
     window: int = Field(default=10, ge=1, le=255, description="W: a title counts as next up to W later")
@@ -198,8 +194,7 @@ SequentialScoring = Literal["scores", "scaled", "forward"]
 
 class HistorySettings(Group):
     """Answers from a viewer's history: the sources read its last movies, the j-th most recent weighing decay**j;
-    hybrid over a history fuses them by its own weights (`nextwatch tune` chooses them on the last-item
-    validation targets)."""
+    hybrid over a history fuses them by its own weights (`nextwatch tune` chooses them on validation targets)."""
 
     flat_prefix: ClassVar[str] = "history_"
     last: int = Field(default=10, ge=1, le=200, description="L: the most recent movies the sources read")
@@ -394,12 +389,17 @@ class _FlatEnvSource(PydanticBaseSettingsSource):
                 raw = found.get(key)
                 if raw is not None:
                     decoded = json.loads(raw) if _is_json(info) and raw.strip() else raw
-                    values.setdefault(group, {})[field] = decoded
+                    values.setdefault(group, {})[field] = None if _empty_is_none(raw, info) else decoded
         return values
 
 
 def _is_json(info: FieldInfo) -> bool:
     return getattr(info.annotation, "__origin__", None) is dict
+
+
+def _empty_is_none(value: object, info: FieldInfo | None) -> bool:
+    """Whether ``NAME=`` (empty, or spaces) sets a setting that may be None to None: the reference's "empty: ..."."""
+    return info is not None and isinstance(value, str) and not value.strip() and type(None) in get_args(info.annotation)
 
 
 class Settings(BaseSettings):
@@ -485,7 +485,7 @@ class Settings(BaseSettings):
         """``Settings(als_factors=8)`` is ``Settings(als={"factors": 8})`` (flat names win over a group's)."""
         if not isinstance(values, dict):
             return values
-        out = dict(values)
+        out = {k: None if _empty_is_none(v, cls.model_fields.get(k)) else v for k, v in values.items()}
         for key in [k for k in values if k in FLAT]:
             group, field = FLAT[key]
             nested = out.get(group)

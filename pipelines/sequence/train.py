@@ -299,7 +299,7 @@ def _warn_budget(params: OrderParams, fitted: dict) -> None:
     log.warning(
         "the learned model's training ended at NEXTWATCH_LEARNED_MAX_SECONDS (%g CPU seconds) in epoch %d%s: "
         "another run may stop elsewhere; for the same model every run (on this machine and thread count), set "
-        "NEXTWATCH_LEARNED_EPOCHS=%d and leave NEXTWATCH_LEARNED_MAX_SECONDS empty",
+        "NEXTWATCH_LEARNED_EPOCHS=%d and NEXTWATCH_LEARNED_MAX_SECONDS= (empty: no budget)",
         params.max_seconds,
         epochs,
         best,

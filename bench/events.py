@@ -449,8 +449,10 @@ def run_answer(args: argparse.Namespace) -> dict[str, Any]:
         viewers = seed_viewers(server, movies)
         baseline = movielens_users(server.settings.data_dir, VIEWERS, EVENTS_PER_VIEWER)
         store = EventStore(server.settings.events_store_url)
-        groups = {f"MovieLens users (~{EVENTS_PER_VIEWER} ratings), no events": baseline}
-        groups[f"viewers with {EVENTS_PER_VIEWER} events"] = viewers
+        groups = {
+            f"MovieLens users (~{EVENTS_PER_VIEWER} ratings), no events": baseline,
+            f"viewers with {EVENTS_PER_VIEWER} events": viewers,
+        }
         rows = [  # baseline and viewers alternate, round after round
             next_row(server, label + (f", round {n + 1}" if args.rounds > 1 else ""), users, args.duration)
             for n in range(args.rounds)

@@ -21,8 +21,12 @@ def may_be_none() -> list[tuple[str, str | None, str]]:
         for name, info in Settings.model_fields.items()
         if name not in GROUPS and type(None) in get_args(info.annotation)
     ]
-    grouped = [(env_name(flat), group, field) for group, field, flat, info in grouped_fields()]
-    return top + [(env, g, f) for env, g, f in grouped if type(None) in get_args(GROUPS[g].model_fields[f].annotation)]
+    grouped = [
+        (env_name(flat), group, field)
+        for group, field, flat, info in grouped_fields()
+        if type(None) in get_args(info.annotation)
+    ]
+    return top + grouped
 
 
 def value(settings: Settings, group: str | None, field: str) -> object:
